@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import { sql } from 'kysely';
+import type * as z from 'zod';
+
+import type { Config } from './config.js';
+import { type AppContext, createContext } from './context.js';
+import type { Store } from './db/connect.js';
+import { agentRoutes } from './features/agents/agents.routes.js';
+import { branchRoutes } from './features/branches/branches.routes.js';
+import { versionRoutes } from './features/versions/versions.routes.js';
+import { type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
+import type { Caller } from './features/workspaces/workspaces.store.js';
+import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
+import { registerJsonBodyParser } from './http/json-body.js';
+import { type Permission, type RouteDefinition, roleAllows } from './http/route.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+  interface FastifyContextConfig {
+    permission?: Permission;
+  }
+}
+
+export interface AppOptions {
+  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'>;
+  store: Store;
+  /** Overrides the clock, for tests. */
+  now?: () => number;
+  logger?: boolean;
+}
+
+export interface App {
+  server: FastifyInstance;
+  context: AppContext;
+  workspaces: WorkspacesService;
+  routes: RouteDefinition[];
+}
+
+/** Every API route, as data: the OpenAPI document and the permission tests read this. */
+export function routeTable(context: AppContext): RouteDefinition[] {
+  return [...agentRoutes(context), ...branchRoutes(context), ...versionRoutes(context)];
+}
+
+export async function buildApp(options: AppOptions): Promise<App> {
+  const context = createContext(options.store.db, options.now);
+  const workspaces = workspacesService(options.store.db, options.now);
+  const server = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : { level: options.config.logLevel, redact: { paths: ['req.headers["xi-api-key"]'], remove: true } },
+    bodyLimit: options.config.bodyLimitBytes,
+    genReqId: () => `req_${randomBytes(12).toString('hex')}`,
+    requestIdHeader: false,
+    // Upstream ignores trailing slashes and repeated ones the same way.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+  });
+
+  registerJsonBodyParser(server);
+  server.setValidatorCompiler(({ schema, httpPart }) => {
+    const where = httpPart === 'querystring' ? 'query' : httpPart === 'params' ? 'path' : (httpPart ?? 'body');
+    return (data: unknown) => {
+      // An absent body is validated as an empty object: optional bodies then pass, and a
+      // required field is reported at its own `loc`.
+      const input = where === 'body' && (data === null || data === undefined) ? {} : data;
+      const result = (schema as z.ZodType).safeParse(input);
+      if (result.success) return { value: result.data };
+      return {
+        error: new RequestValidationError(
+          result.error.issues.map((issue) => ({
+            loc: [where, ...issue.path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment))],
+            msg: issue.message,
+            type: issue.code,
+          })),
+        ),
+      };
+    };
+  });
+  // Responses are built to the wire shape by the services (often as pre-serialized text).
+  server.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  server.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (error instanceof RequestValidationError) {
+      return reply.code(422).send({ detail: error.issues });
+    }
+    let apiError: ApiError;
+    if (error instanceof ApiError) apiError = error;
+    else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') apiError = new PayloadTooLargeError(options.config.bodyLimitBytes);
+    else if (typeof (error as FastifyError).statusCode === 'number' && (error as FastifyError).statusCode! < 500) {
+      const status = (error as FastifyError).statusCode!;
+      apiError = new ApiError(status, 'invalid_request', 'invalid_request', error.message);
+    } else {
+      request.log.error({ err: error }, 'unhandled error');
+      apiError = new ApiError(500, 'internal_error', 'internal_error', 'The server failed to handle this request.');
+    }
+    return reply.code(apiError.statusCode).send(errorBody(apiError, request));
+  });
+  server.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(
+      errorBody(new ApiError(404, 'not_found', 'not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`), request),
+    );
+  });
+
+  await server.register(swagger, {
+    openapi: {
+      info: {
+        title: 'branchwise',
+        version: '0.1.0',
+        description:
+          'A self-hostable server for the ElevenLabs Agents API: agents, branches, versions, drafts, merges and ' +
+          'deployments. Authenticate with the `xi-api-key` header.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'xi-api-key' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await server.register(swaggerUi, { routePrefix: '/docs' });
+
+  server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
+  server.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  server.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    try {
+      await sql`select 1`.execute(options.store.db);
+      return { status: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable' });
+    }
+  });
+
+  server.addHook('onRequest', async (request) => {
+    const permission = request.routeOptions.config.permission;
+    if (permission === undefined || permission === 'public') return;
+    const header = request.headers['xi-api-key'];
+    const key = Array.isArray(header) ? header[0] : header;
+    if (!key) throw new AuthenticationError('missing_api_key', 'This request needs an API key in the xi-api-key header.');
+    const caller = await workspaces.authenticate(key);
+    if (!caller) throw new AuthenticationError('invalid_api_key', 'The API key is not valid.');
+    if (!roleAllows(caller.role, permission)) {
+      throw new ForbiddenError(`The ${caller.role} role may not ${describePermission(permission)}.`);
+    }
+    request.caller = caller;
+  });
+
+  const routes = routeTable(context);
+  for (const route of routes) registerRoute(server, route);
+
+  return { server, context, workspaces, routes };
+}
+
+function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
+  server.route({
+    method: route.method,
+    url: route.url,
+    config: { permission: route.permission },
+    schema: {
+      operationId: route.operationId,
+      summary: route.summary,
+      description: route.description,
+      tags: [route.tag],
+      security: route.permission === 'public' ? [] : [{ apiKey: [] }],
+      ...(route.params ? { params: route.params } : {}),
+      ...(route.query ? { querystring: route.query } : {}),
+      ...(route.body ? { body: route.body } : {}),
+      response: route.responses,
+    },
+    handler: async (request, reply) =>
+      route.handler({
+        params: request.params as never,
+        query: request.query as never,
+        body: request.body as never,
+        caller: request.caller as Caller,
+        request,
+        reply,
+      }),
+  });
+}
+
+function describePermission(permission: Permission): string {
+  switch (permission) {
+    case 'admin':
+      return 'do this; it needs admin';
+    case 'write':
+      return 'make changes';
+    case 'comment':
+      return 'comment or review';
+    default:
+      return 'read this';
+  }
+}
+
+function errorBody(error: ApiError, request: FastifyRequest) {
+  return {
+    detail: {
+      status: error.code,
+      code: error.code,
+      type: error.type,
+      message: error.message,
+      request_id: request.id,
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import { parseArgs } from 'node:util';
+
+import { loadConfig } from './config.js';
+import { openStore } from './db/connect.js';
+import type { Role } from './db/schema.js';
+import { DEFAULT_WORKSPACE, ROLES, workspacesService } from './features/workspaces/workspaces.service.js';
+import { serve } from './main.js';
+
+const USAGE = `branchwise: a self-hostable server for the ElevenLabs Agents API
+
+Usage:
+  branchwise [serve]                                  run the server (HOST, PORT, DATA_DIR, DATABASE_URL)
+  branchwise keys create --user NAME [--role ROLE] [--workspace NAME]
+  branchwise keys list [--workspace NAME]
+  branchwise keys revoke KEY_ID [--workspace NAME]
+  branchwise workspaces create NAME
+  branchwise workspaces list
+
+Roles: ${ROLES.join(', ')} (default editor). The workspace defaults to "${DEFAULT_WORKSPACE}".
+A new key is printed once; only its hash is stored.
+`;
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [command = 'serve', sub, ...rest] = argv;
+  if (command === 'serve') {
+    await serve();
+    return 0;
+  }
+  if (command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command !== 'keys' && command !== 'workspaces') {
+    process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      user: { type: 'string' },
+      role: { type: 'string', default: 'editor' },
+      workspace: { type: 'string', default: DEFAULT_WORKSPACE },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const config = loadConfig();
+  const store = await openStore(config);
+  const workspaces = workspacesService(store.db);
+  try {
+    if (command === 'workspaces' && sub === 'create' && positionals[0]) {
+      const created = await workspaces.createWorkspace(positionals[0]);
+      process.stdout.write(`Created workspace "${created.workspace}" with user "admin" (role admin).\nAPI key (shown once): ${created.key}\n`);
+      return 0;
+    }
+    if (command === 'workspaces' && sub === 'list') {
+      for (const workspace of await workspaces.listWorkspaces()) process.stdout.write(`${workspace.name}\t${workspace.id}\n`);
+      return 0;
+    }
+    if (command === 'keys' && sub === 'create' && values.user) {
+      if (!(ROLES as string[]).includes(values.role as string)) {
+        process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
+        return 2;
+      }
+      const created = await workspaces.createKey(values.workspace as string, values.user, values.role as Role);
+      if (values.json) process.stdout.write(`${JSON.stringify(created)}\n`);
+      else process.stdout.write(`Created key ${created.keyId} for ${created.user} (${created.role}) in "${created.workspace}".\nAPI key (shown once): ${created.key}\n`);
+      return 0;
+    }
+    if (command === 'keys' && sub === 'list') {
+      const keys = await workspaces.listKeys(values.workspace as string);
+      for (const key of keys) {
+        const state = key.revoked_at_ms ? `revoked ${new Date(key.revoked_at_ms).toISOString()}` : 'active';
+        process.stdout.write(`${key.id}\t${key.key_prefix}…\t${key.user_name}\t${key.role}\t${state}\n`);
+      }
+      return 0;
+    }
+    if (command === 'keys' && sub === 'revoke' && positionals[0]) {
+      const revoked = await workspaces.revokeKey(values.workspace as string, positionals[0]);
+      process.stdout.write(revoked ? `Revoked ${positionals[0]}.\n` : `No active key ${positionals[0]} in "${values.workspace}".\n`);
+      return revoked ? 0 : 1;
+    }
+    process.stderr.write(USAGE);
+    return 2;
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,119 @@
+// Row types of every table, as Kysely sees them. Booleans are stored as 0/1 integers and
+// JSON as TEXT on both dialects, so the stores read the same rows from SQLite and PostgreSQL.
+// Times are unix milliseconds (the wire shows seconds; merges compare milliseconds, §12.5).
+
+export interface WorkspaceTable {
+  id: string;
+  name: string;
+  created_at_ms: number;
+}
+
+export type Role = 'admin' | 'editor' | 'commenter' | 'viewer';
+
+export interface UserTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  email: string;
+  role: Role;
+  created_at_ms: number;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  workspace_id: string;
+  user_id: string;
+  /** SHA-256 of the key, hex. The key itself is never stored. */
+  key_hash: string;
+  /** The first characters of the key, enough for a person to recognise it in `keys list`. */
+  key_prefix: string;
+  created_at_ms: number;
+  revoked_at_ms: number | null;
+}
+
+export interface AgentTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  /** JSON array of strings. */
+  tags: string;
+  /** JSON object: the per-agent parts of platform_settings (auth, call_limits, privacy, ban, archived). */
+  agent_settings: string;
+  /** Denormalised from main's head, for list and summary pages. */
+  voice_id: string;
+  archived: number;
+  main_branch_id: string;
+  created_by_user_id: string;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+/** One row per tag of an agent, for the `tags` filter of the agent list. */
+export interface AgentTagTable {
+  agent_id: string;
+  tag: string;
+}
+
+export interface BranchTable {
+  id: string;
+  agent_id: string;
+  name: string;
+  description: string;
+  parent_branch_id: string | null;
+  head_version_id: string;
+  head_seq_no: number;
+  protection_status: 'writer_perms_required' | 'admin_perms_required';
+  auto_rebase: number;
+  is_archived: number;
+  merged_into_branch_id: string | null;
+  created_by_user_id: string;
+  created_at_ms: number;
+  last_committed_at_ms: number;
+}
+
+export interface VersionTable {
+  id: string;
+  agent_id: string;
+  branch_id: string;
+  seq_no_in_branch: number;
+  in_branch_parent_id: string | null;
+  out_of_branch_parent_id: string | null;
+  merged_from_branch_id: string | null;
+  merged_from_version_id: string | null;
+  merged_into_branch_id: string | null;
+  rebased_from_version_id: string | null;
+  /** Longest path from a root of the version DAG; lets merge-base search stop early. */
+  generation: number;
+  description: string;
+  author_user_id: string;
+  committed_at_ms: number;
+  /** Root of the content-addressed document tree (table `blobs`). */
+  document_hash: string;
+}
+
+export interface BlobTable {
+  hash: string;
+  body: string;
+}
+
+export interface DraftTable {
+  branch_id: string;
+  user_id: string;
+  agent_id: string;
+  document_hash: string;
+  created_at_ms: number;
+  /** The branch's head sequence number when the draft was saved (`draft_is_behind_tip`). */
+  based_on_seq_no: number;
+}
+
+export interface Database {
+  workspaces: WorkspaceTable;
+  users: UserTable;
+  api_keys: ApiKeyTable;
+  agents: AgentTable;
+  agent_tags: AgentTagTable;
+  branches: BranchTable;
+  versions: VersionTable;
+  blobs: BlobTable;
+  drafts: DraftTable;
+}

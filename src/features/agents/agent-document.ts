@@ -1,0 +1,36 @@
+import type { Json, JsonObject } from '../../domain/canonical-json.js';
+import { isJsonObject } from '../../domain/canonical-json.js';
+
+/**
+ * What a version holds: the versioned sections of the config plus the name and tags as
+ * committed on its branch (they reach the agent itself when committed or merged to main).
+ */
+export interface AgentDocument extends JsonObject {
+  conversation_config: JsonObject;
+  platform_settings: JsonObject;
+  workflow: JsonObject;
+  name: string;
+  tags: string[];
+}
+
+/**
+ * Parts of `platform_settings` that belong to the agent, not to a version (upstream's
+ * versioning docs: auth, call_limits, privacy, ban; `archived` is the agent's own flag).
+ */
+export const PER_AGENT_SETTINGS = ['auth', 'call_limits', 'privacy', 'ban', 'archived'] as const;
+
+export function splitPlatformSettings(settings: JsonObject): { versioned: JsonObject; perAgent: JsonObject } {
+  const versioned: JsonObject = {};
+  const perAgent: JsonObject = {};
+  for (const [key, value] of Object.entries(settings)) {
+    if ((PER_AGENT_SETTINGS as readonly string[]).includes(key)) perAgent[key] = value;
+    else versioned[key] = value;
+  }
+  return { versioned, perAgent };
+}
+
+export function voiceIdOf(document: AgentDocument): string {
+  const tts = document.conversation_config.tts;
+  const voiceId: Json | undefined = isJsonObject(tts) ? tts.voice_id : undefined;
+  return typeof voiceId === 'string' ? voiceId : '';
+}

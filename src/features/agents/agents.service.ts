@@ -1,0 +1,386 @@
+import type { Kysely } from 'kysely';
+
+import type { AppContext } from '../../context.js';
+import { lockBranch } from '../../db/locks.js';
+import type { Database } from '../../db/schema.js';
+import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
+import { newId } from '../../domain/ids.js';
+import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import type { PreparedDocument } from '../versions/documents.store.js';
+import { insertVersion } from '../versions/versions.service.js';
+import { type VersionRow, versionsStore } from '../versions/versions.store.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { type AgentDocument, voiceIdOf } from './agent-document.js';
+import { renderAgentResponse } from './agent-response.js';
+import { type AgentRow, type AgentSort, agentsStore } from './agents.store.js';
+import { applyConfigChanges, type ConfigChanges, newConfig } from './config-changes.js';
+
+export const MAIN_BRANCH_NAME = 'Main';
+
+export interface AgentSelector {
+  versionId?: string;
+  branchId?: string;
+}
+
+export interface CommitOptions {
+  branchId?: string;
+  /** Extension: refuse with 409 when the branch head is no longer this version. */
+  expectedVersionId?: string;
+  description?: string | null;
+}
+
+export interface AgentListQuery {
+  pageSize: number;
+  cursor?: string;
+  search?: string;
+  archived: boolean;
+  tags?: string[];
+  createdByUserId?: string;
+  showOnlyOwnedAgents: boolean;
+  sortBy?: AgentSort;
+  sortDirection: 'asc' | 'desc';
+}
+
+/** Who may write to a branch: admins always; others unless the branch is admin-protected. */
+export function assertCanWriteBranch(caller: Caller, branch: BranchRow): void {
+  if (branch.protection_status === 'admin_perms_required' && caller.role !== 'admin') {
+    throw new ForbiddenError(`Branch "${branch.name}" is protected: writing to it requires the admin role.`);
+  }
+}
+
+export function assertNotArchived(branch: BranchRow): void {
+  if (branch.is_archived) {
+    throw new ConflictError('branch_archived', `Branch "${branch.name}" is archived; unarchive it before writing to it.`);
+  }
+}
+
+export async function findAgentOrThrow(db: Kysely<Database>, caller: Caller, agentId: string): Promise<AgentRow> {
+  const agent = await agentsStore(db).find(caller.workspaceId, agentId);
+  if (!agent) throw new NotFoundError('agent', agentId);
+  return agent;
+}
+
+export async function findBranchOrThrow(db: Kysely<Database>, agentId: string, branchId: string): Promise<BranchRow> {
+  const branch = await branchesStore(db).find(agentId, branchId);
+  if (!branch) throw new NotFoundError('branch', branchId);
+  return branch;
+}
+
+async function findVersionOrThrow(db: Kysely<Database>, agentId: string, versionId: string): Promise<VersionRow> {
+  const version = await versionsStore(db).find(agentId, versionId);
+  if (!version) throw new NotFoundError('version', versionId);
+  return version;
+}
+
+export async function loadDocument(context: AppContext, db: Kysely<Database>, version: VersionRow): Promise<AgentDocument> {
+  return (await context.documents.load(db, version.document_hash)) as AgentDocument;
+}
+
+export function agentsService(context: AppContext) {
+  const { db } = context;
+
+  async function renderAt(caller: Caller, agent: AgentRow, version: VersionRow): Promise<string> {
+    const document = await loadDocument(context, db, version);
+    const users = await context.users.describe([agent.created_by_user_id]);
+    return renderAgentResponse({
+      agent,
+      versionId: version.id,
+      branchId: version.branch_id,
+      documentHash: version.document_hash,
+      document,
+      access: accessInfo(users.get(agent.created_by_user_id), caller),
+    });
+  }
+
+  async function resolveVersion(agent: AgentRow, selector: AgentSelector): Promise<VersionRow> {
+    if (selector.versionId) {
+      const version = await findVersionOrThrow(db, agent.id, selector.versionId);
+      if (selector.branchId) {
+        await findBranchOrThrow(db, agent.id, selector.branchId);
+        if (version.branch_id !== selector.branchId) {
+          throw RequestValidationError.at(
+            ['query', 'version_id'],
+            `Version ${selector.versionId} is not on branch ${selector.branchId}; it belongs to branch ${version.branch_id}.`,
+          );
+        }
+      }
+      return version;
+    }
+    const branch = await findBranchOrThrow(db, agent.id, selector.branchId ?? agent.main_branch_id);
+    return findVersionOrThrow(db, agent.id, branch.head_version_id);
+  }
+
+  return {
+    async create(caller: Caller, body: ConfigChanges & { conversation_config: JsonObject }): Promise<{ agent_id: string }> {
+      const config = newConfig(body);
+      const prepared = context.documents.prepare(config.document);
+      const now = context.now();
+      const agentId = newId('agent_', now);
+      const branchId = newId('agtbrch_', now);
+      await db.transaction().execute(async (trx) => {
+        const version = await insertVersion(trx, context, {
+          agentId,
+          branchId,
+          seqNo: 1,
+          prepared,
+          description: 'Initial version',
+          authorUserId: caller.userId,
+          parents: {},
+          parentRows: [],
+          committedAtMs: now,
+        });
+        await agentsStore(trx).insert(
+          {
+            id: agentId,
+            workspace_id: caller.workspaceId,
+            name: config.document.name,
+            tags: JSON.stringify(config.document.tags),
+            agent_settings: canonicalJson(config.agentSettings),
+            voice_id: voiceIdOf(config.document),
+            archived: config.agentSettings.archived === true ? 1 : 0,
+            main_branch_id: branchId,
+            created_by_user_id: caller.userId,
+            created_at_ms: now,
+            updated_at_ms: now,
+          },
+          config.document.tags,
+        );
+        await branchesStore(trx).insert({
+          id: branchId,
+          agent_id: agentId,
+          name: MAIN_BRANCH_NAME,
+          description: '',
+          parent_branch_id: null,
+          head_version_id: version.id,
+          head_seq_no: 1,
+          protection_status: 'writer_perms_required',
+          auto_rebase: 0,
+          is_archived: 0,
+          merged_into_branch_id: null,
+          created_by_user_id: caller.userId,
+          created_at_ms: now,
+          last_committed_at_ms: now,
+        });
+      });
+      context.documents.markStored(prepared);
+      return { agent_id: agentId };
+    },
+
+    async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<string> {
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      return renderAt(caller, agent, await resolveVersion(agent, selector));
+    },
+
+    /** A commit (DESIGN §5); returns the agent at the resulting head. */
+    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<string> {
+      let written: PreparedDocument | undefined;
+      const { agent, version } = await db.transaction().execute(async (trx) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const branch = await findBranchOrThrow(trx, agent.id, options.branchId ?? agent.main_branch_id);
+        await lockBranch(trx, branch.id);
+        const locked = await findBranchOrThrow(trx, agent.id, branch.id);
+        assertCanWriteBranch(caller, locked);
+        assertNotArchived(locked);
+        if (options.expectedVersionId && options.expectedVersionId !== locked.head_version_id) {
+          throw new ConflictError(
+            'concurrent_modification',
+            `Branch "${locked.name}" has moved: its head is ${locked.head_version_id}, not ${options.expectedVersionId}.`,
+          );
+        }
+        const head = await findVersionOrThrow(trx, agent.id, locked.head_version_id);
+        const current = await loadDocument(context, trx, head);
+        const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
+        const next = applyConfigChanges({ document: current, agentSettings: currentSettings }, changes);
+        const prepared = context.documents.prepare(next.document);
+        const settingsText = canonicalJson(next.agentSettings);
+        const settingsChanged = settingsText !== agent.agent_settings;
+        const isMain = locked.id === agent.main_branch_id;
+        const now = Math.max(context.now(), locked.last_committed_at_ms);
+
+        if (prepared.rootHash === head.document_hash) {
+          // Deliberate difference: a commit that changes nothing makes no version.
+          if (settingsChanged) {
+            await agentsStore(trx).update(agent.id, {
+              agent_settings: settingsText,
+              archived: next.agentSettings.archived === true ? 1 : 0,
+              updated_at_ms: now,
+            });
+          }
+          return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version: head };
+        }
+
+        const version = await insertVersion(trx, context, {
+          agentId: agent.id,
+          branchId: locked.id,
+          seqNo: locked.head_seq_no + 1,
+          prepared,
+          description: options.description ?? '',
+          authorUserId: caller.userId,
+          parents: { in_branch_parent_id: head.id },
+          parentRows: [head],
+          committedAtMs: now,
+        });
+        written = prepared;
+        await branchesStore(trx).update(locked.id, {
+          head_version_id: version.id,
+          head_seq_no: version.seq_no_in_branch,
+          last_committed_at_ms: now,
+        });
+        await agentsStore(trx).update(
+          agent.id,
+          {
+            agent_settings: settingsText,
+            archived: next.agentSettings.archived === true ? 1 : 0,
+            updated_at_ms: now,
+            ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
+          },
+          isMain ? next.document.tags : undefined,
+        );
+        await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
+        return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version };
+      });
+      if (written) context.documents.markStored(written);
+      return renderAt(caller, agent, version);
+    },
+
+    async delete(caller: Caller, agentId: string): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+        assertCanWriteBranch(caller, main);
+        await agentsStore(trx).delete(agent.id);
+      });
+    },
+
+    /**
+     * A new agent with a copy of every unarchived branch at its head (same names and
+     * descriptions), without history, drafts or deployments (upstream's `agents.duplicate`).
+     */
+    async duplicate(caller: Caller, agentId: string, name: string | null | undefined): Promise<{ agent_id: string }> {
+      const now = context.now();
+      const newAgentId = newId('agent_', now);
+      await db.transaction().execute(async (trx) => {
+        const source = await findAgentOrThrow(trx, caller, agentId);
+        const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
+        const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
+        const copyName = name ?? `${source.name} (copy)`;
+        for (const branch of branches) {
+          const head = await findVersionOrThrow(trx, source.id, branch.head_version_id);
+          const isMain = branch.id === source.main_branch_id;
+          const newBranchId = branchIds.get(branch.id) as string;
+          let document = await loadDocument(context, trx, head);
+          if (isMain) document = { ...document, name: copyName };
+          const prepared = context.documents.prepare(document);
+          const version = await insertVersion(trx, context, {
+            agentId: newAgentId,
+            branchId: newBranchId,
+            seqNo: 1,
+            prepared,
+            description: `Duplicated from ${source.id}`,
+            authorUserId: caller.userId,
+            parents: {},
+            parentRows: [],
+            committedAtMs: now,
+          });
+          await branchesStore(trx).insert({
+            ...branch,
+            id: newBranchId,
+            agent_id: newAgentId,
+            parent_branch_id: branch.parent_branch_id ? (branchIds.get(branch.parent_branch_id) ?? null) : null,
+            head_version_id: version.id,
+            head_seq_no: 1,
+            merged_into_branch_id: null,
+            created_by_user_id: caller.userId,
+            created_at_ms: now,
+            last_committed_at_ms: now,
+          });
+          if (isMain) {
+            const tags = JSON.parse(source.tags) as string[];
+            await agentsStore(trx).insert(
+              {
+                ...source,
+                id: newAgentId,
+                name: copyName,
+                main_branch_id: newBranchId,
+                created_by_user_id: caller.userId,
+                created_at_ms: now,
+                updated_at_ms: now,
+              },
+              tags,
+            );
+          }
+        }
+      });
+      return { agent_id: newAgentId };
+    },
+
+    async list(caller: Caller, query: AgentListQuery) {
+      const sortBy = query.sortBy ?? 'created_at';
+      const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+      const ownedOnly = query.createdByUserId ?? (query.showOnlyOwnedAgents ? '@me' : undefined);
+      const rows = await agentsStore(db).list({
+        workspaceId: caller.workspaceId,
+        archived: query.archived,
+        search: query.search,
+        tags: query.tags,
+        createdByUserId: ownedOnly === '@me' ? caller.userId : ownedOnly,
+        sortBy,
+        direction: query.sortDirection,
+        after,
+        limit: query.pageSize + 1,
+      });
+      const page = rows.slice(0, query.pageSize);
+      const hasMore = rows.length > query.pageSize;
+      const last = page.at(-1);
+      const users = await context.users.describe(page.map((row) => row.created_by_user_id));
+      return {
+        agents: page.map((row) => agentSummary(row, accessInfo(users.get(row.created_by_user_id), caller))),
+        has_more: hasMore,
+        next_cursor: hasMore && last ? encodeCursor(sortBy === 'name' ? last.name : last.created_at_ms, last.id) : null,
+      };
+    },
+
+    async summaries(caller: Caller, agentIds: string[]) {
+      const rows = await agentsStore(db).findMany(caller.workspaceId, agentIds);
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      const users = await context.users.describe(rows.map((row) => row.created_by_user_id));
+      const result: Record<string, unknown> = {};
+      for (const id of agentIds) {
+        const row = byId.get(id);
+        result[id] = row
+          ? { status: 'success', data: agentSummary(row, accessInfo(users.get(row.created_by_user_id), caller)) }
+          : { status: 'failure', error_code: 404, error_status: 'not_found', error_message: `Agent ${JSON.stringify(id)} was not found.` };
+      }
+      return result;
+    },
+  };
+}
+
+function agentSummary(row: AgentRow, access: ReturnType<typeof accessInfo>) {
+  return {
+    agent_id: row.id,
+    name: row.name,
+    voice_id: row.voice_id,
+    tags: JSON.parse(row.tags) as string[],
+    created_at_unix_secs: Math.floor(row.created_at_ms / 1000),
+    access_info: access,
+    last_call_time_unix_secs: null,
+    archived: row.archived === 1,
+  };
+}
+
+function encodeCursor(value: string | number, id: string): string {
+  return Buffer.from(JSON.stringify([value, id]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { value: string | number; id: string } {
+  try {
+    const [value, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if ((typeof value === 'string' || typeof value === 'number') && typeof id === 'string') return { value, id };
+  } catch {
+    // fall through to the error below
+  }
+  throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
+}

@@ -1,0 +1,104 @@
+import type { Kysely, Selectable } from 'kysely';
+
+import type { AgentTable, Database } from '../../db/schema.js';
+
+export type AgentRow = Selectable<AgentTable>;
+
+export type AgentSort = 'created_at' | 'name' | 'call_count_7d';
+
+export interface AgentListFilter {
+  workspaceId: string;
+  archived: boolean;
+  search?: string;
+  tags?: string[];
+  createdByUserId?: string;
+  sortBy: AgentSort;
+  direction: 'asc' | 'desc';
+  after?: { value: string | number; id: string };
+  limit: number;
+}
+
+export function agentsStore(db: Kysely<Database>) {
+  return {
+    find(workspaceId: string, agentId: string): Promise<AgentRow | undefined> {
+      return db
+        .selectFrom('agents')
+        .selectAll()
+        .where('id', '=', agentId)
+        .where('workspace_id', '=', workspaceId)
+        .executeTakeFirst();
+    },
+
+    findMany(workspaceId: string, agentIds: string[]): Promise<AgentRow[]> {
+      if (agentIds.length === 0) return Promise.resolve([]);
+      return db
+        .selectFrom('agents')
+        .selectAll()
+        .where('workspace_id', '=', workspaceId)
+        .where('id', 'in', agentIds)
+        .execute();
+    },
+
+    async insert(row: AgentRow, tags: string[]): Promise<void> {
+      await db.insertInto('agents').values(row).execute();
+      await replaceTags(db, row.id, tags);
+    },
+
+    async update(agentId: string, changes: Partial<Omit<AgentRow, 'id'>>, tags?: string[]): Promise<void> {
+      if (Object.keys(changes).length > 0) await db.updateTable('agents').set(changes).where('id', '=', agentId).execute();
+      if (tags) await replaceTags(db, agentId, tags);
+    },
+
+    /** Removes the agent and everything under it. */
+    async delete(agentId: string): Promise<void> {
+      await db.deleteFrom('drafts').where('agent_id', '=', agentId).execute();
+      await db.deleteFrom('versions').where('agent_id', '=', agentId).execute();
+      await db.deleteFrom('branches').where('agent_id', '=', agentId).execute();
+      await db.deleteFrom('agent_tags').where('agent_id', '=', agentId).execute();
+      await db.deleteFrom('agents').where('id', '=', agentId).execute();
+    },
+
+    list(filter: AgentListFilter): Promise<AgentRow[]> {
+      const column = filter.sortBy === 'name' ? 'name' : 'created_at_ms';
+      let query = db
+        .selectFrom('agents')
+        .selectAll()
+        .where('workspace_id', '=', filter.workspaceId)
+        .where('archived', '=', filter.archived ? 1 : 0);
+      if (filter.search) {
+        const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        query = query.where((eb) => eb(eb.fn('lower', ['name']), 'like', eb.val(pattern)));
+      }
+      if (filter.tags && filter.tags.length > 0) {
+        const tags = filter.tags;
+        query = query.where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('agent_tags')
+              .select('agent_tags.agent_id')
+              .whereRef('agent_tags.agent_id', '=', 'agents.id')
+              .where('agent_tags.tag', 'in', tags),
+          ),
+        );
+      }
+      if (filter.createdByUserId) query = query.where('created_by_user_id', '=', filter.createdByUserId);
+      const after = filter.after;
+      if (after) {
+        const op = filter.direction === 'desc' ? '<' : '>';
+        query = query.where((eb) =>
+          eb.or([
+            eb(column, op, after.value as never),
+            eb.and([eb(column, '=', after.value as never), eb('id', op, after.id)]),
+          ]),
+        );
+      }
+      return query.orderBy(column, filter.direction).orderBy('id', filter.direction).limit(filter.limit).execute();
+    },
+  };
+}
+
+async function replaceTags(db: Kysely<Database>, agentId: string, tags: string[]): Promise<void> {
+  await db.deleteFrom('agent_tags').where('agent_id', '=', agentId).execute();
+  const unique = [...new Set(tags)];
+  if (unique.length > 0) await db.insertInto('agent_tags').values(unique.map((tag) => ({ agent_id: agentId, tag }))).execute();
+}

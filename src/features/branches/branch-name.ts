@@ -1,0 +1,23 @@
+import { RequestValidationError } from '../../http/errors.js';
+
+export const MAX_BRANCH_NAME_LENGTH = 140;
+
+// Upstream: "letters, numbers and () [] {} - / ." (versioning docs); spaces appear in its own
+// examples ("Main"), so they are allowed too.
+const ALLOWED = /^[\p{L}\p{N}()[\]{}\-/. ]+$/u;
+
+/** Returns the name if it is a valid branch name, else a 422 at `loc`. */
+export function validateBranchName(name: string, loc: (string | number)[]): string {
+  if (name.trim().length === 0) throw RequestValidationError.at(loc, 'Branch name must not be empty', 'string_too_short');
+  if ([...name].length > MAX_BRANCH_NAME_LENGTH) {
+    throw RequestValidationError.at(loc, `String should have at most ${MAX_BRANCH_NAME_LENGTH} characters`, 'string_too_long');
+  }
+  if (!ALLOWED.test(name)) {
+    throw RequestValidationError.at(
+      loc,
+      'Branch names may contain only letters, digits, spaces and the characters ( ) [ ] { } - / .',
+      'string_pattern_mismatch',
+    );
+  }
+  return name;
+}

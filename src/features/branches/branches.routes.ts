@@ -1,0 +1,109 @@
+import * as z from 'zod';
+
+import type { AppContext } from '../../context.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { queryBoolean, queryInteger } from '../../http/query.js';
+import { defineRoute, type RouteDefinition } from '../../http/route.js';
+import {
+  zBodyCreateANewBranchV1ConvaiAgentsAgentIdBranchesPost,
+  zBodyUpdateAgentBranchV1ConvaiAgentsAgentIdBranchesBranchIdPatch,
+} from '../../wire/generated/zod.gen.js';
+import { zAgentBranchResponse, zCreateAgentBranchResponseModel, zListResponseAgentBranchSummary } from '../../wire/responses.js';
+import { branchesService } from './branches.service.js';
+
+const TAG = 'branches';
+const agentParams = z.object({ agent_id: z.string() });
+const branchParams = z.object({ agent_id: z.string(), branch_id: z.string() });
+
+export function branchRoutes(context: AppContext): RouteDefinition[] {
+  const branches = branchesService(context);
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/v1/convai/agents/:agent_id/branches',
+      operationId: 'get_branches_route',
+      summary: 'List Agent Branches',
+      description:
+        'Returns a list of branches an agent has. `limit` accepts 1 (upstream declares exclusiveMinimum 1). ' +
+        "`draft_exists`, `draft_created_at` and `draft_is_behind_tip` describe the caller's own draft.",
+      tag: TAG,
+      permission: 'read',
+      params: agentParams,
+      query: z.object({
+        include_archived: queryBoolean(false),
+        limit: queryInteger({ min: 1, max: 100, fallback: 100 }),
+        include_commit_status: queryBoolean(false),
+      }),
+      responses: { 200: zListResponseAgentBranchSummary },
+      handler: ({ caller, params, query }) =>
+        branches.list(caller, params.agent_id, {
+          includeArchived: query.include_archived,
+          limit: query.limit,
+          includeCommitStatus: query.include_commit_status,
+        }),
+    }),
+
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/branches',
+      operationId: 'create_branch_route',
+      summary: 'Create A New Branch',
+      description:
+        'Create a new branch from a given version of any branch; the optional config changes are applied to its ' +
+        'first version (JSON Merge Patch, as for a commit).',
+      tag: TAG,
+      permission: 'write',
+      params: agentParams,
+      body: zBodyCreateANewBranchV1ConvaiAgentsAgentIdBranchesPost,
+      responses: { 200: zCreateAgentBranchResponseModel },
+      handler: ({ caller, params, body }) =>
+        branches.create(caller, params.agent_id, {
+          parent_version_id: body.parent_version_id,
+          name: body.name,
+          description: body.description,
+          include_draft: body.include_draft,
+          conversation_config: body.conversation_config as JsonObject | null | undefined,
+          platform_settings: body.platform_settings as JsonObject | null | undefined,
+          workflow: body.workflow as JsonObject | null | undefined,
+        }),
+    }),
+
+    defineRoute({
+      method: 'GET',
+      url: '/v1/convai/agents/:agent_id/branches/:branch_id',
+      operationId: 'get_branch_route',
+      summary: 'Get Agent Branch',
+      description: `Get information about a single agent branch; \`most_recent_versions\` lists up to 20 versions, newest first.`,
+      tag: TAG,
+      permission: 'read',
+      params: branchParams,
+      responses: { 200: zAgentBranchResponse },
+      handler: ({ caller, params }) => branches.get(caller, params.agent_id, params.branch_id),
+    }),
+
+    defineRoute({
+      method: 'PATCH',
+      url: '/v1/convai/agents/:agent_id/branches/:branch_id',
+      operationId: 'update_branch_route',
+      summary: 'Update Agent Branch',
+      description:
+        'Update agent branch properties such as archiving status and protection level. Changing protection needs ' +
+        'admin; only branches at 0% traffic can be archived, main never. Extension: `description`.',
+      tag: TAG,
+      permission: 'write',
+      params: branchParams,
+      body: zBodyUpdateAgentBranchV1ConvaiAgentsAgentIdBranchesBranchIdPatch.extend({
+        description: z.string().nullish().describe('Extension: a new description (at most 4096 characters).'),
+      }),
+      responses: { 200: zAgentBranchResponse },
+      handler: ({ caller, params, body }) =>
+        branches.update(caller, params.agent_id, params.branch_id, {
+          name: body.name,
+          description: body.description,
+          is_archived: body.is_archived,
+          protection_status: body.protection_status as 'writer_perms_required' | 'admin_perms_required' | null | undefined,
+          auto_rebase: body.auto_rebase,
+        }),
+    }),
+  ];
+}

@@ -1,0 +1,237 @@
+import type { AppContext } from '../../context.js';
+import { lockBranch } from '../../db/locks.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { newId } from '../../domain/ids.js';
+import { ConflictError, ForbiddenError, RequestValidationError } from '../../http/errors.js';
+import {
+  assertCanWriteBranch,
+  findAgentOrThrow,
+  findBranchOrThrow,
+  loadDocument,
+} from '../agents/agents.service.js';
+import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
+import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
+import { versionsStore } from '../versions/versions.store.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { validateBranchName } from './branch-name.js';
+import { type BranchRow, branchesStore } from './branches.store.js';
+
+/** How many versions `GET …/branches/{id}` lists in `most_recent_versions` (upstream: undocumented). */
+export const MOST_RECENT_VERSIONS = 20;
+
+export interface CreateBranchInput extends Pick<ConfigChanges, 'conversation_config' | 'platform_settings' | 'workflow'> {
+  parent_version_id: string;
+  name: string;
+  description: string;
+  include_draft: boolean;
+}
+
+export interface UpdateBranchInput {
+  name?: string | null;
+  description?: string | null;
+  is_archived?: boolean | null;
+  protection_status?: 'writer_perms_required' | 'admin_perms_required' | null;
+  auto_rebase?: boolean | null;
+}
+
+export function branchesService(context: AppContext) {
+  const { db } = context;
+
+  /** The branch's share of live traffic: main holds 100% until deployments exist. */
+  function liveShare(branch: BranchRow, mainBranchId: string): number {
+    return branch.id === mainBranchId ? 100 : 0;
+  }
+
+  async function renderBranch(caller: Caller, branch: BranchRow, mainBranchId: string) {
+    const [users, versions, parent] = await Promise.all([
+      context.users.describe([branch.created_by_user_id]),
+      versionsStore(db).recent(branch.id, MOST_RECENT_VERSIONS),
+      branch.parent_branch_id ? branchesStore(db).find(branch.agent_id, branch.parent_branch_id) : undefined,
+    ]);
+    return {
+      ...branchBasics(branch),
+      access_info: accessInfo(users.get(branch.created_by_user_id), caller),
+      current_live_percentage: liveShare(branch, mainBranchId),
+      parent_branch: parent ? { id: parent.id, name: parent.name } : null,
+      most_recent_versions: await renderVersionMetadata(context, versions, caller),
+    };
+  }
+
+  return {
+    async list(caller: Caller, agentId: string, options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean }) {
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      const store = branchesStore(db);
+      const [branches, total, drafts] = await Promise.all([
+        store.list(agent.id, { includeArchived: options.includeArchived, limit: options.limit }),
+        store.count(agent.id, options.includeArchived),
+        db
+          .selectFrom('drafts')
+          .select(['branch_id', 'created_at_ms', 'based_on_seq_no'])
+          .where('agent_id', '=', agent.id)
+          .where('user_id', '=', caller.userId)
+          .execute(),
+      ]);
+      const users = await context.users.describe(branches.map((branch) => branch.created_by_user_id));
+      const draftByBranch = new Map(drafts.map((draft) => [draft.branch_id, draft]));
+      return {
+        meta: { total, page: 1, page_size: options.limit },
+        results: branches.map((branch) => {
+          const draft = draftByBranch.get(branch.id);
+          return {
+            ...branchBasics(branch),
+            access_info: accessInfo(users.get(branch.created_by_user_id), caller),
+            current_live_percentage: liveShare(branch, agent.main_branch_id),
+            parent_branch_id: branch.parent_branch_id,
+            draft_exists: draft !== undefined,
+            draft_created_at: draft ? Math.floor(draft.created_at_ms / 1000) : null,
+            draft_is_behind_tip: draft ? draft.based_on_seq_no < branch.head_seq_no : false,
+            calls_7d: 0,
+            // Computed from the version DAG with the merge issue; null means "not computed".
+            commits_ahead: null,
+            commits_behind: null,
+            merged_into_branch_id: branch.merged_into_branch_id,
+          };
+        }),
+      };
+    },
+
+    async get(caller: Caller, agentId: string, branchId: string) {
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      const branch = await findBranchOrThrow(db, agent.id, branchId);
+      return renderBranch(caller, branch, agent.main_branch_id);
+    },
+
+    /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
+    async create(caller: Caller, agentId: string, input: CreateBranchInput) {
+      const name = validateBranchName(input.name, ['body', 'name']);
+      const result = await db.transaction().execute(async (trx) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const parent = await versionsStore(trx).find(agent.id, input.parent_version_id);
+        if (!parent) {
+          throw RequestValidationError.at(
+            ['body', 'parent_version_id'],
+            `Version ${JSON.stringify(input.parent_version_id)} is not a version of agent ${agent.id}.`,
+          );
+        }
+        if (input.include_draft) {
+          const parentBranch = await findBranchOrThrow(trx, agent.id, parent.branch_id);
+          if (parentBranch.head_version_id !== parent.id) {
+            throw RequestValidationError.at(
+              ['body', 'include_draft'],
+              'include_draft requires parent_version_id to be the tip of its branch.',
+            );
+          }
+        }
+        if (await branchesStore(trx).findByName(agent.id, name)) {
+          throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
+        }
+        const base = await loadDocument(context, trx, parent);
+        const next = applyConfigChanges(
+          { document: base, agentSettings: JSON.parse(agent.agent_settings) as JsonObject },
+          { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
+        );
+        const prepared = context.documents.prepare(next.document);
+        const now = context.now();
+        const branchId = newId('agtbrch_', now);
+        const version = await insertVersion(trx, context, {
+          agentId: agent.id,
+          branchId,
+          seqNo: 1,
+          prepared,
+          description: '',
+          authorUserId: caller.userId,
+          parents: { out_of_branch_parent_id: parent.id },
+          parentRows: [parent],
+          committedAtMs: now,
+        });
+        await branchesStore(trx).insert({
+          id: branchId,
+          agent_id: agent.id,
+          name,
+          description: input.description,
+          parent_branch_id: parent.branch_id,
+          head_version_id: version.id,
+          head_seq_no: 1,
+          protection_status: 'writer_perms_required',
+          auto_rebase: 0,
+          is_archived: 0,
+          merged_into_branch_id: null,
+          created_by_user_id: caller.userId,
+          created_at_ms: now,
+          last_committed_at_ms: now,
+        });
+        return { prepared, response: { created_branch_id: branchId, created_version_id: version.id } };
+      });
+      context.documents.markStored(result.prepared);
+      return result.response;
+    },
+
+    async update(caller: Caller, agentId: string, branchId: string, input: UpdateBranchInput) {
+      const { branch, mainBranchId } = await db.transaction().execute(async (trx) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        await findBranchOrThrow(trx, agent.id, branchId);
+        await lockBranch(trx, branchId);
+        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const isMain = branch.id === agent.main_branch_id;
+        assertCanWriteBranch(caller, branch);
+        const changes: Partial<BranchRow> = {};
+
+        if (input.name != null && input.name !== branch.name) {
+          const name = validateBranchName(input.name, ['body', 'name']);
+          const holder = await branchesStore(trx).findByName(agent.id, name);
+          if (holder && holder.id !== branch.id) {
+            throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
+          }
+          changes.name = name;
+        }
+        if (input.description != null) {
+          if (input.description.length > 4096) {
+            throw RequestValidationError.at(['body', 'description'], 'String should have at most 4096 characters', 'string_too_long');
+          }
+          changes.description = input.description;
+        }
+        if (input.protection_status != null && input.protection_status !== branch.protection_status) {
+          if (caller.role !== 'admin') throw new ForbiddenError('Changing a branch\'s protection requires the admin role.');
+          changes.protection_status = input.protection_status;
+        }
+        if (input.auto_rebase != null) {
+          if (input.auto_rebase && isMain) {
+            throw RequestValidationError.at(['body', 'auto_rebase'], 'auto_rebase cannot be enabled on the main branch.');
+          }
+          changes.auto_rebase = input.auto_rebase ? 1 : 0;
+        }
+        if (input.is_archived != null && (input.is_archived ? 1 : 0) !== branch.is_archived) {
+          if (input.is_archived) {
+            if (isMain) throw new ConflictError('cannot_archive_main_branch', 'The main branch cannot be archived.');
+            const share = isMain ? 100 : 0;
+            if (share > 0) {
+              throw new ConflictError(
+                'branch_has_live_traffic',
+                `Branch "${branch.name}" has ${share}% of live traffic; deploy a split without it before archiving it.`,
+              );
+            }
+          }
+          changes.is_archived = input.is_archived ? 1 : 0;
+        }
+        await branchesStore(trx).update(branch.id, changes);
+        return { branch: { ...branch, ...changes }, mainBranchId: agent.main_branch_id };
+      });
+      return renderBranch(caller, branch, mainBranchId);
+    },
+  };
+}
+
+function branchBasics(branch: BranchRow) {
+  return {
+    id: branch.id,
+    name: branch.name,
+    agent_id: branch.agent_id,
+    description: branch.description,
+    created_at: Math.floor(branch.created_at_ms / 1000),
+    last_committed_at: Math.floor(branch.last_committed_at_ms / 1000),
+    is_archived: branch.is_archived === 1,
+    protection_status: branch.protection_status,
+    auto_rebase: branch.auto_rebase === 1,
+  };
+}

@@ -1,0 +1,59 @@
+import type { Kysely, Selectable } from 'kysely';
+
+import type { BranchTable, Database } from '../../db/schema.js';
+
+export type BranchRow = Selectable<BranchTable>;
+
+export function branchesStore(db: Kysely<Database>) {
+  return {
+    find(agentId: string, branchId: string): Promise<BranchRow | undefined> {
+      return db
+        .selectFrom('branches')
+        .selectAll()
+        .where('id', '=', branchId)
+        .where('agent_id', '=', agentId)
+        .executeTakeFirst();
+    },
+
+    findByName(agentId: string, name: string): Promise<BranchRow | undefined> {
+      return db
+        .selectFrom('branches')
+        .selectAll()
+        .where('agent_id', '=', agentId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+    },
+
+    list(agentId: string, options: { includeArchived: boolean; limit?: number }): Promise<BranchRow[]> {
+      let query = db.selectFrom('branches').selectAll().where('agent_id', '=', agentId);
+      if (!options.includeArchived) query = query.where('is_archived', '=', 0);
+      query = query.orderBy('created_at_ms').orderBy('id');
+      if (options.limit !== undefined) query = query.limit(options.limit);
+      return query.execute();
+    },
+
+    async count(agentId: string, includeArchived: boolean): Promise<number> {
+      let query = db
+        .selectFrom('branches')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('agent_id', '=', agentId);
+      if (!includeArchived) query = query.where('is_archived', '=', 0);
+      const row = await query.executeTakeFirstOrThrow();
+      return Number(row.count);
+    },
+
+    byIds(ids: string[]): Promise<BranchRow[]> {
+      if (ids.length === 0) return Promise.resolve([]);
+      return db.selectFrom('branches').selectAll().where('id', 'in', ids).execute();
+    },
+
+    async insert(row: BranchRow): Promise<void> {
+      await db.insertInto('branches').values(row).execute();
+    },
+
+    async update(branchId: string, changes: Partial<Omit<BranchRow, 'id' | 'agent_id'>>): Promise<void> {
+      if (Object.keys(changes).length === 0) return;
+      await db.updateTable('branches').set(changes).where('id', '=', branchId).execute();
+    },
+  };
+}

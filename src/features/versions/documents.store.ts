@@ -1,0 +1,73 @@
+import type { Kysely } from 'kysely';
+
+import type { Database } from '../../db/schema.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { type ContentNode, childHashes, decodeTree, encodeTree } from '../../domain/content-tree.js';
+import { LruCache } from '../../domain/lru.js';
+
+/**
+ * Version documents in the content-addressed `blobs` table. Nodes are immutable, so decoded
+ * documents are cached by root hash for as long as memory allows; callers must treat the
+ * returned objects as read-only.
+ */
+export interface PreparedDocument {
+  document: JsonObject;
+  rootHash: string;
+  nodes: Map<string, string>;
+}
+
+export class DocumentStore {
+  private readonly documents = new LruCache<string, JsonObject>(2_000);
+  /** Hashes known to be stored, so that a commit only writes the nodes it adds. */
+  private readonly storedHashes = new LruCache<string, true>(200_000);
+
+  /** Encodes a document; nothing is written yet. */
+  prepare(document: JsonObject): PreparedDocument {
+    const tree = encodeTree(document);
+    return { document, rootHash: tree.rootHash, nodes: tree.nodes };
+  }
+
+  /** Writes the nodes of a prepared document that are not known to be stored already. */
+  async write(db: Kysely<Database>, prepared: PreparedDocument): Promise<void> {
+    const rows = [...prepared.nodes]
+      .filter(([hash]) => this.storedHashes.get(hash) === undefined)
+      .map(([hash, body]) => ({ hash, body }));
+    for (let i = 0; i < rows.length; i += 500) {
+      await db
+        .insertInto('blobs')
+        .values(rows.slice(i, i + 500))
+        .onConflict((conflict) => conflict.column('hash').doNothing())
+        .execute();
+    }
+  }
+
+  /**
+   * Call once the transaction that wrote the document has committed: only then may later
+   * writes skip its nodes (a rolled-back write must not leave them marked as stored).
+   */
+  markStored(prepared: PreparedDocument): void {
+    for (const hash of prepared.nodes.keys()) this.storedHashes.set(hash, true);
+    this.documents.set(prepared.rootHash, prepared.document);
+  }
+
+  async load(db: Kysely<Database>, rootHash: string): Promise<JsonObject> {
+    const cached = this.documents.get(rootHash);
+    if (cached) return cached;
+    const nodes = new Map<string, ContentNode>();
+    let wanted = [rootHash];
+    while (wanted.length > 0) {
+      const rows = await db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', wanted).execute();
+      const next: string[] = [];
+      for (const row of rows) {
+        const node = JSON.parse(row.body) as ContentNode;
+        nodes.set(row.hash, node);
+        for (const child of childHashes(node)) if (!nodes.has(child)) next.push(child);
+      }
+      if (rows.length < new Set(wanted).size) throw new Error(`document ${rootHash} has missing nodes`);
+      wanted = [...new Set(next)];
+    }
+    const document = decodeTree(rootHash, (hash) => nodes.get(hash));
+    this.documents.set(rootHash, document);
+    return document;
+  }
+}

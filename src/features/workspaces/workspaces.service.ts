@@ -1,0 +1,134 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+import type { Kysely } from 'kysely';
+
+import type { Database, Role } from '../../db/schema.js';
+import { newId } from '../../domain/ids.js';
+import { type Caller, workspacesStore } from './workspaces.store.js';
+
+export const ROLES: readonly Role[] = ['admin', 'editor', 'commenter', 'viewer'];
+export const DEFAULT_WORKSPACE = 'default';
+
+/** How long a key lookup may be served from memory: revocations show within this (DESIGN §12.2). */
+const KEY_CACHE_TTL_MS = 500;
+const KEY_CACHE_MAX_ENTRIES = 10_000;
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+function generateApiKey(): string {
+  return `sk_${randomBytes(24).toString('hex')}`;
+}
+
+export interface CreatedKey {
+  keyId: string;
+  key: string;
+  workspace: string;
+  user: string;
+  role: Role;
+}
+
+export function workspacesService(db: Kysely<Database>, now: () => number = Date.now) {
+  const store = workspacesStore(db);
+  const keyCache = new Map<string, { caller: Caller | undefined; expiresAt: number }>();
+
+  async function ensureUser(workspaceId: string, userName: string, role: Role, email?: string) {
+    const existing = await store.findUser(workspaceId, userName);
+    if (existing) {
+      if (existing.role !== role) await store.updateUserRole(existing.id, role);
+      return existing.id;
+    }
+    const id = newId('user_');
+    await store.insertUser({
+      id,
+      workspace_id: workspaceId,
+      name: userName,
+      email: email ?? `${userName}@branchwise.local`,
+      role,
+      created_at_ms: now(),
+    });
+    return id;
+  }
+
+  async function requireWorkspace(name: string) {
+    const workspace = await store.findWorkspaceByName(name);
+    if (!workspace) throw new Error(`workspace ${JSON.stringify(name)} does not exist`);
+    return workspace;
+  }
+
+  async function issueKey(workspaceId: string, workspaceName: string, userName: string, role: Role, key = generateApiKey()) {
+    const userId = await ensureUser(workspaceId, userName, role);
+    const keyId = newId('key_');
+    await store.insertApiKey({
+      id: keyId,
+      workspace_id: workspaceId,
+      user_id: userId,
+      key_hash: hashApiKey(key),
+      key_prefix: key.slice(0, 7),
+      created_at_ms: now(),
+      revoked_at_ms: null,
+    });
+    return { keyId, key, workspace: workspaceName, user: userName, role } satisfies CreatedKey;
+  }
+
+  return {
+    /**
+     * On an empty store: workspace `default`, user `admin` and an admin key (DESIGN §10).
+     * Returns the key when one was made, so the caller can show it once.
+     */
+    async bootstrap(presetKey: string | undefined): Promise<CreatedKey | undefined> {
+      if ((await store.countWorkspaces()) > 0) return undefined;
+      return db.transaction().execute(async (trx) => {
+        const inner = workspacesService(trx, now);
+        return inner.createWorkspace(DEFAULT_WORKSPACE, presetKey);
+      });
+    },
+
+    /** A new workspace with an `admin` user and that user's first key. */
+    async createWorkspace(name: string, presetKey?: string): Promise<CreatedKey> {
+      const id = newId('ws_');
+      await store.insertWorkspace({ id, name, created_at_ms: now() });
+      return issueKey(id, name, 'admin', 'admin', presetKey);
+    },
+
+    listWorkspaces: () => store.listWorkspaces(),
+
+    /** Creates the user when missing; an existing user takes the given role. */
+    async createKey(workspaceName: string, userName: string, role: Role): Promise<CreatedKey> {
+      const workspace = await requireWorkspace(workspaceName);
+      return issueKey(workspace.id, workspace.name, userName, role);
+    },
+
+    async listKeys(workspaceName: string) {
+      const workspace = await requireWorkspace(workspaceName);
+      return store.listApiKeys(workspace.id);
+    },
+
+    async revokeKey(workspaceName: string, keyId: string): Promise<boolean> {
+      const workspace = await requireWorkspace(workspaceName);
+      return store.revokeApiKey(workspace.id, keyId, now());
+    },
+
+    async authenticate(key: string): Promise<Caller | undefined> {
+      const keyHash = hashApiKey(key);
+      const cached = keyCache.get(keyHash);
+      const at = now();
+      if (cached && cached.expiresAt > at) return cached.caller;
+      const found = await store.callerByKeyHash(keyHash);
+      // The row was found by its hash; compare once more in constant time so that no code
+      // path ever compares key material with an early-exit equality.
+      const caller =
+        found && timingSafeEqual(Buffer.from(found.keyHash, 'hex'), Buffer.from(keyHash, 'hex'))
+          ? { workspaceId: found.workspaceId, userId: found.userId, userName: found.userName, email: found.email, role: found.role }
+          : undefined;
+      if (keyCache.size >= KEY_CACHE_MAX_ENTRIES) keyCache.clear();
+      keyCache.set(keyHash, { caller, expiresAt: at + KEY_CACHE_TTL_MS });
+      return caller;
+    },
+
+    usersByIds: (ids: string[]) => store.usersByIds(ids),
+  };
+}
+
+export type WorkspacesService = ReturnType<typeof workspacesService>;

@@ -1,0 +1,117 @@
+import type { Kysely } from 'kysely';
+
+import type { Database, Role } from '../../db/schema.js';
+
+export interface Caller {
+  workspaceId: string;
+  userId: string;
+  userName: string;
+  email: string;
+  role: Role;
+}
+
+export function workspacesStore(db: Kysely<Database>) {
+  return {
+    findWorkspaceByName(name: string) {
+      return db.selectFrom('workspaces').selectAll().where('name', '=', name).executeTakeFirst();
+    },
+
+    listWorkspaces() {
+      return db.selectFrom('workspaces').selectAll().orderBy('created_at_ms').execute();
+    },
+
+    async insertWorkspace(row: Database['workspaces']) {
+      await db.insertInto('workspaces').values(row).execute();
+    },
+
+    findUser(workspaceId: string, name: string) {
+      return db
+        .selectFrom('users')
+        .selectAll()
+        .where('workspace_id', '=', workspaceId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+    },
+
+    async insertUser(row: Database['users']) {
+      await db.insertInto('users').values(row).execute();
+    },
+
+    async updateUserRole(userId: string, role: Role) {
+      await db.updateTable('users').set({ role }).where('id', '=', userId).execute();
+    },
+
+    usersByIds(ids: string[]) {
+      if (ids.length === 0) return Promise.resolve([]);
+      return db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
+    },
+
+    async insertApiKey(row: Database['api_keys']) {
+      await db.insertInto('api_keys').values(row).execute();
+    },
+
+    listApiKeys(workspaceId: string) {
+      return db
+        .selectFrom('api_keys')
+        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .select([
+          'api_keys.id',
+          'api_keys.key_prefix',
+          'api_keys.created_at_ms',
+          'api_keys.revoked_at_ms',
+          'users.name as user_name',
+          'users.role',
+        ])
+        .where('api_keys.workspace_id', '=', workspaceId)
+        .orderBy('api_keys.created_at_ms')
+        .execute();
+    },
+
+    async revokeApiKey(workspaceId: string, keyId: string, nowMs: number): Promise<boolean> {
+      const result = await db
+        .updateTable('api_keys')
+        .set({ revoked_at_ms: nowMs })
+        .where('workspace_id', '=', workspaceId)
+        .where('id', '=', keyId)
+        .where('revoked_at_ms', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+
+    async callerByKeyHash(keyHash: string): Promise<(Caller & { keyHash: string }) | undefined> {
+      const row = await db
+        .selectFrom('api_keys')
+        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .select([
+          'api_keys.key_hash',
+          'api_keys.workspace_id',
+          'users.id as user_id',
+          'users.name',
+          'users.email',
+          'users.role',
+        ])
+        .where('api_keys.key_hash', '=', keyHash)
+        .where('api_keys.revoked_at_ms', 'is', null)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return {
+        keyHash: row.key_hash,
+        workspaceId: row.workspace_id,
+        userId: row.user_id,
+        userName: row.name,
+        email: row.email,
+        role: row.role,
+      };
+    },
+
+    async countWorkspaces(): Promise<number> {
+      const row = await db
+        .selectFrom('workspaces')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .executeTakeFirstOrThrow();
+      return Number(row.count);
+    },
+  };
+}
+
+export type WorkspacesStore = ReturnType<typeof workspacesStore>;

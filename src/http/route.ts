@@ -1,0 +1,55 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type * as z from 'zod';
+
+import type { Role } from '../db/schema.js';
+import type { Caller } from '../features/workspaces/workspaces.store.js';
+
+/**
+ * What a caller needs to reach a route at all. Data-dependent rules (protected branches)
+ * are the services' business. `public` routes need no key.
+ */
+export type Permission = 'public' | 'read' | 'comment' | 'write' | 'admin';
+
+const RANK: Record<Role, number> = { viewer: 0, commenter: 1, editor: 2, admin: 3 };
+const NEEDED: Record<Exclude<Permission, 'public'>, number> = { read: 0, comment: 1, write: 2, admin: 3 };
+
+export function roleAllows(role: Role, permission: Permission): boolean {
+  return permission === 'public' || RANK[role] >= NEEDED[permission];
+}
+
+type Infer<T> = T extends z.ZodType ? z.output<T> : undefined;
+
+export interface RouteContext<P, Q, B> {
+  params: Infer<P>;
+  query: Infer<Q>;
+  body: Infer<B>;
+  /** Present on every route but `public` ones. */
+  caller: Caller;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+/** One route, as data: the OpenAPI document and the permission matrix are generated from these. */
+export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  url: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  permission: Permission;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** Response schemas by status, for the OpenAPI document. */
+  responses: Record<number, z.ZodType>;
+  /** Marks a route or behaviour that upstream does not have. */
+  extension?: boolean;
+  handler(context: RouteContext<P, Q, B>): Promise<unknown>;
+}
+
+export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType | undefined, B extends z.ZodType | undefined>(
+  route: RouteDefinition<P, Q, B>,
+): RouteDefinition {
+  return route as unknown as RouteDefinition;
+}

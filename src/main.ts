@@ -1,0 +1,40 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { buildApp } from './app.js';
+import { type Config, loadConfig } from './config.js';
+import { openStore } from './db/connect.js';
+
+/** Starts the server and returns once it listens; SIGTERM/SIGINT drain and close it. */
+export async function serve(config: Config = loadConfig()): Promise<void> {
+  const store = await openStore(config);
+  const app = await buildApp({ config, store });
+  const created = await app.workspaces.bootstrap(config.bootstrapApiKey);
+  if (created && !config.bootstrapApiKey) {
+    const keyFile = path.join(config.dataDir, 'admin-api-key');
+    writeFileSync(keyFile, `${created.key}\n`, { mode: 0o600 });
+    // Shown once, on the console only (never through the logger): the store keeps only its hash.
+    process.stdout.write(
+      `\nCreated workspace "default" with user "admin".\nAdmin API key (shown once, also written to ${keyFile}):\n\n  ${created.key}\n\n`,
+    );
+  } else if (created) {
+    process.stdout.write('Created workspace "default" with user "admin", keyed by BRANCHWISE_BOOTSTRAP_API_KEY.\n');
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.server.log.info({ signal }, 'shutting down: draining in-flight requests');
+    try {
+      await app.server.close();
+      await store.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  await app.server.listen({ host: config.host, port: config.port });
+}

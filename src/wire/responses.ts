@@ -1,0 +1,11 @@
+// Response schemas of our routes, for the OpenAPI document: upstream's own, generated.
+export {
+  zAgentBranchResponse,
+  zAgentVersionMetadata,
+  zCreateAgentBranchResponseModel,
+  zCreateAgentResponseModel,
+  zGetAgentResponseModel,
+  zGetAgentsPageResponseModel,
+  zHttpValidationError,
+  zListResponseAgentBranchSummary,
+} from './generated/zod.gen.js';

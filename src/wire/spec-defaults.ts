@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+
+import { type Json, type JsonObject, isJsonObject } from '../domain/canonical-json.js';
+
+/**
+ * Fills a config with the defaults the upstream OpenAPI declares, walking the spec itself.
+ *
+ * Upstream (pydantic) builds absent sub-objects with `default_factory`, which the OpenAPI
+ * cannot express: a create body without `asr` still comes back with a full `asr` object.
+ * The generated zod schemas fill defaults only inside objects that were sent, so this walk
+ * constructs the absent ones. In `output` mode it also fills the fields that a response
+ * schema requires but gives no default for (workflow node `position`, `edge_order`, …), so
+ * the official SDK's strict parser accepts every stored config (DESIGN §12.1).
+ */
+
+type Schema = {
+  $ref?: string;
+  type?: string | string[];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  additionalProperties?: boolean | Schema;
+  items?: Schema;
+  anyOf?: Schema[];
+  oneOf?: Schema[];
+  allOf?: Schema[];
+  discriminator?: { propertyName: string; mapping?: Record<string, string> };
+  default?: Json;
+  const?: Json;
+};
+
+type Mode = 'input' | 'output';
+
+const specUrl = new URL('../../spec/openapi-agents.json', import.meta.url);
+const schemas: Record<string, Schema> = JSON.parse(readFileSync(specUrl, 'utf8')).components.schemas;
+
+const MAX_CONSTRUCT_DEPTH = 24;
+
+export function fillSpecDefaults(value: JsonObject, schemaName: string, mode: Mode): JsonObject {
+  const schema = schemas[schemaName];
+  if (!schema) throw new Error(`unknown schema ${schemaName}`);
+  return fill(value, schema, mode, 0) as JsonObject;
+}
+
+function resolve(schema: Schema): Schema {
+  let current = schema;
+  for (let hops = 0; hops < 16; hops++) {
+    if (current.$ref) current = schemas[current.$ref.slice('#/components/schemas/'.length)] ?? {};
+    else if (current.allOf?.length === 1) current = current.allOf[0];
+    else break;
+  }
+  return current;
+}
+
+function nonNullBranches(schema: Schema): Schema[] | undefined {
+  const branches = schema.anyOf ?? schema.oneOf;
+  return branches?.filter((branch) => branch.type !== 'null');
+}
+
+function isNullable(schema: Schema): boolean {
+  const branches = schema.anyOf ?? schema.oneOf;
+  return !!branches?.some((branch) => branch.type === 'null');
+}
+
+/** The branch of a union that a present value belongs to, when that can be told. */
+function chooseBranch(schema: Schema, value: Json): Schema | undefined {
+  const branches = nonNullBranches(schema);
+  if (!branches) return schema;
+  if (branches.length === 1) return resolve(branches[0]);
+  if (!isJsonObject(value)) return undefined;
+  const discriminator = schema.discriminator;
+  if (discriminator) {
+    const tag = value[discriminator.propertyName];
+    const ref = typeof tag === 'string' ? discriminator.mapping?.[tag] : undefined;
+    if (ref) return resolve({ $ref: ref });
+  }
+  // No declared discriminator: pick the object branch whose `type` const or default matches.
+  for (const branch of branches) {
+    const resolved = resolve(branch);
+    const typeProperty = resolved.properties?.type;
+    if (!typeProperty) continue;
+    const declared = typeProperty.const ?? typeProperty.default;
+    if (declared !== undefined && declared === value.type) return resolved;
+  }
+  return undefined;
+}
+
+function fill(value: Json, schema: Schema, mode: Mode, depth: number): Json {
+  if (value === null) return value;
+  const resolved = chooseBranch(resolve(schema), value);
+  if (!resolved) return value;
+  if (Array.isArray(value)) {
+    const items = resolved.items;
+    return items ? value.map((item) => fill(item, items, mode, depth + 1)) : value;
+  }
+  if (!isJsonObject(value)) return value;
+  if (!resolved.properties && typeof resolved.additionalProperties !== 'object') return value;
+
+  const result: JsonObject = { ...value };
+  const required = new Set(resolved.required ?? []);
+  for (const [key, propertySchema] of Object.entries(resolved.properties ?? {})) {
+    if (key in result) {
+      result[key] = fill(result[key], propertySchema, mode, depth + 1);
+      continue;
+    }
+    const absent = valueForAbsent(propertySchema, mode, required.has(key), depth + 1);
+    if (absent !== undefined) result[key] = absent;
+  }
+  const extra = resolved.additionalProperties;
+  if (typeof extra === 'object') {
+    for (const key of Object.keys(result)) {
+      if (resolved.properties && key in resolved.properties) continue;
+      result[key] = fill(result[key], extra, mode, depth + 1);
+    }
+  }
+  return result;
+}
+
+function valueForAbsent(schema: Schema, mode: Mode, required: boolean, depth: number): Json | undefined {
+  const declaredDefault = schema.default ?? resolve(schema).default;
+  if (declaredDefault !== undefined) return fill(structuredClone(declaredDefault), schema, mode, depth);
+  if (depth > MAX_CONSTRUCT_DEPTH) return undefined;
+  if (isNullable(schema)) return required && mode === 'output' ? null : undefined;
+  const resolved = resolve(schema);
+  if (nonNullBranches(resolved)) return undefined; // a real union: nothing sensible to invent
+  const type = Array.isArray(resolved.type) ? resolved.type[0] : resolved.type;
+  if (resolved.properties) {
+    const needsInput = (resolved.required ?? []).some((key) => {
+      const property = resolved.properties?.[key];
+      return !property || (property.default === undefined && resolve(property).default === undefined);
+    });
+    // Input: only what pydantic's default_factory would build. Output: whatever the SDK requires.
+    if (needsInput && !(mode === 'output' && required)) return undefined;
+    return fill({}, resolved, mode, depth);
+  }
+  if (!required || mode !== 'output') return undefined;
+  if (resolved.const !== undefined) return resolved.const;
+  switch (type) {
+    case 'string':
+      return '';
+    case 'integer':
+    case 'number':
+      return 0;
+    case 'boolean':
+      return false;
+    case 'array':
+      return [];
+    case 'object':
+      return {};
+    default:
+      return undefined;
+  }
+}
