@@ -33,6 +33,25 @@ type Mode = 'input' | 'output';
 const specUrl = new URL('../../spec/openapi-agents.json', import.meta.url);
 const schemas: Record<string, Schema> = JSON.parse(readFileSync(specUrl, 'utf8')).components.schemas;
 
+/**
+ * Fields the official SDK (2.73) requires in responses that the spec does not declare
+ * (`x-sdk-drift` in the spec; found by parsing through the SDK's own serializers, see
+ * test/wire/sdk-parse.test.ts). They are added to the response schemas with these values.
+ */
+const SDK_REQUIRED_IN_RESPONSES: Record<string, Record<string, Json>> = {
+  'WorkflowEndNodeModel-Output': { outcome: 'success' },
+  'WorkflowPhoneNumberNodeModel-Output': { sip_refer_play_dialtone: false },
+  'WorkflowStandaloneAgentNodeModel-Output': { preserve_voice_settings: false },
+};
+for (const [name, fields] of Object.entries(SDK_REQUIRED_IN_RESPONSES)) {
+  const schema = schemas[name];
+  schema.properties ??= {};
+  for (const [key, value] of Object.entries(fields)) {
+    schema.properties[key] = { ...schema.properties[key], default: value };
+  }
+  schema.required = [...new Set([...(schema.required ?? []), ...Object.keys(fields)])];
+}
+
 const MAX_CONSTRUCT_DEPTH = 24;
 
 export function fillSpecDefaults(value: JsonObject, schemaName: string, mode: Mode): JsonObject {
