@@ -46,7 +46,7 @@ beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'branchwise-proc-'));
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' };
   delete env.BRANCHWISE_BOOTSTRAP_API_KEY;
   server = spawn(process.execPath, [bin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout?.on('data', (chunk) => (output += chunk));
