@@ -49,8 +49,8 @@ export function routeTable(context: AppContext): RouteDefinition[] {
 }
 
 export async function buildApp(options: AppOptions): Promise<App> {
-  const context = createContext(options.store.db, options.now);
-  const workspaces = workspacesService(options.store.db, options.now);
+  const context = createContext(options.store, options.now);
+  const workspaces = workspacesService(options.store, options.now);
   const server = Fastify({
     logger:
       options.logger === false

@@ -1,7 +1,11 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 import { loadConfig } from './config.js';
-import { openStore } from './db/connect.js';
+import { isPostgresUrl, openStore, type StoreOptions } from './db/connect.js';
+import { copyStore, exportStore, importStore, type TableDigest } from './features/portability/portability.js';
 import type { Role } from './db/schema.js';
 import { DEFAULT_WORKSPACE, ROLES, workspacesService } from './features/workspaces/workspaces.service.js';
 import { serve } from './main.js';
@@ -15,6 +19,11 @@ Usage:
   branchwise keys revoke KEY_ID [--workspace NAME]
   branchwise workspaces create NAME
   branchwise workspaces list
+  branchwise copy --to postgres://…|sqlite:DIR     copy this store into an empty database, then verify it
+  branchwise export [--out FILE]                      write a portable dump (JSON lines; stdout by default)
+  branchwise import FILE                              read a dump into this (empty) store, then verify it
+
+The store is DATABASE_URL when set, else SQLite in DATA_DIR (default ./data).
 
 Roles: ${ROLES.join(', ')} (default editor). The workspace defaults to "${DEFAULT_WORKSPACE}".
 A new key is printed once; only its hash is stored.
@@ -29,6 +38,9 @@ export async function runCli(argv: string[]): Promise<number> {
   if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return 0;
+  }
+  if (command === 'copy' || command === 'export' || command === 'import') {
+    return runPortability(command, [sub, ...rest].filter((arg): arg is string => arg !== undefined));
   }
   if (command !== 'keys' && command !== 'workspaces') {
     process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
@@ -46,7 +58,7 @@ export async function runCli(argv: string[]): Promise<number> {
   });
   const config = loadConfig();
   const store = await openStore(config);
-  const workspaces = workspacesService(store.db);
+  const workspaces = workspacesService(store);
   try {
     if (command === 'workspaces' && sub === 'create' && positionals[0]) {
       const created = await workspaces.createWorkspace(positionals[0]);
@@ -88,4 +100,65 @@ export async function runCli(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+async function runPortability(command: 'copy' | 'export' | 'import', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { to: { type: 'string' }, out: { type: 'string' } },
+  });
+  const config = loadConfig();
+  const source = await openStore(config);
+  try {
+    if (command === 'copy') {
+      if (!values.to) {
+        process.stderr.write('copy needs --to postgres://… or --to sqlite:DIR\n');
+        return 2;
+      }
+      const target = await openStore(targetOptions(values.to));
+      try {
+        report('copied and verified', await copyStore(source, target));
+      } finally {
+        await target.close();
+      }
+      return 0;
+    }
+    if (command === 'export') {
+      const out = values.out ? createWriteStream(values.out) : process.stdout;
+      const digests = await exportStore(source, async (line) => {
+        if (!out.write(`${line}\n`)) await once(out, 'drain');
+      });
+      if (values.out) {
+        out.end();
+        await once(out, 'finish');
+        report(`exported to ${values.out}`, digests);
+      }
+      return 0;
+    }
+    const file = positionals[0];
+    if (!file) {
+      process.stderr.write('import needs a dump file\n');
+      return 2;
+    }
+    const openLines = () => createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    report('imported and verified', await importStore(source, openLines));
+    return 0;
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    await source.close();
+  }
+}
+
+function targetOptions(target: string): StoreOptions {
+  if (isPostgresUrl(target)) return { databaseUrl: target, dataDir: '' };
+  if (target.startsWith('sqlite:')) return { dataDir: target.slice('sqlite:'.length) };
+  throw new Error(`--to must be a postgres:// URL or sqlite:DIR, not ${JSON.stringify(target)}`);
+}
+
+function report(what: string, digests: TableDigest[]): void {
+  process.stderr.write(`${what}:\n`);
+  for (const digest of digests) process.stderr.write(`  ${digest.table.padEnd(12)} ${String(digest.rows).padStart(8)} rows  sha256 ${digest.sha256.slice(0, 16)}\n`);
 }

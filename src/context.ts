@@ -1,17 +1,29 @@
 import type { Kysely } from 'kysely';
 
+import type { Store } from './db/connect.js';
 import type { Database } from './db/schema.js';
+import { type WriteScope, writeTransaction } from './db/write.js';
 import { DocumentStore } from './features/versions/documents.store.js';
 import { UserDirectory } from './features/workspaces/user-directory.js';
 
 /** What every service needs: the database, the document store and the clock. */
 export interface AppContext {
+  store: Store;
   db: Kysely<Database>;
   documents: DocumentStore;
   users: UserDirectory;
   now(): number;
+  /** A write transaction whose published changes reach every process's caches. */
+  write<T>(work: (scope: WriteScope) => Promise<T>): Promise<T>;
 }
 
-export function createContext(db: Kysely<Database>, now: () => number = Date.now): AppContext {
-  return { db, documents: new DocumentStore(), users: new UserDirectory(db), now };
+export function createContext(store: Store, now: () => number = Date.now): AppContext {
+  return {
+    store,
+    db: store.db,
+    documents: new DocumentStore(),
+    users: new UserDirectory(store.db),
+    now,
+    write: (work) => writeTransaction(store, work),
+  };
 }

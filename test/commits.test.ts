@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { largeConversationConfig } from './support/builders.js';
-import { listen, startTestApp, type TestApp } from './support/test-app.js';
+import { dialect, listen, startTestApp, type TestApp } from './support/test-app.js';
 
 let testApp: TestApp;
 let baseUrl: string;
@@ -53,7 +53,8 @@ describe('commits', () => {
     expect(Object.keys(placeholders).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `key_${i}`).sort());
   });
 
-  it('stores a one-field commit to a 20 KB config in at most 2 KB', async () => {
+  // The measure is SQLite's pages after a checkpoint (DESIGN §12.15); PostgreSQL stores the same rows.
+  it.skipIf(dialect !== 'sqlite')('stores a one-field commit to a 20 KB config in at most 2 KB (measured on SQLite pages)', async () => {
     const config = largeConversationConfig(20_000);
     const created = await call('POST', '/v1/convai/agents/create', { conversation_config: config, name: 'Large' });
     expect(created.status).toBe(200);
@@ -85,6 +86,6 @@ describe('commits', () => {
 });
 
 function sqliteHandle(app: TestApp) {
-  if (!app.store.sqlite) throw new Error('the storage measure is defined on SQLite (DESIGN §12.15)');
+  if (!app.store.sqlite) throw new Error('the storage measure needs the SQLite handle');
   return app.store.sqlite;
 }

@@ -2,9 +2,10 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 
+import { type ChangeFeed, postgresChangeFeed, sqliteChangeFeed } from './change-feed.js';
 import * as initial from './migrations/0001_initial.js';
 import type { Database } from './schema.js';
 
@@ -13,6 +14,8 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** Cache invalidation across processes. */
+  changes: ChangeFeed;
   /** The embedded database handle, for SQLite-only maintenance (checkpoints, size). */
   sqlite?: SqliteDatabase.Database;
   close(): Promise<void>;
@@ -24,19 +27,26 @@ export interface StoreOptions {
   dataDir: string;
   /** `NORMAL` survives a killed process; `FULL` also survives power loss (DESIGN §12.13). */
   sqliteSynchronous?: 'NORMAL' | 'FULL';
+  /** Connections in the PostgreSQL pool. */
+  poolSize?: number;
 }
 
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
 };
 
-export async function openStore(options: StoreOptions): Promise<Store> {
-  const store = options.databaseUrl ? openPostgres(options.databaseUrl) : openSqlite(options);
-  await migrate(store.db);
-  return store;
+/** Any lock key unique to branchwise: serializes migrations across processes starting together. */
+const MIGRATION_LOCK_KEY = 727_001;
+
+export function isPostgresUrl(value: string): boolean {
+  return /^postgres(ql)?:\/\//.test(value);
 }
 
-function openSqlite(options: StoreOptions): Store {
+export async function openStore(options: StoreOptions): Promise<Store> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openSqlite(options);
+}
+
+async function openSqlite(options: StoreOptions): Promise<Store> {
   mkdirSync(options.dataDir, { recursive: true });
   const file = path.join(options.dataDir, 'branchwise.sqlite');
   const sqlite = new SqliteDatabase(file);
@@ -45,15 +55,52 @@ function openSqlite(options: StoreOptions): Store {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
+  await migrate(db);
+  const changes = sqliteChangeFeed(file);
+  return {
+    db,
+    dialect: 'sqlite',
+    changes,
+    sqlite,
+    async close() {
+      await changes.close();
+      await db.destroy();
+    },
+  };
 }
 
-function openPostgres(connectionString: string): Store {
+async function openPostgres(connectionString: string, poolSize: number): Promise<Store> {
   // bigint columns hold unix milliseconds, well inside Number's exact range.
   pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
-  const pool = new pg.Pool({ connectionString, max: 10 });
+  await migratePostgres(connectionString);
+  const pool = new pg.Pool({ connectionString, max: poolSize });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  const changes = await postgresChangeFeed(connectionString);
+  return {
+    db,
+    dialect: 'postgres',
+    changes,
+    async close() {
+      await changes.close();
+      await db.destroy();
+    },
+  };
+}
+
+/** Migrates under a session advisory lock, so that processes starting together migrate once. */
+async function migratePostgres(connectionString: string): Promise<void> {
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }) });
+  try {
+    // One pooled connection: the lock and every migration statement share the same session.
+    await sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`.execute(db);
+    try {
+      await migrate(db);
+    } finally {
+      await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.execute(db);
+    }
+  } finally {
+    await db.destroy();
+  }
 }
 
 async function migrate(db: Kysely<Database>): Promise<void> {

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 
-import { type Json, type JsonObject, isJsonObject } from './canonical-json.js';
+import { type Json, type JsonObject, isJsonObject, setMember } from './canonical-json.js';
 
 /**
  * Version documents are stored as a Merkle tree of content-addressed nodes, so that versions
  * share every subtree they have in common: a one-field commit to a 20 KB config adds only the
  * nodes on the path from the root to the changed field (DESIGN §4, §12.15).
  *
- * A node body is canonical JSON of one of
+ * A node body is deterministic JSON (sorted object keys; array references in index order) of one of
  *   {"s": "<long string>"}
  *   {"o": {<inline members>}, "r": {"<key>": "<hash>"}}
  *   {"a": [<inline items, null where referenced>], "r": {"<index>": "<hash>"}}
@@ -15,6 +15,11 @@ import { type Json, type JsonObject, isJsonObject } from './canonical-json.js';
  */
 
 const INLINE_LIMIT = 128;
+/**
+ * A node larger than this moves even its small container children out to nodes of their own,
+ * so that a change inside a long array of small objects does not rewrite the whole array.
+ */
+const WIDE_NODE_LIMIT = 1024;
 
 export type ContentNode = { s: string } | { o: JsonObject; r?: Record<string, string> } | { a: Json[]; r?: Record<string, string> };
 
@@ -54,31 +59,43 @@ function encodeValue(value: Json, nodes: Map<string, string>): Encoded {
  * short and has no referenced children) its inline JSON prefixed with a NUL marker.
  */
 function encodeContainer(value: JsonObject | Json[], nodes: Map<string, string>, forceNode: boolean): string {
+  const inline = buildContainer(value, nodes, false);
+  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) return `\u0000${inline.members}`;
+  const built = inline.body.length > WIDE_NODE_LIMIT ? buildContainer(value, nodes, true) : inline;
+  return store(built.body, nodes);
+}
+
+/** The node body of a container; with `splitContainers`, every object or array child becomes a node. */
+function buildContainer(value: JsonObject | Json[], nodes: Map<string, string>, splitContainers: boolean) {
   const inlineParts: string[] = [];
   const refParts: string[] = [];
+  const encodeChild = (child: Json): Encoded =>
+    splitContainers && child !== null && typeof child === 'object'
+      ? { ref: encodeContainer(child, nodes, true) }
+      : encodeValue(child, nodes);
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
-      const encoded = encodeValue(item, nodes);
+      const encoded = encodeChild(item);
       if ('inline' in encoded) inlineParts.push(encoded.inline);
       else {
         inlineParts.push('null');
         refParts.push(`"${index}":"${encoded.ref}"`);
       }
     });
-    const items = `[${inlineParts.join(',')}]`;
-    if (!forceNode && refParts.length === 0 && items.length <= INLINE_LIMIT) return `\u0000${items}`;
-    return store(refParts.length ? `{"a":${items},"r":{${refParts.join(',')}}}` : `{"a":${items}}`, nodes);
+    const members = `[${inlineParts.join(',')}]`;
+    const body = refParts.length ? `{"a":${members},"r":{${refParts.join(',')}}}` : `{"a":${members}}`;
+    return { members, body, refs: refParts.length };
   }
   for (const key of Object.keys(value).sort()) {
     const member = value[key];
     if (member === undefined) continue;
-    const encoded = encodeValue(member, nodes);
+    const encoded = encodeChild(member);
     if ('inline' in encoded) inlineParts.push(`${JSON.stringify(key)}:${encoded.inline}`);
     else refParts.push(`${JSON.stringify(key)}:"${encoded.ref}"`);
   }
   const members = `{${inlineParts.join(',')}}`;
-  if (!forceNode && refParts.length === 0 && members.length <= INLINE_LIMIT) return `\u0000${members}`;
-  return store(refParts.length ? `{"o":${members},"r":{${refParts.join(',')}}}` : `{"o":${members}}`, nodes);
+  const body = refParts.length ? `{"o":${members},"r":{${refParts.join(',')}}}` : `{"o":${members}}`;
+  return { members, body, refs: refParts.length };
 }
 
 function store(body: string, nodes: Map<string, string>): string {
@@ -108,10 +125,10 @@ function decodeNode(hash: string, lookup: (hash: string) => ContentNode | undefi
     for (const [index, child] of Object.entries(node.r ?? {})) items[Number(index)] = decodeNode(child, lookup);
     return items;
   }
-  const members: JsonObject = { ...node.o };
-  for (const [key, child] of Object.entries(node.r ?? {})) members[key] = decodeNode(child, lookup);
+  const members = new Map<string, Json>(Object.entries(node.o));
+  for (const [key, child] of Object.entries(node.r ?? {})) members.set(key, decodeNode(child, lookup));
   // Keys come back sorted, as they were hashed.
   const sorted: JsonObject = {};
-  for (const key of Object.keys(members).sort()) sorted[key] = members[key];
+  for (const key of [...members.keys()].sort()) setMember(sorted, key, members.get(key) as Json);
   return sorted;
 }

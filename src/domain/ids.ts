@@ -16,7 +16,8 @@ let lastRandom: number[] = [];
  */
 export function newId(prefix: IdPrefix, now = Date.now()): string {
   let random: number[];
-  if (now <= lastTime) {
+  now = Math.floor(now);
+  if (now <= lastTime && lastRandom.length > 0) {
     now = lastTime;
     random = increment(lastRandom);
   } else {

@@ -1,4 +1,4 @@
-import { type Json, type JsonObject, isJsonObject } from './canonical-json.js';
+import { type Json, type JsonObject, isJsonObject, setMember } from './canonical-json.js';
 
 /**
  * RFC 7386 JSON Merge Patch: objects merge recursively, arrays and scalars replace, `null`
@@ -6,10 +6,11 @@ import { type Json, type JsonObject, isJsonObject } from './canonical-json.js';
  */
 export function applyMergePatch(target: Json | undefined, patch: Json): Json {
   if (!isJsonObject(patch)) return patch;
-  const result: JsonObject = isJsonObject(target) ? { ...target } : {};
+  const result: JsonObject = {};
+  if (isJsonObject(target)) for (const [key, value] of Object.entries(target)) setMember(result, key, value);
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete result[key];
-    else result[key] = applyMergePatch(result[key], value);
+    else setMember(result, key, applyMergePatch(Object.hasOwn(result, key) ? result[key] : undefined, value));
   }
   return result;
 }

@@ -2,16 +2,57 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { randomBytes } from 'node:crypto';
+
 import { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
+import pg from 'pg';
+import { inject } from 'vitest';
 
 import { type App, buildApp } from '../../src/app.js';
-import { openStore, type Store } from '../../src/db/connect.js';
+import { openStore, type Store, type StoreOptions } from '../../src/db/connect.js';
 import type { Role } from '../../src/db/schema.js';
+
+/** The dialect this test run is on (vitest project `sqlite` or `postgres`). */
+export const dialect: 'sqlite' | 'postgres' = process.env.TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite';
+
+export interface TestDatabase {
+  options: StoreOptions;
+  /** Removes the database (a temp dir, or a PostgreSQL database cloned for this test). */
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated, empty database of the current dialect. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'branchwise-test-'));
+  if (dialect === 'sqlite') {
+    return { options: { dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+  }
+  const server = inject('postgresServerUrl');
+  const name = `t_${randomBytes(8).toString('hex')}`;
+  await adminQuery(server, `CREATE DATABASE ${name} TEMPLATE branchwise_template`);
+  return {
+    options: { dataDir, databaseUrl: `${server}/${name}`, poolSize: 4 },
+    async drop() {
+      rmSync(dataDir, { recursive: true, force: true });
+      await adminQuery(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+async function adminQuery(server: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: `${server}/postgres` });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
 
 export interface TestApp {
   app: App;
   store: Store;
-  dataDir: string;
+  database: TestDatabase;
   /** An API key per role in workspace `default`. */
   keys: Record<Role, string>;
   /** The admin key of another workspace. */
@@ -19,10 +60,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** A real app on its own SQLite file in a temp dir, with a key for every role. */
+/** A real app on its own database of the current dialect, with a key for every role. */
 export async function startTestApp(): Promise<TestApp> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'branchwise-test-'));
-  const store = await openStore({ dataDir });
+  const database = await createTestDatabase();
+  const store = await openStore(database.options);
   const app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent' }, store, logger: false });
   const admin = await app.workspaces.bootstrap(undefined);
   if (!admin) throw new Error('bootstrap did not create a key on an empty store');
@@ -34,13 +75,13 @@ export async function startTestApp(): Promise<TestApp> {
   return {
     app,
     store,
-    dataDir,
+    database,
     keys,
     foreignKey,
     async close() {
       await app.server.close();
       await store.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      await database.drop();
     },
   };
 }

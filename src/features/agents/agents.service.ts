@@ -7,7 +7,6 @@ import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
-import type { PreparedDocument } from '../versions/documents.store.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -119,7 +118,8 @@ export function agentsService(context: AppContext) {
       const now = context.now();
       const agentId = newId('agent_', now);
       const branchId = newId('agtbrch_', now);
-      await db.transaction().execute(async (trx) => {
+      await context.write(async ({ trx, afterCommit }) => {
+        afterCommit(() => context.documents.markStored(prepared));
         const version = await insertVersion(trx, context, {
           agentId,
           branchId,
@@ -164,7 +164,6 @@ export function agentsService(context: AppContext) {
           last_committed_at_ms: now,
         });
       });
-      context.documents.markStored(prepared);
       return { agent_id: agentId };
     },
 
@@ -175,8 +174,7 @@ export function agentsService(context: AppContext) {
 
     /** A commit (DESIGN §5); returns the agent at the resulting head. */
     async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<string> {
-      let written: PreparedDocument | undefined;
-      const { agent, version } = await db.transaction().execute(async (trx) => {
+      const { agent, version } = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);
         const branch = await findBranchOrThrow(trx, agent.id, options.branchId ?? agent.main_branch_id);
         await lockBranch(trx, branch.id);
@@ -202,6 +200,7 @@ export function agentsService(context: AppContext) {
         if (prepared.rootHash === head.document_hash) {
           // Deliberate difference: a commit that changes nothing makes no version.
           if (settingsChanged) {
+            publish({ kind: 'agent', agentId: agent.id });
             await agentsStore(trx).update(agent.id, {
               agent_settings: settingsText,
               archived: next.agentSettings.archived === true ? 1 : 0,
@@ -222,7 +221,8 @@ export function agentsService(context: AppContext) {
           parentRows: [head],
           committedAtMs: now,
         });
-        written = prepared;
+        afterCommit(() => context.documents.markStored(prepared));
+        publish({ kind: 'agent', agentId: agent.id });
         await branchesStore(trx).update(locked.id, {
           head_version_id: version.id,
           head_seq_no: version.seq_no_in_branch,
@@ -241,13 +241,13 @@ export function agentsService(context: AppContext) {
         await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
         return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version };
       });
-      if (written) context.documents.markStored(written);
       return renderAt(caller, agent, version);
     },
 
     async delete(caller: Caller, agentId: string): Promise<void> {
-      await db.transaction().execute(async (trx) => {
+      await context.write(async ({ trx, publish }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);
+        publish({ kind: 'agent', agentId: agent.id });
         const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
         assertCanWriteBranch(caller, main);
         await agentsStore(trx).delete(agent.id);
@@ -261,7 +261,7 @@ export function agentsService(context: AppContext) {
     async duplicate(caller: Caller, agentId: string, name: string | null | undefined): Promise<{ agent_id: string }> {
       const now = context.now();
       const newAgentId = newId('agent_', now);
-      await db.transaction().execute(async (trx) => {
+      await context.write(async ({ trx, afterCommit }) => {
         const source = await findAgentOrThrow(trx, caller, agentId);
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
@@ -273,6 +273,7 @@ export function agentsService(context: AppContext) {
           let document = await loadDocument(context, trx, head);
           if (isMain) document = { ...document, name: copyName };
           const prepared = context.documents.prepare(document);
+          afterCommit(() => context.documents.markStored(prepared));
           const version = await insertVersion(trx, context, {
             agentId: newAgentId,
             branchId: newBranchId,

@@ -2,9 +2,9 @@ import { RequestValidationError } from '../../http/errors.js';
 
 export const MAX_BRANCH_NAME_LENGTH = 140;
 
-// Upstream: "letters, numbers and () [] {} - / ." (versioning docs); spaces appear in its own
-// examples ("Main"), so they are allowed too.
-const ALLOWED = /^[\p{L}\p{N}()[\]{}\-/. ]+$/u;
+// Upstream: "letters, numbers and () [] {} - / ." (versioning docs). Spaces are allowed too, and
+// combining marks, without which names in Hindi or Thai (or a decomposed "café") cannot be written.
+const ALLOWED = /^[\p{L}\p{M}\p{N}()[\]{}\-/. ]+$/u;
 
 /** Returns the name if it is a valid branch name, else a 422 at `loc`. */
 export function validateBranchName(name: string, loc: (string | number)[]): string {

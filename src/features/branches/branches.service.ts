@@ -1,4 +1,5 @@
 import type { AppContext } from '../../context.js';
+import { isUniqueViolation } from '../../db/errors.js';
 import { lockBranch } from '../../db/locks.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
@@ -105,7 +106,7 @@ export function branchesService(context: AppContext) {
     /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
     async create(caller: Caller, agentId: string, input: CreateBranchInput) {
       const name = validateBranchName(input.name, ['body', 'name']);
-      const result = await db.transaction().execute(async (trx) => {
+      return context.write(async ({ trx, afterCommit }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);
         const parent = await versionsStore(trx).find(agent.id, input.parent_version_id);
         if (!parent) {
@@ -132,6 +133,7 @@ export function branchesService(context: AppContext) {
           { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
         );
         const prepared = context.documents.prepare(next.document);
+        afterCommit(() => context.documents.markStored(prepared));
         const now = context.now();
         const branchId = newId('agtbrch_', now);
         const version = await insertVersion(trx, context, {
@@ -161,14 +163,12 @@ export function branchesService(context: AppContext) {
           created_at_ms: now,
           last_committed_at_ms: now,
         });
-        return { prepared, response: { created_branch_id: branchId, created_version_id: version.id } };
-      });
-      context.documents.markStored(result.prepared);
-      return result.response;
+        return { created_branch_id: branchId, created_version_id: version.id };
+      }).catch(rethrowTakenName(input.name));
     },
 
     async update(caller: Caller, agentId: string, branchId: string, input: UpdateBranchInput) {
-      const { branch, mainBranchId } = await db.transaction().execute(async (trx) => {
+      const { branch, mainBranchId } = await context.write(async ({ trx, publish }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);
         await findBranchOrThrow(trx, agent.id, branchId);
         await lockBranch(trx, branchId);
@@ -215,10 +215,21 @@ export function branchesService(context: AppContext) {
           changes.is_archived = input.is_archived ? 1 : 0;
         }
         await branchesStore(trx).update(branch.id, changes);
+        publish({ kind: 'agent', agentId: agent.id });
         return { branch: { ...branch, ...changes }, mainBranchId: agent.main_branch_id };
-      });
+      }).catch(rethrowTakenName(input.name ?? ''));
       return renderBranch(caller, branch, mainBranchId);
     },
+  };
+}
+
+/** Two writers racing for one name: the unique key decides, and the loser gets a clean 409. */
+function rethrowTakenName(name: string) {
+  return (error: unknown): never => {
+    if (isUniqueViolation(error)) {
+      throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
+    }
+    throw error;
   };
 }
 

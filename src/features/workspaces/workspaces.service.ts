@@ -2,15 +2,21 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import type { Kysely } from 'kysely';
 
+import type { Store } from '../../db/connect.js';
+import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, Role } from '../../db/schema.js';
+import { writeTransaction } from '../../db/write.js';
 import { newId } from '../../domain/ids.js';
 import { type Caller, workspacesStore } from './workspaces.store.js';
 
 export const ROLES: readonly Role[] = ['admin', 'editor', 'commenter', 'viewer'];
 export const DEFAULT_WORKSPACE = 'default';
 
-/** How long a key lookup may be served from memory: revocations show within this (DESIGN §12.2). */
-const KEY_CACHE_TTL_MS = 500;
+/**
+ * How long a key lookup may be served from memory. Revocations reach the cache through the change
+ * feed within milliseconds; this bounds it if a notification is ever missed (DESIGN §12.2).
+ */
+const KEY_CACHE_TTL_MS = 1_000;
 const KEY_CACHE_MAX_ENTRIES = 10_000;
 
 export function hashApiKey(key: string): string {
@@ -29,27 +35,13 @@ export interface CreatedKey {
   role: Role;
 }
 
-export function workspacesService(db: Kysely<Database>, now: () => number = Date.now) {
+export function workspacesService(storeHandle: Store, now: () => number = Date.now) {
+  const db: Kysely<Database> = storeHandle.db;
   const store = workspacesStore(db);
   const keyCache = new Map<string, { caller: Caller | undefined; expiresAt: number }>();
-
-  async function ensureUser(workspaceId: string, userName: string, role: Role, email?: string) {
-    const existing = await store.findUser(workspaceId, userName);
-    if (existing) {
-      if (existing.role !== role) await store.updateUserRole(existing.id, role);
-      return existing.id;
-    }
-    const id = newId('user_');
-    await store.insertUser({
-      id,
-      workspace_id: workspaceId,
-      name: userName,
-      email: email ?? `${userName}@branchwise.local`,
-      role,
-      created_at_ms: now(),
-    });
-    return id;
-  }
+  storeHandle.changes.subscribe((event) => {
+    if (event.kind === 'key' || event.kind === 'reset') keyCache.clear();
+  });
 
   async function requireWorkspace(name: string) {
     const workspace = await store.findWorkspaceByName(name);
@@ -57,19 +49,44 @@ export function workspacesService(db: Kysely<Database>, now: () => number = Date
     return workspace;
   }
 
-  async function issueKey(workspaceId: string, workspaceName: string, userName: string, role: Role, key = generateApiKey()) {
-    const userId = await ensureUser(workspaceId, userName, role);
-    const keyId = newId('key_');
-    await store.insertApiKey({
-      id: keyId,
-      workspace_id: workspaceId,
-      user_id: userId,
-      key_hash: hashApiKey(key),
-      key_prefix: key.slice(0, 7),
-      created_at_ms: now(),
-      revoked_at_ms: null,
-    });
-    return { keyId, key, workspace: workspaceName, user: userName, role } satisfies CreatedKey;
+  /** Key issuing inside a transaction. */
+  function keysIn(trx: Kysely<Database>) {
+    const inTransaction = workspacesStore(trx);
+
+    async function ensureUser(workspaceId: string, userName: string, role: Role): Promise<string> {
+      const existing = await inTransaction.findUser(workspaceId, userName);
+      if (existing) {
+        if (existing.role !== role) await inTransaction.updateUserRole(existing.id, role);
+        return existing.id;
+      }
+      const id = newId('user_');
+      await inTransaction.insertUser({
+        id,
+        workspace_id: workspaceId,
+        name: userName,
+        email: `${userName}@branchwise.local`,
+        role,
+        created_at_ms: now(),
+      });
+      return id;
+    }
+
+    return {
+      async issueKey(workspaceId: string, workspaceName: string, userName: string, role: Role, key = generateApiKey()) {
+        const userId = await ensureUser(workspaceId, userName, role);
+        const keyId = newId('key_');
+        await inTransaction.insertApiKey({
+          id: keyId,
+          workspace_id: workspaceId,
+          user_id: userId,
+          key_hash: hashApiKey(key),
+          key_prefix: key.slice(0, 7),
+          created_at_ms: now(),
+          revoked_at_ms: null,
+        });
+        return { keyId, key, workspace: workspaceName, user: userName, role } satisfies CreatedKey;
+      },
+    };
   }
 
   return {
@@ -79,17 +96,22 @@ export function workspacesService(db: Kysely<Database>, now: () => number = Date
      */
     async bootstrap(presetKey: string | undefined): Promise<CreatedKey | undefined> {
       if ((await store.countWorkspaces()) > 0) return undefined;
-      return db.transaction().execute(async (trx) => {
-        const inner = workspacesService(trx, now);
-        return inner.createWorkspace(DEFAULT_WORKSPACE, presetKey);
-      });
+      try {
+        return await this.createWorkspace(DEFAULT_WORKSPACE, presetKey);
+      } catch (error) {
+        // Another process starting at the same moment bootstrapped first.
+        if (isUniqueViolation(error)) return undefined;
+        throw error;
+      }
     },
 
-    /** A new workspace with an `admin` user and that user's first key. */
+    /** A new workspace with an `admin` user and that user's first key, in one transaction. */
     async createWorkspace(name: string, presetKey?: string): Promise<CreatedKey> {
-      const id = newId('ws_');
-      await store.insertWorkspace({ id, name, created_at_ms: now() });
-      return issueKey(id, name, 'admin', 'admin', presetKey);
+      return writeTransaction(storeHandle, async ({ trx }) => {
+        const id = newId('ws_');
+        await workspacesStore(trx).insertWorkspace({ id, name, created_at_ms: now() });
+        return keysIn(trx).issueKey(id, name, 'admin', 'admin', presetKey);
+      });
     },
 
     listWorkspaces: () => store.listWorkspaces(),
@@ -97,7 +119,11 @@ export function workspacesService(db: Kysely<Database>, now: () => number = Date
     /** Creates the user when missing; an existing user takes the given role. */
     async createKey(workspaceName: string, userName: string, role: Role): Promise<CreatedKey> {
       const workspace = await requireWorkspace(workspaceName);
-      return issueKey(workspace.id, workspace.name, userName, role);
+      // A role change of an existing user must reach other processes' key caches too.
+      return writeTransaction(storeHandle, async ({ trx, publish }) => {
+        publish({ kind: 'key' });
+        return keysIn(trx).issueKey(workspace.id, workspace.name, userName, role);
+      });
     },
 
     async listKeys(workspaceName: string) {
@@ -107,14 +133,19 @@ export function workspacesService(db: Kysely<Database>, now: () => number = Date
 
     async revokeKey(workspaceName: string, keyId: string): Promise<boolean> {
       const workspace = await requireWorkspace(workspaceName);
-      return store.revokeApiKey(workspace.id, keyId, now());
+      return writeTransaction(storeHandle, async ({ trx, publish }) => {
+        publish({ kind: 'key' });
+        return workspacesStore(trx).revokeApiKey(workspace.id, keyId, now());
+      });
     },
 
     async authenticate(key: string): Promise<Caller | undefined> {
       const keyHash = hashApiKey(key);
       const cached = keyCache.get(keyHash);
       const at = now();
-      if (cached && cached.expiresAt > at) return cached.caller;
+      // Without a live change feed, another process's revocation could go unnoticed: ask the database.
+      const cacheable = storeHandle.changes.live;
+      if (cacheable && cached && cached.expiresAt > at) return cached.caller;
       const found = await store.callerByKeyHash(keyHash);
       // The row was found by its hash; compare once more in constant time so that no code
       // path ever compares key material with an early-exit equality.
@@ -123,7 +154,7 @@ export function workspacesService(db: Kysely<Database>, now: () => number = Date
           ? { workspaceId: found.workspaceId, userId: found.userId, userName: found.userName, email: found.email, role: found.role }
           : undefined;
       if (keyCache.size >= KEY_CACHE_MAX_ENTRIES) keyCache.clear();
-      keyCache.set(keyHash, { caller, expiresAt: at + KEY_CACHE_TTL_MS });
+      if (cacheable) keyCache.set(keyHash, { caller, expiresAt: at + KEY_CACHE_TTL_MS });
       return caller;
     },
 

@@ -1,0 +1,17 @@
+import type { Database } from './schema.js';
+
+/**
+ * Every table, parents before children, with its primary key: what export, import and copy move
+ * and verify. A test checks this list against the tables the migrations create.
+ */
+export const TABLES: readonly { name: keyof Database; key: readonly string[] }[] = [
+  { name: 'workspaces', key: ['id'] },
+  { name: 'users', key: ['id'] },
+  { name: 'api_keys', key: ['id'] },
+  { name: 'agents', key: ['id'] },
+  { name: 'agent_tags', key: ['agent_id', 'tag'] },
+  { name: 'branches', key: ['id'] },
+  { name: 'versions', key: ['id'] },
+  { name: 'blobs', key: ['hash'] },
+  { name: 'drafts', key: ['branch_id', 'user_id'] },
+];
