@@ -17,6 +17,7 @@ import { type WorkspacesService, workspacesService } from './features/workspaces
 import type { Caller } from './features/workspaces/workspaces.store.js';
 import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
 import { registerJsonBodyParser } from './http/json-body.js';
+import { findBadText } from './http/text.js';
 import { type Permission, type RouteDefinition, roleAllows } from './http/route.js';
 
 declare module 'fastify' {
@@ -61,6 +62,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     requestIdHeader: false,
     // Upstream ignores trailing slashes and repeated ones the same way.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // URL problems the router finds before any route runs still get the documented error shape.
+    frameworkErrors: (error, request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const apiError = tooLong
+        ? new ApiError(404, 'not_found', 'not_found', 'No resource has that id.')
+        : new ApiError(400, 'invalid_request', 'invalid_request', 'The request URL is malformed.');
+      void reply.code(apiError.statusCode as never).send(errorBody(apiError, request) as never);
+    },
   });
 
   registerJsonBodyParser(server);
@@ -70,8 +79,25 @@ export async function buildApp(options: AppOptions): Promise<App> {
       // An absent body is validated as an empty object: optional bodies then pass, and a
       // required field is reported at its own `loc`.
       const input = where === 'body' && (data === null || data === undefined) ? {} : data;
+      if (where === 'path') {
+        // No id contains such text, so no such resource exists.
+        const bad = findBadText(input);
+        if (bad) return { error: new ApiError(404, 'not_found', 'not_found', 'No resource has that id.') };
+      }
       const result = (schema as z.ZodType).safeParse(input);
-      if (result.success) return { value: result.data };
+      if (result.success) {
+        const bad = findBadText(result.data);
+        if (bad) {
+          return {
+            error: RequestValidationError.at(
+              [where, ...bad],
+              'Text must not contain NUL characters or unpaired UTF-16 surrogates',
+              'string_invalid_characters',
+            ),
+          };
+        }
+        return { value: result.data };
+      }
       return {
         error: new RequestValidationError(
           result.error.issues.map((issue) => ({

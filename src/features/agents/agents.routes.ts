@@ -17,6 +17,13 @@ import { agentsService } from './agents.service.js';
 const agentParams = z.object({ agent_id: z.string() });
 const TAG = 'agents';
 
+/** Our limits (upstream documents none): they keep names and tags indexable on both databases. */
+export const MAX_AGENT_NAME = 512;
+export const MAX_TAG = 256;
+export const MAX_TAGS = 100;
+const agentName = z.string().max(MAX_AGENT_NAME).nullish();
+const agentTags = z.array(z.string().max(MAX_TAG)).max(MAX_TAGS).nullish();
+
 export function agentRoutes(context: AppContext): RouteDefinition[] {
   const agents = agentsService(context);
   return [
@@ -29,7 +36,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       query: z.object({ enable_versioning: queryBoolean(true).describe('Deprecated: all agents are versioned. This parameter is ignored.') }),
-      body: zBodyCreateAgentV1ConvaiAgentsCreatePost,
+      body: zBodyCreateAgentV1ConvaiAgentsCreatePost.extend({ name: agentName, tags: agentTags }),
       responses: { 200: zCreateAgentResponseModel },
       handler: ({ caller, body }) =>
         agents.create(caller, {
@@ -51,7 +58,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       permission: 'read',
       query: z.object({
         page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
-        search: z.string().optional(),
+        search: z.string().max(1_000).optional(),
         archived: queryBoolean(false),
         show_only_owned_agents: queryBoolean(false),
         created_by_user_id: z.string().optional(),
@@ -126,7 +133,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
         branch_id: z.string().optional(),
         expected_version_id: z.string().optional().describe('Extension: the head version this commit was made against.'),
       }),
-      body: zBodyPatchesAnAgentSettingsV1ConvaiAgentsAgentIdPatch,
+      body: zBodyPatchesAnAgentSettingsV1ConvaiAgentsAgentIdPatch.extend({ name: agentName, tags: agentTags }),
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, query, body, reply }) => {
         reply.type('application/json');
@@ -173,7 +180,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       params: agentParams,
-      body: zBodyDuplicateAgentV1ConvaiAgentsAgentIdDuplicatePost,
+      body: zBodyDuplicateAgentV1ConvaiAgentsAgentIdDuplicatePost.extend({ name: agentName }),
       responses: { 200: zCreateAgentResponseModel },
       handler: ({ caller, params, body }) => agents.duplicate(caller, params.agent_id, body?.name),
     }),

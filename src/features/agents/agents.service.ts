@@ -5,6 +5,7 @@ import { lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
+import { hasBadText } from '../../http/text.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { insertVersion } from '../versions/versions.service.js';
@@ -319,7 +320,7 @@ export function agentsService(context: AppContext) {
 
     async list(caller: Caller, query: AgentListQuery) {
       const sortBy = query.sortBy ?? 'created_at';
-      const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+      const after = query.cursor ? decodeCursor(query.cursor, sortBy) : undefined;
       const ownedOnly = query.createdByUserId ?? (query.showOnlyOwnedAgents ? '@me' : undefined);
       const rows = await agentsStore(db).list({
         workspaceId: caller.workspaceId,
@@ -376,10 +377,13 @@ function encodeCursor(value: string | number, id: string): string {
   return Buffer.from(JSON.stringify([value, id]), 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): { value: string | number; id: string } {
+function decodeCursor(cursor: string, sortBy: AgentSort): { value: string | number; id: string } {
   try {
     const [value, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if ((typeof value === 'string' || typeof value === 'number') && typeof id === 'string') return { value, id };
+    const fits = sortBy === 'name' ? typeof value === 'string' : Number.isSafeInteger(value);
+    if (fits && typeof id === 'string' && !hasBadText(id) && !(typeof value === 'string' && hasBadText(value))) {
+      return { value: value as string | number, id };
+    }
   } catch {
     // fall through to the error below
   }

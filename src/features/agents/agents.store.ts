@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 
 import type { AgentTable, Database } from '../../db/schema.js';
 
@@ -67,7 +67,7 @@ export function agentsStore(db: Kysely<Database>) {
         .where('archived', '=', filter.archived ? 1 : 0);
       if (filter.search) {
         const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        query = query.where((eb) => eb(eb.fn('lower', ['name']), 'like', eb.val(pattern)));
+        query = query.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
       }
       if (filter.tags && filter.tags.length > 0) {
         const tags = filter.tags;

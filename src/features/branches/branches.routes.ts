@@ -93,6 +93,8 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: branchParams,
       body: zBodyUpdateAgentBranchV1ConvaiAgentsAgentIdBranchesBranchIdPatch.extend({
+        // Closed, unlike most enums: an unknown protection level must not pass as "unprotected".
+        protection_status: z.enum(['writer_perms_required', 'admin_perms_required']).nullish(),
         description: z.string().nullish().describe('Extension: a new description (at most 4096 characters).'),
       }),
       responses: { 200: zAgentBranchResponse },
@@ -101,7 +103,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
           name: body.name,
           description: body.description,
           is_archived: body.is_archived,
-          protection_status: body.protection_status as 'writer_perms_required' | 'admin_perms_required' | null | undefined,
+          protection_status: body.protection_status,
           auto_rebase: body.auto_rebase,
         }),
     }),
