@@ -12,6 +12,7 @@ import { type AppContext, createContext } from './context.js';
 import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
+import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import type { Caller } from './features/workspaces/workspaces.store.js';
@@ -46,7 +47,7 @@ export interface App {
 
 /** Every API route, as data: the OpenAPI document and the permission tests read this. */
 export function routeTable(context: AppContext): RouteDefinition[] {
-  return [...agentRoutes(context), ...branchRoutes(context), ...versionRoutes(context)];
+  return [...agentRoutes(context), ...branchRoutes(context), ...versionRoutes(context), ...deploymentRoutes(context)];
 }
 
 export async function buildApp(options: AppOptions): Promise<App> {

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Store } from './db/connect.js';
 import type { Database } from './db/schema.js';
 import { type WriteScope, writeTransaction } from './db/write.js';
+import { RoutingCache } from './features/deployments/routing-cache.js';
 import { DocumentStore } from './features/versions/documents.store.js';
 import { UserDirectory } from './features/workspaces/user-directory.js';
 
@@ -12,6 +13,8 @@ export interface AppContext {
   db: Kysely<Database>;
   documents: DocumentStore;
   users: UserDirectory;
+  /** The routed read's cache of bucket tables and branch heads. */
+  routing: RoutingCache;
   now(): number;
   /** A write transaction whose published changes reach every process's caches. */
   write<T>(work: (scope: WriteScope) => Promise<T>): Promise<T>;
@@ -23,6 +26,7 @@ export function createContext(store: Store, now: () => number = Date.now): AppCo
     db: store.db,
     documents: new DocumentStore(),
     users: new UserDirectory(store.db),
+    routing: new RoutingCache(store.changes, now),
     now,
     write: (work) => writeTransaction(store, work),
   };

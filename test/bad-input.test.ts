@@ -152,6 +152,8 @@ interface Fixture {
   mainVersionId: string;
   branchId: string;
   branchVersionId: string;
+  /** The agent's first (active) deployment. */
+  deploymentId: string;
 }
 
 interface World extends Fixture {
@@ -194,12 +196,16 @@ async function createFixture(): Promise<Fixture> {
       payload: { parent_version_id: versionId, name: 'Experiment', description: 'A second branch' },
     }),
   );
+  const history = await ok<{ results: { id: string }[] }>(
+    await send({ method: 'GET', url: `/v1/convai/agents/${agentId}/deployments`, key: keys.admin }),
+  );
   return {
     agentId,
     mainBranchId,
     mainVersionId: versionId,
     branchId: created.created_branch_id,
     branchVersionId: created.created_version_id,
+    deploymentId: history.results[0].id,
   };
 }
 
@@ -222,7 +228,12 @@ beforeAll(async () => {
 
 /** The path parameters a route's `:placeholders` are filled from. */
 function pathValues(fixture: Fixture): Record<string, string> {
-  return { agent_id: fixture.agentId, branch_id: fixture.branchId, version_id: fixture.mainVersionId };
+  return {
+    agent_id: fixture.agentId,
+    branch_id: fixture.branchId,
+    version_id: fixture.mainVersionId,
+    deployment_id: fixture.deploymentId,
+  };
 }
 
 function pathParams(route: RouteDefinition): string[] {
@@ -253,6 +264,15 @@ const SAMPLE_BODIES: Record<string, (fixture: Fixture) => Record<string, unknown
     description: 'made by a sample request',
   }),
   'PATCH /v1/convai/agents/:agent_id/branches/:branch_id': () => ({ description: 'changed' }),
+  'POST /v1/convai/agents/:agent_id/deployments': (fixture) => ({
+    deployment_request: {
+      requests: [
+        { branch_id: fixture.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
+        { branch_id: fixture.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
+      ],
+    },
+  }),
+  'POST /v1/convai/agents/:agent_id/branches/:branch_id/restore': (fixture) => ({ version_id: fixture.mainVersionId }),
 };
 
 function routeName(route: RouteDefinition): string {

@@ -7,6 +7,7 @@ import pg from 'pg';
 
 import { type ChangeFeed, postgresChangeFeed, sqliteChangeFeed } from './change-feed.js';
 import * as initial from './migrations/0001_initial.js';
+import * as deployments from './migrations/0002_deployments.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -33,6 +34,7 @@ export interface StoreOptions {
 
 const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_deployments': deployments,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */

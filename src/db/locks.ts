@@ -11,3 +11,13 @@ export async function lockBranch(trx: Kysely<Database>, branchId: string): Promi
   if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
   await trx.selectFrom('branches').select('id').where('id', '=', branchId).forUpdate().execute();
 }
+
+/**
+ * Takes the agent-wide write lock: deployments, archiving and (later) merges that move traffic
+ * hold it, so "exactly one active deployment" and "no archived branch has traffic" hold across
+ * processes. Lock order: the agent before any of its branches.
+ */
+export async function lockAgent(trx: Kysely<Database>, agentId: string): Promise<void> {
+  if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  await trx.selectFrom('agents').select('id').where('id', '=', agentId).forUpdate().execute();
+}

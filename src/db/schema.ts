@@ -106,6 +106,22 @@ export interface DraftTable {
   based_on_seq_no: number;
 }
 
+export interface DeploymentTable {
+  id: string;
+  agent_id: string;
+  seq_no: number;
+  /** JSON object {branch_id: percentage}, in request order. */
+  split: string;
+  /** JSON array of branch ids, the indexes of `bucket_table`. */
+  branch_ids: string;
+  /** Runs of `index*length` over the 10,000 buckets. */
+  bucket_table: string;
+  source: 'manual' | 'branch_merge';
+  author_user_id: string;
+  deployed_at_ms: number;
+  is_active: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   users: UserTable;
@@ -116,4 +132,5 @@ export interface Database {
   versions: VersionTable;
   blobs: BlobTable;
   drafts: DraftTable;
+  deployments: DeploymentTable;
 }

@@ -14,4 +14,5 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   { name: 'versions', key: ['id'] },
   { name: 'blobs', key: ['hash'] },
   { name: 'drafts', key: ['branch_id', 'user_id'] },
+  { name: 'deployments', key: ['id'] },
 ];

@@ -104,15 +104,41 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       summary: 'Get Agent',
       description:
         "Retrieve config for an agent: main's head, a branch's head (`branch_id`) or a version (`version_id`). " +
-        'When both are given the version must be on that branch (else 422).',
+        'When both are given the version must be on that branch (else 422). Extension: `conversation_id` or ' +
+        '`routing_key` returns the branch head the active deployment routes it to.',
       tag: TAG,
       permission: 'read',
       params: agentParams,
-      query: z.object({ version_id: z.string().optional(), branch_id: z.string().optional() }),
+      query: z
+        .object({
+          version_id: z.string().optional(),
+          branch_id: z.string().optional(),
+          conversation_id: z
+            .string()
+            .max(1_000)
+            .optional()
+            .describe(
+              'Extension: the config the active deployment routes this conversation to (sticky while the split stands). ' +
+                'Ignored when branch_id or version_id pins the conversation.',
+            ),
+          routing_key: z
+            .string()
+            .max(1_000)
+            .optional()
+            .describe('Extension: like conversation_id, for stickiness per caller (a phone number, a user id).'),
+        })
+        .refine((query) => query.conversation_id === undefined || query.routing_key === undefined, {
+          message: 'Give conversation_id or routing_key, not both',
+          path: ['routing_key'],
+        }),
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, query, reply }) => {
         reply.type('application/json');
-        return agents.get(caller, params.agent_id, { versionId: query.version_id, branchId: query.branch_id });
+        return agents.get(caller, params.agent_id, {
+          versionId: query.version_id,
+          branchId: query.branch_id,
+          routingKey: query.conversation_id ?? query.routing_key,
+        });
       },
     }),
 

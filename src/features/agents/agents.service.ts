@@ -8,20 +8,25 @@ import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
+import { deploymentsStore } from '../deployments/deployments.store.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { type AgentDocument, voiceIdOf } from './agent-document.js';
 import { renderAgentResponse } from './agent-response.js';
+import { routeToBranch } from '../../domain/traffic-split.js';
 import { type AgentRow, type AgentSort, agentsStore } from './agents.store.js';
-import { applyConfigChanges, type ConfigChanges, newConfig } from './config-changes.js';
+import { applyConfigChanges, type ChangedConfig, type ConfigChanges, newConfig } from './config-changes.js';
 
 export const MAIN_BRANCH_NAME = 'Main';
 
 export interface AgentSelector {
   versionId?: string;
   branchId?: string;
+  /** Extension: route by the active deployment (`conversation_id` or `routing_key`). */
+  routingKey?: string;
 }
 
 export interface CommitOptions {
@@ -112,6 +117,129 @@ export function agentsService(context: AppContext) {
     return findVersionOrThrow(db, agent.id, branch.head_version_id);
   }
 
+  /**
+   * The hot path: the branch head that the active split assigns to this routing key, served from
+   * the routing cache (fresh within 1 s across processes, DESIGN §12.2).
+   */
+  async function routed(caller: Caller, agentId: string, routingKey: string): Promise<string> {
+    let entry = context.routing.get(agentId);
+    if (!entry) {
+      const started = context.routing.startFill();
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      const [active, heads] = await Promise.all([deploymentsStore(db).active(agent.id), branchesStore(db).heads(agent.id)]);
+      if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
+      entry = {
+        agent,
+        table: bucketTableOf(active),
+        heads: new Map(heads.map((head) => [head.branch_id, { versionId: head.version_id, documentHash: head.document_hash }])),
+        responses: new Map(),
+        expiresAt: 0,
+      };
+      context.routing.set(agentId, entry, started);
+    }
+    if (entry.agent.workspace_id !== caller.workspaceId) throw new NotFoundError('agent', agentId);
+    const branchId = routeToBranch(entry.table, entry.agent.id, routingKey);
+    const head = entry.heads.get(branchId);
+    if (!head) throw new Error(`branch ${branchId} of the active deployment has no head`);
+    const isCreator = caller.userId === entry.agent.created_by_user_id;
+    const key = `${head.versionId}|${caller.role}|${isCreator}`;
+    let response = entry.responses.get(key);
+    if (response === undefined) {
+      const document = (await context.documents.load(db, head.documentHash)) as AgentDocument;
+      const users = await context.users.describe([entry.agent.created_by_user_id]);
+      response = renderAgentResponse({
+        agent: entry.agent,
+        versionId: head.versionId,
+        branchId,
+        documentHash: head.documentHash,
+        document,
+        access: accessInfo(users.get(entry.agent.created_by_user_id), caller),
+      });
+      entry.responses.set(key, response);
+    }
+    return response;
+  }
+
+  /**
+   * One commit to a branch (DESIGN §5): under the branch lock, `produce` turns the head's config
+   * into the next one; an unchanged document makes no version. Returns the agent at the head.
+   */
+  async function commit(
+    caller: Caller,
+    agentId: string,
+    options: CommitOptions,
+    produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string }>,
+  ): Promise<string> {
+    const { agent, version } = await context.write(async ({ trx, publish, afterCommit }) => {
+      const agent = await findAgentOrThrow(trx, caller, agentId);
+      const branch = await findBranchOrThrow(trx, agent.id, options.branchId ?? agent.main_branch_id);
+      await lockBranch(trx, branch.id);
+      const locked = await findBranchOrThrow(trx, agent.id, branch.id);
+      assertCanWriteBranch(caller, locked);
+      assertNotArchived(locked);
+      if (options.expectedVersionId && options.expectedVersionId !== locked.head_version_id) {
+        throw new ConflictError(
+          'concurrent_modification',
+          `Branch "${locked.name}" has moved: its head is ${locked.head_version_id}, not ${options.expectedVersionId}.`,
+        );
+      }
+      const head = await findVersionOrThrow(trx, agent.id, locked.head_version_id);
+      const current = await loadDocument(context, trx, head);
+      const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
+      const next = await produce({ trx, agent, current: { document: current, agentSettings: currentSettings } });
+      const prepared = context.documents.prepare(next.document);
+      const settingsText = canonicalJson(next.agentSettings);
+      const settingsChanged = settingsText !== agent.agent_settings;
+      const isMain = locked.id === agent.main_branch_id;
+      const now = Math.max(context.now(), locked.last_committed_at_ms);
+
+      if (prepared.rootHash === head.document_hash) {
+        // Deliberate difference: a commit that changes nothing makes no version.
+        if (settingsChanged) {
+          publish({ kind: 'agent', agentId: agent.id });
+          await agentsStore(trx).update(agent.id, {
+            agent_settings: settingsText,
+            archived: next.agentSettings.archived === true ? 1 : 0,
+            updated_at_ms: now,
+          });
+        }
+        return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version: head };
+      }
+
+      const version = await insertVersion(trx, context, {
+        agentId: agent.id,
+        branchId: locked.id,
+        seqNo: locked.head_seq_no + 1,
+        prepared,
+        description: next.description ?? options.description ?? '',
+        authorUserId: caller.userId,
+        parents: { in_branch_parent_id: head.id },
+        parentRows: [head],
+        committedAtMs: now,
+      });
+      afterCommit(() => context.documents.markStored(prepared));
+      publish({ kind: 'agent', agentId: agent.id });
+      await branchesStore(trx).update(locked.id, {
+        head_version_id: version.id,
+        head_seq_no: version.seq_no_in_branch,
+        last_committed_at_ms: now,
+      });
+      await agentsStore(trx).update(
+        agent.id,
+        {
+          agent_settings: settingsText,
+          archived: next.agentSettings.archived === true ? 1 : 0,
+          updated_at_ms: now,
+          ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
+        },
+        isMain ? next.document.tags : undefined,
+      );
+      await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
+      return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version };
+    });
+    return renderAt(caller, agent, version);
+  }
+
   return {
     async create(caller: Caller, body: ConfigChanges & { conversation_config: JsonObject }): Promise<{ agent_id: string }> {
       const config = newConfig(body);
@@ -164,85 +292,50 @@ export function agentsService(context: AppContext) {
           created_at_ms: now,
           last_committed_at_ms: now,
         });
+        // Every agent has exactly one active deployment from its creation on (DESIGN §12.3).
+        await activateDeployment(trx, {
+          agentId,
+          split: [{ branchId, percentage: 100 }],
+          source: 'manual',
+          authorUserId: caller.userId,
+          deployedAtMs: now,
+        });
       });
       return { agent_id: agentId };
     },
 
     async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<string> {
+      // An explicit branch or version pins the conversation and bypasses the split.
+      if (selector.routingKey !== undefined && !selector.branchId && !selector.versionId) {
+        return routed(caller, agentId, selector.routingKey);
+      }
       const agent = await findAgentOrThrow(db, caller, agentId);
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
     /** A commit (DESIGN §5); returns the agent at the resulting head. */
     async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<string> {
-      const { agent, version } = await context.write(async ({ trx, publish, afterCommit }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        const branch = await findBranchOrThrow(trx, agent.id, options.branchId ?? agent.main_branch_id);
-        await lockBranch(trx, branch.id);
-        const locked = await findBranchOrThrow(trx, agent.id, branch.id);
-        assertCanWriteBranch(caller, locked);
-        assertNotArchived(locked);
-        if (options.expectedVersionId && options.expectedVersionId !== locked.head_version_id) {
-          throw new ConflictError(
-            'concurrent_modification',
-            `Branch "${locked.name}" has moved: its head is ${locked.head_version_id}, not ${options.expectedVersionId}.`,
-          );
-        }
-        const head = await findVersionOrThrow(trx, agent.id, locked.head_version_id);
-        const current = await loadDocument(context, trx, head);
-        const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
-        const next = applyConfigChanges({ document: current, agentSettings: currentSettings }, changes);
-        const prepared = context.documents.prepare(next.document);
-        const settingsText = canonicalJson(next.agentSettings);
-        const settingsChanged = settingsText !== agent.agent_settings;
-        const isMain = locked.id === agent.main_branch_id;
-        const now = Math.max(context.now(), locked.last_committed_at_ms);
+      return commit(caller, agentId, options, async ({ current }) => applyConfigChanges(current, changes));
+    },
 
-        if (prepared.rootHash === head.document_hash) {
-          // Deliberate difference: a commit that changes nothing makes no version.
-          if (settingsChanged) {
-            publish({ kind: 'agent', agentId: agent.id });
-            await agentsStore(trx).update(agent.id, {
-              agent_settings: settingsText,
-              archived: next.agentSettings.archived === true ? 1 : 0,
-              updated_at_ms: now,
-            });
-          }
-          return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version: head };
+    /**
+     * Extension: a new version on the branch whose config equals an earlier version's (any
+     * version of the agent): the one-call answer to a bad commit on a live branch.
+     */
+    async restore(caller: Caller, agentId: string, branchId: string, versionId: string, note: string | null | undefined): Promise<string> {
+      return commit(caller, agentId, { branchId }, async ({ trx, current, agent }) => {
+        const source = await versionsStore(trx).find(agent.id, versionId);
+        if (!source) {
+          throw RequestValidationError.at(['body', 'version_id'], `Version ${JSON.stringify(versionId)} is not a version of agent ${agent.id}.`);
         }
-
-        const version = await insertVersion(trx, context, {
-          agentId: agent.id,
-          branchId: locked.id,
-          seqNo: locked.head_seq_no + 1,
-          prepared,
-          description: options.description ?? '',
-          authorUserId: caller.userId,
-          parents: { in_branch_parent_id: head.id },
-          parentRows: [head],
-          committedAtMs: now,
-        });
-        afterCommit(() => context.documents.markStored(prepared));
-        publish({ kind: 'agent', agentId: agent.id });
-        await branchesStore(trx).update(locked.id, {
-          head_version_id: version.id,
-          head_seq_no: version.seq_no_in_branch,
-          last_committed_at_ms: now,
-        });
-        await agentsStore(trx).update(
-          agent.id,
-          {
-            agent_settings: settingsText,
-            archived: next.agentSettings.archived === true ? 1 : 0,
-            updated_at_ms: now,
-            ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
-          },
-          isMain ? next.document.tags : undefined,
-        );
-        await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
-        return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version };
+        const sourceBranch = await branchesStore(trx).find(agent.id, source.branch_id);
+        const restored = `Restore of version ${source.id} (#${source.seq_no_in_branch} on branch "${sourceBranch?.name ?? source.branch_id}")`;
+        return {
+          document: await loadDocument(context, trx, source),
+          agentSettings: current.agentSettings,
+          description: note ? `${restored}: ${note}` : restored,
+        };
       });
-      return renderAt(caller, agent, version);
     },
 
     async delete(caller: Caller, agentId: string): Promise<void> {
@@ -251,6 +344,7 @@ export function agentsService(context: AppContext) {
         publish({ kind: 'agent', agentId: agent.id });
         const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
         assertCanWriteBranch(caller, main);
+        await deploymentsStore(trx).deleteForAgent(agent.id);
         await agentsStore(trx).delete(agent.id);
       });
     },
@@ -312,6 +406,14 @@ export function agentsService(context: AppContext) {
               },
               tags,
             );
+            // All traffic on the copy's main: deployments are not copied.
+            await activateDeployment(trx, {
+              agentId: newAgentId,
+              split: [{ branchId: newBranchId, percentage: 100 }],
+              source: 'manual',
+              authorUserId: caller.userId,
+              deployedAtMs: now,
+            });
           }
         }
       });

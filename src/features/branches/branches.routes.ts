@@ -9,6 +9,8 @@ import {
   zBodyUpdateAgentBranchV1ConvaiAgentsAgentIdBranchesBranchIdPatch,
 } from '../../wire/generated/zod.gen.js';
 import { zAgentBranchResponse, zCreateAgentBranchResponseModel, zListResponseAgentBranchSummary } from '../../wire/responses.js';
+import { agentsService } from '../agents/agents.service.js';
+import { zGetAgentResponseModel } from '../../wire/responses.js';
 import { branchesService } from './branches.service.js';
 
 const TAG = 'branches';
@@ -17,6 +19,7 @@ const branchParams = z.object({ agent_id: z.string(), branch_id: z.string() });
 
 export function branchRoutes(context: AppContext): RouteDefinition[] {
   const branches = branchesService(context);
+  const agents = agentsService(context);
   return [
     defineRoute({
       method: 'GET',
@@ -106,6 +109,30 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
           protection_status: body.protection_status,
           auto_rebase: body.auto_rebase,
         }),
+    }),
+  
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/branches/:branch_id/restore',
+      operationId: 'restore_branch_version_route',
+      summary: 'Restore A Version (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): commits a new version to the branch whose config equals an earlier ' +
+        "version's (any version of this agent). Its description says what it restores. Returns the agent at the new head; " +
+        'restoring the config the branch already has makes no version.',
+      tag: TAG,
+      permission: 'write',
+      extension: true,
+      params: branchParams,
+      body: z.object({
+        version_id: z.string().describe('The version whose config to restore.'),
+        version_description: z.string().max(4096).nullish().describe('Added to the description of the new version.'),
+      }),
+      responses: { 200: zGetAgentResponseModel },
+      handler: async ({ caller, params, body, reply }) => {
+        reply.type('application/json');
+        return agents.restore(caller, params.agent_id, params.branch_id, body.version_id, body.version_description);
+      },
     }),
   ];
 }

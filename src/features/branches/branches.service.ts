@@ -1,6 +1,6 @@
 import type { AppContext } from '../../context.js';
 import { isUniqueViolation } from '../../db/errors.js';
-import { lockBranch } from '../../db/locks.js';
+import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, RequestValidationError } from '../../http/errors.js';
@@ -11,6 +11,7 @@ import {
   loadDocument,
 } from '../agents/agents.service.js';
 import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
+import { liveShares } from '../deployments/deployments.service.js';
 import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -39,21 +40,17 @@ export interface UpdateBranchInput {
 export function branchesService(context: AppContext) {
   const { db } = context;
 
-  /** The branch's share of live traffic: main holds 100% until deployments exist. */
-  function liveShare(branch: BranchRow, mainBranchId: string): number {
-    return branch.id === mainBranchId ? 100 : 0;
-  }
-
-  async function renderBranch(caller: Caller, branch: BranchRow, mainBranchId: string) {
-    const [users, versions, parent] = await Promise.all([
+  async function renderBranch(caller: Caller, branch: BranchRow) {
+    const [users, versions, parent, shares] = await Promise.all([
       context.users.describe([branch.created_by_user_id]),
       versionsStore(db).recent(branch.id, MOST_RECENT_VERSIONS),
       branch.parent_branch_id ? branchesStore(db).find(branch.agent_id, branch.parent_branch_id) : undefined,
+      liveShares(db, branch.agent_id),
     ]);
     return {
       ...branchBasics(branch),
       access_info: accessInfo(users.get(branch.created_by_user_id), caller),
-      current_live_percentage: liveShare(branch, mainBranchId),
+      current_live_percentage: shares.get(branch.id) ?? 0,
       parent_branch: parent ? { id: parent.id, name: parent.name } : null,
       most_recent_versions: await renderVersionMetadata(context, versions, caller),
     };
@@ -63,9 +60,10 @@ export function branchesService(context: AppContext) {
     async list(caller: Caller, agentId: string, options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean }) {
       const agent = await findAgentOrThrow(db, caller, agentId);
       const store = branchesStore(db);
-      const [branches, total, drafts] = await Promise.all([
+      const [branches, total, shares, drafts] = await Promise.all([
         store.list(agent.id, { includeArchived: options.includeArchived, limit: options.limit }),
         store.count(agent.id, options.includeArchived),
+        liveShares(db, agent.id),
         db
           .selectFrom('drafts')
           .select(['branch_id', 'created_at_ms', 'based_on_seq_no'])
@@ -82,7 +80,7 @@ export function branchesService(context: AppContext) {
           return {
             ...branchBasics(branch),
             access_info: accessInfo(users.get(branch.created_by_user_id), caller),
-            current_live_percentage: liveShare(branch, agent.main_branch_id),
+            current_live_percentage: shares.get(branch.id) ?? 0,
             parent_branch_id: branch.parent_branch_id,
             draft_exists: draft !== undefined,
             draft_created_at: draft ? Math.floor(draft.created_at_ms / 1000) : null,
@@ -100,7 +98,7 @@ export function branchesService(context: AppContext) {
     async get(caller: Caller, agentId: string, branchId: string) {
       const agent = await findAgentOrThrow(db, caller, agentId);
       const branch = await findBranchOrThrow(db, agent.id, branchId);
-      return renderBranch(caller, branch, agent.main_branch_id);
+      return renderBranch(caller, branch);
     },
 
     /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
@@ -168,9 +166,11 @@ export function branchesService(context: AppContext) {
     },
 
     async update(caller: Caller, agentId: string, branchId: string, input: UpdateBranchInput) {
-      const { branch, mainBranchId } = await context.write(async ({ trx, publish }) => {
+      const { branch } = await context.write(async ({ trx, publish }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);
         await findBranchOrThrow(trx, agent.id, branchId);
+        // Archiving checks the live split: hold the agent lock that deployments take.
+        await lockAgent(trx, agent.id);
         await lockBranch(trx, branchId);
         const branch = await findBranchOrThrow(trx, agent.id, branchId);
         const isMain = branch.id === agent.main_branch_id;
@@ -204,7 +204,7 @@ export function branchesService(context: AppContext) {
         if (input.is_archived != null && (input.is_archived ? 1 : 0) !== branch.is_archived) {
           if (input.is_archived) {
             if (isMain) throw new ConflictError('cannot_archive_main_branch', 'The main branch cannot be archived.');
-            const share = isMain ? 100 : 0;
+            const share = (await liveShares(trx, agent.id)).get(branch.id) ?? 0;
             if (share > 0) {
               throw new ConflictError(
                 'branch_has_live_traffic',
@@ -216,9 +216,9 @@ export function branchesService(context: AppContext) {
         }
         await branchesStore(trx).update(branch.id, changes);
         publish({ kind: 'agent', agentId: agent.id });
-        return { branch: { ...branch, ...changes }, mainBranchId: agent.main_branch_id };
+        return { branch: { ...branch, ...changes } };
       }).catch(rethrowTakenName(input.name ?? ''));
-      return renderBranch(caller, branch, mainBranchId);
+      return renderBranch(caller, branch);
     },
   };
 }

@@ -42,6 +42,16 @@ export function branchesStore(db: Kysely<Database>) {
       return Number(row.count);
     },
 
+    /** Every branch's head version and its document, for routing. */
+    heads(agentId: string) {
+      return db
+        .selectFrom('branches')
+        .innerJoin('versions', 'versions.id', 'branches.head_version_id')
+        .select(['branches.id as branch_id', 'versions.id as version_id', 'versions.document_hash'])
+        .where('branches.agent_id', '=', agentId)
+        .execute();
+    },
+
     byIds(ids: string[]): Promise<BranchRow[]> {
       if (ids.length === 0) return Promise.resolve([]);
       return db.selectFrom('branches').selectAll().where('id', 'in', ids).execute();

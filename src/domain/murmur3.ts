@@ -1,0 +1,90 @@
+/**
+ * MurmurHash3 x86_32 over UTF-8 bytes (DESIGN §7, §12.10). Hashes the bytes, not UTF-16 code
+ * units: `murmurhash-js` and `imurmurhash` hash code units and disagree on `agent_x:café`.
+ * ASCII strings take a fast path without encoding.
+ */
+
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+const encoder = new TextEncoder();
+
+export function murmur3Bytes(bytes: Uint8Array, seed = 0): number {
+  let h = seed >>> 0;
+  const length = bytes.length;
+  const blocks = length & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  switch (length & 3) {
+    case 3:
+      k ^= bytes[blocks + 2] << 16;
+    // falls through
+    case 2:
+      k ^= bytes[blocks + 1] << 8;
+    // falls through
+    case 1:
+      k ^= bytes[blocks];
+      k = Math.imul(k, C1);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, C2);
+      h ^= k;
+  }
+  return finalize(h, length);
+}
+
+/** The same hash for a string, as the UTF-8 bytes of it. */
+export function murmur3(text: string, seed = 0): number {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return murmur3Bytes(encoder.encode(text), seed);
+  }
+  return murmur3Ascii(text, seed);
+}
+
+/** ASCII: one byte per code unit, so code units are the bytes. */
+function murmur3Ascii(text: string, seed: number): number {
+  let h = seed >>> 0;
+  const length = text.length;
+  const blocks = length & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = text.charCodeAt(i) | (text.charCodeAt(i + 1) << 8) | (text.charCodeAt(i + 2) << 16) | (text.charCodeAt(i + 3) << 24);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, C2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  switch (length & 3) {
+    case 3:
+      k ^= text.charCodeAt(blocks + 2) << 16;
+    // falls through
+    case 2:
+      k ^= text.charCodeAt(blocks + 1) << 8;
+    // falls through
+    case 1:
+      k ^= text.charCodeAt(blocks);
+      k = Math.imul(k, C1);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, C2);
+      h ^= k;
+  }
+  return finalize(h, length);
+}
+
+function finalize(hash: number, length: number): number {
+  let h = hash ^ length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

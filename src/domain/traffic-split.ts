@@ -1,0 +1,122 @@
+import { murmur3 } from './murmur3.js';
+
+/**
+ * Traffic splits and conversation routing (DESIGN §7).
+ *
+ * A conversation's bucket is MurmurHash3 x86_32 (seed 0) of `"{agent_id}:{routing_key}"`, mapped
+ * to 0…9999 by multiply-shift. Each deployment has a bucket table: which branch serves each
+ * bucket. A new split keeps every bucket whose branch still has room and reassigns only the
+ * buckets it must, so the share of conversations that change branch is the minimum possible:
+ * half the L1 distance between the old and the new split (to within rounding to buckets).
+ */
+
+export const BUCKETS = 10_000;
+
+export interface SplitItem {
+  branchId: string;
+  /** 0–100, fractions allowed. */
+  percentage: number;
+}
+
+/** A bucket table: the branch (an index into `branchIds`) of every bucket. */
+export interface BucketTable {
+  branchIds: string[];
+  branchOf: Uint16Array;
+}
+
+export function bucketOf(agentId: string, routingKey: string): number {
+  return Math.floor((murmur3(`${agentId}:${routingKey}`) * BUCKETS) / 4294967296);
+}
+
+export function routeToBranch(table: BucketTable, agentId: string, routingKey: string): string {
+  return table.branchIds[table.branchOf[bucketOf(agentId, routingKey)]];
+}
+
+/**
+ * Buckets per branch: `percentage × 100` rounded by largest remainder so they sum to 10,000
+ * (DESIGN §12.10). Ties go to the branch listed first.
+ */
+export function bucketCounts(split: readonly SplitItem[]): Map<string, number> {
+  const exact = split.map((item) => (item.percentage * BUCKETS) / 100);
+  const counts = exact.map((value) => Math.floor(value + 1e-9));
+  let missing = BUCKETS - counts.reduce((sum, count) => sum + count, 0);
+  const order = exact
+    .map((value, index) => ({ index, remainder: value - Math.floor(value + 1e-9) }))
+    .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
+  for (const { index } of order) {
+    if (missing <= 0) break;
+    counts[index]++;
+    missing--;
+  }
+  return new Map(split.map((item, index) => [item.branchId, counts[index]]));
+}
+
+/** The table of a split with no history: every bucket in order, branch after branch. */
+export function freshBucketTable(split: readonly SplitItem[]): BucketTable {
+  return nextBucketTable(undefined, split);
+}
+
+/**
+ * The table for a new split, moving as few buckets as possible from `previous`: a bucket keeps
+ * its branch while that branch has room in the new split; only the rest are reassigned, in
+ * bucket order, to the branches that need more.
+ */
+export function nextBucketTable(previous: BucketTable | undefined, split: readonly SplitItem[]): BucketTable {
+  const counts = bucketCounts(split);
+  const branchIds = split.map((item) => item.branchId);
+  const indexOf = new Map(branchIds.map((id, index) => [id, index]));
+  const room = branchIds.map((id) => counts.get(id) ?? 0);
+  const branchOf = new Uint16Array(BUCKETS);
+  const unassigned: number[] = [];
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    const previousBranch = previous ? previous.branchIds[previous.branchOf[bucket]] : undefined;
+    const index = previousBranch === undefined ? undefined : indexOf.get(previousBranch);
+    if (index !== undefined && room[index] > 0) {
+      branchOf[bucket] = index;
+      room[index]--;
+    } else {
+      unassigned.push(bucket);
+    }
+  }
+  let branch = 0;
+  for (const bucket of unassigned) {
+    while (room[branch] === 0) branch++;
+    branchOf[bucket] = branch;
+    room[branch]--;
+  }
+  return { branchIds, branchOf };
+}
+
+/** How many buckets serve a different branch in `after` than in `before`. */
+export function movedBuckets(before: BucketTable, after: BucketTable): number {
+  let moved = 0;
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    if (before.branchIds[before.branchOf[bucket]] !== after.branchIds[after.branchOf[bucket]]) moved++;
+  }
+  return moved;
+}
+
+/** Compact text form for storage: runs of `index*length`, comma-separated. */
+export function encodeBucketTable(table: BucketTable): string {
+  const runs: string[] = [];
+  let start = 0;
+  for (let bucket = 1; bucket <= BUCKETS; bucket++) {
+    if (bucket === BUCKETS || table.branchOf[bucket] !== table.branchOf[start]) {
+      runs.push(`${table.branchOf[start]}*${bucket - start}`);
+      start = bucket;
+    }
+  }
+  return runs.join(',');
+}
+
+export function decodeBucketTable(branchIds: string[], encoded: string): BucketTable {
+  const branchOf = new Uint16Array(BUCKETS);
+  let bucket = 0;
+  for (const run of encoded.split(',')) {
+    const [index, length] = run.split('*').map(Number);
+    branchOf.fill(index, bucket, bucket + length);
+    bucket += length;
+  }
+  if (bucket !== BUCKETS) throw new Error(`a bucket table must cover ${BUCKETS} buckets, not ${bucket}`);
+  return { branchIds, branchOf };
+}

@@ -1,0 +1,55 @@
+import type { Kysely } from 'kysely';
+
+import type { Database } from '../../db/schema.js';
+import { newId } from '../../domain/ids.js';
+import {
+  type BucketTable,
+  decodeBucketTable,
+  encodeBucketTable,
+  nextBucketTable,
+  type SplitItem,
+} from '../../domain/traffic-split.js';
+import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
+
+export interface NewDeployment {
+  agentId: string;
+  split: SplitItem[];
+  source: 'manual' | 'branch_merge';
+  authorUserId: string;
+  deployedAtMs: number;
+}
+
+export function bucketTableOf(row: DeploymentRow): BucketTable {
+  return decodeBucketTable(JSON.parse(row.branch_ids) as string[], row.bucket_table);
+}
+
+/** `{branch_id: percentage}` of a deployment, in the order its request listed them. */
+export function splitOf(row: DeploymentRow): Record<string, number> {
+  return JSON.parse(row.split) as Record<string, number>;
+}
+
+/**
+ * Makes `split` the active deployment of the agent, moving as few buckets as possible from the
+ * active one. The caller holds the agent lock (`lockAgent`) and has validated the split; the
+ * partial unique index refuses a second active row if it did not.
+ */
+export async function activateDeployment(trx: Kysely<Database>, deployment: NewDeployment): Promise<DeploymentRow> {
+  const store = deploymentsStore(trx);
+  const active = await store.active(deployment.agentId);
+  const table = nextBucketTable(active ? bucketTableOf(active) : undefined, deployment.split);
+  const row: DeploymentRow = {
+    id: newId('agtdpl_', deployment.deployedAtMs),
+    agent_id: deployment.agentId,
+    seq_no: (await store.lastSeqNo(deployment.agentId)) + 1,
+    split: JSON.stringify(Object.fromEntries(deployment.split.map((item) => [item.branchId, item.percentage]))),
+    branch_ids: JSON.stringify(table.branchIds),
+    bucket_table: encodeBucketTable(table),
+    source: deployment.source,
+    author_user_id: deployment.authorUserId,
+    deployed_at_ms: deployment.deployedAtMs,
+    is_active: 1,
+  };
+  await store.deactivate(deployment.agentId);
+  await store.insert(row);
+  return row;
+}

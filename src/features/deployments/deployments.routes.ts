@@ -1,0 +1,73 @@
+import * as z from 'zod';
+
+import type { AppContext } from '../../context.js';
+import { queryInteger } from '../../http/query.js';
+import { defineRoute, type RouteDefinition } from '../../http/route.js';
+import {
+  zAgentDeploymentHistoryItem,
+  zAgentDeploymentRequestItem,
+  zAgentDeploymentResponse,
+  zListResponseAgentDeploymentHistoryItem,
+} from '../../wire/generated/zod.gen.js';
+import { deploymentsService } from './deployments.service.js';
+
+const TAG = 'deployments';
+const agentParams = z.object({ agent_id: z.string() });
+
+export function deploymentRoutes(context: AppContext): RouteDefinition[] {
+  const deployments = deploymentsService(context);
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/deployments',
+      operationId: 'create_agent_deployment_route',
+      summary: 'Create Or Update Deployments',
+      description:
+        'Declares the whole traffic split: percentages 0–100 (fractions allowed) over non-archived branches of this ' +
+        'agent, totalling 100; branches not named get 0%. Conversations keep their branch wherever the split allows: ' +
+        'only the minimum share of conversations moves. Changing the share of an admin-protected branch needs admin.',
+      tag: TAG,
+      permission: 'write',
+      params: agentParams,
+      body: z.object({
+        deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
+      }),
+      responses: { 200: zAgentDeploymentResponse },
+      handler: ({ caller, params, body }) => deployments.create(caller, params.agent_id, body.deployment_request.requests),
+    }),
+
+    defineRoute({
+      method: 'GET',
+      url: '/v1/convai/agents/:agent_id/deployments',
+      operationId: 'list_agent_deployments_route',
+      summary: 'List Agent Deployments',
+      description: 'List the traffic split history of an agent, newest first; exactly one item is active.',
+      tag: TAG,
+      permission: 'read',
+      params: agentParams,
+      query: z.object({
+        page: queryInteger({ min: 1, max: 1_000_000, fallback: 1 }),
+        page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
+      }),
+      responses: { 200: zListResponseAgentDeploymentHistoryItem },
+      handler: ({ caller, params, query }) => deployments.list(caller, params.agent_id, query.page, query.page_size),
+    }),
+
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/deployments/:deployment_id/rollback',
+      operationId: 'rollback_agent_deployment_route',
+      summary: 'Roll Back To A Deployment (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): makes the split of an earlier deployment live again, as a new history ' +
+        'item (source "manual") that moves as few conversations as possible from the current split. 409 ' +
+        '`branch_archived` if that split gives traffic to a branch archived since.',
+      tag: TAG,
+      permission: 'write',
+      extension: true,
+      params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
+      responses: { 200: zAgentDeploymentHistoryItem },
+      handler: ({ caller, params }) => deployments.rollback(caller, params.agent_id, params.deployment_id),
+    }),
+  ];
+}

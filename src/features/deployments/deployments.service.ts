@@ -1,0 +1,161 @@
+import type { Kysely } from 'kysely';
+
+import type { AppContext } from '../../context.js';
+import { lockAgent } from '../../db/locks.js';
+import type { Database } from '../../db/schema.js';
+import type { SplitItem } from '../../domain/traffic-split.js';
+import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../http/errors.js';
+import { findAgentOrThrow } from '../agents/agents.service.js';
+import type { AgentRow } from '../agents/agents.store.js';
+import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { activateDeployment, splitOf } from './deployment-writer.js';
+import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
+
+/** Percentages may be fractions; their total must be 100 to within this. */
+const TOTAL_TOLERANCE = 1e-9;
+
+export interface DeploymentRequestItem {
+  branch_id: string;
+  deployment_strategy: { type: string; traffic_percentage: number };
+}
+
+/** The share of live traffic of every branch of the agent under its active deployment. */
+export async function liveShares(db: Kysely<Database>, agentId: string): Promise<Map<string, number>> {
+  const active = await deploymentsStore(db).active(agentId);
+  return new Map(active ? Object.entries(splitOf(active)) : []);
+}
+
+/**
+ * A deployment or rollback that changes the share of an `admin_perms_required` branch needs
+ * admin (DESIGN §5).
+ */
+function assertMayChangeShares(caller: Caller, branches: BranchRow[], before: Map<string, number>, after: Map<string, number>) {
+  if (caller.role === 'admin') return;
+  for (const branch of branches) {
+    const changes = Math.abs((before.get(branch.id) ?? 0) - (after.get(branch.id) ?? 0)) > TOTAL_TOLERANCE;
+    if (changes && branch.protection_status === 'admin_perms_required') {
+      throw new ForbiddenError(`Branch "${branch.name}" is protected: changing its share of traffic requires the admin role.`);
+    }
+  }
+}
+
+function formatTotal(total: number): string {
+  return String(Math.round(total * 1e9) / 1e9);
+}
+
+export function deploymentsService(context: AppContext) {
+  const { db } = context;
+
+  async function renderHistory(caller: Caller, rows: DeploymentRow[]) {
+    const users = await context.users.describe(rows.map((row) => row.author_user_id));
+    return rows.map((row) => ({
+      id: row.id,
+      traffic_percentage_branch_id_map: splitOf(row),
+      deployed_at_unix_secs: Math.floor(row.deployed_at_ms / 1000),
+      is_active: row.is_active === 1,
+      source: row.source,
+      access_info: accessInfo(users.get(row.author_user_id), caller),
+    }));
+  }
+
+  /** Validates and activates a split; `loc` prefixes point into the request body. */
+  async function deploy(
+    trx: Kysely<Database>,
+    caller: Caller,
+    agent: AgentRow,
+    split: SplitItem[],
+    locOf: (index: number) => (string | number)[],
+  ): Promise<DeploymentRow> {
+    const branches = await branchesStore(trx).list(agent.id, { includeArchived: true });
+    const byId = new Map(branches.map((branch) => [branch.id, branch]));
+    const issues: ValidationIssue[] = [];
+    const seen = new Map<string, number>();
+    split.forEach((item, index) => {
+      const loc = [...locOf(index), 'branch_id'];
+      const earlier = seen.get(item.branchId);
+      const branch = byId.get(item.branchId);
+      if (earlier !== undefined) {
+        issues.push({ loc, msg: `branch ${item.branchId} is named twice (also at requests[${earlier}]); name each branch once`, type: 'value_error' });
+      } else if (!branch) {
+        issues.push({ loc, msg: `branch ${item.branchId} is not a branch of agent ${agent.id}`, type: 'value_error' });
+      } else if (branch.is_archived) {
+        issues.push({ loc, msg: `branch "${branch.name}" (${branch.id}) is archived; archived branches receive no traffic`, type: 'value_error' });
+      }
+      seen.set(item.branchId, earlier ?? index);
+    });
+    const total = split.reduce((sum, item) => sum + item.percentage, 0);
+    if (Math.abs(total - 100) > TOTAL_TOLERANCE) {
+      issues.push({
+        loc: locOf(-1),
+        msg: `percentages total ${formatTotal(total)}; a deployment declares the whole allocation and must total 100`,
+        type: 'value_error',
+      });
+    }
+    if (issues.length > 0) throw new RequestValidationError(issues);
+
+    const before = await liveShares(trx, agent.id);
+    const after = new Map(split.map((item) => [item.branchId, item.percentage]));
+    assertMayChangeShares(caller, branches, before, after);
+    return activateDeployment(trx, {
+      agentId: agent.id,
+      split,
+      source: 'manual',
+      authorUserId: caller.userId,
+      deployedAtMs: context.now(),
+    });
+  }
+
+  return {
+    async create(caller: Caller, agentId: string, requests: DeploymentRequestItem[]) {
+      const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
+      const row = await context.write(async ({ trx, publish }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        await lockAgent(trx, agent.id);
+        publish({ kind: 'agent', agentId: agent.id });
+        return deploy(trx, caller, agent, split, (index) =>
+          index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
+        );
+      });
+      return { traffic_percentage_branch_id_map: splitOf(row) };
+    },
+
+    async list(caller: Caller, agentId: string, page: number, pageSize: number) {
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      const store = deploymentsStore(db);
+      const [rows, total] = await Promise.all([store.page(agent.id, (page - 1) * pageSize, pageSize), store.count(agent.id)]);
+      return { meta: { total, page, page_size: pageSize }, results: await renderHistory(caller, rows) };
+    },
+
+    /**
+     * Extension: makes an earlier split live again, as a new history item that moves as few
+     * conversations as possible from the current one (DESIGN §12.4).
+     */
+    async rollback(caller: Caller, agentId: string, deploymentId: string) {
+      const row = await context.write(async ({ trx, publish }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        await lockAgent(trx, agent.id);
+        const earlier = await deploymentsStore(trx).find(agent.id, deploymentId);
+        if (!earlier) throw new NotFoundError('deployment', deploymentId);
+        const split = Object.entries(splitOf(earlier)).map(([branchId, percentage]) => ({ branchId, percentage }));
+        for (const item of split) {
+          const branch = await branchesStore(trx).find(agent.id, item.branchId);
+          if (branch?.is_archived && item.percentage > 0) {
+            throw new ConflictError(
+              'branch_archived',
+              `Deployment ${deploymentId} sends ${item.percentage}% to branch "${branch.name}", which is archived; unarchive it or deploy a new split.`,
+            );
+          }
+        }
+        publish({ kind: 'agent', agentId: agent.id });
+        // Archived branches at 0% are dropped: they can receive no traffic anyway.
+        const live = [];
+        for (const item of split) if (!(await branchesStore(trx).find(agent.id, item.branchId))?.is_archived) live.push(item);
+        return deploy(trx, caller, agent, live, () => ['path', 'deployment_id']);
+      });
+      const [rendered] = await renderHistory(caller, [row]);
+      return rendered;
+    },
+  };
+}

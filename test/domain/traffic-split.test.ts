@@ -1,0 +1,199 @@
+import { randomUUID } from 'node:crypto';
+
+import fc from 'fast-check';
+// A well-kept byte-based reference implementation (DESIGN §12.10).
+import reference from 'murmurhash3js-revisited';
+import { describe, expect, it } from 'vitest';
+
+import { murmur3, murmur3Bytes } from '../../src/domain/murmur3.js';
+import {
+  BUCKETS,
+  bucketCounts,
+  bucketOf,
+  decodeBucketTable,
+  encodeBucketTable,
+  freshBucketTable,
+  movedBuckets,
+  nextBucketTable,
+  routeToBranch,
+  type SplitItem,
+} from '../../src/domain/traffic-split.js';
+
+const encoder = new TextEncoder();
+const referenceHash = (text: string) => reference.x86.hash32(encoder.encode(text), 0) >>> 0;
+
+/**
+ * Published test vectors (also in the README): MurmurHash3 x86_32, seed 0, over the UTF-8 bytes
+ * of `"{agent_id}:{routing_key}"`, and the bucket `floor(hash × 10000 / 2^32)`.
+ */
+export const VECTORS: [key: string, hash: number, bucket: number][] = [
+  ['', 0, 0],
+  ['a', 1009084850, 2349],
+  ['abc', 3017643002, 7025],
+  ['agent_x:café', 3044728402, 7089],
+  ['agent_1000:conv_01HZX3K9Q4W7T2M800000000', 1361899246, 3170],
+  ['agent_01m89pr0fy6w085wdrfph1rv7psd:+15550100', 2141752288, 4986],
+  ['agent_01m89pr0fy6w085wdrfph1rv7psd:🤖 conversation', 1804487189, 4201],
+];
+
+describe('murmur3 and buckets', () => {
+  it.each(VECTORS)('%j hashes to %d (bucket %d)', (key, hash, bucket) => {
+    expect(murmur3(key)).toBe(hash);
+    expect(referenceHash(key)).toBe(hash);
+    expect(Math.floor((hash * BUCKETS) / 2 ** 32)).toBe(bucket);
+  });
+
+  it('agrees with the byte-based reference on any text, ASCII or not', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 80 }), fc.string({ maxLength: 80 }), (unicode, ascii) => {
+        expect(murmur3(unicode)).toBe(referenceHash(unicode));
+        expect(murmur3(ascii)).toBe(referenceHash(ascii));
+        expect(murmur3Bytes(encoder.encode(unicode))).toBe(referenceHash(unicode));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('hashes bytes, not UTF-16 code units: a non-ASCII key differs from its code-unit hash', () => {
+    const key = 'agent_x:café';
+    const codeUnits = new Uint8Array([...key].map((char) => char.charCodeAt(0) & 0xff));
+    expect(murmur3(key)).not.toBe(murmur3Bytes(codeUnits));
+  });
+
+  it('maps every key to a bucket in 0…9999, the same one every time', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), (agentId, key) => {
+        const bucket = bucketOf(agentId, key);
+        expect(Number.isInteger(bucket) && bucket >= 0 && bucket < BUCKETS).toBe(true);
+        expect(bucketOf(agentId, key)).toBe(bucket);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+/** Random splits over a few branches, in percentages with up to two decimals, totalling 100. */
+const splitArbitrary = fc
+  .array(fc.integer({ min: 0, max: 10_000 }), { minLength: 1, maxLength: 6 })
+  .map((weights): SplitItem[] => {
+    const total = weights.reduce((sum, weight) => sum + weight, 0) || 1;
+    const hundredths = weights.map((weight) => Math.floor((weight * 10_000) / total));
+    hundredths[0] += 10_000 - hundredths.reduce((sum, value) => sum + value, 0);
+    return hundredths.map((value, index) => ({ branchId: `branch_${index}`, percentage: value / 100 }));
+  });
+
+function countsOf(table: ReturnType<typeof freshBucketTable>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const index of table.branchOf) {
+    const id = table.branchIds[index];
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+describe('bucket tables', () => {
+  it('gives each branch percentage × 100 buckets, rounded by largest remainder, 10,000 in all', () => {
+    fc.assert(
+      fc.property(splitArbitrary, (split) => {
+        const counts = bucketCounts(split);
+        expect([...counts.values()].reduce((sum, count) => sum + count, 0)).toBe(BUCKETS);
+        for (const item of split) expect(Math.abs((counts.get(item.branchId) ?? 0) - item.percentage * 100)).toBeLessThan(1);
+        const table = freshBucketTable(split);
+        const actual = countsOf(table);
+        for (const item of split) expect(actual.get(item.branchId) ?? 0).toBe(counts.get(item.branchId));
+      }),
+      { numRuns: 200 },
+    );
+    const thirds = bucketCounts([
+      { branchId: 'a', percentage: 100 / 3 },
+      { branchId: 'b', percentage: 100 / 3 },
+      { branchId: 'c', percentage: 100 / 3 },
+    ]);
+    expect([...thirds.values()]).toEqual([3334, 3333, 3333]);
+  });
+
+  it('moves the fewest conversations possible between any two splits: half the L1 distance', () => {
+    fc.assert(
+      fc.property(splitArbitrary, splitArbitrary, (first, second) => {
+        const before = freshBucketTable(first);
+        const after = nextBucketTable(before, second);
+        const oldCounts = bucketCounts(first);
+        const newCounts = bucketCounts(second);
+        const ids = new Set([...oldCounts.keys(), ...newCounts.keys()]);
+        let mustMove = 0;
+        let halfL1 = 0;
+        for (const id of ids) {
+          mustMove += Math.max(0, (oldCounts.get(id) ?? 0) - (newCounts.get(id) ?? 0));
+          halfL1 += Math.abs((first.find((item) => item.branchId === id)?.percentage ?? 0) - (second.find((item) => item.branchId === id)?.percentage ?? 0)) / 2;
+        }
+        // Exactly the buckets that have to move, which is half the L1 distance to within one bucket per branch.
+        expect(movedBuckets(before, after)).toBe(mustMove);
+        expect(Math.abs(mustMove / 100 - halfL1)).toBeLessThanOrEqual(ids.size / 100);
+        // And the new table has the new split's counts.
+        for (const [id, count] of newCounts) expect(countsOf(after).get(id) ?? 0).toBe(count);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps every conversation where it is when only a share grows from zero and shrinks elsewhere', () => {
+    const main = freshBucketTable([{ branchId: 'main', percentage: 100 }]);
+    const canary = nextBucketTable(main, [
+      { branchId: 'main', percentage: 90 },
+      { branchId: 'canary', percentage: 10 },
+    ]);
+    expect(movedBuckets(main, canary)).toBe(1_000);
+    const wider = nextBucketTable(canary, [
+      { branchId: 'main', percentage: 75 },
+      { branchId: 'canary', percentage: 25 },
+    ]);
+    // Conversations already on the canary stay there; 15% more join it.
+    expect(movedBuckets(canary, wider)).toBe(1_500);
+    for (let bucket = 0; bucket < BUCKETS; bucket++) {
+      if (canary.branchIds[canary.branchOf[bucket]] === 'canary') expect(wider.branchIds[wider.branchOf[bucket]]).toBe('canary');
+    }
+    const back = nextBucketTable(wider, [{ branchId: 'main', percentage: 100 }]);
+    expect(movedBuckets(wider, back)).toBe(2_500);
+  });
+
+  it('routes 100,000 random conversations within ±1 percentage point of each share', () => {
+    const split = [
+      { branchId: 'main', percentage: 70 },
+      { branchId: 'b', percentage: 20 },
+      { branchId: 'c', percentage: 9.5 },
+      { branchId: 'd', percentage: 0.5 },
+    ];
+    const table = freshBucketTable(split);
+    const seen = new Map<string, number>();
+    const agentId = 'agent_01m89pr0fy6w085wdrfph1rv7psd';
+    for (let i = 0; i < 100_000; i++) {
+      const branch = routeToBranch(table, agentId, randomUUID());
+      seen.set(branch, (seen.get(branch) ?? 0) + 1);
+    }
+    for (const item of split) expect(Math.abs(((seen.get(item.branchId) ?? 0) / 100_000) * 100 - item.percentage)).toBeLessThan(1);
+  });
+
+  it('routes deterministically: the same key, the same branch, while the split stands', () => {
+    fc.assert(
+      fc.property(splitArbitrary, fc.string(), (split, key) => {
+        const table = freshBucketTable(split);
+        const stored = decodeBucketTable(table.branchIds, encodeBucketTable(table));
+        expect(routeToBranch(stored, 'agent_a', key)).toBe(routeToBranch(table, 'agent_a', key));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('stores a table compactly and reads it back exactly', () => {
+    fc.assert(
+      fc.property(splitArbitrary, splitArbitrary, splitArbitrary, (a, b, c) => {
+        const table = nextBucketTable(nextBucketTable(freshBucketTable(a), b), c);
+        const text = encodeBucketTable(table);
+        expect(decodeBucketTable(table.branchIds, text).branchOf).toEqual(table.branchOf);
+      }),
+      { numRuns: 40 },
+    );
+    expect(encodeBucketTable(freshBucketTable([{ branchId: 'main', percentage: 100 }]))).toBe('0*10000');
+    expect(() => decodeBucketTable(['a'], '0*9999')).toThrow('10000');
+  });
+});
