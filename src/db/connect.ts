@@ -76,6 +76,9 @@ async function openPostgres(connectionString: string, poolSize: number): Promise
   pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
   await migratePostgres(connectionString);
   const pool = new pg.Pool({ connectionString, max: poolSize });
+  // An idle pooled connection closed by the server (a restart, a terminated backend) emits an
+  // error on the pool; the pool replaces it on the next checkout. Unhandled, it would end the process.
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const changes = await postgresChangeFeed(connectionString);
   return {

@@ -57,32 +57,57 @@ export function freshBucketTable(split: readonly SplitItem[]): BucketTable {
 }
 
 /**
- * The table for a new split, moving as few buckets as possible from `previous`: a bucket keeps
- * its branch while that branch has room in the new split; only the rest are reassigned, in
- * bucket order, to the branches that need more.
+ * The table for a new split, moving as few buckets as possible from `previous`: every branch
+ * keeps min(old, new) of its buckets and only the rest are reassigned, in bucket order, to the
+ * branches that need more. With `preferred` (a rollback's earlier table), the buckets kept and
+ * given are chosen to agree with it wherever the counts allow, so rolling back to a split puts
+ * conversations back where they were under it, still moving no more than the minimum.
  */
-export function nextBucketTable(previous: BucketTable | undefined, split: readonly SplitItem[]): BucketTable {
+export function nextBucketTable(
+  previous: BucketTable | undefined,
+  split: readonly SplitItem[],
+  preferred?: BucketTable,
+): BucketTable {
   const counts = bucketCounts(split);
   const branchIds = split.map((item) => item.branchId);
   const indexOf = new Map(branchIds.map((id, index) => [id, index]));
   const room = branchIds.map((id) => counts.get(id) ?? 0);
   const branchOf = new Uint16Array(BUCKETS);
-  const unassigned: number[] = [];
+  const assigned = new Uint8Array(BUCKETS);
+  const indexIn = (table: BucketTable | undefined, bucket: number) =>
+    table ? indexOf.get(table.branchIds[table.branchOf[bucket]]) : undefined;
+  const assign = (bucket: number, index: number) => {
+    branchOf[bucket] = index;
+    assigned[bucket] = 1;
+    room[index]--;
+  };
+
+  // Keep buckets on their current branch while it has room: first those the preferred table
+  // also puts there, then the others.
+  if (preferred) {
+    for (let bucket = 0; bucket < BUCKETS; bucket++) {
+      const index = indexIn(previous, bucket);
+      if (index !== undefined && room[index] > 0 && index === indexIn(preferred, bucket)) assign(bucket, index);
+    }
+  }
   for (let bucket = 0; bucket < BUCKETS; bucket++) {
-    const previousBranch = previous ? previous.branchIds[previous.branchOf[bucket]] : undefined;
-    const index = previousBranch === undefined ? undefined : indexOf.get(previousBranch);
-    if (index !== undefined && room[index] > 0) {
-      branchOf[bucket] = index;
-      room[index]--;
-    } else {
-      unassigned.push(bucket);
+    if (assigned[bucket]) continue;
+    const index = indexIn(previous, bucket);
+    if (index !== undefined && room[index] > 0) assign(bucket, index);
+  }
+  // Move the rest: to their preferred branch where it has room, then in order.
+  if (preferred) {
+    for (let bucket = 0; bucket < BUCKETS; bucket++) {
+      if (assigned[bucket]) continue;
+      const index = indexIn(preferred, bucket);
+      if (index !== undefined && room[index] > 0) assign(bucket, index);
     }
   }
   let branch = 0;
-  for (const bucket of unassigned) {
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    if (assigned[bucket]) continue;
     while (room[branch] === 0) branch++;
-    branchOf[bucket] = branch;
-    room[branch]--;
+    assign(bucket, branch);
   }
   return { branchIds, branchOf };
 }

@@ -136,6 +136,20 @@ describe('bucket tables', () => {
     );
   });
 
+  it('rolls back to the previous split exactly: every conversation returns to its branch, still moving the minimum', () => {
+    fc.assert(
+      fc.property(splitArbitrary, splitArbitrary, splitArbitrary, (start, first, second) => {
+        const earlier = nextBucketTable(freshBucketTable(start), first);
+        const current = nextBucketTable(earlier, second);
+        const rolledBack = nextBucketTable(current, first, earlier);
+        expect(rolledBack.branchOf).toEqual(earlier.branchOf);
+        expect(rolledBack.branchIds).toEqual(earlier.branchIds);
+        expect(movedBuckets(current, rolledBack)).toBe(movedBuckets(current, nextBucketTable(current, first)));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it('keeps every conversation where it is when only a share grows from zero and shrinks elsewhere', () => {
     const main = freshBucketTable([{ branchId: 'main', percentage: 100 }]);
     const canary = nextBucketTable(main, [

@@ -17,6 +17,8 @@ export interface NewDeployment {
   source: 'manual' | 'branch_merge';
   authorUserId: string;
   deployedAtMs: number;
+  /** A rollback's earlier deployment: conversations go back where they were under it. */
+  restoring?: DeploymentRow;
 }
 
 export function bucketTableOf(row: DeploymentRow): BucketTable {
@@ -36,7 +38,11 @@ export function splitOf(row: DeploymentRow): Record<string, number> {
 export async function activateDeployment(trx: Kysely<Database>, deployment: NewDeployment): Promise<DeploymentRow> {
   const store = deploymentsStore(trx);
   const active = await store.active(deployment.agentId);
-  const table = nextBucketTable(active ? bucketTableOf(active) : undefined, deployment.split);
+  const table = nextBucketTable(
+    active ? bucketTableOf(active) : undefined,
+    deployment.split,
+    deployment.restoring ? bucketTableOf(deployment.restoring) : undefined,
+  );
   const row: DeploymentRow = {
     id: newId('agtdpl_', deployment.deployedAtMs),
     agent_id: deployment.agentId,

@@ -67,6 +67,7 @@ export function deploymentsService(context: AppContext) {
     agent: AgentRow,
     split: SplitItem[],
     locOf: (index: number) => (string | number)[],
+    restoring?: DeploymentRow,
   ): Promise<DeploymentRow> {
     const branches = await branchesStore(trx).list(agent.id, { includeArchived: true });
     const byId = new Map(branches.map((branch) => [branch.id, branch]));
@@ -104,6 +105,7 @@ export function deploymentsService(context: AppContext) {
       source: 'manual',
       authorUserId: caller.userId,
       deployedAtMs: context.now(),
+      restoring,
     });
   }
 
@@ -152,7 +154,7 @@ export function deploymentsService(context: AppContext) {
         // Archived branches at 0% are dropped: they can receive no traffic anyway.
         const live = [];
         for (const item of split) if (!(await branchesStore(trx).find(agent.id, item.branchId))?.is_archived) live.push(item);
-        return deploy(trx, caller, agent, live, () => ['path', 'deployment_id']);
+        return deploy(trx, caller, agent, live, () => ['path', 'deployment_id'], earlier);
       });
       const [rendered] = await renderHistory(caller, [row]);
       return rendered;
