@@ -1,0 +1,68 @@
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+
+import { migrations, openStore } from '../src/db/connect.js';
+import type { Database } from '../src/db/schema.js';
+import { createTestDatabase, dialect } from './support/test-app.js';
+
+// Migrations upgrade a store with data in it, on both dialects.
+
+describe('migrations', () => {
+  it('0002 gives every existing agent its first deployment: all traffic on main', async () => {
+    const database = await createTestDatabase();
+    try {
+      if (dialect === 'postgres') {
+        // The per-file database comes fully migrated: start this one from scratch.
+        const client = new pg.Client({ connectionString: database.options.databaseUrl });
+        await client.connect();
+        await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+        await client.end();
+      }
+      const db =
+        dialect === 'postgres'
+          ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.options.databaseUrl, max: 1 }) }) })
+          : new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(`${database.options.dataDir}/branchwise.sqlite`) }) });
+      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+      expect((await migrator.migrateTo('0001_initial')).error).toBeUndefined();
+      await db.insertInto('workspaces').values({ id: 'ws_1', name: 'default', created_at_ms: 1_700_000_000_000 }).execute();
+      await db
+        .insertInto('agents')
+        .values({
+          id: 'agent_old',
+          workspace_id: 'ws_1',
+          name: 'Old',
+          tags: '[]',
+          agent_settings: '{}',
+          voice_id: '',
+          archived: 0,
+          main_branch_id: 'agtbrch_old_main',
+          created_by_user_id: 'user_1',
+          created_at_ms: 1_700_000_000_000,
+          updated_at_ms: 1_700_000_000_000,
+        })
+        .execute();
+      await db.destroy();
+
+      const store = await openStore(database.options);
+      try {
+        const deployments = await store.db.selectFrom('deployments').selectAll().execute();
+        expect(deployments).toHaveLength(1);
+        expect(deployments[0]).toMatchObject({
+          agent_id: 'agent_old',
+          is_active: 1,
+          seq_no: 1,
+          split: JSON.stringify({ agtbrch_old_main: 100 }),
+          bucket_table: '0*10000',
+          source: 'manual',
+        });
+        expect(deployments[0].id).toMatch(/^agtdpl_[0-9a-f]{28}$/);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await database.drop();
+    }
+  });
+});
