@@ -13,6 +13,8 @@ import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
+import { draftRoutes } from './features/drafts/drafts.routes.js';
+import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import type { Caller } from './features/workspaces/workspaces.store.js';
@@ -47,7 +49,14 @@ export interface App {
 
 /** Every API route, as data: the OpenAPI document and the permission tests read this. */
 export function routeTable(context: AppContext): RouteDefinition[] {
-  return [...agentRoutes(context), ...branchRoutes(context), ...versionRoutes(context), ...deploymentRoutes(context)];
+  return [
+    ...agentRoutes(context),
+    ...branchRoutes(context),
+    ...mergeRoutes(context),
+    ...versionRoutes(context),
+    ...draftRoutes(context),
+    ...deploymentRoutes(context),
+  ];
 }
 
 export async function buildApp(options: AppOptions): Promise<App> {

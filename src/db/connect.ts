@@ -8,6 +8,7 @@ import pg from 'pg';
 import { type ChangeFeed, postgresChangeFeed, sqliteChangeFeed } from './change-feed.js';
 import * as initial from './migrations/0001_initial.js';
 import * as deployments from './migrations/0002_deployments.js';
+import * as mergedAuthors from './migrations/0003_merged_authors.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -35,6 +36,7 @@ export interface StoreOptions {
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_deployments': deployments,
+  '0003_merged_authors': mergedAuthors,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */

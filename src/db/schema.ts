@@ -89,6 +89,8 @@ export interface VersionTable {
   committed_at_ms: number;
   /** Root of the content-addressed document tree (table `blobs`). */
   document_hash: string;
+  /** For a merge into main: JSON array of the users who published the merged changes. */
+  merged_author_ids: string | null;
 }
 
 export interface BlobTable {

@@ -9,3 +9,4 @@ export {
   zHttpValidationError,
   zListResponseAgentBranchSummary,
 } from './generated/zod.gen.js';
+export { zMergePreviewResponseModel } from './generated/zod.gen.js';

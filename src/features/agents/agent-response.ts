@@ -24,11 +24,14 @@ function cachedSection(key: string, build: () => JsonObject): string {
 
 export interface AgentView {
   agent: AgentRow;
-  versionId: string;
+  /** Null for a preview of a version that does not exist yet. */
+  versionId: string | null;
   branchId: string;
   documentHash: string;
   document: AgentDocument;
   access: AccessInfo;
+  /** Show the document's name and tags even on main (a preview of a merge into main). */
+  documentIdentity?: boolean;
 }
 
 /**
@@ -45,12 +48,12 @@ export function renderAgentResponse(view: AgentView): string {
     renderSection('platform_settings', { ...document.platform_settings, ...(JSON.parse(agent.agent_settings) as JsonObject) }),
   );
   const workflow = cachedSection(`wf:${view.documentHash}`, () => renderSection('workflow', document.workflow));
-  const isMain = view.branchId === agent.main_branch_id;
+  const agentIdentity = view.branchId === agent.main_branch_id && !view.documentIdentity;
   const head = {
     agent_id: agent.id,
     // name and tags are the agent's on main; on other branches, what the branch has committed.
-    name: isMain ? agent.name : document.name,
-    tags: isMain ? (JSON.parse(agent.tags) as string[]) : document.tags,
+    name: agentIdentity ? agent.name : document.name,
+    tags: agentIdentity ? (JSON.parse(agent.tags) as string[]) : document.tags,
     metadata: {
       created_at_unix_secs: Math.floor(agent.created_at_ms / 1000),
       updated_at_unix_secs: Math.floor(agent.updated_at_ms / 1000),

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 
 import type { AppContext } from '../../context.js';
-import { lockBranch } from '../../db/locks.js';
+import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
@@ -10,6 +10,7 @@ import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, Requ
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
+import { autoRebaseBranches } from '../merges/merges.service.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -170,9 +171,13 @@ export function agentsService(context: AppContext) {
     options: CommitOptions,
     produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string }>,
   ): Promise<string> {
-    const { agent, version } = await context.write(async ({ trx, publish, afterCommit }) => {
+    const { agent, version } = await context.write(async (scope) => {
+      const { trx, publish, afterCommit } = scope;
       const agent = await findAgentOrThrow(trx, caller, agentId);
       const branch = await findBranchOrThrow(trx, agent.id, options.branchId ?? agent.main_branch_id);
+      // A new main version rebases the auto-rebase branches: take the agent lock first, as
+      // every operation that touches several branches does.
+      if (branch.id === agent.main_branch_id) await lockAgent(trx, agent.id);
       await lockBranch(trx, branch.id);
       const locked = await findBranchOrThrow(trx, agent.id, branch.id);
       assertCanWriteBranch(caller, locked);
@@ -235,6 +240,7 @@ export function agentsService(context: AppContext) {
         isMain ? next.document.tags : undefined,
       );
       await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
+      if (isMain) await autoRebaseBranches(scope, context, agent.id, caller);
       return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version };
     });
     return renderAt(caller, agent, version);

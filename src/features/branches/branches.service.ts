@@ -12,6 +12,7 @@ import {
 } from '../agents/agents.service.js';
 import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
 import { liveShares } from '../deployments/deployments.service.js';
+import { compareVersions } from '../versions/history.js';
 import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -56,6 +57,22 @@ export function branchesService(context: AppContext) {
     };
   }
 
+  /** `git rev-list --count` each way between every branch head and main's head (DESIGN §12.8). */
+  async function commitStatusAgainstMain(agentId: string, mainBranchId: string, branches: BranchRow[]) {
+    const store = versionsStore(db);
+    const main = await branchesStore(db).find(agentId, mainBranchId);
+    const heads = await store.findMany(agentId, [...new Set([...branches.map((branch) => branch.head_version_id), main!.head_version_id])]);
+    const byId = new Map(heads.map((head) => [head.id, head]));
+    const mainHead = byId.get(main!.head_version_id)!;
+    const status = new Map<string, { ahead: number; behind: number } | null>();
+    for (const branch of branches) {
+      const comparison = await compareVersions(db, agentId, byId.get(branch.head_version_id)!, mainHead);
+      // No common ancestor (a duplicated agent's branches): null, "could not be computed", as upstream.
+      status.set(branch.id, comparison.mergeBaseId ? { ahead: comparison.ahead, behind: comparison.behind } : null);
+    }
+    return status;
+  }
+
   return {
     async list(caller: Caller, agentId: string, options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean }) {
       const agent = await findAgentOrThrow(db, caller, agentId);
@@ -72,6 +89,7 @@ export function branchesService(context: AppContext) {
           .execute(),
       ]);
       const users = await context.users.describe(branches.map((branch) => branch.created_by_user_id));
+      const commitStatus = options.includeCommitStatus ? await commitStatusAgainstMain(agent.id, agent.main_branch_id, branches) : undefined;
       const draftByBranch = new Map(drafts.map((draft) => [draft.branch_id, draft]));
       return {
         meta: { total, page: 1, page_size: options.limit },
@@ -86,9 +104,9 @@ export function branchesService(context: AppContext) {
             draft_created_at: draft ? Math.floor(draft.created_at_ms / 1000) : null,
             draft_is_behind_tip: draft ? draft.based_on_seq_no < branch.head_seq_no : false,
             calls_7d: 0,
-            // Computed from the version DAG with the merge issue; null means "not computed".
-            commits_ahead: null,
-            commits_behind: null,
+            // Null when not asked for (`include_commit_status`), as upstream.
+            commits_ahead: commitStatus?.get(branch.id)?.ahead ?? null,
+            commits_behind: commitStatus?.get(branch.id)?.behind ?? null,
             merged_into_branch_id: branch.merged_into_branch_id,
           };
         }),

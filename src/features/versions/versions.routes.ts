@@ -1,6 +1,7 @@
 import * as z from 'zod';
 
 import type { AppContext } from '../../context.js';
+import { queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { zAgentVersionMetadata } from '../../wire/responses.js';
 import { versionsService } from './versions.service.js';
@@ -19,6 +20,55 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       params: z.object({ agent_id: z.string(), version_id: z.string() }),
       responses: { 200: zAgentVersionMetadata },
       handler: ({ caller, params }) => versions.getMetadata(caller, params.agent_id, params.version_id),
+    }),
+
+    defineRoute({
+      method: 'GET',
+      url: '/v1/convai/agents/:agent_id/branches/:branch_id/versions',
+      operationId: 'list_branch_versions_route',
+      summary: 'List Branch Versions (extension)',
+      description:
+        "Extension (not in the ElevenLabs API): a branch's versions newest first, as AgentVersionMetadata, with cursor " +
+        'pagination (`cursor` from `next_cursor`; `page_size` 1–100, default 30).',
+      tag: 'versions',
+      permission: 'read',
+      extension: true,
+      params: z.object({ agent_id: z.string(), branch_id: z.string() }),
+      query: z.object({ page_size: queryInteger({ min: 1, max: 100, fallback: 30 }), cursor: z.string().optional() }),
+      responses: { 200: z.object({ versions: z.array(zAgentVersionMetadata), has_more: z.boolean(), next_cursor: z.string().nullable() }) },
+      handler: ({ caller, params, query }) => versions.history(caller, params.agent_id, params.branch_id, query.page_size, query.cursor),
+    }),
+
+    defineRoute({
+      method: 'GET',
+      url: '/v1/convai/agents/:agent_id/diff',
+      operationId: 'diff_agent_versions_route',
+      summary: 'Diff Two Versions (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): what changed from `from_version_id` to `to_version_id` (any two versions ' +
+        'of the agent), path by path with before and after values. Paths follow the merge: relative to their section, ' +
+        'arrays of keyed objects element by element (`agent.prompt.tools[id=weather].description`).',
+      tag: 'versions',
+      permission: 'read',
+      extension: true,
+      params: z.object({ agent_id: z.string() }),
+      query: z.object({ from_version_id: z.string(), to_version_id: z.string() }),
+      responses: {
+        200: z.object({
+          from_version_id: z.string(),
+          to_version_id: z.string(),
+          changes: z.array(
+            z.object({
+              section: z.enum(['conversation_config', 'platform_settings', 'workflow', 'agent']),
+              path: z.string(),
+              before: z.json().nullable(),
+              after: z.json().nullable(),
+              kind: z.enum(['added', 'removed', 'changed']),
+            }),
+          ),
+        }),
+      },
+      handler: ({ caller, params, query }) => versions.diff(caller, params.agent_id, query.from_version_id, query.to_version_id),
     }),
   ];
 }

@@ -3,7 +3,8 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
-import { NotFoundError } from '../../http/errors.js';
+import { diffValues, type Change } from '../../domain/three-way-merge.js';
+import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import type { PreparedDocument } from './documents.store.js';
@@ -39,6 +40,7 @@ export interface VersionDraft {
   /** The versions named in `parents`, for the generation number. */
   parentRows: VersionRow[];
   committedAtMs: number;
+  mergedAuthorIds?: string[];
 }
 
 /**
@@ -59,6 +61,7 @@ export async function insertVersion(trx: Kysely<Database>, context: AppContext, 
     author_user_id: draft.authorUserId,
     committed_at_ms: draft.committedAtMs,
     document_hash: draft.prepared.rootHash,
+    merged_author_ids: draft.mergedAuthorIds ? JSON.stringify(draft.mergedAuthorIds) : null,
   };
   await versionsStore(trx).insert(row);
   return row;
@@ -77,7 +80,8 @@ export function parentsOf(version: VersionRow): VersionParents {
 
 /** Upstream's `AgentVersionMetadata` for a list of versions. */
 export async function renderVersionMetadata(context: AppContext, versions: VersionRow[], caller: Caller) {
-  const users = await context.users.describe(versions.map((version) => version.author_user_id));
+  const mergedAuthors = (version: VersionRow) => (version.merged_author_ids ? (JSON.parse(version.merged_author_ids) as string[]) : []);
+  const users = await context.users.describe(versions.flatMap((version) => [version.author_user_id, ...mergedAuthors(version)]));
   return versions.map((version) => ({
     id: version.id,
     agent_id: version.agent_id,
@@ -87,12 +91,72 @@ export async function renderVersionMetadata(context: AppContext, versions: Versi
     time_committed_secs: Math.floor(version.committed_at_ms / 1000),
     parents: parentsOf(version),
     access_info: accessInfo(users.get(version.author_user_id), caller),
-    merged_authors: null,
+    merged_authors: version.merged_author_ids
+      ? mergedAuthors(version).map((userId) => accessInfo(users.get(userId), caller))
+      : null,
   }));
 }
 
+const HISTORY_SECTIONS = ['conversation_config', 'platform_settings', 'workflow'] as const;
+
 export function versionsService(context: AppContext) {
+  async function agentOf(caller: Caller, agentId: string) {
+    const agent = await context.db
+      .selectFrom('agents')
+      .select('id')
+      .where('id', '=', agentId)
+      .where('workspace_id', '=', caller.workspaceId)
+      .executeTakeFirst();
+    if (!agent) throw new NotFoundError('agent', agentId);
+    return agent;
+  }
+
   return {
+    /** Extension: a branch's versions, newest first, with a cursor (upstream shows only the latest few). */
+    async history(caller: Caller, agentId: string, branchId: string, pageSize: number, cursor: string | undefined) {
+      const agent = await agentOf(caller, agentId);
+      const branch = await context.db.selectFrom('branches').select('id').where('id', '=', branchId).where('agent_id', '=', agent.id).executeTakeFirst();
+      if (!branch) throw new NotFoundError('branch', branchId);
+      let before: number | undefined;
+      if (cursor !== undefined) {
+        before = Number(cursor);
+        if (!Number.isSafeInteger(before) || before < 1) throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
+      }
+      const rows = await versionsStore(context.db).page(branch.id, pageSize + 1, before);
+      const page = rows.slice(0, pageSize);
+      const hasMore = rows.length > pageSize;
+      return {
+        versions: await renderVersionMetadata(context, page, caller),
+        has_more: hasMore,
+        next_cursor: hasMore ? String(page[page.length - 1].seq_no_in_branch) : null,
+      };
+    },
+
+    /**
+     * Extension: what changed between two versions of the agent, path by path, with the path
+     * rules of the merge (keyed arrays element by element).
+     */
+    async diff(caller: Caller, agentId: string, fromVersionId: string, toVersionId: string) {
+      const agent = await agentOf(caller, agentId);
+      const store = versionsStore(context.db);
+      const [from, to] = await Promise.all([store.find(agent.id, fromVersionId), store.find(agent.id, toVersionId)]);
+      if (!from) throw new NotFoundError('version', fromVersionId);
+      if (!to) throw new NotFoundError('version', toVersionId);
+      const [before, after] = await Promise.all([context.documents.load(context.db, from.document_hash), context.documents.load(context.db, to.document_hash)]);
+      const changes = [];
+      for (const section of HISTORY_SECTIONS) {
+        for (const change of diffValues(before[section], after[section])) {
+          changes.push({ section, path: change.path, before: change.before ?? null, after: change.after ?? null, kind: kindOf(change) });
+        }
+      }
+      for (const field of ['name', 'tags'] as const) {
+        for (const change of diffValues({ [field]: before[field] }, { [field]: after[field] })) {
+          changes.push({ section: 'agent', path: change.path, before: change.before ?? null, after: change.after ?? null, kind: kindOf(change) });
+        }
+      }
+      return { from_version_id: from.id, to_version_id: to.id, changes };
+    },
+
     async getMetadata(caller: Caller, agentId: string, versionId: string) {
       const agent = await context.db
         .selectFrom('agents')
@@ -107,4 +171,10 @@ export function versionsService(context: AppContext) {
       return metadata;
     },
   };
+}
+
+function kindOf(change: Change): 'added' | 'removed' | 'changed' {
+  if (change.before === undefined) return 'added';
+  if (change.after === undefined) return 'removed';
+  return 'changed';
 }

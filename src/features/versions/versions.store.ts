@@ -15,6 +15,31 @@ export function versionsStore(db: Kysely<Database>) {
         .executeTakeFirst();
     },
 
+    findMany(agentId: string, ids: string[]): Promise<VersionRow[]> {
+      if (ids.length === 0) return Promise.resolve([]);
+      return db.selectFrom('versions').selectAll().where('agent_id', '=', agentId).where('id', 'in', ids).execute();
+    },
+
+    /** Newest first, after the sequence number `beforeSeqNo` when given. */
+    page(branchId: string, limit: number, beforeSeqNo?: number): Promise<VersionRow[]> {
+      let query = db.selectFrom('versions').selectAll().where('branch_id', '=', branchId);
+      if (beforeSeqNo !== undefined) query = query.where('seq_no_in_branch', '<', beforeSeqNo);
+      return query.orderBy('seq_no_in_branch', 'desc').limit(limit).execute();
+    },
+
+    /** Who authored any of these versions. */
+    async authorsOf(ids: string[]): Promise<string[]> {
+      if (ids.length === 0) return [];
+      const rows = await db.selectFrom('versions').select('author_user_id').distinct().where('id', 'in', ids).execute();
+      return rows.map((row) => row.author_user_id);
+    },
+
+    /** Is some version a merge of this one? */
+    async isMergedSomewhere(versionId: string): Promise<boolean> {
+      const row = await db.selectFrom('versions').select('id').where('merged_from_version_id', '=', versionId).executeTakeFirst();
+      return row !== undefined;
+    },
+
     /** Newest first. */
     recent(branchId: string, limit: number): Promise<VersionRow[]> {
       return db

@@ -1,0 +1,220 @@
+import { deepEqual, type Json, type JsonObject, isJsonObject, setMember } from './canonical-json.js';
+
+/**
+ * Three-way merge and diff of agent configs (DESIGN §6, §12.5, §12.6). Pure: no I/O.
+ *
+ * Objects merge key by key. Arrays whose elements are all objects with a unique `id` (else
+ * `tool_id`, else `name`) merge element by element by that key; other arrays are one value. A path
+ * changed on one side only takes that side; changed identically on both is no conflict; changed
+ * differently on both is a conflict, settled by a resolution for its path, else by the winner.
+ *
+ * Paths are relative to their section: `agent.prompt.tools[id=weather].description`.
+ */
+
+/** "Not present": distinct from JSON null. */
+const ABSENT = Symbol('absent');
+type Value = Json | typeof ABSENT;
+
+export type Side = 'source' | 'target';
+export type Resolution = Side | { value: Json };
+
+export interface Conflict {
+  path: string;
+  base: Json | undefined;
+  source: Json | undefined;
+  target: Json | undefined;
+}
+
+export interface MergeOptions {
+  /** Who takes a conflict without a resolution. */
+  winner: Side;
+  /** Path → resolution, paths as `Conflict.path`. */
+  resolutions?: ReadonlyMap<string, Resolution>;
+}
+
+export interface MergeOutcome {
+  merged: Json | undefined;
+  conflicts: Conflict[];
+}
+
+export interface Change {
+  path: string;
+  before: Json | undefined;
+  after: Json | undefined;
+}
+
+const KEY_FIELDS = ['id', 'tool_id', 'name'] as const;
+
+function fromValue(value: Value): Json | undefined {
+  return value === ABSENT ? undefined : value;
+}
+
+function toValue(value: Json | undefined): Value {
+  return value === undefined ? ABSENT : value;
+}
+
+function same(a: Value, b: Value): boolean {
+  if (a === ABSENT || b === ABSENT) return a === b;
+  return deepEqual(a, b);
+}
+
+function joinKey(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+/** The key field that identifies every element of all these arrays, if one does. */
+function keyFieldOf(arrays: Json[][]): (typeof KEY_FIELDS)[number] | undefined {
+  const elements = arrays.flat();
+  if (elements.length === 0 || !elements.every(isJsonObject)) return undefined;
+  for (const field of KEY_FIELDS) {
+    const keyed = arrays.every((array) => {
+      const keys = array.map((element) => (element as JsonObject)[field]);
+      if (!keys.every((key) => typeof key === 'string' || typeof key === 'number')) return false;
+      return new Set(keys.map(String)).size === keys.length;
+    });
+    if (keyed) return field;
+  }
+  return undefined;
+}
+
+function elementPath(path: string, field: string, key: string): string {
+  return `${path}[${field}=${key}]`;
+}
+
+function asArray(value: Value): Json[] | undefined {
+  return Array.isArray(value) ? value : undefined;
+}
+
+function byKey(array: Json[], field: string): Map<string, Json> {
+  return new Map(array.map((element) => [String((element as JsonObject)[field]), element]));
+}
+
+export function threeWayMerge(base: Json | undefined, source: Json | undefined, target: Json | undefined, options: MergeOptions): MergeOutcome {
+  const conflicts: Conflict[] = [];
+  const merged = mergeValues(toValue(base), toValue(source), toValue(target), '', options, conflicts);
+  return { merged: fromValue(merged), conflicts };
+}
+
+function mergeValues(base: Value, source: Value, target: Value, path: string, options: MergeOptions, conflicts: Conflict[]): Value {
+  if (same(source, target)) return source;
+  if (same(base, source)) return target;
+  if (same(base, target)) return source;
+
+  if (source !== ABSENT && target !== ABSENT && isJsonObject(source) && isJsonObject(target)) {
+    const baseObject = base !== ABSENT && isJsonObject(base) ? base : {};
+    const result: JsonObject = {};
+    const keys = new Set([...Object.keys(target), ...Object.keys(source), ...Object.keys(baseObject)]);
+    for (const key of keys) {
+      const value = mergeValues(
+        Object.hasOwn(baseObject, key) ? baseObject[key] : ABSENT,
+        Object.hasOwn(source, key) ? source[key] : ABSENT,
+        Object.hasOwn(target, key) ? target[key] : ABSENT,
+        joinKey(path, key),
+        options,
+        conflicts,
+      );
+      if (value !== ABSENT) setMember(result, key, value);
+    }
+    return result;
+  }
+
+  const sourceArray = asArray(source);
+  const targetArray = asArray(target);
+  if (sourceArray && targetArray) {
+    const baseArray = asArray(base) ?? [];
+    const field = keyFieldOf([baseArray, sourceArray, targetArray]);
+    if (field) return mergeKeyedArrays(baseArray, sourceArray, targetArray, field, path, options, conflicts);
+  }
+
+  return conflict(base, source, target, path, options, conflicts);
+}
+
+/**
+ * Element by element: order follows the target, with the source's new elements after the target
+ * element they followed in the source (or at the end).
+ */
+function mergeKeyedArrays(
+  base: Json[],
+  source: Json[],
+  target: Json[],
+  field: string,
+  path: string,
+  options: MergeOptions,
+  conflicts: Conflict[],
+): Json[] {
+  const baseByKey = byKey(base, field);
+  const sourceByKey = byKey(source, field);
+  const targetByKey = byKey(target, field);
+  const order: string[] = target.map((element) => String((element as JsonObject)[field]));
+  let insertAt = 0;
+  for (const element of source) {
+    const key = String((element as JsonObject)[field]);
+    const existing = order.indexOf(key);
+    if (existing >= 0) {
+      insertAt = existing + 1;
+    } else if (!baseByKey.has(key)) {
+      order.splice(insertAt, 0, key);
+      insertAt++;
+    }
+  }
+  for (const key of baseByKey.keys()) if (!order.includes(key)) order.push(key);
+
+  const result: Json[] = [];
+  for (const key of order) {
+    const value = mergeValues(
+      toValue(baseByKey.get(key)),
+      toValue(sourceByKey.get(key)),
+      toValue(targetByKey.get(key)),
+      elementPath(path, field, key),
+      options,
+      conflicts,
+    );
+    if (value !== ABSENT) result.push(value);
+  }
+  return result;
+}
+
+function conflict(base: Value, source: Value, target: Value, path: string, options: MergeOptions, conflicts: Conflict[]): Value {
+  conflicts.push({ path, base: fromValue(base), source: fromValue(source), target: fromValue(target) });
+  const resolution = options.resolutions?.get(path) ?? options.winner;
+  if (resolution === 'source') return source;
+  if (resolution === 'target') return target;
+  return resolution.value;
+}
+
+/**
+ * What changed from `before` to `after`, path by path, with the same path rules as the merge
+ * (keyed arrays element by element). Each change is the smallest path where the two differ.
+ */
+export function diffValues(before: Json | undefined, after: Json | undefined): Change[] {
+  const changes: Change[] = [];
+  diffInto(toValue(before), toValue(after), '', changes);
+  return changes;
+}
+
+function diffInto(before: Value, after: Value, path: string, changes: Change[]): void {
+  if (same(before, after)) return;
+  if (before !== ABSENT && after !== ABSENT && isJsonObject(before) && isJsonObject(after)) {
+    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      diffInto(Object.hasOwn(before, key) ? before[key] : ABSENT, Object.hasOwn(after, key) ? after[key] : ABSENT, joinKey(path, key), changes);
+    }
+    return;
+  }
+  const beforeArray = asArray(before);
+  const afterArray = asArray(after);
+  if (beforeArray && afterArray) {
+    const field = keyFieldOf([beforeArray, afterArray]);
+    if (field) {
+      const beforeByKey = byKey(beforeArray, field);
+      const afterByKey = byKey(afterArray, field);
+      const found = changes.length;
+      for (const key of new Set([...beforeByKey.keys(), ...afterByKey.keys()])) {
+        diffInto(toValue(beforeByKey.get(key)), toValue(afterByKey.get(key)), elementPath(path, field, key), changes);
+      }
+      // A pure reordering of the same elements is a change of the array itself.
+      if (changes.length === found) changes.push({ path, before: beforeArray, after: afterArray });
+      return;
+    }
+  }
+  changes.push({ path, before: fromValue(before), after: fromValue(after) });
+}

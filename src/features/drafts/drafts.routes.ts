@@ -1,0 +1,54 @@
+import * as z from 'zod';
+
+import type { AppContext } from '../../context.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { defineRoute, type RouteDefinition } from '../../http/route.js';
+import { zBodyCreateAgentDraftV1ConvaiAgentsAgentIdDraftsPost } from '../../wire/generated/zod.gen.js';
+import { draftsService } from './drafts.service.js';
+
+const TAG = 'drafts';
+const params = z.object({ agent_id: z.string() });
+const query = z.object({ branch_id: z.string() });
+
+export function draftRoutes(context: AppContext): RouteDefinition[] {
+  const drafts = draftsService(context);
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/drafts',
+      operationId: 'create_agent_draft_route',
+      summary: 'Create Agent Draft',
+      description:
+        "Stores the caller's draft (a full config snapshot) on `branch_id`, replacing theirs. Drafts are per user and " +
+        'per branch; a commit by that user on the branch, or a merge or rebase landing on it, discards them.',
+      tag: TAG,
+      permission: 'write',
+      params,
+      query,
+      body: zBodyCreateAgentDraftV1ConvaiAgentsAgentIdDraftsPost.extend({ name: z.string().max(512), tags: z.array(z.string().max(256)).max(100).nullish() }),
+      responses: { 200: z.object({ branch_id: z.string(), draft_created_at: z.int() }) },
+      handler: ({ caller, params, query, body }) =>
+        drafts.save(caller, params.agent_id, query.branch_id, {
+          conversation_config: body.conversation_config as JsonObject,
+          platform_settings: body.platform_settings as JsonObject,
+          workflow: body.workflow as JsonObject,
+          name: body.name,
+          tags: body.tags,
+        }),
+    }),
+
+    defineRoute({
+      method: 'DELETE',
+      url: '/v1/convai/agents/:agent_id/drafts',
+      operationId: 'delete_agent_draft_route',
+      summary: 'Delete Agent Draft',
+      description: "Discards the caller's draft on `branch_id` (200 whether or not there was one; `discarded` tells).",
+      tag: TAG,
+      permission: 'write',
+      params,
+      query,
+      responses: { 200: z.object({ branch_id: z.string(), discarded: z.boolean() }) },
+      handler: ({ caller, params, query }) => drafts.discard(caller, params.agent_id, query.branch_id),
+    }),
+  ];
+}

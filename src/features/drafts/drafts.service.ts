@@ -1,0 +1,62 @@
+import type { AppContext } from '../../context.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { validateAgentConfig } from '../../wire/agent-config.js';
+import type { AgentDocument } from '../agents/agent-document.js';
+import { findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+
+export interface DraftInput {
+  conversation_config: JsonObject;
+  platform_settings: JsonObject;
+  workflow: JsonObject;
+  name: string;
+  tags?: string[] | null;
+}
+
+/**
+ * Drafts: each user's unsaved snapshot of a branch's config (DESIGN §5). A draft never blocks an
+ * operation; a commit by its owner on its branch, or a merge or rebase landing there, discards it.
+ */
+export function draftsService(context: AppContext) {
+  return {
+    /** Stores the caller's draft on the branch, replacing theirs (and its `draft_created_at`). */
+    async save(caller: Caller, agentId: string, branchId: string, input: DraftInput) {
+      const sections = validateAgentConfig(
+        { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
+        ['body'],
+      );
+      const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [] };
+      const prepared = context.documents.prepare(document);
+      const now = context.now();
+      return context.write(async ({ trx, afterCommit }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        await context.documents.write(trx, prepared);
+        afterCommit(() => context.documents.markStored(prepared));
+        await trx.deleteFrom('drafts').where('branch_id', '=', branch.id).where('user_id', '=', caller.userId).execute();
+        await trx
+          .insertInto('drafts')
+          .values({
+            branch_id: branch.id,
+            user_id: caller.userId,
+            agent_id: agent.id,
+            document_hash: prepared.rootHash,
+            created_at_ms: now,
+            based_on_seq_no: branch.head_seq_no,
+          })
+          .execute();
+        return { branch_id: branch.id, draft_created_at: Math.floor(now / 1000) };
+      });
+    },
+
+    /** Discards the caller's draft on the branch; discarding a draft that does not exist is fine. */
+    async discard(caller: Caller, agentId: string, branchId: string) {
+      return context.write(async ({ trx }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const result = await trx.deleteFrom('drafts').where('branch_id', '=', branch.id).where('user_id', '=', caller.userId).executeTakeFirst();
+        return { branch_id: branch.id, discarded: Number(result.numDeletedRows) > 0 };
+      });
+    },
+  };
+}
