@@ -187,13 +187,28 @@ async function createAgent(key: string, name = 'A'): Promise<{ agentId: string; 
 }
 
 async function createFixture(): Promise<Fixture> {
-  const { agentId, versionId, mainBranchId } = await createAgent(keys.admin);
+  const { agentId, versionId: firstVersionId, mainBranchId } = await createAgent(keys.admin);
+  // A branch with a change of its own, and a main that moved on since: every merge and rebase
+  // route then has real work to do with the sample request.
   const created = await ok<{ created_branch_id: string; created_version_id: string }>(
     await send({
       method: 'POST',
       url: `/v1/convai/agents/${agentId}/branches`,
       key: keys.admin,
-      payload: { parent_version_id: versionId, name: 'Experiment', description: 'A second branch' },
+      payload: {
+        parent_version_id: firstVersionId,
+        name: 'Experiment',
+        description: 'A second branch',
+        conversation_config: { agent: { first_message: 'from the branch' } },
+      },
+    }),
+  );
+  const main = await ok<{ version_id: string }>(
+    await send({
+      method: 'PATCH',
+      url: `/v1/convai/agents/${agentId}`,
+      key: keys.admin,
+      payload: { conversation_config: { agent: { language: 'de' } } },
     }),
   );
   const history = await ok<{ results: { id: string }[] }>(
@@ -202,7 +217,7 @@ async function createFixture(): Promise<Fixture> {
   return {
     agentId,
     mainBranchId,
-    mainVersionId: versionId,
+    mainVersionId: main.version_id,
     branchId: created.created_branch_id,
     branchVersionId: created.created_version_id,
     deploymentId: history.results[0].id,
@@ -233,6 +248,8 @@ function pathValues(fixture: Fixture): Record<string, string> {
     branch_id: fixture.branchId,
     version_id: fixture.mainVersionId,
     deployment_id: fixture.deploymentId,
+    main_branch_id: fixture.mainBranchId,
+    branch_version_id: fixture.branchVersionId,
   };
 }
 
@@ -240,13 +257,27 @@ function pathParams(route: RouteDefinition): string[] {
   return [...route.url.matchAll(/:([a-z_]+)/g)].map((match) => match[1]);
 }
 
-/** The route's URL with its placeholders filled; `overrides` replace single values. */
+/**
+ * Query parameters a route requires, so that a refusal is caused by the one thing a test changes.
+ * A new route with a required query parameter must add them here.
+ */
+const SAMPLE_QUERIES: Record<string, (values: Record<string, string>) => Record<string, string>> = {
+  'GET /v1/convai/agents/:agent_id/branches/:branch_id/merge-preview': (values) => ({ target_branch_id: values.main_branch_id }),
+  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': (values) => ({ target_branch_id: values.main_branch_id }),
+  'POST /v1/convai/agents/:agent_id/drafts': (values) => ({ branch_id: values.branch_id }),
+  'DELETE /v1/convai/agents/:agent_id/drafts': (values) => ({ branch_id: values.branch_id }),
+  'GET /v1/convai/agents/:agent_id/diff': (values) => ({ from_version_id: values.version_id, to_version_id: values.branch_version_id }),
+};
+
+/** The route's URL with its placeholders filled and its required query; `overrides` replace single values. */
 function urlOf(route: RouteDefinition, values: Record<string, string>, overrides: Record<string, string> = {}): string {
-  return route.url.replace(/:([a-z_]+)/g, (_, name: string) => {
+  const path = route.url.replace(/:([a-z_]+)/g, (_, name: string) => {
     const value = overrides[name] ?? values[name];
     if (value === undefined) throw new Error(`no fixture value for :${name} in ${route.url}; extend pathValues()`);
     return encodeURIComponent(value);
   });
+  const query = SAMPLE_QUERIES[`${route.method} ${route.url}`]?.(values);
+  return query ? `${path}?${new URLSearchParams(query).toString()}` : path;
 }
 
 /**
@@ -273,6 +304,13 @@ const SAMPLE_BODIES: Record<string, (fixture: Fixture) => Record<string, unknown
     },
   }),
   'POST /v1/convai/agents/:agent_id/branches/:branch_id/restore': (fixture) => ({ version_id: fixture.mainVersionId }),
+  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': () => ({ archive_source_branch: false }),
+  'POST /v1/convai/agents/:agent_id/drafts': () => ({
+    conversation_config: { agent: { first_message: 'draft' } },
+    platform_settings: {},
+    workflow: {},
+    name: 'Draft',
+  }),
 };
 
 function routeName(route: RouteDefinition): string {
@@ -462,7 +500,8 @@ for (const route of routes) {
 
     if (route.method === 'GET') {
       it('unknown query parameters are ignored: 200', async () => {
-        const url = `${urlOf(route, pathValues(world))}?definitely_not_a_parameter=1&another=%F0%9F%A4%96`;
+        const base = urlOf(route, pathValues(world));
+        const url = `${base}${base.includes('?') ? '&' : '?'}definitely_not_a_parameter=1&another=%F0%9F%A4%96`;
         const response = await send({ method: 'GET', url, key: keys.viewer });
         expectClean(response);
         expect(response.statusCode, describeResponse(response)).toBe(200);

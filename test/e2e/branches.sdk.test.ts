@@ -87,7 +87,7 @@ describe('branches through the SDK', () => {
     expect(main.mostRecentVersions?.map((version) => version.seqNoInBranch)).toEqual([2, 1]);
   });
 
-  it('lists branches with include_archived, limit and null commit status', async () => {
+  it('lists branches with include_archived, limit, and commit status only when asked', async () => {
     const { agentId, v1 } = await newAgent();
     for (const name of ['one', 'two', 'three']) {
       await editor.conversationalAi.agents.branches.create(agentId, { parentVersionId: v1, name, description: '' });
@@ -95,7 +95,10 @@ describe('branches through the SDK', () => {
     const all = await editor.conversationalAi.agents.branches.list(agentId, { includeCommitStatus: true });
     expect(all.results.map((branch) => branch.name)).toEqual(['Main', 'one', 'two', 'three']);
     expect(all.meta?.total).toBe(4);
-    expect(all.results[1].commitsAhead ?? null).toBeNull();
+    // A branch's first version counts as ahead (git rev-list --count, DESIGN §12.8).
+    expect(all.results[1]).toMatchObject({ commitsAhead: 1, commitsBehind: 0 });
+    const unasked = await editor.conversationalAi.agents.branches.list(agentId);
+    expect(unasked.results[1].commitsAhead ?? null).toBeNull();
     expect(all.results[1].parentBranchId).toBe(all.results[0].id);
     expect(all.results[1].draftExists).toBe(false);
 

@@ -6,7 +6,7 @@ import type { Json, JsonObject } from '../../domain/canonical-json.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
-import type { AgentDocument } from '../agents/agent-document.js';
+import { type AgentDocument, splitPlatformSettings } from '../agents/agent-document.js';
 import { loadDocument } from '../agents/agents.service.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import type { PreparedDocument } from '../versions/documents.store.js';
@@ -169,7 +169,8 @@ export async function planMerge(
       { conversation_config: document.conversation_config, platform_settings: document.platform_settings, workflow: document.workflow },
       ['merge_result'],
     );
-    filled = { ...document, ...sections };
+    // Validation fills the per-agent settings' defaults too; versions keep only the versioned part.
+    filled = { ...document, ...sections, platform_settings: splitPlatformSettings(sections.platform_settings).versioned };
   } catch (error) {
     if (!(error instanceof RequestValidationError)) throw error;
     throw new ConflictError(
