@@ -203,6 +203,27 @@ describe('merge through the SDK', () => {
   });
 });
 
+describe('merges racing commits', () => {
+  it('a merge and a commit to the target at the same moment: both land, nothing is lost', async () => {
+    for (let round = 0; round < 5; round++) {
+      const { agentId, mainId, featureId } = await teamSetup();
+      await editor.conversationalAi.agents.update(agentId, { branchId: featureId, conversationConfig: { agent: { firstMessage: `feature ${round}` } } });
+      const [merge, commit] = await Promise.allSettled([
+        admin.conversationalAi.agents.branches.merge(agentId, featureId, { targetBranchId: mainId, archiveSourceBranch: false }),
+        admin.conversationalAi.agents.update(agentId, { conversationConfig: { agent: { language: 'es' } } }),
+      ]);
+      expect(commit.status).toBe('fulfilled');
+      const head = await editor.conversationalAi.agents.get(agentId);
+      // The commit is never lost; the merge either landed on top of it or before it.
+      expect(head.conversationConfig.agent?.language).toBe('es');
+      if (merge.status === 'fulfilled') expect(head.conversationConfig.agent?.firstMessage).toBe(`feature ${round}`);
+      else expect((merge.reason as ElevenLabsError).statusCode).toBe(409);
+      const versions = (await editor.conversationalAi.agents.branches.get(agentId, mainId)).mostRecentVersions!;
+      expect(versions.map((version) => version.seqNoInBranch)).toEqual(Array.from({ length: versions.length }, (_, i) => versions.length - i));
+    }
+  });
+});
+
 describe('rebase through the SDK', () => {
   it('rebases a stale branch onto main: main\'s changes arrive, the branch\'s value wins conflicts', async () => {
     const { agentId, mainId, featureId } = await teamSetup();
