@@ -80,6 +80,8 @@ describe('merge through the SDK', () => {
       },
     ]);
     expect(preview.sourceIdenticalToTarget).toBe(false);
+    // Extension fields pass through the SDK's parser unchanged.
+    expect((preview as unknown as { target_version_id: string }).target_version_id).toBe(mainHead.versionId);
     // Both tool edits survive; the later tip (main) wins the prompt by default.
     const previewTools = preview.conversationConfig.agent?.prompt?.tools as { description: string }[];
     expect(previewTools.map((tool) => tool.description)).toEqual(['Weather, with forecasts', 'Finds the customer by phone']);
