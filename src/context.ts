@@ -5,6 +5,7 @@ import type { Database } from './db/schema.js';
 import { type WriteScope, writeTransaction } from './db/write.js';
 import { RoutingCache } from './features/deployments/routing-cache.js';
 import { DocumentStore } from './features/versions/documents.store.js';
+import { FrontierStore } from './features/versions/frontiers.store.js';
 import { UserDirectory } from './features/workspaces/user-directory.js';
 
 /** What every service needs: the database, the document store and the clock. */
@@ -12,6 +13,7 @@ export interface AppContext {
   store: Store;
   db: Kysely<Database>;
   documents: DocumentStore;
+  frontiers: FrontierStore;
   users: UserDirectory;
   /** The routed read's cache of bucket tables and branch heads. */
   routing: RoutingCache;
@@ -25,6 +27,7 @@ export function createContext(store: Store, now: () => number = Date.now): AppCo
     store,
     db: store.db,
     documents: new DocumentStore(),
+    frontiers: new FrontierStore(),
     users: new UserDirectory(store.db),
     routing: new RoutingCache(store.changes, now),
     now,

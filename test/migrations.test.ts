@@ -65,4 +65,65 @@ describe('migrations', () => {
       await database.drop();
     }
   });
+
+  it('0004 computes every existing version\'s frontier', async () => {
+    const database = await createTestDatabase();
+    try {
+      if (dialect === 'postgres') {
+        const client = new pg.Client({ connectionString: database.options.databaseUrl });
+        await client.connect();
+        await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+        await client.end();
+      }
+      const db =
+        dialect === 'postgres'
+          ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.options.databaseUrl, max: 1 }) }) })
+          : new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(`${database.options.dataDir}/branchwise.sqlite`) }) });
+      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+      expect((await migrator.migrateTo('0003_merged_authors')).error).toBeUndefined();
+      const version = (id: string, branch: string, seq: number, generation: number, inBranch: string | null, outOfBranch: string | null) => ({
+        id,
+        agent_id: 'agent_old',
+        branch_id: branch,
+        seq_no_in_branch: seq,
+        in_branch_parent_id: inBranch,
+        out_of_branch_parent_id: outOfBranch,
+        merged_from_branch_id: null,
+        merged_from_version_id: null,
+        merged_into_branch_id: null,
+        rebased_from_version_id: null,
+        generation,
+        description: '',
+        author_user_id: 'user_1',
+        committed_at_ms: 1,
+        document_hash: 'h',
+        merged_author_ids: null,
+      });
+      await db
+        .insertInto('versions')
+        .values([
+          version('m1', 'main', 1, 1, null, null),
+          version('m2', 'main', 2, 2, 'm1', null),
+          version('b1', 'feature', 1, 2, null, 'm1'),
+          version('b2', 'feature', 2, 3, 'b1', null),
+        ] as never)
+        .execute();
+      await db.destroy();
+
+      const store = await openStore(database.options);
+      try {
+        const rows = await store.db.selectFrom('versions').innerJoin('blobs', 'blobs.hash', 'versions.frontier_hash').select(['versions.id', 'blobs.body']).orderBy('versions.id').execute();
+        expect(Object.fromEntries(rows.map((row) => [row.id, JSON.parse(row.body)]))).toEqual({
+          b1: { f: { main: 1 } },
+          b2: { f: { main: 1 } },
+          m1: { f: {} },
+          m2: { f: {} },
+        });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await database.drop();
+    }
+  });
 });

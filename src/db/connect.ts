@@ -9,6 +9,7 @@ import { type ChangeFeed, postgresChangeFeed, sqliteChangeFeed } from './change-
 import * as initial from './migrations/0001_initial.js';
 import * as deployments from './migrations/0002_deployments.js';
 import * as mergedAuthors from './migrations/0003_merged_authors.js';
+import * as frontiers from './migrations/0004_frontiers.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -37,6 +38,7 @@ export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_deployments': deployments,
   '0003_merged_authors': mergedAuthors,
+  '0004_frontiers': frontiers,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */

@@ -91,6 +91,8 @@ export interface VersionTable {
   document_hash: string;
   /** For a merge into main: JSON array of the users who published the merged changes. */
   merged_author_ids: string | null;
+  /** Blob of the version's frontier (src/domain/frontier.ts). */
+  frontier_hash: string | null;
 }
 
 export interface BlobTable {

@@ -130,8 +130,10 @@ function mergeValues(base: Value, source: Value, target: Value, path: string, op
 }
 
 /**
- * Element by element: order follows the target, with the source's new elements after the target
- * element they followed in the source (or at the end).
+ * Element by element. The order of the elements both sides kept is itself merged three-way: a
+ * reordering on one side only is kept; different reorderings on both sides are a conflict at the
+ * array's path (settled like any other). New elements go after the element they followed on
+ * their side.
  */
 function mergeKeyedArrays(
   base: Json[],
@@ -142,13 +144,33 @@ function mergeKeyedArrays(
   options: MergeOptions,
   conflicts: Conflict[],
 ): Json[] {
+  const keyOf = (element: Json) => String((element as JsonObject)[field]);
   const baseByKey = byKey(base, field);
   const sourceByKey = byKey(source, field);
   const targetByKey = byKey(target, field);
-  const order: string[] = target.map((element) => String((element as JsonObject)[field]));
+  const common = (array: Json[]) => array.map(keyOf).filter((key) => baseByKey.has(key) && sourceByKey.has(key) && targetByKey.has(key));
+  const [baseOrder, sourceOrder, targetOrder] = [common(base), common(source), common(target)];
+  const sameOrder = (a: string[], b: string[]) => a.length === b.length && a.every((key, i) => key === b[i]);
+
+  let primary: Json[] = target;
+  let secondary: Json[] = source;
+  if (sameOrder(targetOrder, baseOrder) && !sameOrder(sourceOrder, baseOrder)) {
+    primary = source;
+    secondary = target;
+  } else if (!sameOrder(sourceOrder, baseOrder) && !sameOrder(targetOrder, baseOrder) && !sameOrder(sourceOrder, targetOrder)) {
+    // Both reordered, differently: the order is a conflict of the whole array.
+    const chosen = conflict(base, source, target, path, options, conflicts);
+    if (chosen !== source && chosen !== target) return asArray(chosen) ?? [];
+    if (chosen === source) {
+      primary = source;
+      secondary = target;
+    }
+  }
+
+  const order: string[] = primary.map(keyOf);
   let insertAt = 0;
-  for (const element of source) {
-    const key = String((element as JsonObject)[field]);
+  for (const element of secondary) {
+    const key = keyOf(element);
     const existing = order.indexOf(key);
     if (existing >= 0) {
       insertAt = existing + 1;
@@ -157,7 +179,13 @@ function mergeKeyedArrays(
       insertAt++;
     }
   }
-  for (const key of baseByKey.keys()) if (!order.includes(key)) order.push(key);
+  // An element one side deleted and the other changed: back where it stood in the base.
+  base.forEach((element, index) => {
+    const key = keyOf(element);
+    if (order.includes(key)) return;
+    const before = base.slice(0, index).map(keyOf).reverse().find((earlier) => order.includes(earlier));
+    order.splice(before === undefined ? 0 : order.indexOf(before) + 1, 0, key);
+  });
 
   const result: Json[] = [];
   for (const key of order) {
@@ -211,8 +239,11 @@ function diffInto(before: Value, after: Value, path: string, changes: Change[]):
       for (const key of new Set([...beforeByKey.keys(), ...afterByKey.keys()])) {
         diffInto(toValue(beforeByKey.get(key)), toValue(afterByKey.get(key)), elementPath(path, field, key), changes);
       }
-      // A pure reordering of the same elements is a change of the array itself.
-      if (changes.length === found) changes.push({ path, before: beforeArray, after: afterArray });
+      // A reordering of the elements both keep is a change of the array itself.
+      const kept = (array: Json[], other: Map<string, Json>) =>
+        array.map((element) => String((element as JsonObject)[field])).filter((key) => other.has(key));
+      const reordered = kept(beforeArray, afterByKey).join('\u0000') !== kept(afterArray, beforeByKey).join('\u0000');
+      if (reordered || changes.length === found) changes.push({ path, before: beforeArray, after: afterArray });
       return;
     }
   }

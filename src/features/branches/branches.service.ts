@@ -66,7 +66,7 @@ export function branchesService(context: AppContext) {
     const mainHead = byId.get(main!.head_version_id)!;
     const status = new Map<string, { ahead: number; behind: number } | null>();
     for (const branch of branches) {
-      const comparison = await compareVersions(db, agentId, byId.get(branch.head_version_id)!, mainHead);
+      const comparison = await compareVersions(context, db, byId.get(branch.head_version_id)!, mainHead);
       // No common ancestor (a duplicated agent's branches): null, "could not be computed", as upstream.
       status.set(branch.id, comparison.mergeBaseId ? { ahead: comparison.ahead, behind: comparison.behind } : null);
     }

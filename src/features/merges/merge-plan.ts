@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import type { Json, JsonObject } from '../../domain/canonical-json.js';
+import type { SeqRange } from '../../domain/frontier.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
@@ -35,8 +36,8 @@ export interface MergePlan {
   sourceHead: VersionRow;
   targetHead: VersionRow;
   base: VersionRow | undefined;
-  /** Versions of the source that the target does not have. */
-  aheadIds: string[];
+  /** Versions of the source that the target does not have, as ranges of branches. */
+  aheadRanges: SeqRange[];
   document: AgentDocument;
   prepared: PreparedDocument;
   conflicts: FieldConflict[];
@@ -149,7 +150,7 @@ export async function planMerge(
     rows.find((row) => row.id === source.head_version_id) as VersionRow,
     rows.find((row) => row.id === target.head_version_id) as VersionRow,
   ]);
-  const comparison = await compareVersions(trx, agentId, sourceHead, targetHead);
+  const comparison = await compareVersions(context, trx, sourceHead, targetHead);
   const base = comparison.mergeBaseId ? (await store.findMany(agentId, [comparison.mergeBaseId]))[0] : undefined;
   const [baseDocument, sourceDocument, targetDocument] = await Promise.all([
     base ? loadDocument(context, trx, base) : EMPTY_DOCUMENT,
@@ -194,5 +195,5 @@ export async function planMerge(
     refusal = new ConflictError('branch_already_up_to_date', `Branch "${source.name}" already contains main's head.`);
   }
 
-  return { sourceHead, targetHead, base, aheadIds: comparison.aheadIds, document: filled, prepared, conflicts, refusal };
+  return { sourceHead, targetHead, base, aheadRanges: comparison.aheadRanges, document: filled, prepared, conflicts, refusal };
 }

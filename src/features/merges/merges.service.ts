@@ -170,7 +170,7 @@ export function mergesService(context: AppContext) {
           },
           parentRows: [plan.targetHead, plan.sourceHead],
           authorUserId: caller.userId,
-          mergedAuthorIds: intoMain ? await versionsStore(trx).authorsOf(plan.aheadIds) : undefined,
+          mergedAuthorIds: intoMain ? await versionsStore(trx).authorsIn(agent.id, plan.aheadRanges) : undefined,
         });
         await branchesStore(trx).update(source.id, { merged_into_branch_id: target.id, ...(archive ? { is_archived: 1 } : {}) });
 

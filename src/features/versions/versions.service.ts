@@ -3,7 +3,9 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
+import { frontierOf } from '../../domain/frontier.js';
 import { diffValues, type Change } from '../../domain/three-way-merge.js';
+import { positionOf } from './history.js';
 import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
@@ -49,6 +51,8 @@ export interface VersionDraft {
  */
 export async function insertVersion(trx: Kysely<Database>, context: AppContext, draft: VersionDraft): Promise<VersionRow> {
   await context.documents.write(trx, draft.prepared);
+  const parentPositions = await Promise.all(draft.parentRows.map((parent) => positionOf(context, trx, parent)));
+  const frontierHash = await context.frontiers.write(trx, frontierOf(draft.branchId, parentPositions));
   const row: VersionRow = {
     id: newId('agtvrsn_', draft.committedAtMs),
     agent_id: draft.agentId,
@@ -62,6 +66,7 @@ export async function insertVersion(trx: Kysely<Database>, context: AppContext, 
     committed_at_ms: draft.committedAtMs,
     document_hash: draft.prepared.rootHash,
     merged_author_ids: draft.mergedAuthorIds ? JSON.stringify(draft.mergedAuthorIds) : null,
+    frontier_hash: frontierHash,
   };
   await versionsStore(trx).insert(row);
   return row;

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 
 import type { Database, VersionTable } from '../../db/schema.js';
+import type { SeqRange } from '../../domain/frontier.js';
 
 export type VersionRow = Selectable<VersionTable>;
 
@@ -27,10 +28,27 @@ export function versionsStore(db: Kysely<Database>) {
       return query.orderBy('seq_no_in_branch', 'desc').limit(limit).execute();
     },
 
-    /** Who authored any of these versions. */
-    async authorsOf(ids: string[]): Promise<string[]> {
-      if (ids.length === 0) return [];
-      const rows = await db.selectFrom('versions').select('author_user_id').distinct().where('id', 'in', ids).execute();
+    /** Who authored the versions in these ranges of branches. */
+    async authorsIn(agentId: string, ranges: SeqRange[]): Promise<string[]> {
+      if (ranges.length === 0) return [];
+      const rows = await db
+        .selectFrom('versions')
+        .select('author_user_id')
+        .distinct()
+        .where('agent_id', '=', agentId)
+        .where((eb) =>
+          eb.or(
+            ranges.map((range) =>
+              eb.and([
+                eb('branch_id', '=', range.branchId),
+                eb('seq_no_in_branch', '>', range.afterSeqNo),
+                eb('seq_no_in_branch', '<=', range.throughSeqNo),
+              ]),
+            ),
+          ),
+        )
+        .orderBy('author_user_id')
+        .execute();
       return rows.map((row) => row.author_user_id);
     },
 
