@@ -14,6 +14,7 @@ import { agentRoutes } from './features/agents/agents.routes.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { draftRoutes } from './features/drafts/drafts.routes.js';
+import { mergeProposalRoutes } from './features/merge-proposals/merge-proposals.routes.js';
 import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
@@ -56,6 +57,7 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...versionRoutes(context),
     ...draftRoutes(context),
     ...deploymentRoutes(context),
+    ...mergeProposalRoutes(context),
   ];
 }
 

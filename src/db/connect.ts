@@ -10,6 +10,7 @@ import * as initial from './migrations/0001_initial.js';
 import * as deployments from './migrations/0002_deployments.js';
 import * as mergedAuthors from './migrations/0003_merged_authors.js';
 import * as frontiers from './migrations/0004_frontiers.js';
+import * as mergeProposals from './migrations/0005_merge_proposals.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -39,6 +40,7 @@ export const migrations: Record<string, Migration> = {
   '0002_deployments': deployments,
   '0003_merged_authors': mergedAuthors,
   '0004_frontiers': frontiers,
+  '0005_merge_proposals': mergeProposals,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */

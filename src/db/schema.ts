@@ -126,6 +126,45 @@ export interface DeploymentTable {
   is_active: number;
 }
 
+export interface MergeProposalTable {
+  id: string;
+  agent_id: string;
+  source_branch_id: string;
+  target_branch_id: string;
+  source_tip_version_id_at_creation: string;
+  title: string;
+  description: string;
+  /** JSON array of user ids. */
+  requested_reviewer_user_ids: string;
+  triage_ticket_id: string | null;
+  author_user_id: string;
+  status: 'open' | 'merged' | 'closed';
+  close_reason: 'withdrawn' | 'rejected' | 'branch_archived' | null;
+  outcome_version_id: string | null;
+  outcome_at_ms: number | null;
+  outcome_by_user_id: string | null;
+  created_at_ms: number;
+  updated_at_ms: number;
+}
+
+export interface MergeProposalReviewTable {
+  proposal_id: string;
+  user_id: string;
+  state: 'approved' | 'changes_requested';
+  comment: string;
+  reviewer_role: Role;
+  source_version_id: string;
+  submitted_at_ms: number;
+}
+
+export interface MergeProposalCommentTable {
+  id: string;
+  proposal_id: string;
+  user_id: string;
+  body: string;
+  created_at_ms: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   users: UserTable;
@@ -137,4 +176,7 @@ export interface Database {
   blobs: BlobTable;
   drafts: DraftTable;
   deployments: DeploymentTable;
+  merge_proposals: MergeProposalTable;
+  merge_proposal_reviews: MergeProposalReviewTable;
+  merge_proposal_comments: MergeProposalCommentTable;
 }

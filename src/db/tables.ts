@@ -15,4 +15,7 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   { name: 'blobs', key: ['hash'] },
   { name: 'drafts', key: ['branch_id', 'user_id'] },
   { name: 'deployments', key: ['id'] },
+  { name: 'merge_proposals', key: ['id'] },
+  { name: 'merge_proposal_reviews', key: ['proposal_id', 'user_id'] },
+  { name: 'merge_proposal_comments', key: ['id'] },
 ];

@@ -46,15 +46,17 @@ function sortedFrontier(frontier: Frontier): Frontier {
 
 /** The frontier of a new version on `ownBranchId` with these parents. */
 export function frontierOf(ownBranchId: string, parents: readonly Positioned[]): Frontier {
-  const merged: Frontier = {};
+  // A Map, not an object: no branch id can collide with an inherited property.
+  const merged = new Map<string, number>();
+  const raise = (branchId: string, seqNo: number) => {
+    if (seqNo > (merged.get(branchId) ?? 0)) merged.set(branchId, seqNo);
+  };
   for (const parent of parents) {
-    for (const [branchId, seqNo] of Object.entries(parent.frontier)) {
-      if (seqNo > (merged[branchId] ?? 0)) merged[branchId] = seqNo;
-    }
-    if (parent.seqNo > (merged[parent.branchId] ?? 0)) merged[parent.branchId] = parent.seqNo;
+    for (const [branchId, seqNo] of Object.entries(parent.frontier)) raise(branchId, seqNo);
+    raise(parent.branchId, parent.seqNo);
   }
-  delete merged[ownBranchId];
-  return sortedFrontier(merged);
+  merged.delete(ownBranchId);
+  return Object.fromEntries([...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** Everything a version reaches, its own branch included. */

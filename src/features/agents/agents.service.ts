@@ -10,6 +10,7 @@ import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, Requ
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
+import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
@@ -351,6 +352,7 @@ export function agentsService(context: AppContext) {
         const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
         assertCanWriteBranch(caller, main);
         await deploymentsStore(trx).deleteForAgent(agent.id);
+        await mergeProposalsStore(trx).deleteForAgent(agent.id);
         await agentsStore(trx).delete(agent.id);
       });
     },

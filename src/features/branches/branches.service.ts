@@ -12,6 +12,7 @@ import {
 } from '../agents/agents.service.js';
 import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
 import { liveShares } from '../deployments/deployments.service.js';
+import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { compareVersions } from '../versions/history.js';
 import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
@@ -233,6 +234,7 @@ export function branchesService(context: AppContext) {
           changes.is_archived = input.is_archived ? 1 : 0;
         }
         await branchesStore(trx).update(branch.id, changes);
+        if (changes.is_archived === 1) await closeProposalsOfArchivedBranch(trx, branch.id, caller.userId, context.now());
         publish({ kind: 'agent', agentId: agent.id });
         return { branch: { ...branch, ...changes } };
       }).catch(rethrowTakenName(input.name ?? ''));

@@ -16,6 +16,7 @@ import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
+import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { type MergePlan, overriddenFields, planMerge, type ResolutionInput } from './merge-plan.js';
 
 export interface MergeOptions {
@@ -89,6 +90,102 @@ export async function autoRebaseBranches(scope: WriteScope, context: AppContext,
   }
 }
 
+/**
+ * The merge itself, inside the caller's write transaction: the branch merge route and a merge
+ * proposal's merge both run it, so they cannot differ.
+ */
+export async function mergeBranches(
+  scope: WriteScope,
+  context: AppContext,
+  caller: Caller,
+  agentId: string,
+  sourceId: string,
+  targetId: string,
+  options: MergeOptions,
+) {
+  const { trx } = scope;
+  const resolved = await resolveBranches(trx, caller, agentId, sourceId, targetId);
+  const { agent } = resolved;
+  // Agent first, then branches in id order: the lock order every writer follows.
+  await lockAgent(trx, agent.id);
+  for (const id of [resolved.source.id, resolved.target.id].sort()) await lockBranch(trx, id);
+  const source = await findBranchOrThrow(trx, agent.id, resolved.source.id);
+  const target = await findBranchOrThrow(trx, agent.id, resolved.target.id);
+  assertNotArchived(target);
+  assertNotArchived(source);
+  assertCanWriteBranch(caller, target);
+  const isMainSource = source.id === agent.main_branch_id;
+  const archive = options.archiveSourceBranch && !isMainSource;
+  if (archive) assertCanWriteBranch(caller, source);
+  if (options.expectedTargetVersionId && options.expectedTargetVersionId !== target.head_version_id) {
+    throw new ConflictError(
+      'concurrent_modification',
+      `Branch "${target.name}" has moved since the preview: its head is ${target.head_version_id}, not ${options.expectedTargetVersionId}.`,
+    );
+  }
+  const plan = await planMerge(trx, context, agent.id, source, target, {
+    kind: 'merge',
+    winner: options.force ? 'source' : 'later',
+    resolutions: options.resolutions,
+  });
+  if (plan.refusal) throw plan.refusal;
+
+  const intoMain = target.id === agent.main_branch_id;
+  const version = await landVersion(scope, context, agent, target, plan, {
+    description: `Merge branch "${source.name}" into "${target.name}"`,
+    parents: {
+      in_branch_parent_id: plan.targetHead.id,
+      merged_from_branch_id: source.id,
+      merged_from_version_id: plan.sourceHead.id,
+    },
+    parentRows: [plan.targetHead, plan.sourceHead],
+    authorUserId: caller.userId,
+    mergedAuthorIds: intoMain ? await versionsStore(trx).authorsIn(agent.id, plan.aheadRanges) : undefined,
+  });
+  await branchesStore(trx).update(source.id, { merged_into_branch_id: target.id, ...(archive ? { is_archived: 1 } : {}) });
+  if (archive) await closeProposalsOfArchivedBranch(trx, source.id, caller.userId, context.now());
+
+  // Archiving the source moves its live traffic to the target (DESIGN §12.7).
+  let movedPercentage = 0;
+  if (archive) {
+    const active = await deploymentsStore(trx).active(agent.id);
+    const split = active ? splitOf(active) : {};
+    movedPercentage = split[source.id] ?? 0;
+    if (movedPercentage > 0) {
+      const next = Object.entries(split)
+        .filter(([branchId]) => branchId !== source.id)
+        .map(([branchId, percentage]) => ({ branchId, percentage: branchId === target.id ? percentage + movedPercentage : percentage }));
+      if (!next.some((item) => item.branchId === target.id)) next.push({ branchId: target.id, percentage: movedPercentage });
+      await activateDeployment(trx, {
+        agentId: agent.id,
+        split: next,
+        source: 'branch_merge',
+        authorUserId: caller.userId,
+        deployedAtMs: context.now(),
+      });
+    }
+  }
+  if (intoMain) await autoRebaseBranches(scope, context, agent.id, caller);
+  return {
+    version_id: version.id,
+    target_branch_id: target.id,
+    merged_from_version_id: plan.sourceHead.id,
+    source_archived: archive,
+    moved_traffic_percentage: movedPercentage,
+    overridden_fields: overriddenFields(plan.conflicts),
+  };
+}
+
+async function resolveBranches(trx: Kysely<Database>, caller: Caller, agentId: string, sourceId: string, targetId: string) {
+  const agent = await findAgentOrThrow(trx, caller, agentId);
+  const source = await findBranchOrThrow(trx, agent.id, sourceId);
+  const target = await findBranchOrThrow(trx, agent.id, targetId);
+  if (source.id === target.id) {
+    throw RequestValidationError.at(['query', 'target_branch_id'], 'A branch cannot be merged into itself.');
+  }
+  return { agent, source, target };
+}
+
 export function mergesService(context: AppContext) {
   const { db } = context;
 
@@ -114,16 +211,6 @@ export function mergesService(context: AppContext) {
     return `${agentJson.slice(0, -1)},${JSON.stringify(extra).slice(1)}`;
   }
 
-  async function resolveBranches(trx: Kysely<Database>, caller: Caller, agentId: string, sourceId: string, targetId: string) {
-    const agent = await findAgentOrThrow(trx, caller, agentId);
-    const source = await findBranchOrThrow(trx, agent.id, sourceId);
-    const target = await findBranchOrThrow(trx, agent.id, targetId);
-    if (source.id === target.id) {
-      throw RequestValidationError.at(['query', 'target_branch_id'], 'A branch cannot be merged into itself.');
-    }
-    return { agent, source, target };
-  }
-
   return {
     async previewMerge(caller: Caller, agentId: string, sourceId: string, targetId: string, force: boolean, resolutions?: ResolutionInput) {
       const { agent, source, target } = await resolveBranches(db, caller, agentId, sourceId, targetId);
@@ -132,78 +219,7 @@ export function mergesService(context: AppContext) {
     },
 
     async merge(caller: Caller, agentId: string, sourceId: string, targetId: string, options: MergeOptions) {
-      return context.write(async (scope) => {
-        const { trx } = scope;
-        const resolved = await resolveBranches(trx, caller, agentId, sourceId, targetId);
-        const { agent } = resolved;
-        // Agent first, then branches in id order: the lock order every writer follows.
-        await lockAgent(trx, agent.id);
-        for (const id of [resolved.source.id, resolved.target.id].sort()) await lockBranch(trx, id);
-        const source = await findBranchOrThrow(trx, agent.id, resolved.source.id);
-        const target = await findBranchOrThrow(trx, agent.id, resolved.target.id);
-        assertNotArchived(target);
-        assertNotArchived(source);
-        assertCanWriteBranch(caller, target);
-        const isMainSource = source.id === agent.main_branch_id;
-        const archive = options.archiveSourceBranch && !isMainSource;
-        if (archive) assertCanWriteBranch(caller, source);
-        if (options.expectedTargetVersionId && options.expectedTargetVersionId !== target.head_version_id) {
-          throw new ConflictError(
-            'concurrent_modification',
-            `Branch "${target.name}" has moved since the preview: its head is ${target.head_version_id}, not ${options.expectedTargetVersionId}.`,
-          );
-        }
-        const plan = await planMerge(trx, context, agent.id, source, target, {
-          kind: 'merge',
-          winner: options.force ? 'source' : 'later',
-          resolutions: options.resolutions,
-        });
-        if (plan.refusal) throw plan.refusal;
-
-        const intoMain = target.id === agent.main_branch_id;
-        const version = await landVersion(scope, context, agent, target, plan, {
-          description: `Merge branch "${source.name}" into "${target.name}"`,
-          parents: {
-            in_branch_parent_id: plan.targetHead.id,
-            merged_from_branch_id: source.id,
-            merged_from_version_id: plan.sourceHead.id,
-          },
-          parentRows: [plan.targetHead, plan.sourceHead],
-          authorUserId: caller.userId,
-          mergedAuthorIds: intoMain ? await versionsStore(trx).authorsIn(agent.id, plan.aheadRanges) : undefined,
-        });
-        await branchesStore(trx).update(source.id, { merged_into_branch_id: target.id, ...(archive ? { is_archived: 1 } : {}) });
-
-        // Archiving the source moves its live traffic to the target (DESIGN §12.7).
-        let movedPercentage = 0;
-        if (archive) {
-          const active = await deploymentsStore(trx).active(agent.id);
-          const split = active ? splitOf(active) : {};
-          movedPercentage = split[source.id] ?? 0;
-          if (movedPercentage > 0) {
-            const next = Object.entries(split)
-              .filter(([branchId]) => branchId !== source.id)
-              .map(([branchId, percentage]) => ({ branchId, percentage: branchId === target.id ? percentage + movedPercentage : percentage }));
-            if (!next.some((item) => item.branchId === target.id)) next.push({ branchId: target.id, percentage: movedPercentage });
-            await activateDeployment(trx, {
-              agentId: agent.id,
-              split: next,
-              source: 'branch_merge',
-              authorUserId: caller.userId,
-              deployedAtMs: context.now(),
-            });
-          }
-        }
-        if (intoMain) await autoRebaseBranches(scope, context, agent.id, caller);
-        return {
-          version_id: version.id,
-          target_branch_id: target.id,
-          merged_from_version_id: plan.sourceHead.id,
-          source_archived: archive,
-          moved_traffic_percentage: movedPercentage,
-          overridden_fields: overriddenFields(plan.conflicts),
-        };
-      });
+      return context.write((scope) => mergeBranches(scope, context, caller, agentId, sourceId, targetId, options));
     },
 
     async previewRebase(caller: Caller, agentId: string, branchId: string) {

@@ -1,0 +1,360 @@
+import type { AppContext } from '../../context.js';
+import { lockAgent, lockBranch } from '../../db/locks.js';
+import type { Role } from '../../db/schema.js';
+import { newId } from '../../domain/ids.js';
+import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { hasBadText } from '../../http/text.js';
+import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import type { BranchRow } from '../branches/branches.store.js';
+import { mergeBranches } from '../merges/merges.service.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { type CommentRow, mergeProposalsStore, type ProposalRow, type ReviewRow } from './merge-proposals.store.js';
+
+export interface CreateProposalInput {
+  source_branch_id: string;
+  target_branch_id: string;
+  title: string;
+  description: string;
+  requested_reviewer_user_ids?: string[] | null;
+  triage_ticket_id?: string | null;
+}
+
+export interface UpdateProposalInput {
+  title?: string | null;
+  description?: string | null;
+  requested_reviewer_user_ids?: string[] | null;
+  close: boolean;
+}
+
+export interface ListProposalsQuery {
+  status?: ProposalRow['status'];
+  sourceBranchId?: string;
+  targetBranchId?: string;
+  search?: string;
+  pageSize: number;
+  cursor?: string;
+}
+
+/** Whether a user of this role may write to the branch (DESIGN §5). */
+function roleCanWrite(role: Role, branch: BranchRow): boolean {
+  if (role === 'admin') return true;
+  return role === 'editor' && branch.protection_status === 'writer_perms_required';
+}
+
+/**
+ * Why a non-admin may not merge yet, or nothing (DESIGN §12.11). Upstream's rule: an approval from
+ * another user. Our extensions: only approvals of the current source tip from users who may write
+ * to the target count, and a `changes_requested` review blocks until its author approves.
+ */
+export function approvalProblems(
+  proposal: ProposalRow,
+  reviews: ReviewRow[],
+  roles: Map<string, Role>,
+  names: Map<string, string>,
+  sourceTipId: string,
+  target: BranchRow,
+): string[] {
+  const problems: string[] = [];
+  const name = (userId: string) => names.get(userId) ?? userId;
+  let counting = 0;
+  for (const review of reviews) {
+    if (review.state === 'changes_requested') {
+      problems.push(`${name(review.user_id)} requested changes; their approval is needed now`);
+      continue;
+    }
+    if (review.user_id === proposal.author_user_id) continue;
+    const role = roles.get(review.user_id);
+    if (!role || !roleCanWrite(role, target)) {
+      problems.push(`the approval by ${name(review.user_id)} does not count: their role (${role ?? 'none'}) cannot write to branch "${target.name}"`);
+    } else if (review.source_version_id !== sourceTipId) {
+      problems.push(`the approval by ${name(review.user_id)} is stale: it was for version ${review.source_version_id}, and the source is now at ${sourceTipId}`);
+    } else {
+      counting++;
+    }
+  }
+  if (counting === 0) {
+    problems.unshift(`it needs an approval of the current source (${sourceTipId}) from a user other than the author who can write to branch "${target.name}"`);
+  }
+  return problems;
+}
+
+function assertOpen(proposal: ProposalRow): void {
+  if (proposal.status !== 'open') {
+    throw new ConflictError('merge_proposal_not_open', `Merge proposal ${proposal.id} is ${proposal.status}; it can no longer change or be merged.`);
+  }
+}
+
+function checkText(value: string, loc: (string | number)[], max: number): void {
+  if (value.length > max) throw RequestValidationError.at(loc, `String should have at most ${max} characters`, 'string_too_long');
+  if (hasBadText(value)) throw RequestValidationError.at(loc, 'Text must not contain NUL characters or unpaired UTF-16 surrogates');
+}
+
+export function mergeProposalsService(context: AppContext) {
+  const { db } = context;
+
+  async function render(caller: Caller, proposals: ProposalRow[]) {
+    const ids = proposals.map((proposal) => proposal.id);
+    const store = mergeProposalsStore(db);
+    const [reviews, comments] = await Promise.all([store.reviews(ids), store.comments(ids)]);
+    const users = await context.users.describe(proposals.map((proposal) => proposal.author_user_id));
+    const heads = new Map<string, string>();
+    for (const branch of await db.selectFrom('branches').select(['id', 'head_version_id']).where('id', 'in', proposals.length ? proposals.map((p) => p.source_branch_id) : ['']).execute()) {
+      heads.set(branch.id, branch.head_version_id);
+    }
+    return proposals.map((proposal) => ({
+      id: proposal.id,
+      agent_id: proposal.agent_id,
+      source_branch_id: proposal.source_branch_id,
+      target_branch_id: proposal.target_branch_id,
+      source_tip_version_id_at_creation: proposal.source_tip_version_id_at_creation,
+      title: proposal.title,
+      description: proposal.description,
+      requested_reviewer_user_ids: JSON.parse(proposal.requested_reviewer_user_ids) as string[],
+      reviews: reviews
+        .filter((review) => review.proposal_id === proposal.id)
+        .map((review) => ({
+          user_id: review.user_id,
+          state: review.state,
+          submitted_at: Math.floor(review.submitted_at_ms / 1000),
+          comment: review.comment,
+          reviewer_role: review.reviewer_role,
+          // Extension: which source tip the review saw, and whether the source has moved since.
+          source_version_id: review.source_version_id,
+          is_stale: heads.get(proposal.source_branch_id) !== review.source_version_id,
+        })),
+      comments: comments
+        .filter((comment) => comment.proposal_id === proposal.id)
+        .map((comment) => ({ id: comment.id, user_id: comment.user_id, body: comment.body, created_at: Math.floor(comment.created_at_ms / 1000) })),
+      outcome: outcomeOf(proposal),
+      created_at: Math.floor(proposal.created_at_ms / 1000),
+      updated_at: Math.floor(proposal.updated_at_ms / 1000),
+      author_user_id: proposal.author_user_id,
+      access_info: accessInfo(users.get(proposal.author_user_id), caller),
+      triage_ticket_id: proposal.triage_ticket_id,
+    }));
+  }
+
+  async function renderOne(caller: Caller, agentId: string, proposalId: string) {
+    const proposal = await mergeProposalsStore(db).find(agentId, proposalId);
+    if (!proposal) throw new NotFoundError('merge_proposal', proposalId);
+    return (await render(caller, [proposal]))[0];
+  }
+
+  async function findProposal(agentId: string, proposalId: string, trx = db) {
+    const proposal = await mergeProposalsStore(trx).find(agentId, proposalId);
+    if (!proposal) throw new NotFoundError('merge_proposal', proposalId);
+    return proposal;
+  }
+
+  async function assertWorkspaceUsers(caller: Caller, userIds: string[], loc: (string | number)[]) {
+    if (userIds.length === 0) return;
+    const found = await db.selectFrom('users').select('id').where('workspace_id', '=', caller.workspaceId).where('id', 'in', userIds).execute();
+    const known = new Set(found.map((row) => row.id));
+    userIds.forEach((userId, index) => {
+      if (!known.has(userId)) throw RequestValidationError.at([...loc, index], `User ${JSON.stringify(userId)} is not a user of this workspace.`);
+    });
+  }
+
+  return {
+    async list(caller: Caller, agentId: string, query: ListProposalsQuery) {
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      let after: { createdAtMs: number; id: string } | undefined;
+      if (query.cursor) {
+        try {
+          const [createdAtMs, id] = JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as [number, string];
+          if (Number.isSafeInteger(createdAtMs) && typeof id === 'string' && !hasBadText(id)) after = { createdAtMs, id };
+        } catch {
+          // refused below
+        }
+        if (!after) throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
+      }
+      const rows = await mergeProposalsStore(db).list({
+        agentId: agent.id,
+        status: query.status,
+        sourceBranchId: query.sourceBranchId,
+        targetBranchId: query.targetBranchId,
+        search: query.search,
+        after,
+        limit: query.pageSize + 1,
+      });
+      const page = rows.slice(0, query.pageSize);
+      const last = page.at(-1);
+      const hasMore = rows.length > query.pageSize;
+      return {
+        results: await render(caller, page),
+        has_more: hasMore,
+        next_cursor: hasMore && last ? Buffer.from(JSON.stringify([last.created_at_ms, last.id])).toString('base64url') : null,
+      };
+    },
+
+    async create(caller: Caller, agentId: string, input: CreateProposalInput) {
+      checkText(input.title, ['body', 'title'], 500);
+      checkText(input.description, ['body', 'description'], 20_000);
+      const reviewers = input.requested_reviewer_user_ids ?? [];
+      return context.write(async ({ trx }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const branchOrInvalid = async (id: string, field: string) => {
+          const branch = await trx.selectFrom('branches').selectAll().where('agent_id', '=', agent.id).where('id', '=', id).executeTakeFirst();
+          if (!branch) throw RequestValidationError.at(['body', field], `Branch ${JSON.stringify(id)} is not a branch of agent ${agent.id}.`);
+          return branch;
+        };
+        const source = await branchOrInvalid(input.source_branch_id, 'source_branch_id');
+        const target = await branchOrInvalid(input.target_branch_id, 'target_branch_id');
+        if (source.id === target.id) throw RequestValidationError.at(['body', 'target_branch_id'], 'A branch cannot be merged into itself.');
+        assertNotArchived(source);
+        assertNotArchived(target);
+        await assertWorkspaceUsers(caller, reviewers, ['body', 'requested_reviewer_user_ids']);
+        const now = context.now();
+        const id = newId('agtmprop_', now);
+        await mergeProposalsStore(trx).insert({
+          id,
+          agent_id: agent.id,
+          source_branch_id: source.id,
+          target_branch_id: target.id,
+          source_tip_version_id_at_creation: source.head_version_id,
+          title: input.title,
+          description: input.description,
+          requested_reviewer_user_ids: JSON.stringify(reviewers),
+          triage_ticket_id: input.triage_ticket_id ?? null,
+          author_user_id: caller.userId,
+          status: 'open',
+          close_reason: null,
+          outcome_version_id: null,
+          outcome_at_ms: null,
+          outcome_by_user_id: null,
+          created_at_ms: now,
+          updated_at_ms: now,
+        });
+        return { created_merge_proposal_id: id };
+      });
+    },
+
+    async get(caller: Caller, agentId: string, proposalId: string) {
+      const agent = await findAgentOrThrow(db, caller, agentId);
+      return renderOne(caller, agent.id, proposalId);
+    },
+
+    /** Edit title, description or reviewers, or close: by the author `withdrawn`, by anyone else `rejected`. */
+    async update(caller: Caller, agentId: string, proposalId: string, input: UpdateProposalInput) {
+      if (input.title != null) checkText(input.title, ['body', 'title'], 500);
+      if (input.description != null) checkText(input.description, ['body', 'description'], 20_000);
+      if (input.requested_reviewer_user_ids) await assertWorkspaceUsers(caller, input.requested_reviewer_user_ids, ['body', 'requested_reviewer_user_ids']);
+      const agent = await context.write(async ({ trx }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        await lockAgent(trx, agent.id);
+        const proposal = await findProposal(agent.id, proposalId, trx);
+        assertOpen(proposal);
+        const now = context.now();
+        const changes: Partial<ProposalRow> = { updated_at_ms: now };
+        if (input.title != null) changes.title = input.title;
+        if (input.description != null) changes.description = input.description;
+        if (input.requested_reviewer_user_ids != null) changes.requested_reviewer_user_ids = JSON.stringify(input.requested_reviewer_user_ids);
+        if (input.close) {
+          Object.assign(changes, {
+            status: 'closed',
+            close_reason: caller.userId === proposal.author_user_id ? 'withdrawn' : 'rejected',
+            outcome_at_ms: now,
+            outcome_by_user_id: caller.userId,
+          });
+        }
+        await mergeProposalsStore(trx).update(proposal.id, changes);
+        return agent;
+      });
+      return renderOne(caller, agent.id, proposalId);
+    },
+
+    /** A user's latest review replaces their previous one; it records the source tip it saw. */
+    async review(caller: Caller, agentId: string, proposalId: string, state: 'approved' | 'changes_requested', comment: string) {
+      checkText(comment, ['body', 'comment'], 20_000);
+      const agent = await context.write(async ({ trx }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        await lockAgent(trx, agent.id);
+        const proposal = await findProposal(agent.id, proposalId, trx);
+        assertOpen(proposal);
+        if (state === 'approved' && proposal.author_user_id === caller.userId) {
+          throw new ForbiddenError('Nobody approves their own merge proposal; ask another user to review it.');
+        }
+        const source = await findBranchOrThrow(trx, agent.id, proposal.source_branch_id);
+        await mergeProposalsStore(trx).upsertReview({
+          proposal_id: proposal.id,
+          user_id: caller.userId,
+          state,
+          comment,
+          reviewer_role: caller.role,
+          source_version_id: source.head_version_id,
+          submitted_at_ms: context.now(),
+        });
+        await mergeProposalsStore(trx).update(proposal.id, { updated_at_ms: context.now() });
+        return agent;
+      });
+      return renderOne(caller, agent.id, proposalId);
+    },
+
+    /** Comments accumulate, also after the proposal is merged or closed. Markdown is kept as text. */
+    async comment(caller: Caller, agentId: string, proposalId: string, body: string) {
+      checkText(body, ['body', 'body'], 20_000);
+      const agent = await context.write(async ({ trx }) => {
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const proposal = await findProposal(agent.id, proposalId, trx);
+        const row: CommentRow = { id: newId('agtmpcmt_'), proposal_id: proposal.id, user_id: caller.userId, body, created_at_ms: context.now() };
+        await mergeProposalsStore(trx).insertComment(row);
+        return agent;
+      });
+      return renderOne(caller, agent.id, proposalId);
+    },
+
+    /** The branch merge, gated on review; the proposal records its outcome in the same transaction. */
+    async merge(caller: Caller, agentId: string, proposalId: string, options: { archiveSourceBranch: boolean; force: boolean }) {
+      const agent = await context.write(async (scope) => {
+        const { trx } = scope;
+        const agent = await findAgentOrThrow(trx, caller, agentId);
+        await lockAgent(trx, agent.id);
+        const proposal = await findProposal(agent.id, proposalId, trx);
+        assertOpen(proposal);
+        for (const id of [proposal.source_branch_id, proposal.target_branch_id].sort()) await lockBranch(trx, id);
+        const source = await findBranchOrThrow(trx, agent.id, proposal.source_branch_id);
+        const target = await findBranchOrThrow(trx, agent.id, proposal.target_branch_id);
+        assertCanWriteBranch(caller, target);
+        if (caller.role !== 'admin') {
+          const reviews = await mergeProposalsStore(trx).reviews([proposal.id]);
+          const reviewers = await trx.selectFrom('users').select(['id', 'role', 'name']).where('id', 'in', reviews.length ? reviews.map((r) => r.user_id) : ['']).execute();
+          const problems = approvalProblems(
+            proposal,
+            reviews,
+            new Map(reviewers.map((user) => [user.id, user.role])),
+            new Map(reviewers.map((user) => [user.id, user.name])),
+            source.head_version_id,
+            target,
+          );
+          if (problems.length > 0) {
+            throw new ConflictError('merge_proposal_not_approved', `Merge proposal ${proposal.id} cannot be merged yet: ${problems.join('; ')}.`);
+          }
+        }
+        const result = await mergeBranches(scope, context, caller, agent.id, source.id, target.id, {
+          force: options.force,
+          archiveSourceBranch: options.archiveSourceBranch,
+        });
+        const now = context.now();
+        await mergeProposalsStore(trx).update(proposal.id, {
+          status: 'merged',
+          // Archiving the source just closed every open proposal from it, this one included.
+          close_reason: null,
+          outcome_version_id: result.version_id,
+          outcome_at_ms: now,
+          outcome_by_user_id: caller.userId,
+          updated_at_ms: now,
+        });
+        return agent;
+      });
+      return renderOne(caller, agent.id, proposalId);
+    },
+  };
+}
+
+function outcomeOf(proposal: ProposalRow) {
+  const at = proposal.outcome_at_ms === null ? 0 : Math.floor(proposal.outcome_at_ms / 1000);
+  if (proposal.status === 'merged') return { status: 'merged' as const, at, version_id: proposal.outcome_version_id, by_user_id: proposal.outcome_by_user_id };
+  if (proposal.status === 'closed') return { status: 'closed' as const, at, reason: proposal.close_reason, by_user_id: proposal.outcome_by_user_id };
+  return { status: 'open' as const };
+}
