@@ -83,7 +83,7 @@ export async function runCli(argv: string[]): Promise<number> {
       const keys = await workspaces.listKeys(values.workspace as string);
       for (const key of keys) {
         const state = key.revoked_at_ms ? `revoked ${new Date(key.revoked_at_ms).toISOString()}` : 'active';
-        process.stdout.write(`${key.id}\t${key.key_prefix}…\t${key.user_name}\t${key.role}\t${state}\n`);
+        process.stdout.write(`${key.id}\t${key.key_prefix}…\t${key.user_name}\t${key.role}\t${state}\t${key.user_id}\n`);
       }
       return 0;
     }

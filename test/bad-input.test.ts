@@ -154,6 +154,8 @@ interface Fixture {
   branchVersionId: string;
   /** The agent's first (active) deployment. */
   deploymentId: string;
+  /** An open merge proposal from the branch into main, by the admin. */
+  proposalId: string;
 }
 
 interface World extends Fixture {
@@ -214,6 +216,14 @@ async function createFixture(): Promise<Fixture> {
   const history = await ok<{ results: { id: string }[] }>(
     await send({ method: 'GET', url: `/v1/convai/agents/${agentId}/deployments`, key: keys.admin }),
   );
+  const proposal = await ok<{ created_merge_proposal_id: string }>(
+    await send({
+      method: 'POST',
+      url: `/v1/convai/agents/${agentId}/merge-proposals`,
+      key: keys.admin,
+      payload: { source_branch_id: created.created_branch_id, target_branch_id: mainBranchId, title: 'Fixture proposal' },
+    }),
+  );
   return {
     agentId,
     mainBranchId,
@@ -221,6 +231,7 @@ async function createFixture(): Promise<Fixture> {
     branchId: created.created_branch_id,
     branchVersionId: created.created_version_id,
     deploymentId: history.results[0].id,
+    proposalId: proposal.created_merge_proposal_id,
   };
 }
 
@@ -250,6 +261,7 @@ function pathValues(fixture: Fixture): Record<string, string> {
     deployment_id: fixture.deploymentId,
     main_branch_id: fixture.mainBranchId,
     branch_version_id: fixture.branchVersionId,
+    merge_proposal_id: fixture.proposalId,
   };
 }
 
@@ -305,6 +317,16 @@ const SAMPLE_BODIES: Record<string, (fixture: Fixture) => Record<string, unknown
   }),
   'POST /v1/convai/agents/:agent_id/branches/:branch_id/restore': (fixture) => ({ version_id: fixture.mainVersionId }),
   'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': () => ({ archive_source_branch: false }),
+  'POST /v1/convai/agents/:agent_id/merge-proposals': (fixture) => ({
+    source_branch_id: fixture.branchId,
+    target_branch_id: fixture.mainBranchId,
+    title: 'Sample proposal',
+  }),
+  'PATCH /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id': () => ({ title: 'Renamed proposal' }),
+  // The fixture's proposal is the admin's own: an approval would be refused, a request for changes is not.
+  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/reviews': () => ({ state: 'changes_requested', comment: 'please' }),
+  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/comments': () => ({ body: 'A *comment*' }),
+  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/merge': () => ({ archive_source_branch: false }),
   'POST /v1/convai/agents/:agent_id/drafts': () => ({
     conversation_config: { agent: { first_message: 'draft' } },
     platform_settings: {},

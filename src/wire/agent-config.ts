@@ -7,7 +7,7 @@ import {
   zAgentWorkflowRequestModel,
   zConversationalConfigApiModelInput,
 } from './generated/zod.gen.js';
-import { fillSpecDefaults } from './spec-defaults.js';
+import { fillSpecDefaults, normalizeAliases } from './spec-defaults.js';
 
 /** The three versioned sections of an agent config, as upstream names them. */
 export interface AgentConfigSections {
@@ -31,7 +31,7 @@ export function validateAgentConfig(config: AgentConfigSections, locPrefix: (str
   const issues: { loc: (string | number)[]; msg: string; type: string }[] = [];
   const result = {} as Record<keyof AgentConfigSections, JsonObject>;
   for (const section of SECTIONS) {
-    const parsed = (section.zod as z.ZodType).safeParse(config[section.key]);
+    const parsed = (section.zod as z.ZodType).safeParse(normalizeAliases(config[section.key], section.input));
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         issues.push({ loc: [...locPrefix, section.key, ...issue.path.map(pathSegment)], msg: issue.message, type: issue.code });
@@ -42,6 +42,16 @@ export function validateAgentConfig(config: AgentConfigSections, locPrefix: (str
   }
   if (issues.length > 0) throw new RequestValidationError(issues);
   return result;
+}
+
+/**
+ * A section of a commit or create body with camelCase aliases renamed to the real fields, so that
+ * it can be merged into a stored config (see `normalizeAliases`). Nulls (removals) are kept.
+ */
+export function normalizeSection(section: keyof AgentConfigSections, value: JsonObject): JsonObject {
+  const schema = SECTIONS.find((candidate) => candidate.key === section);
+  if (!schema) throw new Error(`unknown section ${section}`);
+  return normalizeAliases(value, schema.input);
 }
 
 /** Fills what the SDK's response schemas require, for configs stored before a default existed. */

@@ -169,3 +169,45 @@ function valueForAbsent(schema: Schema, mode: Mode, required: boolean, depth: nu
       return undefined;
   }
 }
+
+const camelToSnake = (key: string) => key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+/**
+ * Renames camelCase keys to the snake_case properties the schema declares. The official SDK
+ * sends some config fields untyped (`branches.create`'s and `drafts.create`'s
+ * `conversationConfig` are `Record<string, unknown>`), so their keys reach the wire as written
+ * in JavaScript: `firstMessage` would otherwise be kept as an unknown key beside `first_message`.
+ * Where both are present, the snake_case one stands and the alias is dropped.
+ */
+export function normalizeAliases(value: JsonObject, schemaName: string): JsonObject {
+  const schema = schemas[schemaName];
+  if (!schema) throw new Error(`unknown schema ${schemaName}`);
+  return normalize(value, schema, 0) as JsonObject;
+}
+
+function normalize(value: Json, schema: Schema, depth: number): Json {
+  if (value === null || depth > MAX_CONSTRUCT_DEPTH * 2) return value;
+  const resolved = chooseBranch(resolve(schema), value);
+  if (!resolved) return value;
+  if (Array.isArray(value)) {
+    const items = resolved.items;
+    return items ? value.map((item) => normalize(item, items, depth + 1)) : value;
+  }
+  if (!isJsonObject(value)) return value;
+  const properties = resolved.properties ?? {};
+  const result: JsonObject = {};
+  for (const [key, member] of Object.entries(value)) {
+    const snake = key in properties ? key : camelToSnake(key);
+    if (snake !== key && snake in properties) {
+      if (Object.hasOwn(value, snake)) continue;
+      result[snake] = normalize(member, properties[snake], depth + 1);
+    } else if (key in properties) {
+      result[key] = normalize(member, properties[key], depth + 1);
+    } else if (typeof resolved.additionalProperties === 'object') {
+      result[key] = normalize(member, resolved.additionalProperties, depth + 1);
+    } else {
+      result[key] = member;
+    }
+  }
+  return result;
+}

@@ -4,12 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 
 let testApp: TestApp;
+let baseUrl: string;
 let admin: ElevenLabsClient;
 let editor: ElevenLabsClient;
 
 beforeAll(async () => {
   testApp = await startTestApp();
-  const baseUrl = await listen(testApp);
+  baseUrl = await listen(testApp);
   admin = sdk(baseUrl, testApp.keys.admin);
   editor = sdk(baseUrl, testApp.keys.editor);
 });
@@ -61,6 +62,12 @@ describe('branches through the SDK', () => {
       name: 'nested',
       description: '',
     });
+    // The SDK sends this untyped field's keys as written (camelCase); they land on the real fields.
+    const raw = (await (
+      await fetch(`${baseUrl}/v1/convai/agents/${agentId}?branch_id=${feature.createdBranchId}`, { headers: { 'xi-api-key': testApp.keys.editor } })
+    ).json()) as { conversation_config: { agent: Record<string, unknown> } };
+    expect(raw.conversation_config.agent.first_message).toBe('feature v1');
+    expect(raw.conversation_config.agent).not.toHaveProperty('firstMessage');
     const nestedAgent = await editor.conversationalAi.agents.get(agentId, { branchId: nested.createdBranchId });
     expect(nestedAgent.conversationConfig.agent?.firstMessage).toBe('feature v1');
     expect(nestedAgent.conversationConfig.agent?.prompt?.temperature).toBe(0);

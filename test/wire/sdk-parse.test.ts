@@ -76,3 +76,22 @@ describe('stored configs parse through the official SDK', () => {
     }
   });
 });
+
+describe('camelCase aliases from the SDK\'s untyped fields', () => {
+  it('become the snake_case fields the schema declares, at any depth, without touching unknown keys', async () => {
+    const { normalizeAliases } = await import('../../src/wire/spec-defaults.js');
+    const normalized = normalizeAliases(
+      { agent: { firstMessage: 'hi', prompt: { maxTokens: 10, customThing: 1 } }, tts: { voiceId: 'v' }, futureSection: { camelKey: 1 } },
+      'ConversationalConfigAPIModel-Input',
+    );
+    expect(normalized).toEqual({
+      agent: { first_message: 'hi', prompt: { max_tokens: 10, customThing: 1 } },
+      tts: { voice_id: 'v' },
+      futureSection: { camelKey: 1 },
+    });
+    // The real field wins over its alias.
+    expect(normalizeAliases({ agent: { first_message: 'real', firstMessage: 'alias' } }, 'ConversationalConfigAPIModel-Input')).toEqual({
+      agent: { first_message: 'real' },
+    });
+  });
+});

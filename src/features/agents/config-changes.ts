@@ -1,6 +1,6 @@
 import type { Json, JsonObject } from '../../domain/canonical-json.js';
 import { applyMergePatch } from '../../domain/json-merge-patch.js';
-import { validateAgentConfig } from '../../wire/agent-config.js';
+import { normalizeSection, validateAgentConfig } from '../../wire/agent-config.js';
 import { type AgentDocument, splitPlatformSettings } from './agent-document.js';
 
 /** The config part of a commit, branch creation or create body, as sent (nullish = not sent). */
@@ -24,7 +24,14 @@ export interface ChangedConfig {
  * defaults filled, so a removed key gets its default back. The per-agent parts of
  * `platform_settings` come back separately: they are not versioned.
  */
-export function applyConfigChanges(current: ChangedConfig, changes: ConfigChanges): ChangedConfig {
+export function applyConfigChanges(current: ChangedConfig, sent: ConfigChanges): ChangedConfig {
+  // camelCase aliases in the sent sections become the real fields before merging, so they win.
+  const changes: ConfigChanges = {
+    ...sent,
+    conversation_config: sent.conversation_config ? normalizeSection('conversation_config', sent.conversation_config) : sent.conversation_config,
+    platform_settings: sent.platform_settings ? normalizeSection('platform_settings', sent.platform_settings) : sent.platform_settings,
+    workflow: sent.workflow ? normalizeSection('workflow', sent.workflow) : sent.workflow,
+  };
   const platformSettings = changes.platform_settings
     ? (applyMergePatch({ ...current.document.platform_settings, ...current.agentSettings }, changes.platform_settings) as JsonObject)
     : { ...current.document.platform_settings, ...current.agentSettings };

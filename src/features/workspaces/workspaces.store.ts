@@ -60,6 +60,7 @@ export function workspacesStore(db: Kysely<Database>) {
           'api_keys.created_at_ms',
           'api_keys.revoked_at_ms',
           'users.name as user_name',
+          'users.id as user_id',
           'users.role',
         ])
         .where('api_keys.workspace_id', '=', workspaceId)
