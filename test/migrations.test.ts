@@ -5,27 +5,33 @@ import { describe, expect, it } from 'vitest';
 
 import { migrations, openStore } from '../src/db/connect.js';
 import type { Database } from '../src/db/schema.js';
-import { createTestDatabase, dialect } from './support/test-app.js';
+import { createTestDatabase, dialect, type TestDatabase } from './support/test-app.js';
 
 // Migrations upgrade a store with data in it, on both dialects.
+
+/** A database of the current dialect migrated only up to `migration`. */
+async function migratedTo(database: TestDatabase, migration: string): Promise<Kysely<Database>> {
+  if (dialect === 'postgres') {
+    // The per-file database comes fully migrated: start this one from scratch.
+    const client = new pg.Client({ connectionString: database.options.databaseUrl });
+    await client.connect();
+    await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+    await client.end();
+  }
+  const db =
+    dialect === 'postgres'
+      ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.options.databaseUrl, max: 1 }) }) })
+      : new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(`${database.options.dataDir}/branchwise.sqlite`) }) });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  expect((await migrator.migrateTo(migration)).error).toBeUndefined();
+  return db;
+}
 
 describe('migrations', () => {
   it('0002 gives every existing agent its first deployment: all traffic on main', async () => {
     const database = await createTestDatabase();
     try {
-      if (dialect === 'postgres') {
-        // The per-file database comes fully migrated: start this one from scratch.
-        const client = new pg.Client({ connectionString: database.options.databaseUrl });
-        await client.connect();
-        await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
-        await client.end();
-      }
-      const db =
-        dialect === 'postgres'
-          ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.options.databaseUrl, max: 1 }) }) })
-          : new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(`${database.options.dataDir}/branchwise.sqlite`) }) });
-      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-      expect((await migrator.migrateTo('0001_initial')).error).toBeUndefined();
+      const db = await migratedTo(database, '0001_initial');
       await db.insertInto('workspaces').values({ id: 'ws_1', name: 'default', created_at_ms: 1_700_000_000_000 }).execute();
       await db
         .insertInto('agents')
@@ -69,18 +75,7 @@ describe('migrations', () => {
   it('0004 computes every existing version\'s frontier', async () => {
     const database = await createTestDatabase();
     try {
-      if (dialect === 'postgres') {
-        const client = new pg.Client({ connectionString: database.options.databaseUrl });
-        await client.connect();
-        await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
-        await client.end();
-      }
-      const db =
-        dialect === 'postgres'
-          ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.options.databaseUrl, max: 1 }) }) })
-          : new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(`${database.options.dataDir}/branchwise.sqlite`) }) });
-      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-      expect((await migrator.migrateTo('0003_merged_authors')).error).toBeUndefined();
+      const db = await migratedTo(database, '0003_merged_authors');
       const version = (id: string, branch: string, seq: number, generation: number, inBranch: string | null, outOfBranch: string | null) => ({
         id,
         agent_id: 'agent_old',

@@ -1,6 +1,7 @@
 import { ElevenLabs, ElevenLabsError, type ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { codeOf, failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 
 let testApp: TestApp;
@@ -16,18 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-async function failure(promise: Promise<unknown>): Promise<ElevenLabsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(ElevenLabsError);
-  return error as ElevenLabsError;
-}
 
-function codeOf(error: ElevenLabsError): string {
-  return (error.body as { detail: { code: string } }).detail.code;
-}
 
 async function newAgent(client: ElevenLabsClient = editor) {
   const { agentId } = await client.conversationalAi.agents.create({

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bucketOf } from '../../src/domain/traffic-split.js';
 import { snapshotDatabase } from '../support/db-snapshot.js';
+import { failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 
 let testApp: TestApp;
@@ -18,14 +19,6 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-async function failure(promise: Promise<unknown>): Promise<ElevenLabsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(ElevenLabsError);
-  return error as ElevenLabsError;
-}
 
 const request = (branchId: string, trafficPercentage: number) => ({ branchId, deploymentStrategy: { type: 'percentage' as const, trafficPercentage } });
 

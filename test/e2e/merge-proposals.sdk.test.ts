@@ -2,6 +2,7 @@ import { ElevenLabsError, type ElevenLabsClient } from '@elevenlabs/elevenlabs-j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Role } from '../../src/db/schema.js';
+import { detailOf, failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 
 // Merge proposals through the official SDK, and the review gating matrix.
@@ -29,15 +30,6 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-async function failure(promise: Promise<unknown>): Promise<ElevenLabsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(ElevenLabsError);
-  return error as ElevenLabsError;
-}
-const detailOf = (error: ElevenLabsError) => (error.body as { detail: { code: string; message: string } }).detail;
 
 /** An agent with a feature branch that changes the first message; optionally an admin-protected main. */
 async function proposalSetup(author: string, protectedMain = false) {

@@ -2,6 +2,7 @@ import { ElevenLabsError, type ElevenLabsClient } from '@elevenlabs/elevenlabs-j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { snapshotDatabase } from '../support/db-snapshot.js';
+import { codeOf, failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 
 let testApp: TestApp;
@@ -19,15 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-async function failure(promise: Promise<unknown>): Promise<ElevenLabsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(ElevenLabsError);
-  return error as ElevenLabsError;
-}
-const codeOf = (error: ElevenLabsError) => (error.body as { detail: { code: string } }).detail.code;
 
 const tools = [
   { type: 'client', name: 'weather', description: 'Looks up the weather', parameters: { type: 'object', properties: {} } },
