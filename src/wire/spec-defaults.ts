@@ -138,7 +138,8 @@ function valueForAbsent(schema: Schema, mode: Mode, required: boolean, depth: nu
   const declaredDefault = schema.default ?? resolve(schema).default;
   if (declaredDefault !== undefined) return fill(structuredClone(declaredDefault), schema, mode, depth);
   if (depth > MAX_CONSTRUCT_DEPTH) return undefined;
-  if (isNullable(schema)) return required && mode === 'output' ? null : undefined;
+  // Upstream (pydantic) returns every optional field, absent ones as null.
+  if (isNullable(schema)) return mode === 'output' ? null : undefined;
   const resolved = resolve(schema);
   if (nonNullBranches(resolved)) return undefined; // a real union: nothing sensible to invent
   const type = Array.isArray(resolved.type) ? resolved.type[0] : resolved.type;
