@@ -239,11 +239,15 @@ function diffInto(before: Value, after: Value, path: string, changes: Change[]):
       for (const key of new Set([...beforeByKey.keys(), ...afterByKey.keys()])) {
         diffInto(toValue(beforeByKey.get(key)), toValue(afterByKey.get(key)), elementPath(path, field, key), changes);
       }
-      // A reordering of the elements both keep is a change of the array itself.
+      // A reordering of the elements both keep is a change of the array itself, reported as one
+      // change at the array's path (not beside its elements' changes: paths never nest).
       const kept = (array: Json[], other: Map<string, Json>) =>
         array.map((element) => String((element as JsonObject)[field])).filter((key) => other.has(key));
       const reordered = kept(beforeArray, afterByKey).join('\u0000') !== kept(afterArray, beforeByKey).join('\u0000');
-      if (reordered || changes.length === found) changes.push({ path, before: beforeArray, after: afterArray });
+      if (reordered || changes.length === found) {
+        changes.splice(found);
+        changes.push({ path, before: beforeArray, after: afterArray });
+      }
       return;
     }
   }
