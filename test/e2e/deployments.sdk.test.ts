@@ -128,6 +128,32 @@ describe('deployments through the SDK', () => {
     expect(after.conversationConfig.agent?.firstMessage).toBe('fresh');
   });
 
+  it('serves repeated routed reads from the fast path with the same bytes, and never a stale config', async () => {
+    const { agentId, main, canary } = await agentWithBranches();
+    await editor.conversationalAi.agents.deployments.create(agentId, { deploymentRequest: { requests: [request(main, 50), request(canary, 50)] } });
+    const url = `${baseUrl}/v1/convai/agents/${agentId}?conversation_id=conv_fast`;
+    const read = async () => {
+      const response = await fetch(url, { headers: { 'xi-api-key': testApp.keys.editor } });
+      return { status: response.status, text: await response.text() };
+    };
+    const first = await read();
+    const served = testApp.app.fastPath.served;
+    const second = await read();
+    expect(testApp.app.fastPath.served).toBe(served + 1);
+    expect(second).toEqual(first);
+    const branchId = (JSON.parse(first.text) as { branch_id: string }).branch_id;
+
+    // A commit to that branch: the next read is the new head, not the cached bytes.
+    await editor.conversationalAi.agents.update(agentId, { branchId, conversationConfig: { agent: { firstMessage: 'changed' } } });
+    const third = await read();
+    expect((JSON.parse(third.text) as { conversation_config: { agent: { first_message: string } } }).conversation_config.agent.first_message).toBe('changed');
+    // A caller with another role gets its own access_info, never someone else's bytes.
+    const asViewer = await fetch(url, { headers: { 'xi-api-key': testApp.keys.viewer } });
+    expect(((await asViewer.json()) as { access_info: { role: string } }).access_info.role).toBe('viewer');
+    // Without a key: the full route's 401, not the cache.
+    expect((await fetch(url)).status).toBe(401);
+  });
+
   it('refuses bad splits with a 422 at the item, and changes nothing', async () => {
     const { agentId, main, canary, other } = await agentWithBranches();
     const foreign = await sdk(baseUrl, testApp.foreignKey).conversationalAi.agents.create({ conversationConfig: {} });

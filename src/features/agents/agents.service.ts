@@ -10,6 +10,7 @@ import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, Requ
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
+import { RoutingCache } from '../deployments/routing-cache.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
 import { insertVersion } from '../versions/versions.service.js';
@@ -123,7 +124,7 @@ export function agentsService(context: AppContext) {
    * The hot path: the branch head that the active split assigns to this routing key, served from
    * the routing cache (fresh within 1 s across processes, DESIGN §12.2).
    */
-  async function routed(caller: Caller, agentId: string, routingKey: string): Promise<string> {
+  async function routed(caller: Caller, agentId: string, routingKey: string): Promise<Buffer> {
     let entry = context.routing.get(agentId);
     if (!entry) {
       const started = context.routing.startFill();
@@ -143,20 +144,21 @@ export function agentsService(context: AppContext) {
     const branchId = routeToBranch(entry.table, entry.agent.id, routingKey);
     const head = entry.heads.get(branchId);
     if (!head) throw new Error(`branch ${branchId} of the active deployment has no head`);
-    const isCreator = caller.userId === entry.agent.created_by_user_id;
-    const key = `${head.versionId}|${caller.role}|${isCreator}`;
+    const key = RoutingCache.responseKey(entry, head.versionId, caller);
     let response = entry.responses.get(key);
     if (response === undefined) {
       const document = (await context.documents.load(db, head.documentHash)) as AgentDocument;
       const users = await context.users.describe([entry.agent.created_by_user_id]);
-      response = renderAgentResponse({
-        agent: entry.agent,
-        versionId: head.versionId,
-        branchId,
-        documentHash: head.documentHash,
-        document,
-        access: accessInfo(users.get(entry.agent.created_by_user_id), caller),
-      });
+      response = Buffer.from(
+        renderAgentResponse({
+          agent: entry.agent,
+          versionId: head.versionId,
+          branchId,
+          documentHash: head.documentHash,
+          document,
+          access: accessInfo(users.get(entry.agent.created_by_user_id), caller),
+        }),
+      );
       entry.responses.set(key, response);
     }
     return response;
@@ -311,7 +313,7 @@ export function agentsService(context: AppContext) {
       return { agent_id: agentId };
     },
 
-    async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<string> {
+    async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<string | Buffer> {
       // An explicit branch or version pins the conversation and bypasses the split.
       if (selector.routingKey !== undefined && !selector.branchId && !selector.versionId) {
         return routed(caller, agentId, selector.routingKey);

@@ -1,5 +1,6 @@
 import type { ChangeFeed } from '../../db/change-feed.js';
-import type { BucketTable } from '../../domain/traffic-split.js';
+import { type BucketTable, routeToBranch } from '../../domain/traffic-split.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
 import type { AgentRow } from '../agents/agents.store.js';
 
 /** How long an entry may serve without a notification: bounds a lost one (DESIGN §12.2). */
@@ -11,8 +12,8 @@ export interface RoutingEntry {
   table: BucketTable;
   /** Branch id → its head version. */
   heads: Map<string, { versionId: string; documentHash: string }>;
-  /** Rendered responses by `versionId|role|isCreator` (access_info is per caller). */
-  responses: Map<string, string>;
+  /** Rendered response bytes by `versionId|role|isCreator` (access_info is per caller). */
+  responses: Map<string, Buffer>;
   expiresAt: number;
 }
 
@@ -46,6 +47,22 @@ export class RoutingCache {
       return undefined;
     }
     return entry;
+  }
+
+  /** The key of a rendered response in an entry: access_info depends on the caller's role and identity. */
+  static responseKey(entry: Omit<RoutingEntry, 'expiresAt'>, versionId: string, caller: Caller): string {
+    return `${versionId}|${caller.role}|${caller.userId === entry.agent.created_by_user_id}`;
+  }
+
+  /**
+   * The routed response, if everything it needs is cached: no I/O, no serialization. The hot
+   * path (DESIGN §12.12) serves this and hands anything else to the full route.
+   */
+  peek(agentId: string, caller: Caller, routingKey: string): Buffer | undefined {
+    const entry = this.get(agentId);
+    if (!entry || entry.agent.workspace_id !== caller.workspaceId) return undefined;
+    const head = entry.heads.get(routeToBranch(entry.table, entry.agent.id, routingKey));
+    return head ? entry.responses.get(RoutingCache.responseKey(entry, head.versionId, caller)) : undefined;
   }
 
   /** Call before reading what `set` will store. */

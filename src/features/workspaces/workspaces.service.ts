@@ -158,6 +158,13 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
       return caller;
     },
 
+    /** The caller behind a key if it is in the cache and fresh, without any I/O (the hot path). */
+    cachedCaller(key: string): Caller | undefined {
+      if (!storeHandle.changes.live) return undefined;
+      const cached = keyCache.get(hashApiKey(key));
+      return cached && cached.expiresAt > now() ? cached.caller : undefined;
+    },
+
     usersByIds: (ids: string[]) => store.usersByIds(ids),
   };
 }
