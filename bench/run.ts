@@ -1,8 +1,31 @@
-// `npm run bench`: every performance figure against a baseline measured in the same run.
-// (Issue 8 grows this into the full suite; today: the merge-base figure.)
+// `npm run bench` (or `npm run bench -- --quick`): every performance figure against a baseline
+// measured in the same run, printed as a table and written to bench/results.md.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+
+import { benchHttp } from './http.bench.js';
+import { benchInProcess } from './in-process.bench.js';
 import { benchMergeBase } from './merge-base.bench.js';
 
-const rows = [...(await benchMergeBase())];
-console.log('| figure | value | baseline in the same run | ratio | target |');
-console.log('|---|---|---|---|---|');
-for (const row of rows) console.log(`| ${row.name} | ${row.value} | ${row.baseline} | ${row.ratio.toFixed(2)}× | ${row.target} |`);
+const quick = process.argv.includes('--quick');
+const rows: { name: string; value: string; baseline: string; ratio: string; target: string }[] = [];
+
+for (const figure of await benchHttp(quick ? 2 : 10)) {
+  rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}× req/s, ${figure.p99Ratio.toFixed(2)}× p99` });
+}
+for (const figure of await benchMergeBase()) rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}×` });
+for (const figure of await benchInProcess(quick)) rows.push(figure);
+
+const header = [
+  `# branchwise benchmarks${quick ? ' (--quick: short runs, figures are rough)' : ''}`,
+  '',
+  `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'} · ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · ${os.platform()} ${os.release()}`,
+  '',
+  'Load by wrk (1 thread, 50 connections) in its own process; the servers and wrk share this machine\'s cores.',
+  '',
+  '| figure | value | baseline in the same run | ratio | target |',
+  '|---|---|---|---|---|',
+];
+const table = [...header, ...rows.map((row) => `| ${row.name} | ${row.value} | ${row.baseline} | ${row.ratio} | ${row.target} |`)].join('\n');
+console.log(table);
+writeFileSync(new URL('./results.md', import.meta.url), `${table}\n`);

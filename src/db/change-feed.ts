@@ -1,4 +1,4 @@
-import SqliteDatabase from 'better-sqlite3';
+import type SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 
 /**
@@ -8,8 +8,9 @@ import pg from 'pg';
  * PostgreSQL: writers `pg_notify` inside their transaction (delivered at commit) and each process
  * LISTENs on a dedicated connection. If that connection drops, the process resets its caches,
  * stops serving from them (`live` is false) and reconnects.
- * SQLite: a second connection polls `PRAGMA data_version`, which moves whenever another connection
- * (another process, the key CLI) commits; any move resets the caches.
+ * SQLite: the server's own connection polls `PRAGMA data_version`, which moves when another
+ * connection (another process, the key CLI) commits, not for its own commits; any move resets the
+ * caches.
  */
 
 export const CHANGE_CHANNEL = 'branchwise_changes';
@@ -42,9 +43,9 @@ class ListenerSet {
 
 const POLL_INTERVAL_MS = 100;
 
-export function sqliteChangeFeed(file: string): ChangeFeed {
+export function sqliteChangeFeed(connection: SqliteDatabase.Database): ChangeFeed {
   const listeners = new ListenerSet();
-  const probe = new SqliteDatabase(file, { readonly: true, fileMustExist: true });
+  const probe = connection;
   let version = probe.pragma('data_version', { simple: true });
   const timer = setInterval(() => {
     const current = probe.pragma('data_version', { simple: true });
@@ -60,7 +61,6 @@ export function sqliteChangeFeed(file: string): ChangeFeed {
     emitLocal: (changes) => changes.forEach((change) => listeners.emit(change)),
     async close() {
       clearInterval(timer);
-      probe.close();
     },
   };
 }

@@ -64,7 +64,7 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db);
-  const changes = sqliteChangeFeed(file);
+  const changes = sqliteChangeFeed(sqlite);
   return {
     db,
     dialect: 'sqlite',

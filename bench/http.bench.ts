@@ -1,0 +1,164 @@
+// The hot path over HTTP (DESIGN §8): `GET agent` for a ~20 KB config — routed by a fresh
+// conversation id under a 90/10 split, at a branch head, at a version — against a bare node:http
+// server returning the same bytes, both measured by wrk in its own process in the same run.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { buildApp } from '../src/app.js';
+import { openStore } from '../src/db/connect.js';
+import { largeConversationConfig } from '../test/support/builders.js';
+import { freePort, waitFor } from '../test/support/server-process.js';
+
+const KEY = 'sk_bench_admin_key';
+
+export interface WrkResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function ensureWrk(): void {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+  } catch (error) {
+    // wrk prints its version and exits 1; only a missing binary throws ENOENT.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return;
+    execFileSync('apt-get', ['install', '-y', '-qq', 'wrk'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+}
+
+function toMs(value: string): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (!match) throw new Error(`cannot read wrk latency ${value}`);
+  const number = Number(match[1]);
+  return match[2] === 'us' ? number / 1000 : match[2] === 's' ? number * 1000 : number;
+}
+
+export function wrk(url: string, script: string, seconds: number, env: Record<string, string>): WrkResult {
+  const output = execFileSync('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, url], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
+  const p50 = /\n\s+50%\s+(\S+)/.exec(output);
+  const p99 = /\n\s+99%\s+(\S+)/.exec(output);
+  if (!rps || !p50 || !p99) throw new Error(`cannot read wrk output:\n${output}`);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
+  if (non2xx) throw new Error(`${non2xx[1]} requests failed during the run:\n${output}`);
+  return { requestsPerSecond: Number(rps[1]), p50Ms: toMs(p50[1]), p99Ms: toMs(p99[1]) };
+}
+
+async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitFor(ready, `${args.join(' ')} to listen`);
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** A store with one ~20 KB agent, a canary branch and a 90/10 split. */
+async function seed(dataDir: string) {
+  const store = await openStore({ dataDir });
+  const app = await buildApp({ config: { bodyLimitBytes: 1 << 21, logLevel: 'silent' }, store, logger: false });
+  await app.workspaces.bootstrap(KEY);
+  const headers = { 'xi-api-key': KEY, 'content-type': 'application/json' };
+  const created = await app.server.inject({
+    method: 'POST',
+    url: '/v1/convai/agents/create',
+    headers,
+    payload: { name: 'Bench agent', conversation_config: largeConversationConfig(20_000) },
+  });
+  const agentId = created.json<{ agent_id: string }>().agent_id;
+  const main = (await app.server.inject({ method: 'GET', url: `/v1/convai/agents/${agentId}`, headers })).json<{ version_id: string; main_branch_id: string }>();
+  const canary = (
+    await app.server.inject({
+      method: 'POST',
+      url: `/v1/convai/agents/${agentId}/branches`,
+      headers,
+      payload: { parent_version_id: main.version_id, name: 'canary', description: '', conversation_config: { agent: { first_message: 'Hi from the canary' } } },
+    })
+  ).json<{ created_branch_id: string }>();
+  const split = (branch: string, percentage: number) => ({ branch_id: branch, deployment_strategy: { type: 'percentage', traffic_percentage: percentage } });
+  await app.server.inject({
+    method: 'POST',
+    url: `/v1/convai/agents/${agentId}/deployments`,
+    headers,
+    payload: { deployment_request: { requests: [split(main.main_branch_id, 90), split(canary.created_branch_id, 10)] } },
+  });
+  await app.server.close();
+  await store.close();
+  return { agentId, mainBranchId: main.main_branch_id, versionId: main.version_id };
+}
+
+export interface HttpFigure {
+  name: string;
+  value: string;
+  baseline: string;
+  ratio: number;
+  p99Ratio: number;
+  target: string;
+}
+
+export async function benchHttp(seconds: number): Promise<HttpFigure[]> {
+  ensureWrk();
+  const dir = mkdtempSync(path.join(tmpdir(), 'branchwise-bench-http-'));
+  const processes: ChildProcess[] = [];
+  try {
+    const { agentId, mainBranchId, versionId } = await seed(path.join(dir, 'data'));
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    // The server as users run it (`npm start`), logging at its default level.
+    processes.push(
+      await startProcess(process.execPath, [path.resolve('bin/branchwise.mjs')], { DATA_DIR: path.join(dir, 'data'), PORT: String(port) }, async () =>
+        (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
+      ),
+    );
+    const agentPath = `/v1/convai/agents/${agentId}`;
+    const sample = await fetch(`${base}${agentPath}?conversation_id=conv_sample`, { headers: { 'xi-api-key': KEY } });
+    const bytes = Buffer.from(await sample.arrayBuffer());
+    if (sample.status !== 200) throw new Error(`the routed read failed: ${sample.status} ${bytes.toString()}`);
+    const bodyFile = path.join(dir, 'body.json');
+    writeFileSync(bodyFile, bytes);
+    const barePort = await freePort();
+    processes.push(
+      await startProcess(process.execPath, [path.resolve('bench/bare-server.mjs'), bodyFile, String(barePort)], {}, async () =>
+        (await fetch(`http://127.0.0.1:${barePort}/`).catch(() => undefined))?.ok === true,
+      ),
+    );
+    const lua = (name: string) => path.resolve('bench/lua', name);
+    const env = (pathname: string) => ({ BENCH_API_KEY: KEY, BENCH_PATH: pathname });
+    // Warm both servers (JIT, caches) before measuring.
+    wrk(`http://127.0.0.1:${barePort}/`, lua('fixed.lua'), 1, env('/'));
+    wrk(base, lua('routed.lua'), 1, env(agentPath));
+
+    const bare = wrk(`http://127.0.0.1:${barePort}/`, lua('fixed.lua'), seconds, env('/'));
+    const figures: HttpFigure[] = [];
+    const cases: [string, string, string][] = [
+      ['routed GET agent (90/10 split, random conversation ids)', 'routed.lua', agentPath],
+      ['GET agent at a branch head', 'fixed.lua', `${agentPath}?branch_id=${mainBranchId}`],
+      ['GET agent at a version', 'fixed.lua', `${agentPath}?version_id=${versionId}`],
+    ];
+    for (const [name, script, pathname] of cases) {
+      const result = wrk(base, lua(script), seconds, env(pathname));
+      figures.push({
+        name: `${name}, ${(bytes.length / 1024).toFixed(1)} KB`,
+        value: `${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`,
+        baseline: `bare node:http: ${Math.round(bare.requestsPerSecond)} req/s, p50 ${bare.p50Ms.toFixed(2)} ms, p99 ${bare.p99Ms.toFixed(2)} ms`,
+        ratio: result.requestsPerSecond / bare.requestsPerSecond,
+        p99Ratio: result.p99Ms / bare.p99Ms,
+        target: '≥ 0.70× req/s, p99 ≤ 2×',
+      });
+    }
+    return figures;
+  } finally {
+    for (const child of processes) await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
