@@ -64,7 +64,7 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** A store with one ~20 KB agent, a canary branch and a 90/10 split. */
-async function seed(dataDir: string) {
+export async function seed(dataDir: string) {
   const store = await openStore({ dataDir });
   const app = await buildApp({ config: { bodyLimitBytes: 1 << 21, logLevel: 'silent' }, store, logger: false });
   await app.workspaces.bootstrap(KEY);

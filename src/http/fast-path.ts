@@ -27,11 +27,16 @@ export function routedFastPath(workspaces: WorkspacesService, routing: RoutingCa
     const agentId = url.slice(PREFIX.length, queryStart);
     if (agentId === '' || agentId.includes('/') || agentId.includes('%')) return false;
 
+    // A plain query (`name=value&…`, nothing to decode) is read here; anything else goes to the route.
     let routingKey: string | undefined;
-    for (const [name, value] of new URLSearchParams(url.slice(queryStart + 1))) {
+    const query = url.slice(queryStart + 1);
+    if (query.includes('%') || query.includes('+')) return false;
+    for (const pair of query.split('&')) {
+      const equals = pair.indexOf('=');
+      const name = equals < 0 ? pair : pair.slice(0, equals);
       if (name === 'conversation_id' || name === 'routing_key') {
         if (routingKey !== undefined) return false;
-        routingKey = value;
+        routingKey = equals < 0 ? '' : pair.slice(equals + 1);
       } else if (name === 'branch_id' || name === 'version_id') {
         return false;
       }

@@ -10,7 +10,7 @@ import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, Requ
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
-import { RoutingCache } from '../deployments/routing-cache.js';
+import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
 import { insertVersion } from '../versions/versions.service.js';
@@ -124,21 +124,27 @@ export function agentsService(context: AppContext) {
    * The hot path: the branch head that the active split assigns to this routing key, served from
    * the routing cache (fresh within 1 s across processes, DESIGN §12.2).
    */
+  /** What the routed read needs of an agent, fresh from the database. */
+  async function loadRoutingEntry(agentId: string) {
+    const agent = await agentsStore(db).findById(agentId);
+    if (!agent) return undefined;
+    const [active, heads] = await Promise.all([deploymentsStore(db).active(agent.id), branchesStore(db).heads(agent.id)]);
+    if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
+    return {
+      agent,
+      table: bucketTableOf(active),
+      heads: new Map(heads.map((head) => [head.branch_id, { versionId: head.version_id, documentHash: head.document_hash }])),
+    };
+  }
+  context.routing.setLoader(loadRoutingEntry);
+
   async function routed(caller: Caller, agentId: string, routingKey: string): Promise<Buffer> {
-    let entry = context.routing.get(agentId);
+    let entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'responses'> | undefined = context.routing.get(agentId);
     if (!entry) {
       const started = context.routing.startFill();
-      const agent = await findAgentOrThrow(db, caller, agentId);
-      const [active, heads] = await Promise.all([deploymentsStore(db).active(agent.id), branchesStore(db).heads(agent.id)]);
-      if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
-      entry = {
-        agent,
-        table: bucketTableOf(active),
-        heads: new Map(heads.map((head) => [head.branch_id, { versionId: head.version_id, documentHash: head.document_hash }])),
-        responses: new Map(),
-        expiresAt: 0,
-      };
-      context.routing.set(agentId, entry, started);
+      const loaded = await loadRoutingEntry(agentId);
+      if (!loaded || loaded.agent.workspace_id !== caller.workspaceId) throw new NotFoundError('agent', agentId);
+      entry = context.routing.set(agentId, loaded, started) ?? { ...loaded, responses: new Map() };
     }
     if (entry.agent.workspace_id !== caller.workspaceId) throw new NotFoundError('agent', agentId);
     const branchId = routeToBranch(entry.table, entry.agent.id, routingKey);

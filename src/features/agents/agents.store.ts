@@ -29,6 +29,11 @@ export function agentsStore(db: Kysely<Database>) {
         .executeTakeFirst();
     },
 
+    /** Any workspace's agent: only for caches that check the workspace when they serve. */
+    findById(agentId: string): Promise<AgentRow | undefined> {
+      return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
+    },
+
     findMany(workspaceId: string, agentIds: string[]): Promise<AgentRow[]> {
       if (agentIds.length === 0) return Promise.resolve([]);
       return db

@@ -5,6 +5,8 @@ import type { AgentRow } from '../agents/agents.store.js';
 
 /** How long an entry may serve without a notification: bounds a lost one (DESIGN §12.2). */
 const ENTRY_TTL_MS = 1_000;
+/** From this age on, an entry in use is reloaded in the background, so it never expires under load. */
+const REFRESH_AFTER_MS = 400;
 const MAX_AGENTS = 10_000;
 
 export interface RoutingEntry {
@@ -15,7 +17,11 @@ export interface RoutingEntry {
   /** Rendered response bytes by `versionId|role|isCreator` (access_info is per caller). */
   responses: Map<string, Buffer>;
   expiresAt: number;
+  refreshAt: number;
+  refreshing?: boolean;
 }
+
+export type RoutingEntryLoader = (agentId: string) => Promise<Pick<RoutingEntry, 'agent' | 'table' | 'heads'> | undefined>;
 
 /**
  * What the routed read needs per agent: the active bucket table and every branch head. Dropped
@@ -26,6 +32,7 @@ export class RoutingCache {
   private readonly entries = new Map<string, RoutingEntry>();
   /** Moves on every invalidation: an entry read from the database before one is not stored. */
   private generation = 0;
+  private loader: RoutingEntryLoader | undefined;
 
   constructor(
     private readonly changes: ChangeFeed,
@@ -38,19 +45,33 @@ export class RoutingCache {
     });
   }
 
+  /** How entries are reloaded in the background (set once by the routed read's service). */
+  setLoader(loader: RoutingEntryLoader): void {
+    this.loader = loader;
+  }
+
   get(agentId: string): RoutingEntry | undefined {
     if (!this.changes.live) return undefined;
     const entry = this.entries.get(agentId);
     if (!entry) return undefined;
-    if (entry.expiresAt <= this.now()) {
+    const now = this.now();
+    if (entry.expiresAt <= now) {
       this.entries.delete(agentId);
       return undefined;
+    }
+    if (entry.refreshAt <= now && !entry.refreshing && this.loader) {
+      entry.refreshing = true;
+      const started = this.startFill();
+      this.loader(agentId)
+        .then((fresh) => fresh && this.set(agentId, fresh, started))
+        .catch(() => this.entries.delete(agentId))
+        .finally(() => (entry.refreshing = false));
     }
     return entry;
   }
 
   /** The key of a rendered response in an entry: access_info depends on the caller's role and identity. */
-  static responseKey(entry: Omit<RoutingEntry, 'expiresAt'>, versionId: string, caller: Caller): string {
+  static responseKey(entry: Pick<RoutingEntry, 'agent'>, versionId: string, caller: Caller): string {
     return `${versionId}|${caller.role}|${caller.userId === entry.agent.created_by_user_id}`;
   }
 
@@ -70,9 +91,16 @@ export class RoutingCache {
     return this.generation;
   }
 
-  set(agentId: string, entry: Omit<RoutingEntry, 'expiresAt'>, startedAt: number): void {
-    if (!this.changes.live || startedAt !== this.generation) return;
-    if (this.entries.size >= MAX_AGENTS) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(agentId, { ...entry, expiresAt: this.now() + ENTRY_TTL_MS });
+  /** Stores an entry read since `startedAt`, unless an invalidation came in between. */
+  set(agentId: string, entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads'>, startedAt: number): RoutingEntry | undefined {
+    if (!this.changes.live || startedAt !== this.generation) return undefined;
+    const previous = this.entries.get(agentId);
+    // Rendered bytes stay valid while the agent row is unchanged (they are keyed by version).
+    const responses = previous && previous.agent.updated_at_ms === entry.agent.updated_at_ms ? previous.responses : new Map<string, Buffer>();
+    if (!previous && this.entries.size >= MAX_AGENTS) this.entries.delete(this.entries.keys().next().value as string);
+    const now = this.now();
+    const stored: RoutingEntry = { ...entry, responses, expiresAt: now + ENTRY_TTL_MS, refreshAt: now + REFRESH_AFTER_MS };
+    this.entries.set(agentId, stored);
+    return stored;
   }
 }
