@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { type AppContext, createContext } from './context.js';
 import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
+import { agentsService } from './features/agents/agents.service.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { draftRoutes } from './features/drafts/drafts.routes.js';
@@ -21,7 +22,7 @@ import { versionRoutes } from './features/versions/versions.routes.js';
 import { type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import type { Caller } from './features/workspaces/workspaces.store.js';
 import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
-import { type FastPathCounters, routedFastPath } from './http/fast-path.js';
+import { agentFastPath, type FastPathCounters } from './http/fast-path.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { findBadText } from './http/text.js';
 import { type Permission, type RouteDefinition, roleAllows } from './http/route.js';
@@ -69,12 +70,20 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const context = createContext(options.store, options.now);
   const workspaces = workspacesService(options.store, options.now);
   const fastPath: FastPathCounters = { served: 0 };
-  const serveFromCache = routedFastPath(workspaces, context.routing, fastPath);
+  const agentsForFastPath = agentsService(context);
+  const serveFast = agentFastPath(workspaces, context.routing, (caller, agentId, selector) => agentsForFastPath.quickGet(caller, agentId, selector), fastPath);
   const server = Fastify({
-    // The routed read answers from cache before Fastify sees the request (DESIGN §12.12).
+    // `GET agent` answers on raw node:http before Fastify sees the request (DESIGN §12.12).
     serverFactory: (handler) =>
       createServer((request, response) => {
-        if (!serveFromCache(request, response)) handler(request, response);
+        const served = serveFast(request, response);
+        if (served === false) handler(request, response);
+        else if (served !== true) {
+          served.then(
+            (done) => done || handler(request, response),
+            () => handler(request, response),
+          );
+        }
       }),
     logger:
       options.logger === false
@@ -208,6 +217,7 @@ function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
     method: route.method,
     url: route.url,
     config: { permission: route.permission },
+    ...(route.quiet ? { logLevel: 'warn' } : {}),
     schema: {
       operationId: route.operationId,
       summary: route.summary,

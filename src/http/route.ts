@@ -45,6 +45,8 @@ export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
   responses: Record<number, z.ZodType>;
   /** Marks a route or behaviour that upstream does not have. */
   extension?: boolean;
+  /** A hot read: no per-request log line (errors are still logged), DESIGN §12.12. */
+  quiet?: boolean;
   handler(context: RouteContext<P, Q, B>): Promise<unknown>;
 }
 

@@ -154,6 +154,29 @@ describe('deployments through the SDK', () => {
     expect((await fetch(url)).status).toBe(401);
   });
 
+  it('serves head and version reads on the fast path, always at the current head', async () => {
+    const { agentId, canary } = await agentWithBranches();
+    const read = async (query: string, key = testApp.keys.editor) => {
+      const response = await fetch(`${baseUrl}/v1/convai/agents/${agentId}${query}`, { headers: { 'xi-api-key': key } });
+      return { status: response.status, body: (await response.json()) as Record<string, any> };
+    };
+    await read('');
+    const served = testApp.app.fastPath.served;
+    const atCanary = await read(`?branch_id=${canary}`);
+    expect(atCanary.body.conversation_config.agent.first_message).toBe('canary');
+    const committed = await editor.conversationalAi.agents.update(agentId, { branchId: canary, conversationConfig: { agent: { firstMessage: 'newer' } } });
+    const after = await read(`?branch_id=${canary}`);
+    expect(after.body.version_id).toBe(committed.versionId);
+    expect(after.body.conversation_config.agent.first_message).toBe('newer');
+    expect((await read(`?version_id=${atCanary.body.version_id}`)).body.conversation_config.agent.first_message).toBe('canary');
+    expect(testApp.app.fastPath.served).toBeGreaterThanOrEqual(served + 3);
+    // Misses and errors are the full route's: unknown branch, both selectors mismatched, another workspace.
+    expect((await read('?branch_id=agtbrch_unknown')).status).toBe(404);
+    expect((await read(`?branch_id=${canary}&version_id=${committed.versionId}`)).status).toBe(200);
+    expect((await read(`?branch_id=${after.body.main_branch_id}&version_id=${committed.versionId}`)).status).toBe(422);
+    expect((await read('', testApp.foreignKey)).status).toBe(404);
+  });
+
   it('refuses bad splits with a 422 at the item, and changes nothing', async () => {
     const { agentId, main, canary, other } = await agentWithBranches();
     const foreign = await sdk(baseUrl, testApp.foreignKey).conversationalAi.agents.create({ conversationConfig: {} });

@@ -102,6 +102,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       url: '/v1/convai/agents/:agent_id',
       operationId: 'get_agent_route',
       summary: 'Get Agent',
+      quiet: true,
       description:
         "Retrieve config for an agent: main's head, a branch's head (`branch_id`) or a version (`version_id`). " +
         'When both are given the version must be on that branch (else 422). Extension: `conversation_id` or ' +

@@ -6,6 +6,7 @@ import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
+import { LruCache } from '../../domain/lru.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
@@ -86,20 +87,37 @@ export async function loadDocument(context: AppContext, db: Kysely<Database>, ve
   return (await context.documents.load(db, version.document_hash)) as AgentDocument;
 }
 
+/** Rendered `GET agent` responses (about 30 KB each), shared by every agentsService of the process. */
+const renderedResponses = new LruCache<string, Buffer>(500);
+
 export function agentsService(context: AppContext) {
   const { db } = context;
 
-  async function renderAt(caller: Caller, agent: AgentRow, version: VersionRow): Promise<string> {
-    const document = await loadDocument(context, db, version);
+  type VersionRef = Pick<VersionRow, 'id' | 'branch_id' | 'document_hash'>;
+
+  /**
+   * The agent at a version, as response bytes. Cached by everything the bytes depend on: the
+   * version (immutable), the agent row (its update time) and the caller's role and authorship.
+   */
+  async function renderAt(caller: Caller, agent: AgentRow, version: VersionRef): Promise<Buffer> {
+    const isCreator = caller.userId === agent.created_by_user_id;
+    const key = `${agent.id}|${version.id}|${agent.updated_at_ms}|${caller.role}|${isCreator}`;
+    const cached = renderedResponses.get(key);
+    if (cached) return cached;
+    const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
     const users = await context.users.describe([agent.created_by_user_id]);
-    return renderAgentResponse({
-      agent,
-      versionId: version.id,
-      branchId: version.branch_id,
-      documentHash: version.document_hash,
-      document,
-      access: accessInfo(users.get(agent.created_by_user_id), caller),
-    });
+    const bytes = Buffer.from(
+      renderAgentResponse({
+        agent,
+        versionId: version.id,
+        branchId: version.branch_id,
+        documentHash: version.document_hash,
+        document,
+        access: accessInfo(users.get(agent.created_by_user_id), caller),
+      }),
+    );
+    renderedResponses.set(key, bytes);
+    return bytes;
   }
 
   async function resolveVersion(agent: AgentRow, selector: AgentSelector): Promise<VersionRow> {
@@ -179,7 +197,7 @@ export function agentsService(context: AppContext) {
     agentId: string,
     options: CommitOptions,
     produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string }>,
-  ): Promise<string> {
+  ): Promise<Buffer> {
     const { agent, version } = await context.write(async (scope) => {
       const { trx, publish, afterCommit } = scope;
       const agent = await findAgentOrThrow(trx, caller, agentId);
@@ -319,17 +337,41 @@ export function agentsService(context: AppContext) {
       return { agent_id: agentId };
     },
 
-    async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<string | Buffer> {
+    /**
+     * The hot path's version of `get` for a head or a version: the bytes, or undefined for anything
+     * the full route should answer (not found, not allowed, both selectors, errors).
+     */
+    async quickGet(caller: Caller, agentId: string, selector: Omit<AgentSelector, 'routingKey'>): Promise<Buffer | undefined> {
+      try {
+        if (selector.versionId && selector.branchId) return undefined;
+        if (selector.versionId) {
+          const view = await agentsStore(db).versionView(caller.workspaceId, agentId, selector.versionId);
+          return view ? await renderAt(caller, view.agent, view.version) : undefined;
+        }
+        const view = await agentsStore(db).headView(caller.workspaceId, agentId, selector.branchId);
+        return view ? await renderAt(caller, view.agent, view.version) : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+
+    async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<Buffer> {
       // An explicit branch or version pins the conversation and bypasses the split.
       if (selector.routingKey !== undefined && !selector.branchId && !selector.versionId) {
         return routed(caller, agentId, selector.routingKey);
+      }
+      if (!selector.versionId) {
+        // The head of main or of a branch in one query; anything unusual takes the path below,
+        // which says precisely what is missing.
+        const view = await agentsStore(db).headView(caller.workspaceId, agentId, selector.branchId);
+        if (view) return renderAt(caller, view.agent, view.version);
       }
       const agent = await findAgentOrThrow(db, caller, agentId);
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
     /** A commit (DESIGN §5); returns the agent at the resulting head. */
-    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<string> {
+    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<Buffer> {
       return commit(caller, agentId, options, async ({ current }) => applyConfigChanges(current, changes));
     },
 
@@ -337,7 +379,7 @@ export function agentsService(context: AppContext) {
      * Extension: a new version on the branch whose config equals an earlier version's (any
      * version of the agent): the one-call answer to a bad commit on a live branch.
      */
-    async restore(caller: Caller, agentId: string, branchId: string, versionId: string, note: string | null | undefined): Promise<string> {
+    async restore(caller: Caller, agentId: string, branchId: string, versionId: string, note: string | null | undefined): Promise<Buffer> {
       return commit(caller, agentId, { branchId }, async ({ trx, current, agent }) => {
         const source = await versionsStore(trx).find(agent.id, versionId);
         if (!source) {

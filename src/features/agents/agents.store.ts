@@ -29,6 +29,42 @@ export function agentsStore(db: Kysely<Database>) {
         .executeTakeFirst();
     },
 
+    /** An agent with the head version of a branch (main unless given), in one query. */
+    async headView(workspaceId: string, agentId: string, branchId: string | undefined) {
+      const row = await db
+        .selectFrom('agents')
+        .innerJoin('branches', (join) =>
+          join
+            .onRef('branches.agent_id', '=', 'agents.id')
+            .on((eb) => (branchId === undefined ? eb('branches.id', '=', eb.ref('agents.main_branch_id')) : eb('branches.id', '=', branchId))),
+        )
+        .innerJoin('versions', 'versions.id', 'branches.head_version_id')
+        .selectAll('agents')
+        .select(['versions.id as version_id', 'versions.branch_id as version_branch_id', 'versions.document_hash as version_document_hash'])
+        .where('agents.id', '=', agentId)
+        .where('agents.workspace_id', '=', workspaceId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const { version_id, version_branch_id, version_document_hash, ...agent } = row;
+      return { agent: agent as AgentRow, version: { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash } };
+    },
+
+    /** An agent with one of its versions, in one query. */
+    async versionView(workspaceId: string, agentId: string, versionId: string) {
+      const row = await db
+        .selectFrom('agents')
+        .innerJoin('versions', 'versions.agent_id', 'agents.id')
+        .selectAll('agents')
+        .select(['versions.id as version_id', 'versions.branch_id as version_branch_id', 'versions.document_hash as version_document_hash'])
+        .where('agents.id', '=', agentId)
+        .where('agents.workspace_id', '=', workspaceId)
+        .where('versions.id', '=', versionId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const { version_id, version_branch_id, version_document_hash, ...agent } = row;
+      return { agent: agent as AgentRow, version: { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash } };
+    },
+
     /** Any workspace's agent: only for caches that check the workspace when they serve. */
     findById(agentId: string): Promise<AgentRow | undefined> {
       return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
