@@ -60,7 +60,19 @@ export function fillSpecDefaults(value: JsonObject, schemaName: string, mode: Mo
   return fill(value, schema, mode, 0) as JsonObject;
 }
 
+const resolved = new WeakMap<Schema, Schema>();
+
+/** A schema with `$ref`s and single-member `allOf`s followed (memoized: the spec never changes). */
 function resolve(schema: Schema): Schema {
+  let found = resolved.get(schema);
+  if (found === undefined) {
+    found = resolveUncached(schema);
+    resolved.set(schema, found);
+  }
+  return found;
+}
+
+function resolveUncached(schema: Schema): Schema {
   let current = schema;
   for (let hops = 0; hops < 16; hops++) {
     if (current.$ref) current = schemas[current.$ref.slice('#/components/schemas/'.length)] ?? {};
