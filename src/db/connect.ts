@@ -22,6 +22,8 @@ export interface Store {
   changes: ChangeFeed;
   /** The embedded database handle, for SQLite-only maintenance (checkpoints, size). */
   sqlite?: SqliteDatabase.Database;
+  /** Synchronous reads for the hot path, where the dialect has them (SQLite; see `fastReads`). */
+  fastReads?: FastReads;
   close(): Promise<void>;
 }
 
@@ -65,15 +67,46 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   await migrate(db);
   const changes = sqliteChangeFeed(sqlite);
+  const reader = new SqliteDatabase(file, { readonly: true });
   return {
     db,
     dialect: 'sqlite',
     changes,
     sqlite,
+    fastReads: fastReads(reader),
     async close() {
       await changes.close();
+      reader.close();
       await db.destroy();
     },
+  };
+}
+
+/** An agent row with one of its versions (id, branch, document), as the hot path reads it. */
+export type AgentVersionRow = Database['agents'] & { version_id: string; version_branch_id: string; version_document_hash: string };
+
+export interface FastReads {
+  /** The agent and the head of a branch (main when null), or undefined. */
+  head(workspaceId: string, agentId: string, branchId: string | null): AgentVersionRow | undefined;
+  /** The agent and one of its versions, or undefined. */
+  version(workspaceId: string, agentId: string, versionId: string): AgentVersionRow | undefined;
+}
+
+/**
+ * The hot path's reads on SQLite: prepared statements on a second, read-only connection. It sees
+ * exactly what is committed (WAL), never a write transaction in flight on the main connection,
+ * and it does not queue behind the main connection's work.
+ */
+function fastReads(reader: SqliteDatabase.Database): FastReads {
+  const columns = `a.*, v.id as version_id, v.branch_id as version_branch_id, v.document_hash as version_document_hash`;
+  const head = reader.prepare(
+    `select ${columns} from agents a join branches b on b.agent_id = a.id and b.id = coalesce(?, a.main_branch_id) ` +
+      `join versions v on v.id = b.head_version_id where a.id = ? and a.workspace_id = ?`,
+  );
+  const version = reader.prepare(`select ${columns} from agents a join versions v on v.agent_id = a.id where a.id = ? and a.workspace_id = ? and v.id = ?`);
+  return {
+    head: (workspaceId, agentId, branchId) => head.get(branchId, agentId, workspaceId) as AgentVersionRow | undefined,
+    version: (workspaceId, agentId, versionId) => version.get(agentId, workspaceId, versionId) as AgentVersionRow | undefined,
   };
 }
 

@@ -344,6 +344,15 @@ export function agentsService(context: AppContext) {
     async quickGet(caller: Caller, agentId: string, selector: Omit<AgentSelector, 'routingKey'>): Promise<Buffer | undefined> {
       try {
         if (selector.versionId && selector.branchId) return undefined;
+        const fast = context.store.fastReads;
+        if (fast) {
+          const row = selector.versionId
+            ? fast.version(caller.workspaceId, agentId, selector.versionId)
+            : fast.head(caller.workspaceId, agentId, selector.branchId ?? null);
+          if (!row) return undefined;
+          const { version_id, version_branch_id, version_document_hash, ...agent } = row;
+          return await renderAt(caller, agent, { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash });
+        }
         if (selector.versionId) {
           const view = await agentsStore(db).versionView(caller.workspaceId, agentId, selector.versionId);
           return view ? await renderAt(caller, view.agent, view.version) : undefined;
