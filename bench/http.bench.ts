@@ -3,7 +3,7 @@
 // server returning the same bytes, both measured by wrk in its own process in the same run.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { buildApp } from '../src/app.js';
@@ -36,8 +36,28 @@ function toMs(value: string): number {
   return match[2] === 'us' ? number / 1000 : match[2] === 's' ? number * 1000 : number;
 }
 
+/**
+ * With two or more cores, each server runs on core 0 and wrk on core 1, so that the load generator
+ * and the server under test do not take turns on the same core (which made p99 swing run to run).
+ */
+const pinned = os.cpus().length >= 2 && hasTaskset();
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onCore(core: number, command: string, args: string[]): [string, string[]] {
+  return pinned ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
+}
+
 export function wrk(url: string, script: string, seconds: number, env: Record<string, string>): WrkResult {
-  const output = execFileSync('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, url], {
+  const [command, args] = onCore(1, 'wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, url]);
+  const output = execFileSync(command, args, {
     encoding: 'utf8',
     env: { ...process.env, ...env },
   });
@@ -51,7 +71,8 @@ export function wrk(url: string, script: string, seconds: number, env: Record<st
 }
 
 async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
-  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const [pinnedCommand, pinnedArgs] = onCore(0, command, args);
+  const child = spawn(pinnedCommand, pinnedArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitFor(ready, `${args.join(' ')} to listen`);
   return child;
 }
@@ -105,6 +126,10 @@ export interface HttpFigure {
   p99Ratio: number;
   target: string;
 }
+
+export const HTTP_SETUP = pinned
+  ? 'Servers pinned to core 0, wrk (1 thread, 50 connections) to core 1 (taskset).'
+  : 'wrk (1 thread, 50 connections) and the servers share the cores (no taskset).';
 
 export async function benchHttp(seconds: number): Promise<HttpFigure[]> {
   ensureWrk();

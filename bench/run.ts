@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 
-import { benchHttp } from './http.bench.js';
+import { benchHttp, HTTP_SETUP } from './http.bench.js';
 import { benchInProcess } from './in-process.bench.js';
 import { benchMergeBase } from './merge-base.bench.js';
 
@@ -21,7 +21,7 @@ const header = [
   '',
   `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'} · ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · ${os.platform()} ${os.release()}`,
   '',
-  'Load by wrk (1 thread, 50 connections) in its own process; the servers and wrk share this machine\'s cores.',
+  `Load by wrk in its own process. ${HTTP_SETUP}`,
   '',
   '| figure | value | baseline in the same run | ratio | target |',
   '|---|---|---|---|---|',
