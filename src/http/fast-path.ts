@@ -12,93 +12,72 @@ export interface FastPathCounters {
   served: number;
 }
 
-/**
- * The routed read (`GET /v1/convai/agents/{id}?conversation_id=…`) on raw `node:http`, in front of
- * Fastify (DESIGN §12.12): it answers only when the key and the rendered response are already
- * cached, with the cached bytes; anything else — an unknown key, a cache miss, any other
- * parameter — goes to the full route, which authenticates, validates and fills the caches. So the
- * answer and every error are the route's own.
- */
 export type QuickGet = (caller: Caller, agentId: string, selector: { branchId?: string; versionId?: string }) => Promise<Buffer | undefined>;
 
 /**
- * `GET agent` (routed, at a head, at a version) on raw `node:http`, in front of Fastify (DESIGN
- * §12.12). The routed read answers from the routing cache; head and version reads from one query
- * and the rendered-bytes cache. Anything else — an unknown key, a miss, an error, any unusual
- * parameter — goes to the full route, which authenticates, validates and says what is wrong, so
- * every answer and every error is the route's own.
+ * An agent `GET` with a plain query (`name=value&…`, nothing to decode, no name twice), or
+ * undefined for anything else: that goes to the full route.
  */
-export function agentFastPath(workspaces: WorkspacesService, routing: RoutingCache, quickGet: QuickGet, counters: FastPathCounters) {
-  const routed = routedFastPath(workspaces, routing, counters);
-  return (request: IncomingMessage, response: ServerResponse): boolean | Promise<boolean> => {
-    if (routed(request, response)) return true;
-    const url = request.url;
-    if (request.method !== 'GET' || url === undefined || !url.startsWith(PREFIX)) return false;
-    const queryStart = url.indexOf('?');
-    const agentId = url.slice(PREFIX.length, queryStart < 0 ? undefined : queryStart);
-    if (agentId === '' || agentId.length > 500 || agentId.includes('/') || agentId.includes('%') || hasBadText(agentId)) return false;
-    const selector: { branchId?: string; versionId?: string } = {};
-    if (queryStart >= 0) {
-      const query = url.slice(queryStart + 1);
-      if (query.includes('%') || query.includes('+')) return false;
-      for (const pair of query.split('&')) {
-        const equals = pair.indexOf('=');
-        const name = equals < 0 ? pair : pair.slice(0, equals);
-        const value = equals < 0 ? '' : pair.slice(equals + 1);
-        if (name === 'branch_id' && selector.branchId === undefined && value !== '') selector.branchId = value;
-        else if (name === 'version_id' && selector.versionId === undefined && value !== '') selector.versionId = value;
-        else if (name !== '') return false;
-      }
-    }
-    const key = request.headers['xi-api-key'];
-    if (typeof key !== 'string' || key === '') return false;
-    const caller = workspaces.cachedCaller(key);
-    if (!caller) return false;
-    return quickGet(caller, agentId, selector).then((body) => {
-      if (!body) return false;
-      response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
-      response.end(body);
-      counters.served++;
-      return true;
-    });
-  };
-}
-
-export function routedFastPath(workspaces: WorkspacesService, routing: RoutingCache, counters: FastPathCounters) {
-  return (request: IncomingMessage, response: ServerResponse): boolean => {
-    const url = request.url;
-    if (request.method !== 'GET' || url === undefined || !url.startsWith(PREFIX)) return false;
-    const queryStart = url.indexOf('?');
-    if (queryStart < 0) return false;
-    const agentId = url.slice(PREFIX.length, queryStart);
-    if (agentId === '' || agentId.includes('/') || agentId.includes('%')) return false;
-
-    // A plain query (`name=value&…`, nothing to decode) is read here; anything else goes to the route.
-    let routingKey: string | undefined;
+function parseAgentGet(request: IncomingMessage): { agentId: string; params: Map<string, string> } | undefined {
+  const url = request.url;
+  if (request.method !== 'GET' || url === undefined || !url.startsWith(PREFIX)) return undefined;
+  const queryStart = url.indexOf('?');
+  const agentId = url.slice(PREFIX.length, queryStart < 0 ? undefined : queryStart);
+  if (agentId === '' || agentId.length > 500 || agentId.includes('/') || agentId.includes('%') || hasBadText(agentId)) return undefined;
+  const params = new Map<string, string>();
+  if (queryStart >= 0) {
     const query = url.slice(queryStart + 1);
-    if (query.includes('%') || query.includes('+')) return false;
+    if (query.includes('%') || query.includes('+')) return undefined;
     for (const pair of query.split('&')) {
       const equals = pair.indexOf('=');
       const name = equals < 0 ? pair : pair.slice(0, equals);
-      if (name === 'conversation_id' || name === 'routing_key') {
-        if (routingKey !== undefined) return false;
-        routingKey = equals < 0 ? '' : pair.slice(equals + 1);
-      } else if (name === 'branch_id' || name === 'version_id') {
-        return false;
-      }
+      if (name === '') continue;
+      if (params.has(name)) return undefined;
+      params.set(name, equals < 0 ? '' : pair.slice(equals + 1));
     }
-    if (routingKey === undefined || routingKey.length > 1_000 || hasBadText(routingKey)) return false;
+  }
+  return { agentId, params };
+}
 
+function send(response: ServerResponse, body: Buffer, counters: FastPathCounters): true {
+  response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+  response.end(body);
+  counters.served++;
+  return true;
+}
+
+/**
+ * `GET agent` on raw `node:http`, in front of Fastify (DESIGN §12.12). The routed read
+ * (`conversation_id` or `routing_key`) answers from the routing cache, head and version reads from
+ * one query and the rendered-bytes cache, both only for a key already in the key cache. Anything
+ * else — an unknown key, a miss, an error, any unusual parameter — goes to the full route, which
+ * authenticates, validates and says what is wrong, so every answer and every error is the route's.
+ */
+export function agentFastPath(workspaces: WorkspacesService, routing: RoutingCache, quickGet: QuickGet, counters: FastPathCounters) {
+  return (request: IncomingMessage, response: ServerResponse): boolean | Promise<boolean> => {
+    const parsed = parseAgentGet(request);
+    if (!parsed) return false;
     const key = request.headers['xi-api-key'];
     if (typeof key !== 'string' || key === '') return false;
     const caller = workspaces.cachedCaller(key);
     if (!caller) return false;
-    const body = routing.peek(agentId, caller, routingKey);
-    if (!body) return false;
+    const { agentId, params } = parsed;
+    const branchId = params.get('branch_id');
+    const versionId = params.get('version_id');
+    const conversationId = params.get('conversation_id');
+    const routingKey = params.get('routing_key');
 
-    response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
-    response.end(body);
-    counters.served++;
-    return true;
+    if (conversationId !== undefined || routingKey !== undefined) {
+      // Routed: other parameters are ignored, as the route ignores them; a pin is not routed.
+      const routed = conversationId ?? routingKey;
+      if (conversationId !== undefined && routingKey !== undefined) return false;
+      if (branchId !== undefined || versionId !== undefined || routed === undefined || routed.length > 1_000 || hasBadText(routed)) return false;
+      const body = routing.peek(agentId, caller, routed);
+      return body ? send(response, body, counters) : false;
+    }
+
+    for (const name of params.keys()) if (name !== 'branch_id' && name !== 'version_id') return false;
+    if (branchId === '' || versionId === '') return false;
+    return quickGet(caller, agentId, { branchId, versionId }).then((body) => (body ? send(response, body, counters) : false));
   };
 }

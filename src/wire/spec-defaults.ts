@@ -43,6 +43,17 @@ const SDK_REQUIRED_IN_RESPONSES: Record<string, Record<string, Json>> = {
   'WorkflowPhoneNumberNodeModel-Output': { sip_refer_play_dialtone: false },
   'WorkflowStandaloneAgentNodeModel-Output': { preserve_voice_settings: false },
 };
+/**
+ * Fields upstream returns that the spec does not declare: `ban`, a per-agent platform setting
+ * (upstream's versioning docs), returned as null when unset.
+ */
+const UNDECLARED_IN_RESPONSES: Record<string, Record<string, Schema>> = {
+  AgentPlatformSettingsResponseModel: { ban: { anyOf: [{ type: 'object' }, { type: 'null' }] } },
+};
+for (const [name, fields] of Object.entries(UNDECLARED_IN_RESPONSES)) {
+  const schema = schemas[name];
+  schema.properties = { ...schema.properties, ...fields };
+}
 for (const [name, fields] of Object.entries(SDK_REQUIRED_IN_RESPONSES)) {
   const schema = schemas[name];
   schema.properties ??= {};

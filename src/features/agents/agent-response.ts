@@ -45,8 +45,7 @@ export function renderAgentResponse(view: AgentView): string {
     renderSection('conversation_config', document.conversation_config),
   );
   const platformSettings = cachedSection(`ps:${view.documentHash}:${settingsKey}`, () =>
-    // `ban` is a per-agent setting upstream returns (null when unset) that the spec does not declare.
-    renderSection('platform_settings', { ban: null, ...document.platform_settings, ...(JSON.parse(agent.agent_settings) as JsonObject) }),
+    renderSection('platform_settings', { ...document.platform_settings, ...(JSON.parse(agent.agent_settings) as JsonObject) }),
   );
   const workflow = cachedSection(`wf:${view.documentHash}`, () => renderSection('workflow', document.workflow));
   const agentIdentity = view.branchId === agent.main_branch_id && !view.documentIdentity;

@@ -21,7 +21,7 @@ import type { Caller } from '../workspaces/workspaces.store.js';
 import { type AgentDocument, voiceIdOf } from './agent-document.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
-import { type AgentRow, type AgentSort, agentsStore } from './agents.store.js';
+import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
 import { applyConfigChanges, type ChangedConfig, type ConfigChanges, newConfig } from './config-changes.js';
 
 export const MAIN_BRANCH_NAME = 'Main';
@@ -171,18 +171,7 @@ export function agentsService(context: AppContext) {
     const key = RoutingCache.responseKey(entry, head.versionId, caller);
     let response = entry.responses.get(key);
     if (response === undefined) {
-      const document = (await context.documents.load(db, head.documentHash)) as AgentDocument;
-      const users = await context.users.describe([entry.agent.created_by_user_id]);
-      response = Buffer.from(
-        renderAgentResponse({
-          agent: entry.agent,
-          versionId: head.versionId,
-          branchId,
-          documentHash: head.documentHash,
-          document,
-          access: accessInfo(users.get(entry.agent.created_by_user_id), caller),
-        }),
-      );
+      response = await renderAt(caller, entry.agent, { id: head.versionId, branch_id: branchId, document_hash: head.documentHash });
       entry.responses.set(key, response);
     }
     return response;
@@ -350,8 +339,8 @@ export function agentsService(context: AppContext) {
             ? fast.version(caller.workspaceId, agentId, selector.versionId)
             : fast.head(caller.workspaceId, agentId, selector.branchId ?? null);
           if (!row) return undefined;
-          const { version_id, version_branch_id, version_document_hash, ...agent } = row;
-          return await renderAt(caller, agent, { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash });
+          const view = splitAgentVersionRow(row);
+          return await renderAt(caller, view.agent, view.version);
         }
         if (selector.versionId) {
           const view = await agentsStore(db).versionView(caller.workspaceId, agentId, selector.versionId);

@@ -4,6 +4,12 @@ import type { AgentTable, Database } from '../../db/schema.js';
 
 export type AgentRow = Selectable<AgentTable>;
 
+/** An agent row joined with one version's `version_*` columns, split back into the two. */
+export function splitAgentVersionRow<T extends AgentRow & { version_id: string; version_branch_id: string; version_document_hash: string }>(row: T) {
+  const { version_id, version_branch_id, version_document_hash, ...agent } = row;
+  return { agent: agent as AgentRow, version: { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash } };
+}
+
 export type AgentSort = 'created_at' | 'name' | 'call_count_7d';
 
 export interface AgentListFilter {
@@ -44,9 +50,7 @@ export function agentsStore(db: Kysely<Database>) {
         .where('agents.id', '=', agentId)
         .where('agents.workspace_id', '=', workspaceId)
         .executeTakeFirst();
-      if (!row) return undefined;
-      const { version_id, version_branch_id, version_document_hash, ...agent } = row;
-      return { agent: agent as AgentRow, version: { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash } };
+      return row ? splitAgentVersionRow(row) : undefined;
     },
 
     /** An agent with one of its versions, in one query. */
@@ -60,9 +64,7 @@ export function agentsStore(db: Kysely<Database>) {
         .where('agents.workspace_id', '=', workspaceId)
         .where('versions.id', '=', versionId)
         .executeTakeFirst();
-      if (!row) return undefined;
-      const { version_id, version_branch_id, version_document_hash, ...agent } = row;
-      return { agent: agent as AgentRow, version: { id: version_id, branch_id: version_branch_id, document_hash: version_document_hash } };
+      return row ? splitAgentVersionRow(row) : undefined;
     },
 
     /** Any workspace's agent: only for caches that check the workspace when they serve. */
