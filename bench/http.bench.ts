@@ -7,11 +7,12 @@ import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { buildApp } from '../src/app.js';
-import { openStore } from '../src/db/connect.js';
+import { openStore, type StoreOptions } from '../src/db/connect.js';
+import type { BenchDialect } from './databases.js';
 import { largeConversationConfig } from '../test/support/builders.js';
 import { freePort, waitFor } from '../test/support/server-process.js';
 
-const KEY = 'sk_bench_admin_key';
+export const KEY = 'sk_bench_admin_key';
 
 export interface WrkResult {
   requestsPerSecond: number;
@@ -55,8 +56,8 @@ function onCore(core: number, command: string, args: string[]): [string, string[
   return pinned ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
 }
 
-export function wrk(url: string, script: string, seconds: number, env: Record<string, string>): WrkResult {
-  const [command, args] = onCore(1, 'wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, url]);
+export function wrk(url: string, script: string, seconds: number, env: Record<string, string>, connections = 50): WrkResult {
+  const [command, args] = onCore(1, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url]);
   const output = execFileSync(command, args, {
     encoding: 'utf8',
     env: { ...process.env, ...env },
@@ -70,14 +71,14 @@ export function wrk(url: string, script: string, seconds: number, env: Record<st
   return { requestsPerSecond: Number(rps[1]), p50Ms: toMs(p50[1]), p99Ms: toMs(p99[1]) };
 }
 
-async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
+export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
   const [pinnedCommand, pinnedArgs] = onCore(0, command, args);
   const child = spawn(pinnedCommand, pinnedArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitFor(ready, `${args.join(' ')} to listen`);
   return child;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
@@ -85,8 +86,8 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** A store with one ~20 KB agent, a canary branch and a 90/10 split. */
-export async function seed(dataDir: string) {
-  const store = await openStore({ dataDir });
+export async function seed(options: StoreOptions) {
+  const store = await openStore(options);
   const app = await buildApp({ config: { bodyLimitBytes: 1 << 21, logLevel: 'silent' }, store, logger: false });
   await app.workspaces.bootstrap(KEY);
   const headers = { 'xi-api-key': KEY, 'content-type': 'application/json' };
@@ -131,17 +132,23 @@ export const HTTP_SETUP = pinned
   ? 'Servers pinned to core 0, wrk (1 thread, 50 connections) to core 1 (taskset).'
   : 'wrk (1 thread, 50 connections) and the servers share the cores (no taskset).';
 
-export async function benchHttp(seconds: number): Promise<HttpFigure[]> {
+/**
+ * Each figure is measured `rounds` times, interleaved with the bare baseline (bare, routed, head,
+ * version; again), so that drift on the machine hits both sides; the round with the median ratio
+ * is reported.
+ */
+export async function benchHttp(seconds: number, rounds: number, dialect: BenchDialect): Promise<HttpFigure[]> {
   ensureWrk();
   const dir = mkdtempSync(path.join(tmpdir(), 'branchwise-bench-http-'));
+  const database = await dialect.create();
   const processes: ChildProcess[] = [];
   try {
-    const { agentId, mainBranchId, versionId } = await seed(path.join(dir, 'data'));
+    const { agentId, mainBranchId, versionId } = await seed(database.options);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     // The server as users run it (`npm start`), logging at its default level.
     processes.push(
-      await startProcess(process.execPath, [path.resolve('bin/branchwise.mjs')], { DATA_DIR: path.join(dir, 'data'), PORT: String(port) }, async () =>
+      await startProcess(process.execPath, [path.resolve('bin/branchwise.mjs')], { ...database.env, PORT: String(port) }, async () =>
         (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
       ),
     );
@@ -159,31 +166,37 @@ export async function benchHttp(seconds: number): Promise<HttpFigure[]> {
     );
     const lua = (name: string) => path.resolve('bench/lua', name);
     const env = (pathname: string) => ({ BENCH_API_KEY: KEY, BENCH_PATH: pathname });
-    // Warm both servers (JIT, caches) before measuring.
-    wrk(`http://127.0.0.1:${barePort}/`, lua('fixed.lua'), 1, env('/'));
-    wrk(base, lua('routed.lua'), 1, env(agentPath));
-
-    const bare = wrk(`http://127.0.0.1:${barePort}/`, lua('fixed.lua'), seconds, env('/'));
-    const figures: HttpFigure[] = [];
     const cases: [string, string, string][] = [
       ['routed GET agent (90/10 split, random conversation ids)', 'routed.lua', agentPath],
       ['GET agent at a branch head', 'fixed.lua', `${agentPath}?branch_id=${mainBranchId}`],
       ['GET agent at a version', 'fixed.lua', `${agentPath}?version_id=${versionId}`],
     ];
-    for (const [name, script, pathname] of cases) {
-      const result = wrk(base, lua(script), seconds, env(pathname));
-      figures.push({
-        name: `${name}, ${(bytes.length / 1024).toFixed(1)} KB`,
-        value: `${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`,
+    // Warm both servers (JIT, caches) before measuring.
+    wrk(`http://127.0.0.1:${barePort}/`, lua('fixed.lua'), 1, env('/'));
+    for (const [, script, pathname] of cases) wrk(base, lua(script), 1, env(pathname));
+
+    const measured = cases.map(() => [] as { result: WrkResult; bare: WrkResult }[]);
+    for (let round = 0; round < rounds; round++) {
+      const bare = wrk(`http://127.0.0.1:${barePort}/`, lua('fixed.lua'), seconds, env('/'));
+      cases.forEach(([, script, pathname], index) => measured[index].push({ result: wrk(base, lua(script), seconds, env(pathname)), bare }));
+    }
+    return cases.map(([name], index) => {
+      const byRatio = measured[index].sort((a, b) => a.result.requestsPerSecond / a.bare.requestsPerSecond - b.result.requestsPerSecond / b.bare.requestsPerSecond);
+      const ratios = byRatio.map(({ result, bare }) => (result.requestsPerSecond / bare.requestsPerSecond).toFixed(2));
+      const { result, bare } = byRatio[Math.floor(byRatio.length / 2)];
+      const spread = rounds > 1 ? ` (median of ${rounds} rounds; ratios ${ratios.join(', ')})` : '';
+      return {
+        name: `${name}, ${(bytes.length / 1024).toFixed(1)} KB, ${dialect.label}`,
+        value: `${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${spread}`,
         baseline: `bare node:http: ${Math.round(bare.requestsPerSecond)} req/s, p50 ${bare.p50Ms.toFixed(2)} ms, p99 ${bare.p99Ms.toFixed(2)} ms`,
         ratio: result.requestsPerSecond / bare.requestsPerSecond,
         p99Ratio: result.p99Ms / bare.p99Ms,
         target: '≥ 0.70× req/s, p99 ≤ 2×',
-      });
-    }
-    return figures;
+      };
+    });
   } finally {
     for (const child of processes) await stop(child);
     rmSync(dir, { recursive: true, force: true });
+    await database.drop();
   }
 }

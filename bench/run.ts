@@ -3,25 +3,37 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 
+import { benchCommits } from './commits.bench.js';
+import { benchDialects } from './databases.js';
 import { benchHttp, HTTP_SETUP } from './http.bench.js';
 import { benchInProcess } from './in-process.bench.js';
+import { benchMemory } from './memory.bench.js';
 import { benchMergeBase } from './merge-base.bench.js';
 
 const quick = process.argv.includes('--quick');
 const rows: { name: string; value: string; baseline: string; ratio: string; target: string }[] = [];
 
-for (const figure of await benchHttp(quick ? 2 : 10)) {
-  rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}× req/s, ${figure.p99Ratio.toFixed(2)}× p99` });
+const { dialects, postgresNote, stop } = await benchDialects();
+try {
+  for (const dialect of dialects) {
+    for (const figure of await benchHttp(quick ? 2 : 5, quick ? 1 : 3, dialect)) {
+      rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}× req/s, ${figure.p99Ratio.toFixed(2)}× p99` });
+    }
+  }
+  for (const dialect of dialects) rows.push(await benchCommits(quick ? 2 : 5, dialect));
+  for (const figure of await benchMergeBase()) rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}×` });
+  for (const dialect of dialects) for (const figure of await benchInProcess(quick, dialect, dialect === dialects[0])) rows.push(figure);
+  rows.push(await benchMemory(quick, dialects[0]));
+} finally {
+  stop();
 }
-for (const figure of await benchMergeBase()) rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}×` });
-for (const figure of await benchInProcess(quick)) rows.push(figure);
 
 const header = [
   `# branchwise benchmarks${quick ? ' (--quick: short runs, figures are rough)' : ''}`,
   '',
   `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'} · ${Math.round(os.totalmem() / 2 ** 30)} GiB · Node ${process.version} · ${os.platform()} ${os.release()}`,
   '',
-  `Load by wrk in its own process. ${HTTP_SETUP}`,
+  `Load by wrk in its own process. ${HTTP_SETUP} ${postgresNote}.`,
   '',
   '| figure | value | baseline in the same run | ratio | target |',
   '|---|---|---|---|---|',

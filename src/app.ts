@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -8,24 +7,29 @@ import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 import type * as z from 'zod';
 
-import type { Config } from './config.js';
+import { type Config, DEFAULT_HTTP_TIMEOUTS } from './config.js';
 import { type AppContext, createContext } from './context.js';
 import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
 import { agentsService } from './features/agents/agents.service.js';
+import { auditRoutes } from './features/audit/audit.routes.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { draftRoutes } from './features/drafts/drafts.routes.js';
 import { mergeProposalRoutes } from './features/merge-proposals/merge-proposals.routes.js';
 import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
-import { type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
+import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import type { Caller } from './features/workspaces/workspaces.store.js';
 import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
-import { agentFastPath, type FastPathCounters } from './http/fast-path.js';
+import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
 import { registerJsonBodyParser } from './http/json-body.js';
+import { RateLimitedError, RateLimiter } from './http/rate-limit.js';
+import { createHttpServer } from './http/server.js';
 import { findBadText } from './http/text.js';
 import { type Permission, type RouteDefinition, roleAllows } from './http/route.js';
+import { LatencyRecorder } from './metrics/latency.js';
+import { type AppMetrics, createMetrics } from './metrics/metrics.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,9 +41,9 @@ declare module 'fastify' {
 }
 
 export interface AppOptions {
-  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'>;
+  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts'>>;
   store: Store;
-  /** Overrides the clock, for tests. */
+  /** Overrides the clock (also the rate limiter's), for tests. */
   now?: () => number;
   logger?: boolean;
 }
@@ -51,6 +55,10 @@ export interface App {
   routes: RouteDefinition[];
   /** What the routed read's fast path served. */
   fastPath: FastPathCounters;
+  /** Served at `GET /metrics` (admin keys of the default workspace). */
+  metrics: AppMetrics;
+  /** Present when a rate limit is configured. */
+  limiter?: RateLimiter;
 }
 
 /** Every API route, as data: the OpenAPI document and the permission tests read this. */
@@ -63,28 +71,28 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...draftRoutes(context),
     ...deploymentRoutes(context),
     ...mergeProposalRoutes(context),
+    ...auditRoutes(context),
   ];
 }
 
 export async function buildApp(options: AppOptions): Promise<App> {
-  const context = createContext(options.store, options.now);
+  const context = createContext(options.store, options.now, options.config.cacheMaxBytes);
   const workspaces = workspacesService(options.store, options.now);
-  const fastPath: FastPathCounters = { served: 0 };
+  const fastPath: FastPathCounters = { served: 0, latency: new LatencyRecorder() };
+  const limiter = options.config.rateLimit ? new RateLimiter(options.config.rateLimit, options.now) : undefined;
+  const metrics = createMetrics({ context, store: options.store, fastPath, fastPathRoute: FAST_PATH_ROUTE, limiter });
+  context.metrics = metrics.writes;
   const agentsForFastPath = agentsService(context);
-  const serveFast = agentFastPath(workspaces, context.routing, (caller, agentId, selector) => agentsForFastPath.quickGet(caller, agentId, selector), fastPath);
+  const serveFast = agentFastPath(
+    workspaces,
+    context.routing,
+    (caller, agentId, selector) => agentsForFastPath.quickGet(caller, agentId, selector),
+    fastPath,
+    limiter,
+  );
   const server = Fastify({
     // `GET agent` answers on raw node:http before Fastify sees the request (DESIGN §12.12).
-    serverFactory: (handler) =>
-      createServer((request, response) => {
-        const served = serveFast(request, response);
-        if (served === false) handler(request, response);
-        else if (served !== true) {
-          served.then(
-            (done) => done || handler(request, response),
-            () => handler(request, response),
-          );
-        }
-      }),
+    serverFactory: (handler) => createHttpServer(options.config.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS, serveFast, handler),
     logger:
       options.logger === false
         ? false
@@ -149,7 +157,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
       return reply.code(422).send({ detail: error.issues });
     }
     let apiError: ApiError;
-    if (error instanceof ApiError) apiError = error;
+    if (error instanceof RateLimitedError) {
+      apiError = error;
+      void reply.header('retry-after', String(error.retryAfterSeconds));
+    } else if (error instanceof ApiError) apiError = error;
     else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') apiError = new PayloadTooLargeError(options.config.bodyLimitBytes);
     else if (typeof (error as FastifyError).statusCode === 'number' && (error as FastifyError).statusCode! < 500) {
       const status = (error as FastifyError).statusCode!;
@@ -200,16 +211,35 @@ export async function buildApp(options: AppOptions): Promise<App> {
     if (!key) throw new AuthenticationError('missing_api_key', 'This request needs an API key in the xi-api-key header.');
     const caller = await workspaces.authenticate(key);
     if (!caller) throw new AuthenticationError('invalid_api_key', 'The API key is not valid.');
+    // Limited per key once the key is known to be valid (an invalid one never gets a bucket).
+    if (limiter) {
+      const waitSeconds = limiter.check(request.raw, caller, key);
+      if (waitSeconds > 0) throw new RateLimitedError(waitSeconds);
+    }
     if (!roleAllows(caller.role, permission)) {
       throw new ForbiddenError(`The ${caller.role} role may not ${describePermission(permission)}.`);
     }
     request.caller = caller;
   });
 
+  // By route pattern, never the raw URL (ids would make a series per agent).
+  server.addHook('onResponse', (request, reply, done) => {
+    metrics.recordResponse(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+  // Counts cover every workspace, so only the operator's (the default workspace's) admins read them.
+  server.get('/metrics', { schema: { hide: true }, config: { permission: 'admin' } }, async (request, reply) => {
+    const operators = (await workspaces.listWorkspaces()).find((workspace) => workspace.name === DEFAULT_WORKSPACE);
+    if (request.caller?.workspaceId !== operators?.id) {
+      throw new ForbiddenError(`Metrics cover every workspace: they need an admin key of the "${DEFAULT_WORKSPACE}" workspace.`);
+    }
+    return reply.type(metrics.contentType).send(await metrics.render());
+  });
+
   const routes = routeTable(context);
   for (const route of routes) registerRoute(server, route);
 
-  return { server, context, workspaces, routes, fastPath };
+  return { server, context, workspaces, routes, fastPath, metrics, limiter };
 }
 
 function registerRoute(server: FastifyInstance, route: RouteDefinition): void {

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 
 import { loadConfig } from './config.js';
 import { isPostgresUrl, openStore, type StoreOptions } from './db/connect.js';
+import { auditStore } from './features/audit/audit.store.js';
 import { copyStore, exportStore, importStore, type TableDigest } from './features/portability/portability.js';
 import type { Role } from './db/schema.js';
 import { DEFAULT_WORKSPACE, ROLES, workspacesService } from './features/workspaces/workspaces.service.js';
@@ -19,6 +20,7 @@ Usage:
   branchwise keys revoke KEY_ID [--workspace NAME]
   branchwise workspaces create NAME
   branchwise workspaces list
+  branchwise audit [--agent ID] [--limit N] [--workspace NAME]   who changed what, newest first
   branchwise copy --to postgres://…|sqlite:DIR     copy this store into an empty database, then verify it
   branchwise export [--out FILE]                      write a portable dump (JSON lines; stdout by default)
   branchwise import FILE                              read a dump into this (empty) store, then verify it
@@ -41,6 +43,9 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   if (command === 'copy' || command === 'export' || command === 'import') {
     return runPortability(command, [sub, ...rest].filter((arg): arg is string => arg !== undefined));
+  }
+  if (command === 'audit') {
+    return runAudit([sub, ...rest].filter((arg): arg is string => arg !== undefined));
   }
   if (command !== 'keys' && command !== 'workspaces') {
     process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
@@ -94,6 +99,39 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     process.stderr.write(USAGE);
     return 2;
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+/** The workspace's audit events as lines: time, action, actor, agent, resource, details. */
+async function runAudit(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { agent: { type: 'string' }, limit: { type: 'string', default: '50' }, workspace: { type: 'string', default: DEFAULT_WORKSPACE } },
+  });
+  const limit = Number(values.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    process.stderr.write('--limit must be a positive integer\n');
+    return 2;
+  }
+  const store = await openStore(loadConfig());
+  try {
+    const workspace = await store.db.selectFrom('workspaces').select('id').where('name', '=', values.workspace as string).executeTakeFirst();
+    if (!workspace) throw new Error(`workspace ${JSON.stringify(values.workspace)} does not exist`);
+    const events = await auditStore(store.db).list({ workspaceId: workspace.id, agentId: values.agent, limit });
+    const userIds = [...new Set(events.flatMap((event) => (event.actor_user_id ? [event.actor_user_id] : [])))];
+    const users = userIds.length ? await store.db.selectFrom('users').select(['id', 'name']).where('id', 'in', userIds).execute() : [];
+    const names = new Map(users.map((user) => [user.id, user.name]));
+    for (const event of events) {
+      const actor = event.actor_user_id ? `${names.get(event.actor_user_id) ?? '?'} (${event.actor_user_id})` : event.actor_kind;
+      const line = [new Date(event.at_ms).toISOString(), event.action, actor, event.agent_id ?? '-', event.resource_id ?? '-', event.details];
+      process.stdout.write(`${line.join('\t')}\n`);
+    }
+    return 0;
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     return 1;

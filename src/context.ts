@@ -1,8 +1,11 @@
 import type { Kysely } from 'kysely';
 
+import { DEFAULT_CACHE_MAX_BYTES } from './config.js';
 import type { Store } from './db/connect.js';
 import type { Database } from './db/schema.js';
 import { type WriteScope, writeTransaction } from './db/write.js';
+import { LruCache } from './domain/lru.js';
+import type { SectionCache } from './features/agents/agent-response.js';
 import { RoutingCache } from './features/deployments/routing-cache.js';
 import { DocumentStore } from './features/versions/documents.store.js';
 import { FrontierStore } from './features/versions/frontiers.store.js';
@@ -17,19 +20,36 @@ export interface AppContext {
   users: UserDirectory;
   /** The routed read's cache of bucket tables and branch heads. */
   routing: RoutingCache;
+  caches: {
+    /** Rendered `GET agent` responses (about 30 KB each). */
+    rendered: LruCache<string, Buffer>;
+    sections: SectionCache;
+  };
   now(): number;
   /** A write transaction whose published changes reach every process's caches. */
   write<T>(work: (scope: WriteScope) => Promise<T>): Promise<T>;
 }
 
-export function createContext(store: Store, now: () => number = Date.now): AppContext {
+/**
+ * How the byte budget is shared. The routed read's cache comes first: it is what serves every
+ * conversation. Documents are counted by their stored JSON size times the overhead of a parsed object.
+ */
+const BUDGET_SHARES = { routing: 0.5, rendered: 0.2, documents: 0.2, sections: 0.1 };
+
+export function createContext(store: Store, now: () => number = Date.now, cacheMaxBytes = DEFAULT_CACHE_MAX_BYTES): AppContext {
+  const budget = (share: keyof typeof BUDGET_SHARES) => Math.floor(cacheMaxBytes * BUDGET_SHARES[share]);
   return {
     store,
     db: store.db,
-    documents: new DocumentStore(),
+    documents: new DocumentStore(budget('documents')),
     frontiers: new FrontierStore(),
     users: new UserDirectory(store.db),
-    routing: new RoutingCache(store.changes, now),
+    routing: new RoutingCache(store.changes, now, budget('routing')),
+    caches: {
+      rendered: new LruCache({ maxEntries: 5_000, maxBytes: budget('rendered'), sizeOf: (bytes) => bytes.byteLength }),
+      // JavaScript strings of JSON text are mostly one byte per character.
+      sections: new LruCache({ maxEntries: 10_000, maxBytes: budget('sections'), sizeOf: (text) => text.length }),
+    },
     now,
     write: (work) => writeTransaction(store, work),
   };

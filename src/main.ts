@@ -37,4 +37,6 @@ export async function serve(config: Config = loadConfig()): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   await app.server.listen({ host: config.host, port: config.port });
+  // Rate limiting is off unless configured (the official SDK retries 429s): say which, at start.
+  app.server.log.info({ rateLimit: config.rateLimit ?? 'off', httpTimeouts: config.httpTimeouts }, 'request limits');
 }

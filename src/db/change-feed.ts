@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 import type SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 
@@ -25,6 +27,12 @@ export interface ChangeFeed {
   subscribe(listener: Listener): () => void;
   /** Delivers changes committed by this process to its own listeners at once. */
   emitLocal(changes: readonly Change[]): void;
+  /**
+   * Marks this process's notifications (PostgreSQL), so that it does not hear its own changes a
+   * second time, later: `emitLocal` has delivered them, and a late repeat would drop cache
+   * entries filled since.
+   */
+  readonly origin: string;
   close(): Promise<void>;
 }
 
@@ -57,6 +65,7 @@ export function sqliteChangeFeed(connection: SqliteDatabase.Database): ChangeFee
   timer.unref();
   return {
     live: true,
+    origin: 'sqlite',
     subscribe: (listener) => listeners.subscribe(listener),
     emitLocal: (changes) => changes.forEach((change) => listeners.emit(change)),
     async close() {
@@ -71,6 +80,7 @@ export async function postgresChangeFeed(connectionString: string): Promise<Chan
   let live = false;
   let closed = false;
   let retryMs = 50;
+  const origin = randomBytes(8).toString('hex');
 
   const lost = () => {
     if (!live && client === undefined) return;
@@ -90,7 +100,8 @@ export async function postgresChangeFeed(connectionString: string): Promise<Chan
     candidate.on('notification', (message) => {
       if (message.channel !== CHANGE_CHANNEL || !message.payload) return;
       try {
-        listeners.emit(JSON.parse(message.payload) as Change);
+        const { origin: from, ...change } = JSON.parse(message.payload) as Change & { origin?: string };
+        if (from !== origin) listeners.emit(change as Change);
       } catch {
         listeners.emit({ kind: 'reset' });
       }
@@ -116,6 +127,7 @@ export async function postgresChangeFeed(connectionString: string): Promise<Chan
     get live() {
       return live;
     },
+    origin,
     subscribe: (listener) => listeners.subscribe(listener),
     emitLocal: (changes) => changes.forEach((change) => listeners.emit(change)),
     async close() {

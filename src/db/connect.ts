@@ -11,6 +11,7 @@ import * as deployments from './migrations/0002_deployments.js';
 import * as mergedAuthors from './migrations/0003_merged_authors.js';
 import * as frontiers from './migrations/0004_frontiers.js';
 import * as mergeProposals from './migrations/0005_merge_proposals.js';
+import * as audit from './migrations/0006_audit.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -22,8 +23,10 @@ export interface Store {
   changes: ChangeFeed;
   /** The embedded database handle, for SQLite-only maintenance (checkpoints, size). */
   sqlite?: SqliteDatabase.Database;
-  /** Synchronous reads for the hot path, where the dialect has them (SQLite; see `fastReads`). */
+  /** The hot path's reads without the query builder (prepared statements; see `fastReads`). */
   fastReads?: FastReads;
+  /** PostgreSQL's connection pool, for metrics (its use is read, never driven, from outside). */
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -43,6 +46,7 @@ export const migrations: Record<string, Migration> = {
   '0003_merged_authors': mergedAuthors,
   '0004_frontiers': frontiers,
   '0005_merge_proposals': mergeProposals,
+  '0006_audit': audit,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */
@@ -85,12 +89,19 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
 /** An agent row with one of its versions (id, branch, document), as the hot path reads it. */
 export type AgentVersionRow = Database['agents'] & { version_id: string; version_branch_id: string; version_document_hash: string };
 
+type Maybe<T> = T | undefined | Promise<T | undefined>;
+
 export interface FastReads {
   /** The agent and the head of a branch (main when null), or undefined. */
-  head(workspaceId: string, agentId: string, branchId: string | null): AgentVersionRow | undefined;
+  head(workspaceId: string, agentId: string, branchId: string | null): Maybe<AgentVersionRow>;
   /** The agent and one of its versions, or undefined. */
-  version(workspaceId: string, agentId: string, versionId: string): AgentVersionRow | undefined;
+  version(workspaceId: string, agentId: string, versionId: string): Maybe<AgentVersionRow>;
 }
+
+const FAST_COLUMNS = `a.*, v.id as version_id, v.branch_id as version_branch_id, v.document_hash as version_document_hash`;
+const FAST_HEAD_FROM =
+  'from agents a join branches b on b.agent_id = a.id and b.id = coalesce(?, a.main_branch_id) join versions v on v.id = b.head_version_id where a.id = ? and a.workspace_id = ?';
+const FAST_VERSION_FROM = 'from agents a join versions v on v.agent_id = a.id where a.id = ? and a.workspace_id = ? and v.id = ?';
 
 /**
  * The hot path's reads on SQLite: prepared statements on a second, read-only connection. It sees
@@ -98,15 +109,29 @@ export interface FastReads {
  * and it does not queue behind the main connection's work.
  */
 function fastReads(reader: SqliteDatabase.Database): FastReads {
-  const columns = `a.*, v.id as version_id, v.branch_id as version_branch_id, v.document_hash as version_document_hash`;
-  const head = reader.prepare(
-    `select ${columns} from agents a join branches b on b.agent_id = a.id and b.id = coalesce(?, a.main_branch_id) ` +
-      `join versions v on v.id = b.head_version_id where a.id = ? and a.workspace_id = ?`,
-  );
-  const version = reader.prepare(`select ${columns} from agents a join versions v on v.agent_id = a.id where a.id = ? and a.workspace_id = ? and v.id = ?`);
+  const head = reader.prepare(`select ${FAST_COLUMNS} ${FAST_HEAD_FROM}`);
+  const version = reader.prepare(`select ${FAST_COLUMNS} ${FAST_VERSION_FROM}`);
   return {
     head: (workspaceId, agentId, branchId) => head.get(branchId, agentId, workspaceId) as AgentVersionRow | undefined,
     version: (workspaceId, agentId, versionId) => version.get(agentId, workspaceId, versionId) as AgentVersionRow | undefined,
+  };
+}
+
+/**
+ * The same reads on PostgreSQL: named prepared statements on the pool, without building the
+ * query through Kysely on every request. Each is one round trip (every read sees every
+ * acknowledged write, DESIGN §12.2).
+ */
+function postgresFastReads(pool: pg.Pool): FastReads {
+  let n = 0;
+  const numbered = (text: string) => text.replace(/\?/g, () => `$${++n}`);
+  const head = { name: 'branchwise_fast_head', text: numbered(`select ${FAST_COLUMNS} ${FAST_HEAD_FROM}`) };
+  n = 0;
+  const version = { name: 'branchwise_fast_version', text: numbered(`select ${FAST_COLUMNS} ${FAST_VERSION_FROM}`) };
+  const first = async (query: { name: string; text: string }, values: unknown[]) => (await pool.query<AgentVersionRow>({ ...query, values })).rows[0];
+  return {
+    head: (workspaceId, agentId, branchId) => first(head, [branchId, agentId, workspaceId]),
+    version: (workspaceId, agentId, versionId) => first(version, [agentId, workspaceId, versionId]),
   };
 }
 
@@ -144,6 +169,8 @@ async function openPostgres(connectionString: string, poolSize: number): Promise
     db,
     dialect: 'postgres',
     changes,
+    pool,
+    fastReads: postgresFastReads(pool),
     async close() {
       await changes.close();
       await db.destroy();

@@ -165,6 +165,26 @@ export interface MergeProposalCommentTable {
   created_at_ms: number;
 }
 
+/** Who did a write: an API key's user, the operator's CLI, or the server's first-start bootstrap. */
+export type ActorKind = 'user' | 'cli' | 'system';
+
+/** One attributable write (src/features/audit). */
+export interface AuditEventTable {
+  id: string;
+  workspace_id: string;
+  at_ms: number;
+  actor_kind: ActorKind;
+  /** Null when the actor is not a user (`cli`, `system`). */
+  actor_user_id: string | null;
+  /** `branch.update`, `merge`, `key.create`, … (AuditAction). */
+  action: string;
+  agent_id: string | null;
+  /** The branch, deployment, proposal, key or workspace the write was about. */
+  resource_id: string | null;
+  /** JSON object: what changed. Never key material. */
+  details: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   users: UserTable;
@@ -179,4 +199,5 @@ export interface Database {
   merge_proposals: MergeProposalTable;
   merge_proposal_reviews: MergeProposalReviewTable;
   merge_proposal_comments: MergeProposalCommentTable;
+  audit_events: AuditEventTable;
 }

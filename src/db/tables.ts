@@ -18,4 +18,5 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   { name: 'merge_proposals', key: ['id'] },
   { name: 'merge_proposal_reviews', key: ['proposal_id', 'user_id'] },
   { name: 'merge_proposal_comments', key: ['id'] },
+  { name: 'audit_events', key: ['id'] },
 ];

@@ -23,7 +23,7 @@ export async function writeTransaction<T>(store: Store, work: (scope: WriteScope
   const result = await store.db.transaction().execute(async (trx) => {
     const value = await work({ trx, publish: (change) => changes.push(change), afterCommit: (callback) => callbacks.push(callback) });
     if (store.dialect === 'postgres') {
-      for (const payload of new Set(changes.map((change) => JSON.stringify(change)))) {
+      for (const payload of new Set(changes.map((change) => JSON.stringify({ ...change, origin: store.changes.origin })))) {
         await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(trx);
       }
     }

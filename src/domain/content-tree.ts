@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import { type Json, type JsonObject, isJsonObject, setMember } from './canonical-json.js';
+import { LruCache } from './lru.js';
 
 /**
  * Version documents are stored as a Merkle tree of content-addressed nodes, so that versions
@@ -23,56 +24,105 @@ const WIDE_NODE_LIMIT = 1024;
 
 export type ContentNode = { s: string } | { o: JsonObject; r?: Record<string, string> } | { a: Json[]; r?: Record<string, string> };
 
-export interface EncodedTree {
-  rootHash: string;
-  /** Every node of the tree, by hash (including ones a store may already hold). */
-  nodes: Map<string, string>;
-}
-
 export function hashNode(body: string): string {
   return createHash('sha256').update(body).digest('base64url').slice(0, 22);
 }
 
-export function encodeTree(document: JsonObject): EncodedTree {
-  const nodes = new Map<string, string>();
-  const rootHash = encodeContainer(document, nodes, true);
-  if (rootHash === undefined) throw new Error('unreachable: the root is always a node');
-  return { rootHash, nodes };
+export interface EncodedTree {
+  rootHash: string;
+  /** The nodes this encoding built, by hash (including ones a store may already hold). */
+  nodes: Map<string, string>;
+  /** Bytes of the whole tree's nodes, including subtrees reused from the memo. */
+  size: number;
+  /** Records this tree's encodings in the memo: call once its nodes are stored. */
+  remember(): void;
 }
 
-type Encoded = { inline: string } | { ref: string };
+type Encoded = { inline: string; size: number } | { ref: string; size: number };
 
-function encodeValue(value: Json, nodes: Map<string, string>): Encoded {
+/**
+ * Encodings of values whose nodes are known to be stored. Documents share their untouched
+ * subtrees (the same objects) with the version they were made from, so encoding the next version
+ * only visits the path to what changed. Keyed by object identity: callers must not mutate a
+ * document once it is encoded.
+ */
+export class EncodingMemo {
+  readonly containers = new WeakMap<object, Encoded>();
+  /** A container's hash as a node of its own (wide nodes move every container child out). */
+  readonly containerNodes = new WeakMap<object, { ref: string; size: number }>();
+  /** Long strings are one node each; the same string instance is looked up cheaply. */
+  readonly strings = new LruCache<string, { ref: string; size: number }>(2_000);
+}
+
+interface Encoding {
+  nodes: Map<string, string>;
+  memo?: EncodingMemo;
+  /** What to record in the memo once stored. */
+  seen: { containers: [object, Encoded][]; containerNodes: [object, { ref: string; size: number }][]; strings: [string, { ref: string; size: number }][] };
+}
+
+export function encodeTree(document: JsonObject, memo?: EncodingMemo): EncodedTree {
+  const encoding: Encoding = { nodes: new Map(), memo, seen: { containers: [], containerNodes: [], strings: [] } };
+  const root = encodeContainer(document, encoding, true);
+  if (!('ref' in root)) throw new Error('unreachable: the root is always a node');
+  return {
+    rootHash: root.ref,
+    nodes: encoding.nodes,
+    size: root.size,
+    remember() {
+      if (!memo) return;
+      for (const [value, encoded] of encoding.seen.containers) memo.containers.set(value, encoded);
+      for (const [value, encoded] of encoding.seen.containerNodes) memo.containerNodes.set(value, encoded);
+      for (const [value, encoded] of encoding.seen.strings) memo.strings.set(value, encoded);
+    },
+  };
+}
+
+function encodeValue(value: Json, encoding: Encoding): Encoded {
   if (typeof value === 'string') {
-    if (value.length <= INLINE_LIMIT) return { inline: JSON.stringify(value) };
-    return { ref: store(`{"s":${JSON.stringify(value)}}`, nodes) };
+    if (value.length <= INLINE_LIMIT) return { inline: JSON.stringify(value), size: value.length + 2 };
+    const known = encoding.memo?.strings.get(value);
+    if (known) return known;
+    const body = `{"s":${JSON.stringify(value)}}`;
+    const encoded = { ref: store(body, encoding.nodes), size: body.length };
+    encoding.seen.strings.push([value, encoded]);
+    return encoded;
   }
-  if (value === null || typeof value !== 'object') return { inline: JSON.stringify(value) };
-  const inline = encodeContainer(value, nodes, false);
-  return typeof inline === 'string' && inline.startsWith('\u0000')
-    ? { inline: inline.slice(1) }
-    : { ref: inline as string };
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    return { inline: text, size: text.length };
+  }
+  const known = encoding.memo?.containers.get(value);
+  if (known) return known;
+  const encoded = encodeContainer(value, encoding, false);
+  encoding.seen.containers.push([value, encoded]);
+  return encoded;
 }
 
 /**
- * Returns the hash of the container's node, or (when `forceNode` is false and the container is
- * short and has no referenced children) its inline JSON prefixed with a NUL marker.
+ * The container as a node (its hash), or, when `forceNode` is false and the container is short
+ * and has no referenced children, as inline JSON.
  */
-function encodeContainer(value: JsonObject | Json[], nodes: Map<string, string>, forceNode: boolean): string {
-  const inline = buildContainer(value, nodes, false);
-  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) return `\u0000${inline.members}`;
-  const built = inline.body.length > WIDE_NODE_LIMIT ? buildContainer(value, nodes, true) : inline;
-  return store(built.body, nodes);
+function encodeContainer(value: JsonObject | Json[], encoding: Encoding, forceNode: boolean): Encoded {
+  if (forceNode) {
+    const known = encoding.memo?.containerNodes.get(value);
+    if (known) return known;
+  }
+  const inline = buildContainer(value, encoding, false);
+  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) return { inline: inline.members, size: inline.members.length };
+  const built = inline.body.length > WIDE_NODE_LIMIT ? buildContainer(value, encoding, true) : inline;
+  const encoded = { ref: store(built.body, encoding.nodes), size: built.body.length + built.childSize };
+  encoding.seen.containerNodes.push([value, encoded]);
+  return encoded;
 }
 
 /** The node body of a container; with `splitContainers`, every object or array child becomes a node. */
-function buildContainer(value: JsonObject | Json[], nodes: Map<string, string>, splitContainers: boolean) {
+function buildContainer(value: JsonObject | Json[], encoding: Encoding, splitContainers: boolean) {
   const inlineParts: string[] = [];
   const refParts: string[] = [];
+  let childSize = 0;
   const encodeChild = (child: Json): Encoded =>
-    splitContainers && child !== null && typeof child === 'object'
-      ? { ref: encodeContainer(child, nodes, true) }
-      : encodeValue(child, nodes);
+    splitContainers && child !== null && typeof child === 'object' ? encodeContainer(child, encoding, true) : encodeValue(child, encoding);
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
       const encoded = encodeChild(item);
@@ -80,22 +130,26 @@ function buildContainer(value: JsonObject | Json[], nodes: Map<string, string>, 
       else {
         inlineParts.push('null');
         refParts.push(`"${index}":"${encoded.ref}"`);
+        childSize += encoded.size;
       }
     });
     const members = `[${inlineParts.join(',')}]`;
     const body = refParts.length ? `{"a":${members},"r":{${refParts.join(',')}}}` : `{"a":${members}}`;
-    return { members, body, refs: refParts.length };
+    return { members, body, refs: refParts.length, childSize };
   }
   for (const key of Object.keys(value).sort()) {
     const member = value[key];
     if (member === undefined) continue;
     const encoded = encodeChild(member);
     if ('inline' in encoded) inlineParts.push(`${JSON.stringify(key)}:${encoded.inline}`);
-    else refParts.push(`${JSON.stringify(key)}:"${encoded.ref}"`);
+    else {
+      refParts.push(`${JSON.stringify(key)}:"${encoded.ref}"`);
+      childSize += encoded.size;
+    }
   }
   const members = `{${inlineParts.join(',')}}`;
   const body = refParts.length ? `{"o":${members},"r":{${refParts.join(',')}}}` : `{"o":${members}}`;
-  return { members, body, refs: refParts.length };
+  return { members, body, refs: refParts.length, childSize };
 }
 
 function store(body: string, nodes: Map<string, string>): string {

@@ -1,35 +1,74 @@
-/** A least-recently-used map bounded by entry count. */
+export interface LruLimits<V> {
+  /** Most entries kept. */
+  maxEntries: number;
+  /** Most bytes kept, as `sizeOf` counts them; an entry larger than this is not kept at all. */
+  maxBytes?: number;
+  sizeOf?: (value: V) => number;
+}
+
+/** A least-recently-used map bounded by entry count and, optionally, by bytes. */
 export class LruCache<K, V> {
   private readonly entries = new Map<K, V>();
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly sizeOf?: (value: V) => number;
+  private byteCount = 0;
+  /** Lookups that found / did not find an entry (for metrics). */
+  hits = 0;
+  misses = 0;
 
-  constructor(private readonly maxEntries: number) {}
+  constructor(limits: number | LruLimits<V>) {
+    const resolved = typeof limits === 'number' ? { maxEntries: limits } : limits;
+    this.maxEntries = resolved.maxEntries;
+    this.maxBytes = resolved.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.sizeOf = resolved.sizeOf;
+  }
 
   get(key: K): V | undefined {
     const value = this.entries.get(key);
-    if (value === undefined) return undefined;
+    if (value === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
     this.entries.delete(key);
     this.entries.set(key, value);
     return value;
   }
 
   set(key: K, value: V): void {
-    this.entries.delete(key);
+    this.delete(key);
+    if (this.sizeOf) {
+      const size = this.sizeOf(value);
+      if (size > this.maxBytes) return;
+      this.byteCount += size;
+    }
     this.entries.set(key, value);
-    if (this.entries.size > this.maxEntries) {
+    while (this.entries.size > this.maxEntries || this.byteCount > this.maxBytes) {
       const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+      if (oldest.done) break;
+      this.delete(oldest.value);
     }
   }
 
   delete(key: K): void {
+    const value = this.entries.get(key);
+    if (value === undefined) return;
+    if (this.sizeOf) this.byteCount -= this.sizeOf(value);
     this.entries.delete(key);
   }
 
   clear(): void {
     this.entries.clear();
+    this.byteCount = 0;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Bytes held, as `sizeOf` counts them (0 without one). */
+  get bytes(): number {
+    return this.byteCount;
   }
 }

@@ -1,13 +1,24 @@
 import type * as z from 'zod';
 
-import type { JsonObject } from '../domain/canonical-json.js';
+import { type Json, type JsonObject, isJsonObject, setMember } from '../domain/canonical-json.js';
+import { applyMergePatch } from '../domain/json-merge-patch.js';
 import { RequestValidationError } from '../http/errors.js';
 import {
   zAgentPlatformSettingsRequestModel,
   zAgentWorkflowRequestModel,
   zConversationalConfigApiModelInput,
 } from './generated/zod.gen.js';
-import { fillSpecDefaults, normalizeAliases } from './spec-defaults.js';
+import {
+  absentMember,
+  fillMember,
+  fillSpecDefaults,
+  normalizeAliases,
+  normalizeMember,
+  type SpecObject,
+  specMember,
+  specObjectMember,
+  specRoot,
+} from './spec-defaults.js';
 
 /** The three versioned sections of an agent config, as upstream names them. */
 export interface AgentConfigSections {
@@ -59,6 +70,107 @@ export function renderSection(section: keyof AgentConfigSections, value: JsonObj
   const schema = SECTIONS.find((candidate) => candidate.key === section);
   if (!schema) throw new Error(`unknown section ${section}`);
   return fillSpecDefaults(value, schema.output, 'output');
+}
+
+type Issue = { loc: (string | number)[]; msg: string; type: string };
+
+/**
+ * Applies a merge patch (aliases already normalized) to a section that is valid and filled,
+ * validating and filling only what the patch touches: a one-field commit to a 20 KB config does
+ * not re-check the other 20 KB. The result equals validating the merged section whole with
+ * `validateAgentConfig` (test/wire/patch-section.test.ts holds it to that). Untouched subtrees
+ * are the current section's own objects, so encoding the result can reuse their hashes.
+ */
+export function patchSection(section: keyof AgentConfigSections, current: JsonObject, patch: JsonObject, locPrefix: (string | number)[]): JsonObject {
+  const schema = SECTIONS.find((candidate) => candidate.key === section);
+  if (!schema) throw new Error(`unknown section ${section}`);
+  const issues: Issue[] = [];
+  const result = patchObject(current, patch, plainObject(schema.zod as z.ZodType)!, specRoot(schema.input), [...locPrefix, section], 0, issues);
+  if (issues.length > 0) throw new RequestValidationError(issues);
+  return result;
+}
+
+/** A zod object's members and whether it keeps undeclared keys. */
+type ZodObjectLevel = { shape: Record<string, z.ZodType> };
+
+/** The object schema under optional/nullable/default/lazy wrappers, if that is what it is. */
+function plainObject(schema: z.ZodType | undefined): ZodObjectLevel | undefined {
+  let current = schema as { _zod: { def: Record<string, any> } } | undefined;
+  for (let hops = 0; current && hops < 8; hops++) {
+    const def = current._zod.def;
+    switch (def.type) {
+      case 'object':
+        // Only objects that pass undeclared keys through unchecked (the generated loose objects).
+        return def.catchall?._zod.def.type === 'unknown' ? { shape: def.shape } : undefined;
+      case 'optional':
+      case 'nullable':
+      case 'default':
+        current = def.innerType;
+        break;
+      case 'lazy':
+        current = def.getter();
+        break;
+      default:
+        return undefined;
+    }
+  }
+  return undefined;
+}
+
+function patchObject(
+  current: JsonObject,
+  patch: JsonObject,
+  zodLevel: ZodObjectLevel,
+  specLevel: SpecObject,
+  loc: (string | number)[],
+  depth: number,
+  issues: Issue[],
+): JsonObject {
+  const result: JsonObject = { ...current };
+  for (const key of Object.keys(patch)) {
+    const change = patch[key];
+    const memberZod = Object.hasOwn(zodLevel.shape, key) ? zodLevel.shape[key] : undefined;
+    const memberSpec = specMember(specLevel, key);
+    const present = Object.hasOwn(current, key) ? current[key] : undefined;
+    if (isJsonObject(change) && isJsonObject(present)) {
+      const zodChild = plainObject(memberZod);
+      const specChild = memberZod ? specObjectMember(memberSpec) : undefined;
+      if (zodChild && specChild) {
+        setMember(result, key, patchObject(present, change, zodChild, specChild, [...loc, key], depth + 1, issues));
+        continue;
+      }
+    }
+    // Anything else (a scalar, an array, a union, a removal) is checked whole, as a member.
+    const merged = change === null ? undefined : applyMergePatch(present, change);
+    const value = validateMember(merged, memberZod, memberSpec, specLevel.required.has(key), [...loc, key], depth + 1, issues);
+    if (value === undefined) delete result[key];
+    else setMember(result, key, value);
+  }
+  return result;
+}
+
+/** One member of an object as the whole-section validation treats it: normalize, parse, fill. */
+function validateMember(
+  value: Json | undefined,
+  memberZod: z.ZodType | undefined,
+  memberSpec: Parameters<typeof fillMember>[1] | undefined,
+  required: boolean,
+  loc: (string | number)[],
+  depth: number,
+  issues: Issue[],
+): Json | undefined {
+  const normalized = value !== undefined && memberSpec ? normalizeMember(value, memberSpec, depth) : value;
+  let parsed: Json | undefined = normalized;
+  if (memberZod) {
+    const result = memberZod.safeParse(normalized);
+    if (!result.success) {
+      for (const issue of result.error.issues) issues.push({ loc: [...loc, ...issue.path.map(pathSegment)], msg: issue.message, type: issue.code });
+      return undefined;
+    }
+    parsed = result.data as Json | undefined;
+  }
+  if (!memberSpec) return parsed;
+  return parsed === undefined ? absentMember(memberSpec, required, depth) : fillMember(parsed, memberSpec, depth);
 }
 
 function pathSegment(segment: PropertyKey): string | number {

@@ -13,7 +13,7 @@ import { type Json, type JsonObject, isJsonObject } from '../domain/canonical-js
  * the official SDK's strict parser accepts every stored config (DESIGN §12.1).
  */
 
-type Schema = {
+export type Schema = {
   $ref?: string;
   type?: string | string[];
   properties?: Record<string, Schema>;
@@ -126,7 +126,25 @@ function chooseBranch(schema: Schema, value: Json): Schema | undefined {
   return undefined;
 }
 
+/**
+ * Filled responses of stored subtrees, by the subtree object. Versions share the subtrees a commit
+ * did not touch (the same objects), so rendering a new version fills only the changed path.
+ */
+const renderedSubtrees = new WeakMap<object, { schema: Schema; depth: number; result: Json }>();
+
 function fill(value: Json, schema: Schema, mode: Mode, depth: number): Json {
+  if (value === null) return value;
+  if (mode === 'output' && typeof value === 'object') {
+    const known = renderedSubtrees.get(value);
+    if (known && known.schema === schema && known.depth === depth) return known.result;
+    const result = fillUncached(value, schema, mode, depth);
+    renderedSubtrees.set(value, { schema, depth, result });
+    return result;
+  }
+  return fillUncached(value, schema, mode, depth);
+}
+
+function fillUncached(value: Json, schema: Schema, mode: Mode, depth: number): Json {
   if (value === null) return value;
   const resolved = chooseBranch(resolve(schema), value);
   if (!resolved) return value;
@@ -234,4 +252,65 @@ function normalize(value: Json, schema: Schema, depth: number): Json {
     }
   }
   return result;
+}
+
+/** One object level of a section's spec, for walking a patch down it (see `patchSection`). */
+export interface SpecObject {
+  properties: Record<string, Schema>;
+  required: Set<string>;
+  /** The schema of undeclared keys, when the spec gives one. */
+  extra?: Schema;
+}
+
+const specObjects = new WeakMap<Schema, SpecObject>();
+
+function specObjectOf(resolved: Schema): SpecObject {
+  let found = specObjects.get(resolved);
+  if (!found) {
+    const extra = resolved.additionalProperties;
+    found = { properties: resolved.properties ?? {}, required: new Set(resolved.required ?? []), extra: typeof extra === 'object' ? extra : undefined };
+    specObjects.set(resolved, found);
+  }
+  return found;
+}
+
+/** A named schema as an object level. */
+export function specRoot(schemaName: string): SpecObject {
+  const schema = schemas[schemaName];
+  if (!schema) throw new Error(`unknown schema ${schemaName}`);
+  return specObjectOf(resolve(schema));
+}
+
+/** The schema of a member of an object level: its property, else the undeclared keys' schema. */
+export function specMember(level: SpecObject, key: string): Schema | undefined {
+  return Object.hasOwn(level.properties, key) ? level.properties[key] : level.extra;
+}
+
+/**
+ * The object level a member's value is walked with, when its schema is a plain object (no union
+ * but null), so that one key of it can be filled on its own.
+ */
+export function specObjectMember(schema: Schema | undefined): SpecObject | undefined {
+  if (!schema) return undefined;
+  const resolved = resolve(schema);
+  const branches = nonNullBranches(resolved);
+  if (branches && branches.length !== 1) return undefined;
+  const object = branches ? resolve(branches[0]) : resolved;
+  if (!object.properties || nonNullBranches(object)) return undefined;
+  return specObjectOf(object);
+}
+
+/** What `normalizeAliases` does to a member at `depth` (the section root is depth 0). */
+export function normalizeMember(value: Json, schema: Schema, depth: number): Json {
+  return normalize(value, schema, depth);
+}
+
+/** What `fillSpecDefaults` (input mode) does to a present member at `depth`. */
+export function fillMember(value: Json, schema: Schema, depth: number): Json {
+  return fill(value, schema, 'input', depth);
+}
+
+/** What `fillSpecDefaults` (input mode) puts in place of an absent member at `depth`; undefined: nothing. */
+export function absentMember(schema: Schema, required: boolean, depth: number): Json | undefined {
+  return valueForAbsent(schema, 'input', required, depth);
 }

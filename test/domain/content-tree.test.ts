@@ -7,6 +7,7 @@ import {
   type EncodedTree,
   childHashes,
   decodeTree,
+  EncodingMemo,
   encodeTree,
   hashNode,
 } from '../../src/domain/content-tree.js';
@@ -252,3 +253,52 @@ describe('encodeTree / decodeTree', () => {
     expect(canonicalJson(back)).toBe(canonicalJson(document));
   });
 });
+
+/** `value` with the value at `path` replaced, copying only the containers on the path (as a merge patch does). */
+function sharingWith(value: Json, path: (string | number)[], replacement: Json): Json {
+  if (path.length === 0) return replacement;
+  const [step, ...rest] = path;
+  const copy = (Array.isArray(value) ? [...value] : { ...(value as JsonObject) }) as Record<string | number, Json>;
+  copy[step] = sharingWith(copy[step], rest, replacement);
+  return copy as Json;
+}
+
+describe('encodeTree with an EncodingMemo', () => {
+  it('gives the same tree as encoding from scratch, and builds every node the stored ones lack', () => {
+    fc.assert(
+      fc.property(
+        largeDocument.chain((document) => fc.tuple(fc.constant(document), fc.array(fc.constantFrom(...leafPaths(document)), { minLength: 1, maxLength: 3 }), jsonString)),
+        ([document, paths, replacement]) => {
+          const memo = new EncodingMemo();
+          const stored = new Map<string, string>();
+          const first = encodeTree(document, memo);
+          for (const [hash, body] of first.nodes) stored.set(hash, body);
+          first.remember();
+          // The next version shares every subtree off the changed paths (as a merge patch leaves it).
+          let next: JsonObject = document;
+          for (const path of paths) next = sharingWith(next, path, replacement) as JsonObject;
+          const reused = encodeTree(next, memo);
+          const scratch = encodeTree(structuredClone(next));
+          expect(reused.rootHash).toBe(scratch.rootHash);
+          expect(reused.size).toBe(scratch.size);
+          for (const [hash, body] of reused.nodes) stored.set(hash, body);
+          // Everything reachable is stored: what the memo skipped was stored by the first version.
+          expect([...scratch.nodes.keys()].filter((hash) => !stored.has(hash))).toEqual([]);
+          // Only the containers on the changed paths (and a replacement string) are encoded again.
+          expect(reused.nodes.size).toBeLessThanOrEqual(paths.length * (TREE_DEPTH + 2));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('remembers nothing until told to (a rolled-back write must not count as stored)', () => {
+    const memo = new EncodingMemo();
+    const document = largeConversationConfig(20_000) as unknown as JsonObject;
+    const first = encodeTree(document, memo);
+    expect(encodeTree(document, memo).nodes.size).toBe(first.nodes.size);
+    first.remember();
+    expect(encodeTree(document, memo).nodes.size).toBe(0);
+  });
+});
+

@@ -94,4 +94,44 @@ describe('LruCache', () => {
       { numRuns: 200 },
     );
   });
+
+  it('with a byte budget: drops least recently used entries until the bytes fit, and never keeps an oversized one', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.array(operation, { maxLength: 60 }), (maxBytes, operations) => {
+        // A value's size is its absolute value modulo 25.
+        const sizeOf = (value: number) => Math.abs(value) % 25;
+        const cache = new LruCache<number, number>({ maxEntries: 100, maxBytes, sizeOf });
+        let model: [number, number][] = [];
+        const bytes = () => model.reduce((sum, [, value]) => sum + sizeOf(value), 0);
+        for (const op of operations) {
+          const index = model.findIndex(([k]) => k === op.key);
+          if (op.kind === 'set') {
+            cache.set(op.key, op.value);
+            if (index >= 0) model.splice(index, 1);
+            if (sizeOf(op.value) <= maxBytes) model.push([op.key, op.value]);
+            while (bytes() > maxBytes) model = model.slice(1);
+          } else if (op.kind === 'get') {
+            expect(cache.get(op.key)).toBe(index >= 0 ? model[index][1] : undefined);
+            if (index >= 0) model.push(...model.splice(index, 1));
+          } else {
+            cache.delete(op.key);
+            if (index >= 0) model.splice(index, 1);
+          }
+          expect(cache.bytes).toBe(bytes());
+          expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+          expect(cache.size).toBe(model.length);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('counts hits and misses', () => {
+    const cache = new LruCache<string, number>(2);
+    cache.set('a', 1);
+    cache.get('a');
+    cache.get('a');
+    cache.get('b');
+    expect([cache.hits, cache.misses]).toEqual([2, 1]);
+  });
 });

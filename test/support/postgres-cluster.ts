@@ -26,7 +26,8 @@ export function findPostgresBin(): string | undefined {
   return versions.length > 0 ? path.join(root, versions[0], 'bin') : undefined;
 }
 
-export async function startCluster(bin: string): Promise<Cluster> {
+/** `durable`: keep PostgreSQL's defaults (fsync, synchronous commits), as a benchmark should. */
+export async function startCluster(bin: string, { durable = false } = {}): Promise<Cluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'branchwise-pg-'));
   const dataDir = path.join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
@@ -44,14 +45,12 @@ export async function startCluster(bin: string): Promise<Cluster> {
     if (result.status !== 0) throw new Error(`${command} failed (${result.status}): ${result.stderr || result.stdout}`);
   };
   const port = await freePort();
-  run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', ...(durable ? [] : ['--no-sync'])]);
   const options = [
     '-c listen_addresses=127.0.0.1',
     `-p ${port}`,
     `-k ${dir}`,
-    '-c fsync=off',
-    '-c synchronous_commit=off',
-    '-c full_page_writes=off',
+    ...(durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
     '-c max_connections=300',
   ].join(' ');
   run('pg_ctl', ['-D', dataDir, '-l', path.join(dir, 'postgres.log'), '-o', options, '-w', 'start']);

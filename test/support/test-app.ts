@@ -8,7 +8,7 @@ import { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import pg from 'pg';
 import { inject } from 'vitest';
 
-import { type App, buildApp } from '../../src/app.js';
+import { type App, type AppOptions, buildApp } from '../../src/app.js';
 import { openStore, type Store, type StoreOptions } from '../../src/db/connect.js';
 import type { Role } from '../../src/db/schema.js';
 
@@ -61,10 +61,11 @@ export interface TestApp {
 }
 
 /** A real app on its own database of the current dialect, with a key for every role. */
-export async function startTestApp(): Promise<TestApp> {
+export async function startTestApp(options: { config?: Partial<AppOptions['config']>; now?: () => number } = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const store = await openStore(database.options);
-  const app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent' }, store, logger: false });
+  const config = { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', ...options.config };
+  const app = await buildApp({ config, store, now: options.now, logger: false });
   const admin = await app.workspaces.bootstrap(undefined);
   if (!admin) throw new Error('bootstrap did not create a key on an empty store');
   const keys = { admin: admin.key } as Record<Role, string>;

@@ -11,13 +11,13 @@ import type { AgentRow } from './agents.store.js';
  * Serialized config sections, by document hash (and per-agent settings for
  * platform_settings). Versions never change, so an entry is valid for as long as it is kept.
  */
-const sectionCache = new LruCache<string, string>(3_000);
+export type SectionCache = LruCache<string, string>;
 
-function cachedSection(key: string, build: () => JsonObject): string {
-  let text = sectionCache.get(key);
+function cachedSection(sections: SectionCache, key: string, build: () => JsonObject): string {
+  let text = sections.get(key);
   if (text === undefined) {
     text = JSON.stringify(build());
-    sectionCache.set(key, text);
+    sections.set(key, text);
   }
   return text;
 }
@@ -38,16 +38,16 @@ export interface AgentView {
  * Upstream's `GetAgentResponseModel`, as JSON text: the large sections come pre-serialized
  * from the cache and only the small per-request parts are stringified.
  */
-export function renderAgentResponse(view: AgentView): string {
+export function renderAgentResponse(sections: SectionCache, view: AgentView): string {
   const { agent, document } = view;
   const settingsKey = createHash('sha1').update(agent.agent_settings).digest('base64url');
-  const conversationConfig = cachedSection(`cc:${view.documentHash}`, () =>
+  const conversationConfig = cachedSection(sections, `cc:${view.documentHash}`, () =>
     renderSection('conversation_config', document.conversation_config),
   );
-  const platformSettings = cachedSection(`ps:${view.documentHash}:${settingsKey}`, () =>
+  const platformSettings = cachedSection(sections, `ps:${view.documentHash}:${settingsKey}`, () =>
     renderSection('platform_settings', { ...document.platform_settings, ...(JSON.parse(agent.agent_settings) as JsonObject) }),
   );
-  const workflow = cachedSection(`wf:${view.documentHash}`, () => renderSection('workflow', document.workflow));
+  const workflow = cachedSection(sections, `wf:${view.documentHash}`, () => renderSection('workflow', document.workflow));
   const agentIdentity = view.branchId === agent.main_branch_id && !view.documentIdentity;
   const head = {
     agent_id: agent.id,

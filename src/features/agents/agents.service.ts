@@ -6,12 +6,12 @@ import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
-import { LruCache } from '../../domain/lru.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
+import { recordUserAction } from '../audit/audit.events.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
 import { insertVersion } from '../versions/versions.service.js';
@@ -87,9 +87,6 @@ export async function loadDocument(context: AppContext, db: Kysely<Database>, ve
   return (await context.documents.load(db, version.document_hash)) as AgentDocument;
 }
 
-/** Rendered `GET agent` responses (about 30 KB each), shared by every agentsService of the process. */
-const renderedResponses = new LruCache<string, Buffer>(500);
-
 export function agentsService(context: AppContext) {
   const { db } = context;
 
@@ -102,12 +99,12 @@ export function agentsService(context: AppContext) {
   async function renderAt(caller: Caller, agent: AgentRow, version: VersionRef): Promise<Buffer> {
     const isCreator = caller.userId === agent.created_by_user_id;
     const key = `${agent.id}|${version.id}|${agent.updated_at_ms}|${caller.role}|${isCreator}`;
-    const cached = renderedResponses.get(key);
+    const cached = context.caches.rendered.get(key);
     if (cached) return cached;
     const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
     const users = await context.users.describe([agent.created_by_user_id]);
     const bytes = Buffer.from(
-      renderAgentResponse({
+      renderAgentResponse(context.caches.sections, {
         agent,
         versionId: version.id,
         branchId: version.branch_id,
@@ -116,7 +113,7 @@ export function agentsService(context: AppContext) {
         access: accessInfo(users.get(agent.created_by_user_id), caller),
       }),
     );
-    renderedResponses.set(key, bytes);
+    context.caches.rendered.set(key, bytes);
     return bytes;
   }
 
@@ -172,7 +169,7 @@ export function agentsService(context: AppContext) {
     let response = entry.responses.get(key);
     if (response === undefined) {
       response = await renderAt(caller, entry.agent, { id: head.versionId, branch_id: branchId, document_hash: head.documentHash });
-      entry.responses.set(key, response);
+      context.routing.addResponse(agentId, entry, key, response);
     }
     return response;
   }
@@ -239,6 +236,7 @@ export function agentsService(context: AppContext) {
         committedAtMs: now,
       });
       afterCommit(() => context.documents.markStored(prepared));
+      afterCommit(() => context.metrics?.commits.inc());
       publish({ kind: 'agent', agentId: agent.id });
       await branchesStore(trx).update(locked.id, {
         head_version_id: version.id,
@@ -322,6 +320,7 @@ export function agentsService(context: AppContext) {
           authorUserId: caller.userId,
           deployedAtMs: now,
         });
+        await recordUserAction(trx, caller, now, { action: 'agent.create', agentId, resourceId: agentId, details: { name: config.document.name } });
       });
       return { agent_id: agentId };
     },
@@ -335,9 +334,9 @@ export function agentsService(context: AppContext) {
         if (selector.versionId && selector.branchId) return undefined;
         const fast = context.store.fastReads;
         if (fast) {
-          const row = selector.versionId
+          const row = await (selector.versionId
             ? fast.version(caller.workspaceId, agentId, selector.versionId)
-            : fast.head(caller.workspaceId, agentId, selector.branchId ?? null);
+            : fast.head(caller.workspaceId, agentId, selector.branchId ?? null));
           if (!row) return undefined;
           const view = splitAgentVersionRow(row);
           return await renderAt(caller, view.agent, view.version);
@@ -402,6 +401,8 @@ export function agentsService(context: AppContext) {
         await deploymentsStore(trx).deleteForAgent(agent.id);
         await mergeProposalsStore(trx).deleteForAgent(agent.id);
         await agentsStore(trx).delete(agent.id);
+        // The agent's versions go with it: this event is what remains of who deleted it.
+        await recordUserAction(trx, caller, context.now(), { action: 'agent.delete', agentId: agent.id, resourceId: agent.id, details: { name: agent.name } });
       });
     },
 
@@ -470,6 +471,7 @@ export function agentsService(context: AppContext) {
               authorUserId: caller.userId,
               deployedAtMs: now,
             });
+            await recordUserAction(trx, caller, now, { action: 'agent.duplicate', agentId: newAgentId, resourceId: newAgentId, details: { source_agent_id: source.id, name: copyName } });
           }
         }
       });

@@ -11,6 +11,7 @@ import {
   loadDocument,
 } from '../agents/agents.service.js';
 import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
+import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { compareVersions } from '../versions/history.js';
@@ -180,6 +181,12 @@ export function branchesService(context: AppContext) {
           created_at_ms: now,
           last_committed_at_ms: now,
         });
+        await recordUserAction(trx, caller, now, {
+          action: 'branch.create',
+          agentId: agent.id,
+          resourceId: branchId,
+          details: { name, parent_version_id: parent.id, parent_branch_id: parent.branch_id, version_id: version.id },
+        });
         return { created_branch_id: branchId, created_version_id: version.id };
       }).catch(rethrowTakenName(input.name));
     },
@@ -235,11 +242,30 @@ export function branchesService(context: AppContext) {
         }
         await branchesStore(trx).update(branch.id, changes);
         if (changes.is_archived === 1) await closeProposalsOfArchivedBranch(trx, branch.id, caller.userId, context.now());
+        const audited = branchUpdateDetails(branch, changes);
+        if (audited) await recordUserAction(trx, caller, context.now(), { action: 'branch.update', agentId: agent.id, resourceId: branch.id, details: audited });
         publish({ kind: 'agent', agentId: agent.id });
         return { branch: { ...branch, ...changes } };
       }).catch(rethrowTakenName(input.name ?? ''));
       return renderBranch(caller, branch);
     },
+  };
+}
+
+/** Fields of a branch update whose old and new values the audit log shows (a description can be long: named only). */
+const AUDITED_BRANCH_FIELDS = ['name', 'protection_status', 'auto_rebase', 'is_archived'] as const;
+
+/** What a branch update changed, for its audit event; undefined when it changed nothing. */
+function branchUpdateDetails(branch: BranchRow, changes: Partial<BranchRow>): JsonObject | undefined {
+  const changed = (Object.keys(changes) as (keyof BranchRow)[]).filter((field) => changes[field] !== branch[field]);
+  if (changed.length === 0) return undefined;
+  const wire = (field: (typeof AUDITED_BRANCH_FIELDS)[number], row: Partial<BranchRow>) =>
+    field === 'auto_rebase' || field === 'is_archived' ? row[field] === 1 : (row[field] as string);
+  const shown = AUDITED_BRANCH_FIELDS.filter((field) => changed.includes(field));
+  return {
+    changed: changed.sort(),
+    before: Object.fromEntries(shown.map((field) => [field, wire(field, branch)])),
+    after: Object.fromEntries(shown.map((field) => [field, wire(field, changes)])),
   };
 }
 

@@ -7,6 +7,7 @@ import type { SplitItem } from '../../domain/traffic-split.js';
 import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../http/errors.js';
 import { findAgentOrThrow } from '../agents/agents.service.js';
 import type { AgentRow } from '../agents/agents.store.js';
+import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
@@ -116,10 +117,18 @@ export function deploymentsService(context: AppContext) {
         const agent = await findAgentOrThrow(trx, caller, agentId);
         await lockAgent(trx, agent.id);
         publish({ kind: 'agent', agentId: agent.id });
-        return deploy(trx, caller, agent, split, (index) =>
+        const deployed = await deploy(trx, caller, agent, split, (index) =>
           index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
         );
+        await recordUserAction(trx, caller, deployed.deployed_at_ms, {
+          action: 'deployment.create',
+          agentId: agent.id,
+          resourceId: deployed.id,
+          details: { traffic_percentage_branch_id_map: splitOf(deployed) },
+        });
+        return deployed;
       });
+      context.metrics?.deployments.inc({ source: 'manual' });
       return { traffic_percentage_branch_id_map: splitOf(row) };
     },
 
@@ -154,8 +163,16 @@ export function deploymentsService(context: AppContext) {
         // Archived branches at 0% are dropped: they can receive no traffic anyway.
         const live = [];
         for (const item of split) if (!(await branchesStore(trx).find(agent.id, item.branchId))?.is_archived) live.push(item);
-        return deploy(trx, caller, agent, live, () => ['path', 'deployment_id'], earlier);
+        const deployed = await deploy(trx, caller, agent, live, () => ['path', 'deployment_id'], earlier);
+        await recordUserAction(trx, caller, deployed.deployed_at_ms, {
+          action: 'deployment.rollback',
+          agentId: agent.id,
+          resourceId: deployed.id,
+          details: { rolled_back_to_deployment_id: earlier.id, traffic_percentage_branch_id_map: splitOf(deployed) },
+        });
+        return deployed;
       });
+      context.metrics?.deployments.inc({ source: 'rollback' });
       const [rendered] = await renderHistory(caller, [row]);
       return rendered;
     },

@@ -8,6 +8,9 @@ const ENTRY_TTL_MS = 1_000;
 /** From this age on, an entry in use is reloaded in the background, so it never expires under load. */
 const REFRESH_AFTER_MS = 400;
 const MAX_AGENTS = 10_000;
+/** What an entry costs besides its bucket table and responses: the agent row, head map, bookkeeping. */
+const ENTRY_OVERHEAD_BYTES = 2_048;
+const HEAD_BYTES = 256;
 
 export interface RoutingEntry {
   agent: AgentRow;
@@ -19,6 +22,8 @@ export interface RoutingEntry {
   expiresAt: number;
   refreshAt: number;
   refreshing?: boolean;
+  /** What this entry holds, as counted against the cache's byte budget. */
+  bytes: number;
 }
 
 export type RoutingEntryLoader = (agentId: string) => Promise<Pick<RoutingEntry, 'agent' | 'table' | 'heads'> | undefined>;
@@ -26,23 +31,39 @@ export type RoutingEntryLoader = (agentId: string) => Promise<Pick<RoutingEntry,
 /**
  * What the routed read needs per agent: the active bucket table and every branch head. Dropped
  * when a commit, deployment or branch change to the agent is announced by any process, when the
- * change feed resets, and after a second at most.
+ * change feed resets, and after a second at most. Least recently used entries go first when the
+ * byte budget (bucket tables and rendered responses) or the entry limit is reached.
  */
 export class RoutingCache {
+  /** In least recently used order. */
   private readonly entries = new Map<string, RoutingEntry>();
   /** Moves on every invalidation: an entry read from the database before one is not stored. */
   private generation = 0;
   private loader: RoutingEntryLoader | undefined;
+  private byteCount = 0;
+  /** Lookups that found / did not find a live entry (for metrics). */
+  hits = 0;
+  misses = 0;
 
   constructor(
     private readonly changes: ChangeFeed,
     private readonly now: () => number,
+    private readonly maxBytes: number = Number.POSITIVE_INFINITY,
   ) {
     changes.subscribe((event) => {
-      if (event.kind === 'agent') this.entries.delete(event.agentId);
-      else if (event.kind === 'reset') this.entries.clear();
+      if (event.kind === 'agent') this.drop(event.agentId);
+      else if (event.kind === 'reset') this.clear();
       if (event.kind !== 'key') this.generation++;
     });
+  }
+
+  /** Bytes held, as counted against the budget. */
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 
   /** How entries are reloaded in the background (set once by the routed read's service). */
@@ -53,18 +74,26 @@ export class RoutingCache {
   get(agentId: string): RoutingEntry | undefined {
     if (!this.changes.live) return undefined;
     const entry = this.entries.get(agentId);
-    if (!entry) return undefined;
-    const now = this.now();
-    if (entry.expiresAt <= now) {
-      this.entries.delete(agentId);
+    if (!entry) {
+      this.misses++;
       return undefined;
     }
+    const now = this.now();
+    if (entry.expiresAt <= now) {
+      this.drop(agentId);
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    // Most recently used last (Map keeps insertion order).
+    this.entries.delete(agentId);
+    this.entries.set(agentId, entry);
     if (entry.refreshAt <= now && !entry.refreshing && this.loader) {
       entry.refreshing = true;
       const started = this.startFill();
       this.loader(agentId)
         .then((fresh) => fresh && this.set(agentId, fresh, started))
-        .catch(() => this.entries.delete(agentId))
+        .catch(() => this.drop(agentId))
         .finally(() => (entry.refreshing = false));
     }
     return entry;
@@ -86,6 +115,18 @@ export class RoutingCache {
     return head ? entry.responses.get(RoutingCache.responseKey(entry, head.versionId, caller)) : undefined;
   }
 
+  /** Keeps a rendered response in an entry, within the byte budget. */
+  addResponse(agentId: string, entry: Pick<RoutingEntry, 'responses'>, key: string, response: Buffer): void {
+    if (entry.responses.has(key)) return;
+    entry.responses.set(key, response);
+    // Entries not (or no longer) stored are private to one request: nothing to account.
+    const stored = this.entries.get(agentId);
+    if (stored?.responses !== entry.responses) return;
+    stored.bytes += response.byteLength;
+    this.byteCount += response.byteLength;
+    this.evict();
+  }
+
   /** Call before reading what `set` will store. */
   startFill(): number {
     return this.generation;
@@ -97,10 +138,35 @@ export class RoutingCache {
     const previous = this.entries.get(agentId);
     // Rendered bytes stay valid while the agent row is unchanged (they are keyed by version).
     const responses = previous && previous.agent.updated_at_ms === entry.agent.updated_at_ms ? previous.responses : new Map<string, Buffer>();
-    if (!previous && this.entries.size >= MAX_AGENTS) this.entries.delete(this.entries.keys().next().value as string);
+    let bytes = ENTRY_OVERHEAD_BYTES + entry.table.branchOf.byteLength + entry.heads.size * HEAD_BYTES;
+    for (const response of responses.values()) bytes += response.byteLength;
+    this.drop(agentId);
     const now = this.now();
-    const stored: RoutingEntry = { ...entry, responses, expiresAt: now + ENTRY_TTL_MS, refreshAt: now + REFRESH_AFTER_MS };
+    const stored: RoutingEntry = { ...entry, responses, expiresAt: now + ENTRY_TTL_MS, refreshAt: now + REFRESH_AFTER_MS, bytes };
     this.entries.set(agentId, stored);
-    return stored;
+    this.byteCount += bytes;
+    this.evict();
+    return this.entries.get(agentId);
+  }
+
+  private drop(agentId: string): void {
+    const entry = this.entries.get(agentId);
+    if (!entry) return;
+    this.byteCount -= entry.bytes;
+    this.entries.delete(agentId);
+  }
+
+  private clear(): void {
+    this.entries.clear();
+    this.byteCount = 0;
+  }
+
+  /** Drops least recently used entries until the limits hold (the one just stored or used is the newest). */
+  private evict(): void {
+    while (this.entries.size > MAX_AGENTS || this.byteCount > this.maxBytes) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) return;
+      this.drop(oldest.value);
+    }
   }
 }

@@ -3,6 +3,7 @@ import type { JsonObject } from '../../domain/canonical-json.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import { recordUserAction } from '../audit/audit.events.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 
 export interface DraftInput {
@@ -45,6 +46,7 @@ export function draftsService(context: AppContext) {
             based_on_seq_no: branch.head_seq_no,
           })
           .execute();
+        await recordUserAction(trx, caller, now, { action: 'draft.create', agentId: agent.id, resourceId: branch.id, details: { based_on_version_id: branch.head_version_id } });
         return { branch_id: branch.id, draft_created_at: Math.floor(now / 1000) };
       });
     },
@@ -55,7 +57,10 @@ export function draftsService(context: AppContext) {
         const agent = await findAgentOrThrow(trx, caller, agentId);
         const branch = await findBranchOrThrow(trx, agent.id, branchId);
         const result = await trx.deleteFrom('drafts').where('branch_id', '=', branch.id).where('user_id', '=', caller.userId).executeTakeFirst();
-        return { branch_id: branch.id, discarded: Number(result.numDeletedRows) > 0 };
+        const discarded = Number(result.numDeletedRows) > 0;
+        // Discarding a draft that does not exist writes nothing, so it records nothing.
+        if (discarded) await recordUserAction(trx, caller, context.now(), { action: 'draft.delete', agentId: agent.id, resourceId: branch.id });
+        return { branch_id: branch.id, discarded };
       });
     },
   };

@@ -5,6 +5,7 @@ import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { hasBadText } from '../../http/text.js';
 import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import { recordUserAction } from '../audit/audit.events.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -226,6 +227,12 @@ export function mergeProposalsService(context: AppContext) {
           created_at_ms: now,
           updated_at_ms: now,
         });
+        await recordUserAction(trx, caller, now, {
+          action: 'merge_proposal.create',
+          agentId: agent.id,
+          resourceId: id,
+          details: { source_branch_id: source.id, target_branch_id: target.id, source_version_id: source.head_version_id, title: input.title },
+        });
         return { created_merge_proposal_id: id };
       });
     },
@@ -259,6 +266,19 @@ export function mergeProposalsService(context: AppContext) {
           });
         }
         await mergeProposalsStore(trx).update(proposal.id, changes);
+        const changed = (['title', 'description', 'requested_reviewer_user_ids'] as const).filter(
+          (field) => changes[field] !== undefined && changes[field] !== proposal[field],
+        );
+        await recordUserAction(trx, caller, now, {
+          action: 'merge_proposal.update',
+          agentId: agent.id,
+          resourceId: proposal.id,
+          details: {
+            changed,
+            ...(changed.includes('title') ? { before: { title: proposal.title }, after: { title: changes.title as string } } : {}),
+            ...(input.close ? { closed: true, close_reason: changes.close_reason as string } : {}),
+          },
+        });
         return agent;
       });
       return renderOne(caller, agent.id, proposalId);
@@ -276,6 +296,12 @@ export function mergeProposalsService(context: AppContext) {
           throw new ForbiddenError('Nobody approves their own merge proposal; ask another user to review it.');
         }
         const source = await findBranchOrThrow(trx, agent.id, proposal.source_branch_id);
+        await recordUserAction(trx, caller, context.now(), {
+          action: 'merge_proposal.review',
+          agentId: agent.id,
+          resourceId: proposal.id,
+          details: { state, source_version_id: source.head_version_id },
+        });
         await mergeProposalsStore(trx).upsertReview({
           proposal_id: proposal.id,
           user_id: caller.userId,
@@ -299,6 +325,7 @@ export function mergeProposalsService(context: AppContext) {
         const proposal = await findProposal(agent.id, proposalId, trx);
         const row: CommentRow = { id: newId('agtmpcmt_'), proposal_id: proposal.id, user_id: caller.userId, body, created_at_ms: context.now() };
         await mergeProposalsStore(trx).insertComment(row);
+        await recordUserAction(trx, caller, row.created_at_ms, { action: 'merge_proposal.comment', agentId: agent.id, resourceId: proposal.id, details: { comment_id: row.id } });
         return agent;
       });
       return renderOne(caller, agent.id, proposalId);
@@ -345,6 +372,8 @@ export function mergeProposalsService(context: AppContext) {
           outcome_by_user_id: caller.userId,
           updated_at_ms: now,
         });
+        // The branch merge recorded its own `merge` event; this one is the proposal's outcome.
+        await recordUserAction(trx, caller, now, { action: 'merge_proposal.merge', agentId: agent.id, resourceId: proposal.id, details: { version_id: result.version_id } });
         return agent;
       });
       return renderOne(caller, agent.id, proposalId);

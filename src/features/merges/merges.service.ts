@@ -9,6 +9,7 @@ import { voiceIdOf } from '../agents/agent-document.js';
 import { renderAgentResponse } from '../agents/agent-response.js';
 import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
+import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, splitOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
@@ -81,11 +82,18 @@ export async function autoRebaseBranches(scope: WriteScope, context: AppContext,
     const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
     const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
     if (plan.refusal) continue;
-    await landVersion(scope, context, agent, branch, plan, {
+    scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'auto' }));
+    const version = await landVersion(scope, context, agent, branch, plan, {
       description: 'Automatic rebase onto main',
       parents: { in_branch_parent_id: plan.sourceHead.id, out_of_branch_parent_id: plan.targetHead.id, rebased_from_version_id: plan.sourceHead.id },
       parentRows: [plan.sourceHead, plan.targetHead],
       authorUserId: caller.userId,
+    });
+    await recordUserAction(trx, caller, context.now(), {
+      action: 'rebase',
+      agentId: agent.id,
+      resourceId: branch.id,
+      details: { automatic: true, version_id: version.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overriddenFields(plan.conflicts) },
     });
   }
 }
@@ -130,6 +138,7 @@ export async function mergeBranches(
   });
   if (plan.refusal) throw plan.refusal;
 
+  scope.afterCommit(() => context.metrics?.merges.inc());
   const intoMain = target.id === agent.main_branch_id;
   const version = await landVersion(scope, context, agent, target, plan, {
     description: `Merge branch "${source.name}" into "${target.name}"`,
@@ -147,24 +156,43 @@ export async function mergeBranches(
 
   // Archiving the source moves its live traffic to the target (DESIGN §12.7).
   let movedPercentage = 0;
+  let deploymentId: string | null = null;
   if (archive) {
     const active = await deploymentsStore(trx).active(agent.id);
     const split = active ? splitOf(active) : {};
     movedPercentage = split[source.id] ?? 0;
     if (movedPercentage > 0) {
+      scope.afterCommit(() => context.metrics?.deployments.inc({ source: 'branch_merge' }));
       const next = Object.entries(split)
         .filter(([branchId]) => branchId !== source.id)
         .map(([branchId, percentage]) => ({ branchId, percentage: branchId === target.id ? percentage + movedPercentage : percentage }));
       if (!next.some((item) => item.branchId === target.id)) next.push({ branchId: target.id, percentage: movedPercentage });
-      await activateDeployment(trx, {
+      const deployment = await activateDeployment(trx, {
         agentId: agent.id,
         split: next,
         source: 'branch_merge',
         authorUserId: caller.userId,
         deployedAtMs: context.now(),
       });
+      deploymentId = deployment.id;
     }
   }
+  await recordUserAction(trx, caller, context.now(), {
+    action: 'merge',
+    agentId: agent.id,
+    resourceId: target.id,
+    details: {
+      source_branch_id: source.id,
+      target_branch_id: target.id,
+      version_id: version.id,
+      merged_from_version_id: plan.sourceHead.id,
+      source_archived: archive,
+      moved_traffic_percentage: movedPercentage,
+      deployment_id: deploymentId,
+      force: options.force,
+      overridden_fields: overriddenFields(plan.conflicts),
+    },
+  });
   if (intoMain) await autoRebaseBranches(scope, context, agent.id, caller);
   return {
     version_id: version.id,
@@ -191,7 +219,7 @@ export function mergesService(context: AppContext) {
 
   async function renderPreview(caller: Caller, agent: AgentRow, onto: BranchRow, plan: MergePlan): Promise<string> {
     const users = await context.users.describe([agent.created_by_user_id]);
-    const agentJson = renderAgentResponse({
+    const agentJson = renderAgentResponse(context.caches.sections, {
       agent,
       versionId: null,
       branchId: onto.id,
@@ -245,13 +273,21 @@ export function mergesService(context: AppContext) {
         const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
         const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
         if (plan.refusal) throw plan.refusal;
+        scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'manual' }));
         const version = await landVersion(scope, context, agent, branch, plan, {
           description: 'Rebase onto main',
           parents: { in_branch_parent_id: plan.sourceHead.id, out_of_branch_parent_id: plan.targetHead.id, rebased_from_version_id: plan.sourceHead.id },
           parentRows: [plan.sourceHead, plan.targetHead],
           authorUserId: caller.userId,
         });
-        return { version_id: version.id, branch_id: branch.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overriddenFields(plan.conflicts) };
+        const overridden = overriddenFields(plan.conflicts);
+        await recordUserAction(trx, caller, context.now(), {
+          action: 'rebase',
+          agentId: agent.id,
+          resourceId: branch.id,
+          details: { automatic: false, version_id: version.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overridden },
+        });
+        return { version_id: version.id, branch_id: branch.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overridden };
       });
     },
   };

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 
 import type { Database } from '../../db/schema.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
-import { type ContentNode, childHashes, decodeTree, encodeTree } from '../../domain/content-tree.js';
+import { type ContentNode, childHashes, decodeTree, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
 import { LruCache } from '../../domain/lru.js';
 
 /**
@@ -13,18 +13,35 @@ import { LruCache } from '../../domain/lru.js';
 export interface PreparedDocument {
   document: JsonObject;
   rootHash: string;
+  /** The nodes this encoding built; subtrees reused from the memo are stored already. */
   nodes: Map<string, string>;
+  tree: EncodedTree;
+}
+
+/** A parsed document, with its filled response subtrees (spec-defaults), takes about this many times its stored JSON size in memory. */
+const PARSED_OVERHEAD = 5;
+
+interface CachedDocument {
+  document: JsonObject;
+  /** Stored JSON size of its nodes. */
+  bytes: number;
 }
 
 export class DocumentStore {
-  private readonly documents = new LruCache<string, JsonObject>(2_000);
+  private readonly documents: LruCache<string, CachedDocument>;
+  /** Encodings of stored documents' subtrees: a commit encodes only the path to its change. */
+  private readonly encodings = new EncodingMemo();
   /** Hashes known to be stored, so that a commit only writes the nodes it adds. */
   private readonly storedHashes = new LruCache<string, true>(200_000);
 
+  constructor(maxBytes = Number.POSITIVE_INFINITY) {
+    this.documents = new LruCache({ maxEntries: 20_000, maxBytes, sizeOf: (cached) => cached.bytes * PARSED_OVERHEAD });
+  }
+
   /** Encodes a document; nothing is written yet. */
   prepare(document: JsonObject): PreparedDocument {
-    const tree = encodeTree(document);
-    return { document, rootHash: tree.rootHash, nodes: tree.nodes };
+    const tree = encodeTree(document, this.encodings);
+    return { document, rootHash: tree.rootHash, nodes: tree.nodes, tree };
   }
 
   /** Writes the nodes of a prepared document that are not known to be stored already. */
@@ -47,19 +64,22 @@ export class DocumentStore {
    */
   markStored(prepared: PreparedDocument): void {
     for (const hash of prepared.nodes.keys()) this.storedHashes.set(hash, true);
-    this.documents.set(prepared.rootHash, prepared.document);
+    prepared.tree.remember();
+    this.documents.set(prepared.rootHash, { document: prepared.document, bytes: prepared.tree.size });
   }
 
   async load(db: Kysely<Database>, rootHash: string): Promise<JsonObject> {
     const cached = this.documents.get(rootHash);
-    if (cached) return cached;
+    if (cached) return cached.document;
     const nodes = new Map<string, ContentNode>();
+    let bytes = 0;
     let wanted = [rootHash];
     while (wanted.length > 0) {
       const rows = await db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', wanted).execute();
       const next: string[] = [];
       for (const row of rows) {
         const node = JSON.parse(row.body) as ContentNode;
+        bytes += row.body.length;
         nodes.set(row.hash, node);
         for (const child of childHashes(node)) if (!nodes.has(child)) next.push(child);
       }
@@ -67,7 +87,13 @@ export class DocumentStore {
       wanted = [...new Set(next)];
     }
     const document = decodeTree(rootHash, (hash) => nodes.get(hash));
-    this.documents.set(rootHash, document);
+    this.documents.set(rootHash, { document, bytes });
     return document;
   }
+
+  /** Cache statistics (for metrics). */
+  get cache(): Pick<LruCache<string, CachedDocument>, 'hits' | 'misses' | 'bytes' | 'size'> {
+    return this.documents;
+  }
 }
+

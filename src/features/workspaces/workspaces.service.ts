@@ -7,6 +7,7 @@ import { isUniqueViolation } from '../../db/errors.js';
 import type { Database, Role } from '../../db/schema.js';
 import { writeTransaction } from '../../db/write.js';
 import { newId } from '../../domain/ids.js';
+import { recordOperatorAction } from '../audit/audit.events.js';
 import { type Caller, workspacesStore } from './workspaces.store.js';
 
 export const ROLES: readonly Role[] = ['admin', 'editor', 'commenter', 'viewer'];
@@ -26,6 +27,9 @@ export function hashApiKey(key: string): string {
 function generateApiKey(): string {
   return `sk_${randomBytes(24).toString('hex')}`;
 }
+
+/** Who runs a key or workspace change: the operator's CLI, or the server bootstrapping itself. */
+export type OperatorKind = 'cli' | 'system';
 
 export interface CreatedKey {
   keyId: string;
@@ -52,15 +56,15 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
     return workspace;
   }
 
-  /** Key issuing inside a transaction. */
-  function keysIn(trx: Kysely<Database>) {
+  /** Key issuing inside a transaction, recorded in the audit log as the operator's. */
+  function keysIn(trx: Kysely<Database>, operator: OperatorKind) {
     const inTransaction = workspacesStore(trx);
 
-    async function ensureUser(workspaceId: string, userName: string, role: Role): Promise<string> {
+    async function ensureUser(workspaceId: string, userName: string, role: Role): Promise<{ id: string; previousRole: Role | null }> {
       const existing = await inTransaction.findUser(workspaceId, userName);
       if (existing) {
         if (existing.role !== role) await inTransaction.updateUserRole(existing.id, role);
-        return existing.id;
+        return { id: existing.id, previousRole: existing.role };
       }
       const id = newId('user_');
       await inTransaction.insertUser({
@@ -71,25 +75,42 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
         role,
         created_at_ms: now(),
       });
-      return id;
+      return { id, previousRole: null };
     }
 
     return {
       async issueKey(workspaceId: string, workspaceName: string, userName: string, role: Role, key = generateApiKey()) {
-        const userId = await ensureUser(workspaceId, userName, role);
+        const user = await ensureUser(workspaceId, userName, role);
         const keyId = newId('key_');
+        const at = now();
         await inTransaction.insertApiKey({
           id: keyId,
           workspace_id: workspaceId,
-          user_id: userId,
+          user_id: user.id,
           key_hash: hashApiKey(key),
           key_prefix: key.slice(0, 7),
-          created_at_ms: now(),
+          created_at_ms: at,
           revoked_at_ms: null,
+        });
+        // The key id and the user, never the key, its hash or its prefix.
+        await recordOperatorAction(trx, operator, workspaceId, at, {
+          action: 'key.create',
+          resourceId: keyId,
+          details: { key_id: keyId, user_id: user.id, user_name: userName, role, previous_role: user.previousRole, user_created: user.previousRole === null },
         });
         return { keyId, key, workspace: workspaceName, user: userName, role } satisfies CreatedKey;
       },
     };
+  }
+
+  async function createWorkspaceAs(operator: OperatorKind, name: string, presetKey?: string): Promise<CreatedKey> {
+    return writeTransaction(storeHandle, async ({ trx }) => {
+      const id = newId('ws_');
+      const at = now();
+      await workspacesStore(trx).insertWorkspace({ id, name, created_at_ms: at });
+      await recordOperatorAction(trx, operator, id, at, { action: 'workspace.create', resourceId: id, details: { name } });
+      return keysIn(trx, operator).issueKey(id, name, 'admin', 'admin', presetKey);
+    });
   }
 
   return {
@@ -100,7 +121,7 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
     async bootstrap(presetKey: string | undefined): Promise<CreatedKey | undefined> {
       if ((await store.countWorkspaces()) > 0) return undefined;
       try {
-        return await this.createWorkspace(DEFAULT_WORKSPACE, presetKey);
+        return await createWorkspaceAs('system', DEFAULT_WORKSPACE, presetKey);
       } catch (error) {
         // Another process starting at the same moment bootstrapped first.
         if (isUniqueViolation(error)) return undefined;
@@ -109,13 +130,7 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
     },
 
     /** A new workspace with an `admin` user and that user's first key, in one transaction. */
-    async createWorkspace(name: string, presetKey?: string): Promise<CreatedKey> {
-      return writeTransaction(storeHandle, async ({ trx }) => {
-        const id = newId('ws_');
-        await workspacesStore(trx).insertWorkspace({ id, name, created_at_ms: now() });
-        return keysIn(trx).issueKey(id, name, 'admin', 'admin', presetKey);
-      });
-    },
+    createWorkspace: (name: string, presetKey?: string): Promise<CreatedKey> => createWorkspaceAs('cli', name, presetKey),
 
     listWorkspaces: () => store.listWorkspaces(),
 
@@ -125,7 +140,7 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
       // A role change of an existing user must reach other processes' key caches too.
       return writeTransaction(storeHandle, async ({ trx, publish }) => {
         publish({ kind: 'key' });
-        return keysIn(trx).issueKey(workspace.id, workspace.name, userName, role);
+        return keysIn(trx, 'cli').issueKey(workspace.id, workspace.name, userName, role);
       });
     },
 
@@ -138,7 +153,13 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
       const workspace = await requireWorkspace(workspaceName);
       return writeTransaction(storeHandle, async ({ trx, publish }) => {
         publish({ kind: 'key' });
-        return workspacesStore(trx).revokeApiKey(workspace.id, keyId, now());
+        const at = now();
+        const revoked = await workspacesStore(trx).revokeApiKey(workspace.id, keyId, at);
+        if (revoked) {
+          const owner = await workspacesStore(trx).apiKeyOwner(workspace.id, keyId);
+          await recordOperatorAction(trx, 'cli', workspace.id, at, { action: 'key.revoke', resourceId: keyId, details: { key_id: keyId, user_id: owner ?? null } });
+        }
+        return revoked;
       });
     },
 

@@ -79,6 +79,12 @@ export function workspacesStore(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) > 0;
     },
 
+    /** The user a key of the workspace belongs to. */
+    async apiKeyOwner(workspaceId: string, keyId: string): Promise<string | undefined> {
+      const row = await db.selectFrom('api_keys').select('user_id').where('workspace_id', '=', workspaceId).where('id', '=', keyId).executeTakeFirst();
+      return row?.user_id;
+    },
+
     async callerByKeyHash(keyHash: string): Promise<(Caller & { keyHash: string }) | undefined> {
       const row = await db
         .selectFrom('api_keys')

@@ -1,0 +1,81 @@
+import type { Kysely } from 'kysely';
+
+import type { Database } from '../../db/schema.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { newId } from '../../domain/ids.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { auditStore } from './audit.store.js';
+
+/** Every action the audit log records. Commits are attributed by their versions (author, time). */
+export const AUDIT_ACTIONS = [
+  'agent.create',
+  'agent.duplicate',
+  'agent.delete',
+  'workspace.create',
+  'key.create',
+  'key.revoke',
+  'branch.create',
+  'branch.update',
+  'merge',
+  'rebase',
+  'deployment.create',
+  'deployment.rollback',
+  'draft.create',
+  'draft.delete',
+  'merge_proposal.create',
+  'merge_proposal.update',
+  'merge_proposal.review',
+  'merge_proposal.comment',
+  'merge_proposal.merge',
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+export interface AuditRecord {
+  action: AuditAction;
+  agentId?: string | null;
+  /** The branch, deployment, proposal, key or workspace the write was about. */
+  resourceId?: string | null;
+  /** What changed, small. Never an API key, its hash or its prefix. */
+  details?: JsonObject;
+}
+
+/**
+ * Records a write by an API key's user. Call it with the write's own transaction: the event
+ * then exists exactly when the write commits.
+ */
+export async function recordUserAction(trx: Kysely<Database>, caller: Caller, atMs: number, record: AuditRecord): Promise<void> {
+  await insertEvent(trx, caller.workspaceId, atMs, 'user', caller.userId, record);
+}
+
+/** Records a write made without a user: the operator's CLI, or the first-start bootstrap. */
+export async function recordOperatorAction(
+  trx: Kysely<Database>,
+  kind: 'cli' | 'system',
+  workspaceId: string,
+  atMs: number,
+  record: AuditRecord,
+): Promise<void> {
+  await insertEvent(trx, workspaceId, atMs, kind, null, record);
+}
+
+async function insertEvent(
+  trx: Kysely<Database>,
+  workspaceId: string,
+  atMs: number,
+  actorKind: 'user' | 'cli' | 'system',
+  actorUserId: string | null,
+  record: AuditRecord,
+): Promise<void> {
+  await auditStore(trx).insert({
+    id: newId('auditevt_', atMs),
+    workspace_id: workspaceId,
+    at_ms: atMs,
+    actor_kind: actorKind,
+    actor_user_id: actorUserId,
+    action: record.action,
+    agent_id: record.agentId ?? null,
+    resource_id: record.resourceId ?? null,
+    details: JSON.stringify(record.details ?? {}),
+  });
+}

@@ -1,0 +1,64 @@
+import type { AppContext } from '../../context.js';
+import type { Json } from '../../domain/canonical-json.js';
+import { InvalidRequestError } from '../../http/errors.js';
+import { hasBadText } from '../../http/text.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { type AuditEventRow, auditStore } from './audit.store.js';
+
+export interface AuditListQuery {
+  agentId?: string;
+  action?: string;
+  actorUserId?: string;
+  sinceUnixSecs?: number;
+  pageSize: number;
+  cursor?: string;
+}
+
+function encodeCursor(row: AuditEventRow): string {
+  return Buffer.from(JSON.stringify([row.at_ms, row.id]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { atMs: number; id: string } {
+  try {
+    const [atMs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (Number.isSafeInteger(atMs) && typeof id === 'string' && !hasBadText(id)) return { atMs: atMs as number, id };
+  } catch {
+    // refused below
+  }
+  throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
+}
+
+export function auditService(context: AppContext) {
+  return {
+    /** The caller's workspace's events, newest first; no other workspace's are ever read. */
+    async list(caller: Caller, query: AuditListQuery) {
+      const rows = await auditStore(context.db).list({
+        workspaceId: caller.workspaceId,
+        agentId: query.agentId,
+        action: query.action,
+        actorUserId: query.actorUserId,
+        sinceMs: query.sinceUnixSecs === undefined ? undefined : query.sinceUnixSecs * 1000,
+        before: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+        limit: query.pageSize + 1,
+      });
+      const page = rows.slice(0, query.pageSize);
+      const hasMore = rows.length > query.pageSize;
+      const users = await context.users.describe(page.flatMap((row) => (row.actor_user_id ? [row.actor_user_id] : [])));
+      return {
+        events: page.map((row) => ({
+          id: row.id,
+          at_unix_secs: Math.floor(row.at_ms / 1000),
+          action: row.action,
+          actor_kind: row.actor_kind,
+          actor_user_id: row.actor_user_id,
+          actor_name: row.actor_user_id ? (users.get(row.actor_user_id)?.name ?? null) : null,
+          agent_id: row.agent_id,
+          resource_id: row.resource_id,
+          details: JSON.parse(row.details) as Record<string, Json>,
+        })),
+        has_more: hasMore,
+        next_cursor: hasMore ? encodeCursor(page[page.length - 1]) : null,
+      };
+    },
+  };
+}
