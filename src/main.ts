@@ -5,6 +5,9 @@ import { buildApp } from './app.js';
 import { type Config, loadConfig } from './config.js';
 import { openStore } from './db/connect.js';
 
+/** How long in-flight requests may take to finish after SIGTERM before their connections are closed. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
 /** Starts the server and returns once it listens; SIGTERM/SIGINT drain and close it. */
 export async function serve(config: Config = loadConfig()): Promise<void> {
   const store = await openStore(config);
@@ -26,10 +29,17 @@ export async function serve(config: Config = loadConfig()): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.server.log.info({ signal }, 'shutting down: draining in-flight requests');
+    // close() closes the connections idle at this moment; a keep-alive connection whose request
+    // finishes during the drain would otherwise stay open until its keep-alive timeout.
+    const http = app.server.server;
+    const idle = setInterval(() => http.closeIdleConnections(), 100);
+    const deadline = setTimeout(() => http.closeAllConnections(), SHUTDOWN_DEADLINE_MS);
     try {
       await app.server.close();
       await store.close();
     } finally {
+      clearInterval(idle);
+      clearTimeout(deadline);
       process.exit(0);
     }
   };

@@ -8,7 +8,7 @@ import type { Database } from './schema.js';
  * transaction itself is already exclusive (one connection, one writer), so nothing is needed.
  */
 export async function lockBranch(trx: Kysely<Database>, branchId: string): Promise<void> {
-  if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  if (!takesRowLocks(trx)) return;
   await trx.selectFrom('branches').select('id').where('id', '=', branchId).forUpdate().execute();
 }
 
@@ -18,6 +18,11 @@ export async function lockBranch(trx: Kysely<Database>, branchId: string): Promi
  * processes. Lock order: the agent before any of its branches.
  */
 export async function lockAgent(trx: Kysely<Database>, agentId: string): Promise<void> {
-  if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  if (!takesRowLocks(trx)) return;
   await trx.selectFrom('agents').select('id').where('id', '=', agentId).forUpdate().execute();
+}
+
+/** Whether writes must lock rows (PostgreSQL); SQLite's write transaction is exclusive already. */
+export function takesRowLocks(trx: Kysely<Database>): boolean {
+  return trx.getExecutor().adapter instanceof PostgresAdapter;
 }

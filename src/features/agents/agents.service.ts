@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 
 import type { AppContext } from '../../context.js';
-import { lockAgent, lockBranch } from '../../db/locks.js';
+import { lockAgent } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
@@ -187,12 +187,13 @@ export function agentsService(context: AppContext) {
     const { agent, version } = await context.write(async (scope) => {
       const { trx, publish, afterCommit } = scope;
       const agent = await findAgentOrThrow(trx, caller, agentId);
-      const branch = await findBranchOrThrow(trx, agent.id, options.branchId ?? agent.main_branch_id);
-      // A new main version rebases the auto-rebase branches: take the agent lock first, as
-      // every operation that touches several branches does.
-      if (branch.id === agent.main_branch_id) await lockAgent(trx, agent.id);
-      await lockBranch(trx, branch.id);
-      const locked = await findBranchOrThrow(trx, agent.id, branch.id);
+      const branchId = options.branchId ?? agent.main_branch_id;
+      // The agent lock first, then the branch (the order every write keeps): a commit updates
+      // the agent row, and a main commit rebases the auto-rebase branches. Taking the branch
+      // first deadlocked against merges and deployments on PostgreSQL.
+      await lockAgent(trx, agent.id);
+      const locked = await branchesStore(trx).findLocked(agent.id, branchId);
+      if (!locked) throw new NotFoundError('branch', branchId);
       assertCanWriteBranch(caller, locked);
       assertNotArchived(locked);
       if (options.expectedVersionId && options.expectedVersionId !== locked.head_version_id) {
@@ -243,19 +244,17 @@ export function agentsService(context: AppContext) {
         head_seq_no: version.seq_no_in_branch,
         last_committed_at_ms: now,
       });
-      await agentsStore(trx).update(
-        agent.id,
-        {
-          agent_settings: settingsText,
-          archived: next.agentSettings.archived === true ? 1 : 0,
-          updated_at_ms: now,
-          ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
-        },
-        isMain ? next.document.tags : undefined,
-      );
+      const agentChanges = {
+        agent_settings: settingsText,
+        archived: next.agentSettings.archived === true ? 1 : 0,
+        updated_at_ms: now,
+        ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
+      };
+      await agentsStore(trx).update(agent.id, agentChanges, isMain ? next.document.tags : undefined);
       await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
-      if (isMain) await autoRebaseBranches(scope, context, agent.id, caller);
-      return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version };
+      const updated: AgentRow = { ...agent, ...agentChanges };
+      if (isMain) await autoRebaseBranches(scope, context, updated, caller);
+      return { agent: updated, version };
     });
     return renderAt(caller, agent, version);
   }

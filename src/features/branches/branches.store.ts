@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 
+import { takesRowLocks } from '../../db/locks.js';
 import type { BranchTable, Database } from '../../db/schema.js';
 
 export type BranchRow = Selectable<BranchTable>;
@@ -13,6 +14,12 @@ export function branchesStore(db: Kysely<Database>) {
         .where('id', '=', branchId)
         .where('agent_id', '=', agentId)
         .executeTakeFirst();
+    },
+
+    /** The branch, write-locked for the rest of the transaction (see `lockBranch`). */
+    findLocked(agentId: string, branchId: string): Promise<BranchRow | undefined> {
+      const query = db.selectFrom('branches').selectAll().where('id', '=', branchId).where('agent_id', '=', agentId);
+      return (takesRowLocks(db) ? query.forUpdate() : query).executeTakeFirst();
     },
 
     findByName(agentId: string, name: string): Promise<BranchRow | undefined> {

@@ -34,17 +34,12 @@ export function draftsService(context: AppContext) {
         const branch = await findBranchOrThrow(trx, agent.id, branchId);
         await context.documents.write(trx, prepared);
         afterCommit(() => context.documents.markStored(prepared));
-        await trx.deleteFrom('drafts').where('branch_id', '=', branch.id).where('user_id', '=', caller.userId).execute();
+        // One statement, so that two saves racing on PostgreSQL cannot both insert.
+        const draft = { document_hash: prepared.rootHash, created_at_ms: now, based_on_seq_no: branch.head_seq_no };
         await trx
           .insertInto('drafts')
-          .values({
-            branch_id: branch.id,
-            user_id: caller.userId,
-            agent_id: agent.id,
-            document_hash: prepared.rootHash,
-            created_at_ms: now,
-            based_on_seq_no: branch.head_seq_no,
-          })
+          .values({ branch_id: branch.id, user_id: caller.userId, agent_id: agent.id, ...draft })
+          .onConflict((conflict) => conflict.columns(['branch_id', 'user_id']).doUpdateSet(draft))
           .execute();
         await recordUserAction(trx, caller, now, { action: 'draft.create', agentId: agent.id, resourceId: branch.id, details: { based_on_version_id: branch.head_version_id } });
         return { branch_id: branch.id, draft_created_at: Math.floor(now / 1000) };

@@ -71,9 +71,8 @@ async function landVersion(
  * After every new main version, each `auto_rebase` branch is rebased onto it (the branch's value
  * wins conflicts). The caller holds the agent lock.
  */
-export async function autoRebaseBranches(scope: WriteScope, context: AppContext, agentId: string, caller: Caller): Promise<void> {
+export async function autoRebaseBranches(scope: WriteScope, context: AppContext, agent: AgentRow, caller: Caller): Promise<void> {
   const { trx } = scope;
-  const agent = (await agentsStore(trx).find(caller.workspaceId, agentId)) as AgentRow;
   const branches = await branchesStore(trx).list(agent.id, { includeArchived: false });
   for (const candidate of branches) {
     if (!candidate.auto_rebase || candidate.id === agent.main_branch_id) continue;
@@ -193,7 +192,7 @@ export async function mergeBranches(
       overridden_fields: overriddenFields(plan.conflicts),
     },
   });
-  if (intoMain) await autoRebaseBranches(scope, context, agent.id, caller);
+  if (intoMain) await autoRebaseBranches(scope, context, agent, caller);
   return {
     version_id: version.id,
     target_branch_id: target.id,
