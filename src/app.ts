@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -98,10 +100,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
         ? false
         : { level: options.config.logLevel, redact: { paths: ['req.headers["xi-api-key"]'], remove: true } },
     bodyLimit: options.config.bodyLimitBytes,
-    genReqId: () => `req_${randomBytes(12).toString('hex')}`,
+    genReqId: newRequestId,
     requestIdHeader: false,
     // Upstream ignores trailing slashes and repeated ones the same way.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Requests node:http cannot parse (a malformed request line, headers too large, too slow)
+    // never reach a route; they still get the documented error shape.
+    clientErrorHandler: answerClientError,
     // URL problems the router finds before any route runs still get the documented error shape.
     frameworkErrors: (error, request, reply) => {
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
@@ -282,6 +287,27 @@ function describePermission(permission: Permission): string {
     default:
       return 'read this';
   }
+}
+
+const newRequestId = () => `req_${randomBytes(12).toString('hex')}`;
+
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  // A reset connection has nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'The request took too long to arrive.']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'The request headers are too large.']
+        : [400, 'The request is malformed.'];
+  const code = status === 400 ? 'invalid_request' : status === 408 ? 'request_timeout' : 'request_header_fields_too_large';
+  const body = JSON.stringify({ detail: { status: code, code, type: 'invalid_request', message, request_id: newRequestId() } });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 function errorBody(error: ApiError, request: FastifyRequest) {

@@ -2,9 +2,27 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
 
-import type { Role } from '../src/db/schema.js';
-import type { RouteDefinition } from '../src/http/route.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
+import {
+  describeResponse,
+  expectApiError,
+  expectClean,
+  expectValidationError,
+  locs,
+  pathParams,
+  pathValues,
+  percentEncode,
+  ROLES_REFUSED,
+  routeName,
+  routeRequests,
+  sampleBody,
+  type Send,
+  snapshotDiff,
+  UNKNOWN_ID,
+  UNKNOWN_KEY,
+  urlOf,
+  type World,
+} from './support/route-requests.js';
 import { startTestApp } from './support/test-app.js';
 
 // Bad input of every kind, against every route in the route table: each is refused with a clean
@@ -13,338 +31,19 @@ import { startTestApp } from './support/test-app.js';
 // Top-level await: the route table must exist before the per-route tests are declared.
 const testApp = await startTestApp();
 const { app, store, keys, foreignKey } = testApp;
+const { send, refused, ok, createAgent, createFixture, createWorld } = routeRequests(testApp);
 afterAll(() => testApp.close());
 
-const UNKNOWN_KEY = 'sk_000000000000000000000000000000000000000000000000';
-/** Well-formed ids (prefix + 28 base-32 characters) that no row has. */
-const UNKNOWN_ID: Record<string, string> = {
-  agent_id: 'agent_0000000000000000000000000z',
-  branch_id: 'agtbrch_0000000000000000000000000z',
-  version_id: 'agtvrsn_0000000000000000000000000z',
-};
-/** Roles that each permission shuts out (DESIGN §5: viewer never writes, commenter only comments). */
-const ROLES_REFUSED: Record<RouteDefinition['permission'], Role[]> = {
-  public: [],
-  read: [],
-  comment: ['viewer'],
-  write: ['viewer', 'commenter'],
-  admin: ['viewer', 'commenter', 'editor'],
-};
 const TWO_AND_A_HALF_MB = 2_500_000;
 
-// ---------------------------------------------------------------------------------------------
-// Requests and the checks every refusal must pass
-// ---------------------------------------------------------------------------------------------
-
-interface Send {
-  method: RouteDefinition['method'];
-  url: string;
-  /** `null`: no `xi-api-key` header at all. */
-  key: string | null;
-  /** An object is sent as JSON; a string is sent as it is (for malformed bodies). */
-  payload?: unknown;
-  contentType?: string;
-}
-
-async function send({ method, url, key, payload, contentType = 'application/json' }: Send): Promise<LightMyRequestResponse> {
-  const headers: Record<string, string> = {};
-  if (key !== null) headers['xi-api-key'] = key;
-  if (payload !== undefined) headers['content-type'] = contentType;
-  return app.server.inject({
-    method,
-    url,
-    headers,
-    ...(payload === undefined ? {} : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
-  });
-}
-
-/** What the caller sees when something goes wrong must never show how the server is built. */
-const INTERNALS = /\n\s*at |\\n\s*at |\bat \S+ \(|\bat (file:|node:|\/)|\.ts:\d+|\.m?js:\d+:\d+|node_modules|\bstack\b/;
-
-function describeResponse(response: LightMyRequestResponse): string {
-  return `HTTP ${response.statusCode}: ${response.body.slice(0, 600)}`;
-}
-
-function expectClean(response: LightMyRequestResponse): void {
-  expect(response.statusCode, describeResponse(response)).toBeLessThan(500);
-  expect(response.body, 'the body leaks internals').not.toMatch(INTERNALS);
-}
-
-/** A refusal in the `{"detail": {status, code, type, message, request_id}}` shape. */
-function expectApiError(response: LightMyRequestResponse, status: number, type: string, code?: string): void {
-  expectClean(response);
-  expect(response.statusCode, describeResponse(response)).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/json/);
-  const body = response.json() as { detail: Record<string, unknown> };
-  expect(body).toEqual({
-    detail: {
-      status: code ?? expect.any(String),
-      code: code ?? expect.any(String),
-      type,
-      message: expect.any(String),
-      request_id: expect.stringMatching(/^req_[0-9a-f]{24}$/),
-    },
-  });
-  expect(body.detail.status).toBe(body.detail.code);
-  expect(body.detail.message).not.toBe('');
-}
-
-interface Issue {
-  loc: (string | number)[];
-  msg: string;
-  type: string;
-}
-
-/** A FastAPI-shaped 422 (`{"detail": [{loc, msg, type}]}`); returns its issues. */
-function expectValidationError(response: LightMyRequestResponse): Issue[] {
-  expectClean(response);
-  expect(response.statusCode, describeResponse(response)).toBe(422);
-  expect(response.headers['content-type']).toMatch(/^application\/json/);
-  const body = response.json() as { detail: Issue[] };
-  expect(Object.keys(body)).toEqual(['detail']);
-  expect(Array.isArray(body.detail), describeResponse(response)).toBe(true);
-  expect(body.detail.length).toBeGreaterThan(0);
-  for (const issue of body.detail) {
-    expect(Object.keys(issue).sort()).toEqual(['loc', 'msg', 'type']);
-    expect(['body', 'query', 'path']).toContain(issue.loc[0]);
-    for (const segment of issue.loc) expect(['string', 'number']).toContain(typeof segment);
-    expect(typeof issue.msg).toBe('string');
-    expect(issue.msg).not.toBe('');
-    expect(typeof issue.type).toBe('string');
-  }
-  return body.detail;
-}
-
-function locs(issues: Issue[]): (string | number)[][] {
-  return issues.map((issue) => issue.loc);
-}
-
-/** The rows that differ between two snapshots, one line per row, for a readable failure. */
-function snapshotDiff(before: string, after: string): string[] {
-  const [old, now] = [JSON.parse(before), JSON.parse(after)] as Record<string, unknown[]>[];
-  const lines: string[] = [];
-  for (const table of Object.keys(now)) {
-    const was = new Set(old[table].map((row) => JSON.stringify(row)));
-    const is = new Set(now[table].map((row) => JSON.stringify(row)));
-    for (const row of was) if (!is.has(row)) lines.push(`- ${table} ${row.slice(0, 300)}`);
-    for (const row of is) if (!was.has(row)) lines.push(`+ ${table} ${row.slice(0, 300)}`);
-  }
-  return lines;
-}
-
-/** Runs a request that must be refused and checks that it wrote nothing. */
-async function refused(request: Send): Promise<LightMyRequestResponse> {
-  const before = await snapshotDatabase(store.db);
-  const response = await send(request);
-  const after = await snapshotDatabase(store.db);
-  expect(snapshotDiff(before, after), `${request.method} ${request.url.slice(0, 200)} changed the database (${describeResponse(response)})`).toEqual([]);
-  expect(after).toBe(before);
-  return response;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Fixture: our agent with a second branch, and another workspace's agent
-// ---------------------------------------------------------------------------------------------
-
-interface Fixture {
-  agentId: string;
-  mainBranchId: string;
-  mainVersionId: string;
-  branchId: string;
-  branchVersionId: string;
-  /** The agent's first (active) deployment. */
-  deploymentId: string;
-  /** An open merge proposal from the branch into main, by the admin. */
-  proposalId: string;
-}
-
-interface World extends Fixture {
-  foreignAgentId: string;
-  foreignMainBranchId: string;
-  foreignVersionId: string;
-  /** Another agent in our own workspace: its ids do not belong under our agent. */
-  otherAgentId: string;
-  otherMainBranchId: string;
-  otherVersionId: string;
-}
-
-async function ok<T>(response: LightMyRequestResponse): Promise<T> {
-  expect(response.statusCode, describeResponse(response)).toBe(200);
-  return response.json() as T;
-}
-
-async function createAgent(key: string, name = 'A'): Promise<{ agentId: string; versionId: string; mainBranchId: string }> {
-  const { agent_id: agentId } = await ok<{ agent_id: string }>(
-    await send({
-      method: 'POST',
-      url: '/v1/convai/agents/create',
-      key,
-      payload: { conversation_config: { agent: { prompt: { prompt: 'hi' } } }, name },
-    }),
-  );
-  const agent = await ok<{ version_id: string; main_branch_id: string }>(
-    await send({ method: 'GET', url: `/v1/convai/agents/${agentId}`, key }),
-  );
-  return { agentId, versionId: agent.version_id, mainBranchId: agent.main_branch_id };
-}
-
-async function createFixture(): Promise<Fixture> {
-  const { agentId, versionId: firstVersionId, mainBranchId } = await createAgent(keys.admin);
-  // A branch with a change of its own, and a main that moved on since: every merge and rebase
-  // route then has real work to do with the sample request.
-  const created = await ok<{ created_branch_id: string; created_version_id: string }>(
-    await send({
-      method: 'POST',
-      url: `/v1/convai/agents/${agentId}/branches`,
-      key: keys.admin,
-      payload: {
-        parent_version_id: firstVersionId,
-        name: 'Experiment',
-        description: 'A second branch',
-        conversation_config: { agent: { first_message: 'from the branch' } },
-      },
-    }),
-  );
-  const main = await ok<{ version_id: string }>(
-    await send({
-      method: 'PATCH',
-      url: `/v1/convai/agents/${agentId}`,
-      key: keys.admin,
-      payload: { conversation_config: { agent: { language: 'de' } } },
-    }),
-  );
-  const history = await ok<{ results: { id: string }[] }>(
-    await send({ method: 'GET', url: `/v1/convai/agents/${agentId}/deployments`, key: keys.admin }),
-  );
-  const proposal = await ok<{ created_merge_proposal_id: string }>(
-    await send({
-      method: 'POST',
-      url: `/v1/convai/agents/${agentId}/merge-proposals`,
-      key: keys.admin,
-      payload: { source_branch_id: created.created_branch_id, target_branch_id: mainBranchId, title: 'Fixture proposal' },
-    }),
-  );
-  return {
-    agentId,
-    mainBranchId,
-    mainVersionId: main.version_id,
-    branchId: created.created_branch_id,
-    branchVersionId: created.created_version_id,
-    deploymentId: history.results[0].id,
-    proposalId: proposal.created_merge_proposal_id,
-  };
-}
+// Requests, checks and the fixture are in ./support/route-requests.ts (the fuzz and access-matrix
+// tests use them too).
 
 let world: World;
 
 beforeAll(async () => {
-  const fixture = await createFixture();
-  const foreign = await createAgent(foreignKey, 'Elsewhere');
-  const other = await createAgent(keys.admin, 'Other');
-  world = {
-    ...fixture,
-    foreignAgentId: foreign.agentId,
-    foreignMainBranchId: foreign.mainBranchId,
-    foreignVersionId: foreign.versionId,
-    otherAgentId: other.agentId,
-    otherMainBranchId: other.mainBranchId,
-    otherVersionId: other.versionId,
-  };
+  world = await createWorld();
 });
-
-/** The path parameters a route's `:placeholders` are filled from. */
-function pathValues(fixture: Fixture): Record<string, string> {
-  return {
-    agent_id: fixture.agentId,
-    branch_id: fixture.branchId,
-    version_id: fixture.mainVersionId,
-    deployment_id: fixture.deploymentId,
-    main_branch_id: fixture.mainBranchId,
-    branch_version_id: fixture.branchVersionId,
-    merge_proposal_id: fixture.proposalId,
-  };
-}
-
-function pathParams(route: RouteDefinition): string[] {
-  return [...route.url.matchAll(/:([a-z_]+)/g)].map((match) => match[1]);
-}
-
-/**
- * Query parameters a route requires, so that a refusal is caused by the one thing a test changes.
- * A new route with a required query parameter must add them here.
- */
-const SAMPLE_QUERIES: Record<string, (values: Record<string, string>) => Record<string, string>> = {
-  'GET /v1/convai/agents/:agent_id/branches/:branch_id/merge-preview': (values) => ({ target_branch_id: values.main_branch_id }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': (values) => ({ target_branch_id: values.main_branch_id }),
-  'POST /v1/convai/agents/:agent_id/drafts': (values) => ({ branch_id: values.branch_id }),
-  'DELETE /v1/convai/agents/:agent_id/drafts': (values) => ({ branch_id: values.branch_id }),
-  'GET /v1/convai/agents/:agent_id/diff': (values) => ({ from_version_id: values.version_id, to_version_id: values.branch_version_id }),
-};
-
-/** The route's URL with its placeholders filled and its required query; `overrides` replace single values. */
-function urlOf(route: RouteDefinition, values: Record<string, string>, overrides: Record<string, string> = {}): string {
-  const path = route.url.replace(/:([a-z_]+)/g, (_, name: string) => {
-    const value = overrides[name] ?? values[name];
-    if (value === undefined) throw new Error(`no fixture value for :${name} in ${route.url}; extend pathValues()`);
-    return encodeURIComponent(value);
-  });
-  const query = SAMPLE_QUERIES[`${route.method} ${route.url}`]?.(values);
-  return query ? `${path}?${new URLSearchParams(query).toString()}` : path;
-}
-
-/**
- * A body each route accepts with the fixture, so that a refusal in these tests is caused by
- * the one thing each test changes. A new route with a body must add one here (a test fails
- * until it does).
- */
-const SAMPLE_BODIES: Record<string, (fixture: Fixture) => Record<string, unknown>> = {
-  'POST /v1/convai/agents/create': () => ({ conversation_config: { agent: { prompt: { prompt: 'hi' } } }, name: 'A' }),
-  'PATCH /v1/convai/agents/:agent_id': () => ({ name: 'Renamed', version_description: 'rename' }),
-  'POST /v1/convai/agents/:agent_id/duplicate': () => ({ name: 'Copy' }),
-  'POST /v1/convai/agents/:agent_id/branches': (fixture) => ({
-    parent_version_id: fixture.mainVersionId,
-    name: 'Sample branch',
-    description: 'made by a sample request',
-  }),
-  'PATCH /v1/convai/agents/:agent_id/branches/:branch_id': () => ({ description: 'changed' }),
-  'POST /v1/convai/agents/:agent_id/deployments': (fixture) => ({
-    deployment_request: {
-      requests: [
-        { branch_id: fixture.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
-        { branch_id: fixture.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
-      ],
-    },
-  }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/restore': (fixture) => ({ version_id: fixture.mainVersionId }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': () => ({ archive_source_branch: false }),
-  'POST /v1/convai/agents/:agent_id/merge-proposals': (fixture) => ({
-    source_branch_id: fixture.branchId,
-    target_branch_id: fixture.mainBranchId,
-    title: 'Sample proposal',
-  }),
-  'PATCH /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id': () => ({ title: 'Renamed proposal' }),
-  // The fixture's proposal is the admin's own: an approval would be refused, a request for changes is not.
-  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/reviews': () => ({ state: 'changes_requested', comment: 'please' }),
-  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/comments': () => ({ body: 'A *comment*' }),
-  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/merge': () => ({ archive_source_branch: false }),
-  'POST /v1/convai/agents/:agent_id/drafts': () => ({
-    conversation_config: { agent: { first_message: 'draft' } },
-    platform_settings: {},
-    workflow: {},
-    name: 'Draft',
-  }),
-};
-
-function routeName(route: RouteDefinition): string {
-  return `${route.method} ${route.url}`;
-}
-
-function sampleBody(route: RouteDefinition, fixture: Fixture): Record<string, unknown> | undefined {
-  if (!route.body) return undefined;
-  const make = SAMPLE_BODIES[routeName(route)];
-  if (!make) throw new Error(`no sample body for ${routeName(route)}; add one to SAMPLE_BODIES`);
-  return make(fixture);
-}
 
 /** For a field, the first value of a wrong type that the route's schema refuses there. */
 function wrongValueFor(field: z.ZodType): unknown {
@@ -999,19 +698,6 @@ describe('huge strings', () => {
 });
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Like encodeURIComponent, but a lone surrogate goes out as its WTF-8 bytes instead of throwing. */
-function percentEncode(text: string): string {
-  let out = '';
-  for (const char of text) {
-    const unit = char.charCodeAt(0);
-    if (char.length === 1 && unit >= 0xd800 && unit <= 0xdfff) {
-      const bytes = [0xe0 | (unit >> 12), 0x80 | ((unit >> 6) & 0x3f), 0x80 | (unit & 0x3f)];
-      out += bytes.map((byte) => `%${byte.toString(16).toUpperCase()}`).join('');
-    } else out += encodeURIComponent(char);
-  }
-  return out;
-}
 
 describe('unicode edge cases in names', () => {
   // Sent as raw JSON text so that escapes such as a lone surrogate reach the server as written.

@@ -7,7 +7,7 @@ export const MAX_JSON_DEPTH = 64;
 
 /**
  * Replaces Fastify's JSON parser so that malformed JSON is a FastAPI-shaped 422 (`json_invalid`,
- * as upstream answers) and nesting is bounded. A `__proto__` key is refused.
+ * as upstream answers) and nesting is bounded. A `__proto__` key and numbers beyond the double range are refused.
  */
 export function registerJsonBodyParser(app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json']);
@@ -22,7 +22,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
       );
     }
     try {
-      done(null, JSON.parse(text, rejectPrototypeKeys));
+      done(null, JSON.parse(text, checkMember));
     } catch (error) {
       const message = error instanceof Error ? error.message : 'invalid JSON';
       done(RequestValidationError.at(['body', 0], `JSON decode error: ${message}`, 'json_invalid'), undefined);
@@ -30,10 +30,14 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
   });
 }
 
-function rejectPrototypeKeys(key: string, value: unknown): unknown {
+function checkMember(key: string, value: unknown): unknown {
   // `__proto__` would turn into a prototype change in the first `obj[key] = value` downstream.
   if (key === '__proto__') {
     throw new SyntaxError(`the key ${JSON.stringify(key)} is not allowed`);
+  }
+  // `1e999` parses as Infinity, which JSON cannot hold: stored, it would read back as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new SyntaxError(`the number at ${JSON.stringify(key)} is out of range`);
   }
   return value;
 }
