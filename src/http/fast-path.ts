@@ -45,6 +45,22 @@ function parseAgentGet(request: IncomingMessage): { agentId: string; params: Map
   return { agentId, params };
 }
 
+/**
+ * The `xi-api-key` header, read from the raw header list: `request.headers` builds an object of
+ * every header on first use, which the hot path does not need. A key sent twice is left to the route.
+ */
+function apiKeyOf(request: IncomingMessage): string | undefined {
+  const raw = request.rawHeaders;
+  let key: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length !== 10 || name.toLowerCase() !== 'xi-api-key') continue;
+    if (key !== undefined) return undefined;
+    key = raw[i + 1];
+  }
+  return key === '' ? undefined : key;
+}
+
 function send(response: ServerResponse, body: Buffer, counters: FastPathCounters, startedMs: number): true {
   response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
   response.end(body);
@@ -72,8 +88,8 @@ export function agentFastPath(
     const parsed = parseAgentGet(request);
     if (!parsed) return false;
     const startedMs = performance.now();
-    const key = request.headers['xi-api-key'];
-    if (typeof key !== 'string' || key === '') return false;
+    const key = apiKeyOf(request);
+    if (key === undefined) return false;
     const caller = workspaces.cachedCaller(key);
     if (!caller) return false;
     if (limiter !== undefined && limiter.check(request, caller, key) > 0) return false;
