@@ -24,7 +24,7 @@ export interface Store {
   /** The embedded database handle, for SQLite-only maintenance (checkpoints, size). */
   sqlite?: SqliteDatabase.Database;
   /** The hot path's reads without the query builder (prepared statements; see `fastReads`). */
-  fastReads?: FastReads;
+  fastReads: FastReads;
   /** PostgreSQL's connection pool, for metrics (its use is read, never driven, from outside). */
   pool?: pg.Pool;
   close(): Promise<void>;

@@ -97,8 +97,7 @@ export function agentsService(context: AppContext) {
    * version (immutable), the agent row (its update time) and the caller's role and authorship.
    */
   async function renderAt(caller: Caller, agent: AgentRow, version: VersionRef): Promise<Buffer> {
-    const isCreator = caller.userId === agent.created_by_user_id;
-    const key = `${agent.id}|${version.id}|${agent.updated_at_ms}|${caller.role}|${isCreator}`;
+    const key = `${agent.id}|${version.id}|${agent.updated_at_ms}|${caller.role}|${caller.userId === agent.created_by_user_id}`;
     const cached = context.caches.rendered.get(key);
     if (cached) return cached;
     const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
@@ -332,20 +331,12 @@ export function agentsService(context: AppContext) {
       try {
         if (selector.versionId && selector.branchId) return undefined;
         const fast = context.store.fastReads;
-        if (fast) {
-          const row = await (selector.versionId
-            ? fast.version(caller.workspaceId, agentId, selector.versionId)
-            : fast.head(caller.workspaceId, agentId, selector.branchId ?? null));
-          if (!row) return undefined;
-          const view = splitAgentVersionRow(row);
-          return await renderAt(caller, view.agent, view.version);
-        }
-        if (selector.versionId) {
-          const view = await agentsStore(db).versionView(caller.workspaceId, agentId, selector.versionId);
-          return view ? await renderAt(caller, view.agent, view.version) : undefined;
-        }
-        const view = await agentsStore(db).headView(caller.workspaceId, agentId, selector.branchId);
-        return view ? await renderAt(caller, view.agent, view.version) : undefined;
+        const row = await (selector.versionId
+          ? fast.version(caller.workspaceId, agentId, selector.versionId)
+          : fast.head(caller.workspaceId, agentId, selector.branchId ?? null));
+        if (!row) return undefined;
+        const { agent, version } = splitAgentVersionRow(row);
+        return await renderAt(caller, agent, version);
       } catch {
         return undefined;
       }

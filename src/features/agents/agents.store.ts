@@ -53,20 +53,6 @@ export function agentsStore(db: Kysely<Database>) {
       return row ? splitAgentVersionRow(row) : undefined;
     },
 
-    /** An agent with one of its versions, in one query. */
-    async versionView(workspaceId: string, agentId: string, versionId: string) {
-      const row = await db
-        .selectFrom('agents')
-        .innerJoin('versions', 'versions.agent_id', 'agents.id')
-        .selectAll('agents')
-        .select(['versions.id as version_id', 'versions.branch_id as version_branch_id', 'versions.document_hash as version_document_hash'])
-        .where('agents.id', '=', agentId)
-        .where('agents.workspace_id', '=', workspaceId)
-        .where('versions.id', '=', versionId)
-        .executeTakeFirst();
-      return row ? splitAgentVersionRow(row) : undefined;
-    },
-
     /** Any workspace's agent: only for caches that check the workspace when they serve. */
     findById(agentId: string): Promise<AgentRow | undefined> {
       return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
