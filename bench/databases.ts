@@ -5,10 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import pg from 'pg';
-
 import type { StoreOptions } from '../src/db/connect.js';
-import { type Cluster, findPostgresBin, startCluster } from '../test/support/postgres-cluster.js';
+import { adminQuery, type Cluster, findPostgresBin, startCluster } from '../test/support/postgres-cluster.js';
 
 export interface BenchDatabase {
   /** Store options for a process of the bench, and the environment for a server process. */
@@ -37,28 +35,18 @@ function postgres(server: string): BenchDialect {
     async create() {
       const dataDir = mkdtempSync(path.join(tmpdir(), 'branchwise-bench-'));
       const name = `bench_${randomBytes(6).toString('hex')}`;
-      await admin(server, `CREATE DATABASE ${name}`);
+      await adminQuery(server, `CREATE DATABASE ${name}`);
       const databaseUrl = `${server}/${name}`;
       return {
         options: { dataDir, databaseUrl },
         env: { DATA_DIR: dataDir, DATABASE_URL: databaseUrl },
         async drop() {
           rmSync(dataDir, { recursive: true, force: true });
-          await admin(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await adminQuery(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
         },
       };
     },
   };
-}
-
-async function admin(server: string, statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: `${server}/postgres` });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
 }
 
 /**

@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Role } from '../src/db/schema.js';
@@ -10,7 +9,7 @@ import { recordUserAction } from '../src/features/audit/audit.events.js';
 import { zAuditEventsPage } from '../src/features/audit/audit.routes.js';
 import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
-import { startTestApp, type TestApp } from './support/test-app.js';
+import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // The audit log (issue 9, item 6): every write that versions and deployments do not already
 // attribute records who, when and what, in the write's own transaction; admins read it, per workspace.
@@ -56,19 +55,10 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-function send(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, key: string | null, payload?: unknown): Promise<LightMyRequestResponse> {
-  return testApp.app.server.inject({
-    method,
-    url,
-    headers: { ...(key === null ? {} : { 'xi-api-key': key }), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
-}
+const send = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, key: string | null, payload?: unknown) =>
+  injectAs(testApp, method, url, key, payload);
 
-async function ok<T>(response: LightMyRequestResponse): Promise<T> {
-  expect(response.statusCode, response.body.slice(0, 500)).toBe(200);
-  return response.json() as T;
-}
+const ok = okJson;
 
 async function page(query: Record<string, string> = {}, key = keys.admin): Promise<Page> {
   return ok<Page>(await send('GET', `${EVENTS_URL}?${new URLSearchParams(query).toString()}`, key));

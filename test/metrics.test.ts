@@ -1,8 +1,7 @@
-import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FAST_PATH_ROUTE } from '../src/http/fast-path.js';
-import { dialect, listen, startTestApp, type TestApp } from './support/test-app.js';
+import { dialect, injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // GET /metrics (issue 9, item 7): Prometheus text from prom-client, one registry per app, admin
 // keys of the default workspace only. Counts by route pattern, write counters, caches, the pool.
@@ -22,19 +21,10 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-function send(method: 'GET' | 'POST' | 'PATCH', url: string, key: string | null, payload?: unknown, app = testApp): Promise<LightMyRequestResponse> {
-  return app.app.server.inject({
-    method,
-    url,
-    headers: { ...(key === null ? {} : { 'xi-api-key': key }), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
-}
+const send = (method: 'GET' | 'POST' | 'PATCH', url: string, key: string | null, payload?: unknown, app = testApp) =>
+  injectAs(app, method, url, key, payload);
 
-async function ok<T>(response: LightMyRequestResponse): Promise<T> {
-  expect(response.statusCode, response.body.slice(0, 500)).toBe(200);
-  return response.json() as T;
-}
+const ok = okJson;
 
 /** The Prometheus text format, parsed into samples. */
 function parse(text: string): Sample[] {

@@ -1,26 +1,18 @@
 import type { IncomingMessage } from 'node:http';
 
 import { ElevenLabsClient, ElevenLabsError } from '@elevenlabs/elevenlabs-js';
-import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadConfig } from '../src/config.js';
 import type { Caller } from '../src/features/workspaces/workspaces.store.js';
 import { RateLimiter } from '../src/http/rate-limit.js';
 import { detailOf, failure } from './support/sdk-errors.js';
-import { listen, sdk, startTestApp, type TestApp } from './support/test-app.js';
+import { injectAs, listen, sdk, startTestApp, type TestApp } from './support/test-app.js';
 
 // Per-key rate limiting (issue 9, item 5): off by default (the official SDK retries 429s), a token
 // bucket per API key when configured, on the Fastify routes and the GET agent fast path alike.
 
-function send(app: TestApp, method: 'GET' | 'POST' | 'PATCH', url: string, key: string | null, payload?: unknown): Promise<LightMyRequestResponse> {
-  return app.app.server.inject({
-    method,
-    url,
-    headers: { ...(key === null ? {} : { 'xi-api-key': key }), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
-}
+const send = injectAs;
 
 async function createAgent(app: TestApp, key: string): Promise<string> {
   const response = await send(app, 'POST', '/v1/convai/agents/create', key, { name: 'Limited', conversation_config: { agent: { first_message: 'hi' } } });

@@ -6,9 +6,12 @@ export interface LruLimits<V> {
   sizeOf?: (value: V) => number;
 }
 
-/** A least-recently-used map bounded by entry count and, optionally, by bytes. */
+/**
+ * A least-recently-used map bounded by entry count and, optionally, by bytes. A value's size is
+ * taken when it is set: a value that grows is set again to be counted anew.
+ */
 export class LruCache<K, V> {
-  private readonly entries = new Map<K, V>();
+  private readonly entries = new Map<K, { value: V; size: number }>();
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly sizeOf?: (value: V) => number;
@@ -25,25 +28,28 @@ export class LruCache<K, V> {
   }
 
   get(key: K): V | undefined {
-    const value = this.entries.get(key);
-    if (value === undefined) {
+    const entry = this.entries.get(key);
+    if (entry === undefined) {
       this.misses++;
       return undefined;
     }
     this.hits++;
     this.entries.delete(key);
-    this.entries.set(key, value);
-    return value;
+    this.entries.set(key, entry);
+    return entry.value;
+  }
+
+  /** The value, without counting a lookup or a use. */
+  peek(key: K): V | undefined {
+    return this.entries.get(key)?.value;
   }
 
   set(key: K, value: V): void {
     this.delete(key);
-    if (this.sizeOf) {
-      const size = this.sizeOf(value);
-      if (size > this.maxBytes) return;
-      this.byteCount += size;
-    }
-    this.entries.set(key, value);
+    const size = this.sizeOf ? this.sizeOf(value) : 0;
+    if (size > this.maxBytes) return;
+    this.byteCount += size;
+    this.entries.set(key, { value, size });
     while (this.entries.size > this.maxEntries || this.byteCount > this.maxBytes) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;
@@ -52,9 +58,9 @@ export class LruCache<K, V> {
   }
 
   delete(key: K): void {
-    const value = this.entries.get(key);
-    if (value === undefined) return;
-    if (this.sizeOf) this.byteCount -= this.sizeOf(value);
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.byteCount -= entry.size;
     this.entries.delete(key);
   }
 

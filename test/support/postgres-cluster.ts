@@ -3,6 +3,8 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import pg from 'pg';
+
 import { freePort } from './server-process.js';
 
 /**
@@ -64,4 +66,15 @@ export async function startCluster(bin: string, { durable = false } = {}): Promi
       }
     },
   };
+}
+
+/** Runs one statement on a server's `postgres` database (creating and dropping databases). */
+export async function adminQuery(server: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: `${server}/postgres` });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
 }

@@ -5,12 +5,13 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 import { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
-import pg from 'pg';
-import { inject } from 'vitest';
+import type { LightMyRequestResponse } from 'fastify';
+import { expect, inject } from 'vitest';
 
 import { type App, type AppOptions, buildApp } from '../../src/app.js';
 import { openStore, type Store, type StoreOptions } from '../../src/db/connect.js';
 import type { Role } from '../../src/db/schema.js';
+import { adminQuery } from './postgres-cluster.js';
 
 /** The dialect this test run is on (vitest project `sqlite` or `postgres`). */
 export const dialect: 'sqlite' | 'postgres' = process.env.TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite';
@@ -37,16 +38,6 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await adminQuery(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
-}
-
-async function adminQuery(server: string, statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: `${server}/postgres` });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
 }
 
 export interface TestApp {
@@ -94,4 +85,26 @@ export async function listen(testApp: TestApp): Promise<string> {
 
 export function sdk(baseUrl: string, apiKey: string): ElevenLabsClient {
   return new ElevenLabsClient({ apiKey, baseUrl, maxRetries: 0 });
+}
+
+/** An in-process request with a key (null: none) and, when given, a JSON body. */
+export function injectAs(
+  testApp: TestApp,
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  key: string | null,
+  payload?: unknown,
+): Promise<LightMyRequestResponse> {
+  return testApp.app.server.inject({
+    method,
+    url,
+    headers: { ...(key === null ? {} : { 'xi-api-key': key }), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+  });
+}
+
+/** The JSON body of a 200 (the start of any other body is in the failure). */
+export function okJson<T>(response: LightMyRequestResponse): T {
+  expect(response.statusCode, response.body.slice(0, 500)).toBe(200);
+  return response.json() as T;
 }

@@ -1,4 +1,5 @@
 import type { ChangeFeed } from '../../db/change-feed.js';
+import { LruCache } from '../../domain/lru.js';
 import { type BucketTable, routeToBranch } from '../../domain/traffic-split.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import type { AgentRow } from '../agents/agents.store.js';
@@ -35,31 +36,38 @@ export type RoutingEntryLoader = (agentId: string) => Promise<Pick<RoutingEntry,
  * byte budget (bucket tables and rendered responses) or the entry limit is reached.
  */
 export class RoutingCache {
-  /** In least recently used order. */
-  private readonly entries = new Map<string, RoutingEntry>();
+  private readonly entries: LruCache<string, RoutingEntry>;
   /** Moves on every invalidation: an entry read from the database before one is not stored. */
   private generation = 0;
   private loader: RoutingEntryLoader | undefined;
-  private byteCount = 0;
-  /** Lookups that found / did not find a live entry (for metrics). */
-  hits = 0;
-  misses = 0;
+  /** Entries found but expired: misses, though the LRU counted them as hits. */
+  private expired = 0;
 
   constructor(
     private readonly changes: ChangeFeed,
     private readonly now: () => number,
-    private readonly maxBytes: number = Number.POSITIVE_INFINITY,
+    maxBytes: number = Number.POSITIVE_INFINITY,
   ) {
+    this.entries = new LruCache({ maxEntries: MAX_AGENTS, maxBytes, sizeOf: (entry) => entry.bytes });
     changes.subscribe((event) => {
-      if (event.kind === 'agent') this.drop(event.agentId);
-      else if (event.kind === 'reset') this.clear();
+      if (event.kind === 'agent') this.entries.delete(event.agentId);
+      else if (event.kind === 'reset') this.entries.clear();
       if (event.kind !== 'key') this.generation++;
     });
   }
 
+  /** Lookups that found / did not find a live entry (for metrics). */
+  get hits(): number {
+    return this.entries.hits - this.expired;
+  }
+
+  get misses(): number {
+    return this.entries.misses + this.expired;
+  }
+
   /** Bytes held, as counted against the budget. */
   get bytes(): number {
-    return this.byteCount;
+    return this.entries.bytes;
   }
 
   get size(): number {
@@ -74,26 +82,19 @@ export class RoutingCache {
   get(agentId: string): RoutingEntry | undefined {
     if (!this.changes.live) return undefined;
     const entry = this.entries.get(agentId);
-    if (!entry) {
-      this.misses++;
-      return undefined;
-    }
+    if (!entry) return undefined;
     const now = this.now();
     if (entry.expiresAt <= now) {
-      this.drop(agentId);
-      this.misses++;
+      this.entries.delete(agentId);
+      this.expired++;
       return undefined;
     }
-    this.hits++;
-    // Most recently used last (Map keeps insertion order).
-    this.entries.delete(agentId);
-    this.entries.set(agentId, entry);
     if (entry.refreshAt <= now && !entry.refreshing && this.loader) {
       entry.refreshing = true;
       const started = this.startFill();
       this.loader(agentId)
         .then((fresh) => fresh && this.set(agentId, fresh, started))
-        .catch(() => this.drop(agentId))
+        .catch(() => this.entries.delete(agentId))
         .finally(() => (entry.refreshing = false));
     }
     return entry;
@@ -120,11 +121,11 @@ export class RoutingCache {
     if (entry.responses.has(key)) return;
     entry.responses.set(key, response);
     // Entries not (or no longer) stored are private to one request: nothing to account.
-    const stored = this.entries.get(agentId);
+    const stored = this.entries.peek(agentId);
     if (stored?.responses !== entry.responses) return;
     stored.bytes += response.byteLength;
-    this.byteCount += response.byteLength;
-    this.evict();
+    // Set again, so that the budget counts what it holds now.
+    this.entries.set(agentId, stored);
   }
 
   /** Call before reading what `set` will store. */
@@ -135,38 +136,15 @@ export class RoutingCache {
   /** Stores an entry read since `startedAt`, unless an invalidation came in between. */
   set(agentId: string, entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads'>, startedAt: number): RoutingEntry | undefined {
     if (!this.changes.live || startedAt !== this.generation) return undefined;
-    const previous = this.entries.get(agentId);
+    const previous = this.entries.peek(agentId);
     // Rendered bytes stay valid while the agent row is unchanged (they are keyed by version).
     const responses = previous && previous.agent.updated_at_ms === entry.agent.updated_at_ms ? previous.responses : new Map<string, Buffer>();
     let bytes = ENTRY_OVERHEAD_BYTES + entry.table.branchOf.byteLength + entry.heads.size * HEAD_BYTES;
     for (const response of responses.values()) bytes += response.byteLength;
-    this.drop(agentId);
     const now = this.now();
     const stored: RoutingEntry = { ...entry, responses, expiresAt: now + ENTRY_TTL_MS, refreshAt: now + REFRESH_AFTER_MS, bytes };
+    // An entry larger than the whole budget is not kept (the caller serves it once).
     this.entries.set(agentId, stored);
-    this.byteCount += bytes;
-    this.evict();
-    return this.entries.get(agentId);
-  }
-
-  private drop(agentId: string): void {
-    const entry = this.entries.get(agentId);
-    if (!entry) return;
-    this.byteCount -= entry.bytes;
-    this.entries.delete(agentId);
-  }
-
-  private clear(): void {
-    this.entries.clear();
-    this.byteCount = 0;
-  }
-
-  /** Drops least recently used entries until the limits hold (the one just stored or used is the newest). */
-  private evict(): void {
-    while (this.entries.size > MAX_AGENTS || this.byteCount > this.maxBytes) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done) return;
-      this.drop(oldest.value);
-    }
+    return this.entries.peek(agentId);
   }
 }
