@@ -73,7 +73,7 @@ export function wrk(url: string, script: string, seconds: number, env: Record<st
 
 export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
   const [pinnedCommand, pinnedArgs] = onCore(0, command, args);
-  const child = spawn(pinnedCommand, pinnedArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(pinnedCommand, pinnedArgs, { env: { ...process.env, ...env }, stdio: ['ignore', process.env.CHILD_OUT ? 'inherit' : 'ignore', 'inherit'] });
   await waitFor(ready, `${args.join(' ')} to listen`);
   return child;
 }

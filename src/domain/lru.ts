@@ -16,6 +16,9 @@ export class LruCache<K, V> {
   private readonly maxBytes: number;
   private readonly sizeOf?: (value: V) => number;
   private byteCount = 0;
+  /** The most recently used key (when `hasNewest`): reading it again moves nothing. */
+  private newest: K | undefined;
+  private hasNewest = false;
   /** Lookups that found / did not find an entry (for metrics). */
   hits = 0;
   misses = 0;
@@ -34,8 +37,13 @@ export class LruCache<K, V> {
       return undefined;
     }
     this.hits++;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    // A hot key read over and over is already the newest: no Map delete and insert for it.
+    if (!this.hasNewest || this.newest !== key) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      this.newest = key;
+      this.hasNewest = true;
+    }
     return entry.value;
   }
 
@@ -50,6 +58,8 @@ export class LruCache<K, V> {
     if (size > this.maxBytes) return;
     this.byteCount += size;
     this.entries.set(key, { value, size });
+    this.newest = key;
+    this.hasNewest = true;
     while (this.entries.size > this.maxEntries || this.byteCount > this.maxBytes) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;
@@ -62,11 +72,16 @@ export class LruCache<K, V> {
     if (entry === undefined) return;
     this.byteCount -= entry.size;
     this.entries.delete(key);
+    if (this.hasNewest && this.newest === key) {
+      this.hasNewest = false;
+      this.newest = undefined;
+    }
   }
 
   clear(): void {
     this.entries.clear();
     this.byteCount = 0;
+    this.hasNewest = false;
   }
 
   get size(): number {

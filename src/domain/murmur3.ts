@@ -79,6 +79,72 @@ function murmur3Ascii(text: string, seed: number): number {
   return finalize(h, length);
 }
 
+function mixBlock(hash: number, block: number): number {
+  let k = Math.imul(block, C1);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, C2);
+  const h = hash ^ k;
+  return (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * `murmur3(prefix + text)` for many texts after one prefix, with the prefix's blocks mixed once
+ * and no string built per call: the routed read hashes `"{agent_id}:"` and a fresh routing key
+ * for every request.
+ */
+export class Murmur3Prefix {
+  private readonly ascii: boolean;
+  /** The hash after the prefix's whole 4-byte blocks. */
+  private readonly hash: number = 0;
+  /** The prefix's last 0–3 bytes, little-endian, waiting for the text to complete their block. */
+  private readonly pending: number = 0;
+  private readonly pendingLength: number = 0;
+
+  constructor(private readonly prefix: string) {
+    this.ascii = isAscii(prefix);
+    if (!this.ascii) return;
+    const blocks = prefix.length & ~3;
+    for (let i = 0; i < blocks; i += 4) {
+      this.hash = mixBlock(this.hash, prefix.charCodeAt(i) | (prefix.charCodeAt(i + 1) << 8) | (prefix.charCodeAt(i + 2) << 16) | (prefix.charCodeAt(i + 3) << 24));
+    }
+    for (let i = blocks; i < prefix.length; i++) this.pending |= prefix.charCodeAt(i) << (8 * (i - blocks));
+    this.pendingLength = prefix.length - blocks;
+  }
+
+  /** Equal to `murmur3(prefix + text)`. */
+  of(text: string): number {
+    if (!this.ascii || !isAscii(text)) return murmur3(this.prefix + text);
+    let h = this.hash;
+    let k = this.pending;
+    let n = this.pendingLength;
+    let i = 0;
+    if (n > 0) {
+      while (n < 4 && i < text.length) k |= text.charCodeAt(i++) << (8 * n++);
+      if (n === 4) {
+        h = mixBlock(h, k);
+        k = 0;
+        n = 0;
+      }
+    }
+    const blocksEnd = i + ((text.length - i) & ~3);
+    for (; i < blocksEnd; i += 4) {
+      h = mixBlock(h, text.charCodeAt(i) | (text.charCodeAt(i + 1) << 8) | (text.charCodeAt(i + 2) << 16) | (text.charCodeAt(i + 3) << 24));
+    }
+    while (i < text.length) k |= text.charCodeAt(i++) << (8 * n++);
+    if (n > 0) {
+      k = Math.imul(k, C1);
+      k = (k << 15) | (k >>> 17);
+      h ^= Math.imul(k, C2);
+    }
+    return finalize(h, this.prefix.length + text.length);
+  }
+}
+
 function finalize(hash: number, length: number): number {
   let h = hash ^ length;
   h ^= h >>> 16;

@@ -1,4 +1,4 @@
-import { murmur3 } from './murmur3.js';
+import { murmur3, Murmur3Prefix } from './murmur3.js';
 
 /**
  * Traffic splits and conversation routing (DESIGN §7).
@@ -25,11 +25,32 @@ export interface BucketTable {
 }
 
 export function bucketOf(agentId: string, routingKey: string): number {
-  return Math.floor((murmur3(`${agentId}:${routingKey}`) * BUCKETS) / 4294967296);
+  return bucketOfHash(murmur3(`${agentId}:${routingKey}`));
+}
+
+function bucketOfHash(hash: number): number {
+  return Math.floor((hash * BUCKETS) / 4294967296);
 }
 
 export function routeToBranch(table: BucketTable, agentId: string, routingKey: string): string {
   return table.branchIds[table.branchOf[bucketOf(agentId, routingKey)]];
+}
+
+/** One agent's routing keys to buckets, `bucketOf` without rehashing its id for every key. */
+export class AgentBuckets {
+  private readonly prefix: Murmur3Prefix;
+
+  constructor(agentId: string) {
+    this.prefix = new Murmur3Prefix(`${agentId}:`);
+  }
+
+  bucketOf(routingKey: string): number {
+    return bucketOfHash(this.prefix.of(routingKey));
+  }
+
+  routeToBranch(table: BucketTable, routingKey: string): string {
+    return table.branchIds[table.branchOf[this.bucketOf(routingKey)]];
+  }
 }
 
 /**

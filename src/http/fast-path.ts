@@ -20,29 +20,53 @@ export interface FastPathCounters {
 
 export type QuickGet = (caller: Caller, agentId: string, selector: { branchId?: string; versionId?: string }) => Promise<Buffer | undefined>;
 
+/** The query parameters the fast path reads; any other name sends the request to the full route. */
+interface AgentGet {
+  agentId: string;
+  branchId?: string;
+  versionId?: string;
+  conversationId?: string;
+  routingKey?: string;
+}
+
+/** Which parameter `query[start, end)` names, as an `AgentGet` field, or undefined for any other. */
+function knownName(query: string, start: number, end: number): 'branchId' | 'versionId' | 'conversationId' | 'routingKey' | undefined {
+  const length = end - start;
+  if (length === 9 && query.startsWith('branch_id', start)) return 'branchId';
+  if (length === 10 && query.startsWith('version_id', start)) return 'versionId';
+  if (length === 15 && query.startsWith('conversation_id', start)) return 'conversationId';
+  if (length === 11 && query.startsWith('routing_key', start)) return 'routingKey';
+  return undefined;
+}
+
 /**
- * An agent `GET` with a plain query (`name=value&…`, nothing to decode, no name twice), or
- * undefined for anything else: that goes to the full route.
+ * An agent `GET` whose query holds only the parameters it reads, each once and plain (nothing to
+ * decode), or undefined for anything else: that goes to the full route. It scans the URL in place,
+ * slicing only the id and the values it keeps (this runs for every routed read).
  */
-function parseAgentGet(request: IncomingMessage): { agentId: string; params: Map<string, string> } | undefined {
+function parseAgentGet(request: IncomingMessage): AgentGet | undefined {
   const url = request.url;
   if (request.method !== 'GET' || url === undefined || !url.startsWith(PREFIX)) return undefined;
   const queryStart = url.indexOf('?');
   const agentId = url.slice(PREFIX.length, queryStart < 0 ? undefined : queryStart);
   if (agentId === '' || agentId.length > 500 || agentId.includes('/') || agentId.includes('%') || hasBadText(agentId)) return undefined;
-  const params = new Map<string, string>();
-  if (queryStart >= 0) {
-    const query = url.slice(queryStart + 1);
-    if (query.includes('%') || query.includes('+')) return undefined;
-    for (const pair of query.split('&')) {
-      const equals = pair.indexOf('=');
-      const name = equals < 0 ? pair : pair.slice(0, equals);
-      if (name === '') continue;
-      if (params.has(name)) return undefined;
-      params.set(name, equals < 0 ? '' : pair.slice(equals + 1));
+  const parsed: AgentGet = { agentId };
+  if (queryStart < 0) return parsed;
+  if (url.includes('%', queryStart) || url.includes('+', queryStart)) return undefined;
+  let start = queryStart + 1;
+  while (start <= url.length) {
+    let end = url.indexOf('&', start);
+    if (end < 0) end = url.length;
+    let equals = url.indexOf('=', start);
+    if (equals < 0 || equals > end) equals = end;
+    if (equals > start) {
+      const name = knownName(url, start, equals);
+      if (name === undefined || parsed[name] !== undefined) return undefined;
+      parsed[name] = equals < end ? url.slice(equals + 1, end) : '';
     }
+    start = end + 1;
   }
-  return { agentId, params };
+  return parsed;
 }
 
 /**
@@ -93,14 +117,10 @@ export function agentFastPath(
     const caller = workspaces.cachedCaller(key);
     if (!caller) return false;
     if (limiter !== undefined && limiter.check(request, caller, key) > 0) return false;
-    const { agentId, params } = parsed;
-    const branchId = params.get('branch_id');
-    const versionId = params.get('version_id');
-    const conversationId = params.get('conversation_id');
-    const routingKey = params.get('routing_key');
+    const { agentId, branchId, versionId, conversationId, routingKey } = parsed;
 
     if (conversationId !== undefined || routingKey !== undefined) {
-      // Routed: other parameters are ignored, as the route ignores them; a pin is not routed.
+      // Routed, unless it also pins a branch or version: the route says what that means.
       const routed = conversationId ?? routingKey;
       if (conversationId !== undefined && routingKey !== undefined) return false;
       if (branchId !== undefined || versionId !== undefined || routed === undefined || routed.length > 1_000 || hasBadText(routed)) return false;
@@ -108,7 +128,6 @@ export function agentFastPath(
       return body ? send(response, body, counters, startedMs) : false;
     }
 
-    for (const name of params.keys()) if (name !== 'branch_id' && name !== 'version_id') return false;
     if (branchId === '' || versionId === '') return false;
     return quickGet(caller, agentId, { branchId, versionId }).then((body) => (body ? send(response, body, counters, startedMs) : false));
   };

@@ -5,8 +5,9 @@ import fc from 'fast-check';
 import reference from 'murmurhash3js-revisited';
 import { describe, expect, it } from 'vitest';
 
-import { murmur3, murmur3Bytes } from '../../src/domain/murmur3.js';
+import { murmur3, murmur3Bytes, Murmur3Prefix } from '../../src/domain/murmur3.js';
 import {
+  AgentBuckets,
   BUCKETS,
   bucketCounts,
   bucketOf,
@@ -51,6 +52,27 @@ describe('murmur3 and buckets', () => {
         expect(murmur3Bytes(encoder.encode(unicode))).toBe(referenceHash(unicode));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('hashes a prefix once and any text after it as the whole string: every split of the blocks, ASCII or not', () => {
+    const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 20 }));
+    fc.assert(
+      fc.property(text, fc.array(text, { maxLength: 5 }), (prefix, texts) => {
+        const hasher = new Murmur3Prefix(prefix);
+        // Used again and again, as the hot path does: nothing carries over from one text to the next.
+        for (const after of texts) expect(hasher.of(after)).toBe(murmur3(prefix + after));
+      }),
+      { numRuns: 500 },
+    );
+    const buckets = new AgentBuckets('agent_01m89pr0fy6w085wdrfph1rv7psd');
+    expect(buckets.bucketOf('+15550100')).toBe(4986);
+    expect(buckets.bucketOf('🤖 conversation')).toBe(4201);
+    fc.assert(
+      fc.property(fc.string(), fc.string(), (agentId, key) => {
+        expect(new AgentBuckets(agentId).bucketOf(key)).toBe(bucketOf(agentId, key));
+      }),
+      { numRuns: 200 },
     );
   });
 

@@ -1,6 +1,6 @@
 import type { ChangeFeed } from '../../db/change-feed.js';
 import { LruCache } from '../../domain/lru.js';
-import { type BucketTable, routeToBranch } from '../../domain/traffic-split.js';
+import { AgentBuckets, type BucketTable } from '../../domain/traffic-split.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import type { AgentRow } from '../agents/agents.store.js';
 
@@ -17,14 +17,24 @@ export interface RoutingEntry {
   agent: AgentRow;
   table: BucketTable;
   /** Branch id → its head version. */
-  heads: Map<string, { versionId: string; documentHash: string }>;
+  heads: Map<string, RoutingHead>;
   /** Rendered response bytes by `versionId|role|isCreator` (access_info is per caller). */
   responses: Map<string, Buffer>;
+  /** The agent's routing keys to buckets. */
+  buckets: AgentBuckets;
   expiresAt: number;
   refreshAt: number;
   refreshing?: boolean;
   /** What this entry holds, as counted against the cache's byte budget. */
   bytes: number;
+}
+
+export interface RoutingHead {
+  versionId: string;
+  documentHash: string;
+  /** The response key of the last caller served this head, so that the hot path builds none. */
+  lastCaller?: Caller;
+  lastKey?: string;
 }
 
 export type RoutingEntryLoader = (agentId: string) => Promise<Pick<RoutingEntry, 'agent' | 'table' | 'heads'> | undefined>;
@@ -112,8 +122,13 @@ export class RoutingCache {
   peek(agentId: string, caller: Caller, routingKey: string): Buffer | undefined {
     const entry = this.get(agentId);
     if (!entry || entry.agent.workspace_id !== caller.workspaceId) return undefined;
-    const head = entry.heads.get(routeToBranch(entry.table, entry.agent.id, routingKey));
-    return head ? entry.responses.get(RoutingCache.responseKey(entry, head.versionId, caller)) : undefined;
+    const head = entry.heads.get(entry.buckets.routeToBranch(entry.table, routingKey));
+    if (!head) return undefined;
+    if (head.lastCaller !== caller) {
+      head.lastKey = RoutingCache.responseKey(entry, head.versionId, caller);
+      head.lastCaller = caller;
+    }
+    return entry.responses.get(head.lastKey as string);
   }
 
   /** Keeps a rendered response in an entry, within the byte budget. */
@@ -142,7 +157,8 @@ export class RoutingCache {
     let bytes = ENTRY_OVERHEAD_BYTES + entry.table.branchOf.byteLength + entry.heads.size * HEAD_BYTES;
     for (const response of responses.values()) bytes += response.byteLength;
     const now = this.now();
-    const stored: RoutingEntry = { ...entry, responses, expiresAt: now + ENTRY_TTL_MS, refreshAt: now + REFRESH_AFTER_MS, bytes };
+    const buckets = previous?.buckets ?? new AgentBuckets(entry.agent.id);
+    const stored: RoutingEntry = { ...entry, responses, buckets, expiresAt: now + ENTRY_TTL_MS, refreshAt: now + REFRESH_AFTER_MS, bytes };
     // An entry larger than the whole budget is not kept (the caller serves it once).
     this.entries.set(agentId, stored);
     return this.entries.peek(agentId);
