@@ -6,7 +6,7 @@ import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 
-import { freePort } from '../test/support/server-process.js';
+import { freePort, serverCommand } from '../test/support/server-process.js';
 import { largeConversationConfig } from '../test/support/builders.js';
 import type { BenchDatabase, BenchDialect } from './databases.js';
 import { KEY, seed, startProcess, stop, wrk } from './http.bench.js';
@@ -70,7 +70,7 @@ export async function benchCommits(seconds: number, dialect: BenchDialect) {
     const { agentId } = await seed(database.options);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    server = await startProcess(process.execPath, [path.resolve('bin/branchwise.mjs')], { ...database.env, PORT: String(port) }, async () =>
+    server = await startProcess(...serverCommand('serve'), { ...database.env, PORT: String(port) }, async () =>
       (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
     );
     const env = { BENCH_API_KEY: KEY, BENCH_PATH: `/v1/convai/agents/${agentId}` };

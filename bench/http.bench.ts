@@ -10,7 +10,7 @@ import { buildApp } from '../src/app.js';
 import { openStore, type StoreOptions } from '../src/db/connect.js';
 import type { BenchDialect } from './databases.js';
 import { largeConversationConfig } from '../test/support/builders.js';
-import { freePort, waitFor } from '../test/support/server-process.js';
+import { freePort, serverCommand, waitFor } from '../test/support/server-process.js';
 
 export const KEY = 'sk_bench_admin_key';
 
@@ -73,7 +73,7 @@ export function wrk(url: string, script: string, seconds: number, env: Record<st
 
 export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
   const [pinnedCommand, pinnedArgs] = onCore(0, command, args);
-  const child = spawn(pinnedCommand, pinnedArgs, { env: { ...process.env, ...env }, stdio: ['ignore', process.env.CHILD_OUT ? 'inherit' : 'ignore', 'inherit'] });
+  const child = spawn(pinnedCommand, pinnedArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitFor(ready, `${args.join(' ')} to listen`);
   return child;
 }
@@ -133,9 +133,9 @@ export const HTTP_SETUP = pinned
   : 'wrk (1 thread, 50 connections) and the servers share the cores (no taskset).';
 
 /**
- * Each figure is measured `rounds` times, interleaved with the bare baseline (bare, routed, head,
- * version; again), so that drift on the machine hits both sides; the round with the median ratio
- * is reported.
+ * Each figure is measured `rounds` times, each round on fresh processes of both servers and
+ * interleaved with the bare baseline (bare, routed, head, version), so that drift on the machine
+ * hits both sides; the round with the median ratio is reported.
  */
 export async function benchHttp(seconds: number, rounds: number, dialect: BenchDialect): Promise<HttpFigure[]> {
   ensureWrk();
@@ -144,53 +144,56 @@ export async function benchHttp(seconds: number, rounds: number, dialect: BenchD
   const processes: ChildProcess[] = [];
   try {
     const { agentId, mainBranchId, versionId } = await seed(database.options);
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    // The server as users run it (`npm start`), logging at its default level.
-    processes.push(
-      await startProcess(process.execPath, [path.resolve('bin/branchwise.mjs')], { ...database.env, PORT: String(port) }, async () =>
-        (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
-      ),
-    );
     const agentPath = `/v1/convai/agents/${agentId}`;
-    const sample = await fetch(`${base}${agentPath}?conversation_id=conv_sample`, { headers: { 'xi-api-key': KEY } });
-    const bytes = Buffer.from(await sample.arrayBuffer());
-    if (sample.status !== 200) throw new Error(`the routed read failed: ${sample.status} ${bytes.toString()}`);
-    const bodyFile = path.join(dir, 'body.json');
-    writeFileSync(bodyFile, bytes);
-    const barePort = await freePort();
-    processes.push(
-      await startProcess(process.execPath, [path.resolve('bench/bare-server.mjs'), bodyFile, String(barePort)], {}, async () =>
-        (await fetch(`http://127.0.0.1:${barePort}/`).catch(() => undefined))?.ok === true,
-      ),
-    );
-    const lua = (name: string) => path.resolve('bench/lua', name);
-    const env = (pathname: string) => ({ BENCH_API_KEY: KEY, BENCH_PATH: pathname });
     const cases: [string, string, string][] = [
       ['routed GET agent (90/10 split, random conversation ids)', 'routed.lua', agentPath],
       ['GET agent at a branch head', 'fixed.lua', `${agentPath}?branch_id=${mainBranchId}`],
       ['GET agent at a version', 'fixed.lua', `${agentPath}?version_id=${versionId}`],
     ];
-    // Warm both servers (JIT, caches) before measuring.
-    wrk(`http://127.0.0.1:${barePort}`, lua('fixed.lua'), 1, env('/'));
-    for (const [, script, pathname] of cases) wrk(base, lua(script), 1, env(pathname));
-
-    // The baseline gets the same requests from the same script: wrk builds a fixed request once,
-    // but runs Lua for every routed one (a fresh conversation id), which costs the load generator
-    // as much as it costs the server. The bare server ignores the path.
+    const lua = (name: string) => path.resolve('bench/lua', name);
+    const env = (pathname: string) => ({ BENCH_API_KEY: KEY, BENCH_PATH: pathname });
+    const bodyFile = path.join(dir, 'body.json');
+    let bytes = Buffer.alloc(0);
+    // Each round starts both servers afresh: identical runs of one process agree closely, but
+    // processes differ from one another (by up to a fifth on this kind of machine), so the median
+    // is taken over processes, not over runs of one.
     const measured = cases.map(() => [] as { result: WrkResult; bare: WrkResult }[]);
     for (let round = 0; round < rounds; round++) {
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      // The server as users run it (`npm start`), logging at its default level.
+      const server = await startProcess(...serverCommand('serve'), { ...database.env, PORT: String(port) }, async () =>
+        (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
+      );
+      processes.push(server);
+      const sample = await fetch(`${base}${agentPath}?conversation_id=conv_sample`, { headers: { 'xi-api-key': KEY } });
+      bytes = Buffer.from(await sample.arrayBuffer());
+      if (sample.status !== 200) throw new Error(`the routed read failed: ${sample.status} ${bytes.toString()}`);
+      writeFileSync(bodyFile, bytes);
+      const barePort = await freePort();
+      const bareServer = await startProcess(process.execPath, [path.resolve('bench/bare-server.mjs'), bodyFile, String(barePort)], {}, async () =>
+        (await fetch(`http://127.0.0.1:${barePort}/`).catch(() => undefined))?.ok === true,
+      );
+      processes.push(bareServer);
+      // Warm both servers (JIT, caches) before measuring.
+      wrk(`http://127.0.0.1:${barePort}`, lua('fixed.lua'), 1, env('/'));
+      for (const [, script, pathname] of cases) wrk(base, lua(script), 1, env(pathname));
+
+      // The baseline gets the same requests from the same script: wrk builds a fixed request once,
+      // but runs Lua for every routed one (a fresh conversation id), which costs the load generator
+      // as much as it costs the server. The bare server ignores the path.
       const bare = new Map<string, WrkResult>();
       for (const script of new Set(cases.map(([, name]) => name))) bare.set(script, wrk(`http://127.0.0.1:${barePort}`, lua(script), seconds, env('/')));
       cases.forEach(([, script, pathname], index) =>
         measured[index].push({ result: wrk(base, lua(script), seconds, env(pathname)), bare: bare.get(script) as WrkResult }),
       );
+      for (const child of processes.splice(0)) await stop(child);
     }
     return cases.map(([name], index) => {
       const byRatio = measured[index].sort((a, b) => a.result.requestsPerSecond / a.bare.requestsPerSecond - b.result.requestsPerSecond / b.bare.requestsPerSecond);
       const ratios = byRatio.map(({ result, bare }) => (result.requestsPerSecond / bare.requestsPerSecond).toFixed(2));
       const { result, bare } = byRatio[Math.floor(byRatio.length / 2)];
-      const spread = rounds > 1 ? ` (median of ${rounds} rounds; ratios ${ratios.join(', ')})` : '';
+      const spread = rounds > 1 ? ` (median of ${rounds} rounds, each on fresh server processes; ratios ${ratios.join(', ')})` : '';
       return {
         name: `${name}, ${(bytes.length / 1024).toFixed(1)} KB, ${dialect.label}`,
         value: `${Math.round(result.requestsPerSecond)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${spread}`,

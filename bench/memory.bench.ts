@@ -8,7 +8,7 @@ import path from 'node:path';
 import { buildApp } from '../src/app.js';
 import { openStore } from '../src/db/connect.js';
 import { largeConversationConfig } from '../test/support/builders.js';
-import { freePort } from '../test/support/server-process.js';
+import { freePort, serverCommand } from '../test/support/server-process.js';
 import type { BenchDialect } from './databases.js';
 import { startProcess, stop } from './http.bench.js';
 
@@ -65,7 +65,7 @@ export async function benchMemory(quick: boolean, dialect: BenchDialect) {
     const ids = await seedAgents(database.options, count);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    server = await startProcess(process.execPath, [path.resolve('bin/branchwise.mjs')], { ...database.env, PORT: String(port), CACHE_MAX_BYTES: String(budgetBytes) }, async () =>
+    server = await startProcess(...serverCommand('serve'), { ...database.env, PORT: String(port), CACHE_MAX_BYTES: String(budgetBytes) }, async () =>
       (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
     );
     await readAll(base, ids.slice(0, 10), (i) => `conversation_id=conv_${i}`);

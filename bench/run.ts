@@ -16,7 +16,7 @@ const rows: { name: string; value: string; baseline: string; ratio: string; targ
 const { dialects, postgresNote, stop } = await benchDialects();
 try {
   for (const dialect of dialects) {
-    for (const figure of await benchHttp(quick ? 2 : 5, quick ? 1 : 3, dialect)) {
+    for (const figure of await benchHttp(quick ? 2 : 4, quick ? 1 : 5, dialect)) {
       rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}× req/s, ${figure.p99Ratio.toFixed(2)}× p99` });
     }
   }

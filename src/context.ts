@@ -23,6 +23,8 @@ export interface AppContext {
   caches: {
     /** Rendered `GET agent` responses (about 30 KB each). */
     rendered: LruCache<string, Buffer>;
+    /** Head and version answers by caller and request, with the SQLite stamp they were read at. */
+    stamped: LruCache<string, StampedAnswer>;
     sections: SectionCache;
   };
   now(): number;
@@ -34,7 +36,12 @@ export interface AppContext {
  * How the byte budget is shared. The routed read's cache comes first: it is what serves every
  * conversation. Documents are counted by their stored JSON size times the overhead of a parsed object.
  */
-const BUDGET_SHARES = { routing: 0.5, rendered: 0.2, documents: 0.2, sections: 0.1 };
+const BUDGET_SHARES = { routing: 0.45, rendered: 0.2, stamped: 0.05, documents: 0.2, sections: 0.1 };
+
+export interface StampedAnswer {
+  stamp: number;
+  bytes: Buffer;
+}
 
 export function createContext(store: Store, now: () => number = Date.now, cacheMaxBytes = DEFAULT_CACHE_MAX_BYTES): AppContext {
   const budget = (share: keyof typeof BUDGET_SHARES) => Math.floor(cacheMaxBytes * BUDGET_SHARES[share]);
@@ -47,6 +54,8 @@ export function createContext(store: Store, now: () => number = Date.now, cacheM
     routing: new RoutingCache(store.changes, now, budget('routing')),
     caches: {
       rendered: new LruCache({ maxEntries: 5_000, maxBytes: budget('rendered'), sizeOf: (bytes) => bytes.byteLength }),
+      // Mostly the very buffers `rendered` holds, but counted again: they outlive an eviction there.
+      stamped: new LruCache({ maxEntries: 5_000, maxBytes: budget('stamped'), sizeOf: (answer) => answer.bytes.byteLength }),
       // JavaScript strings of JSON text are mostly one byte per character.
       sections: new LruCache({ maxEntries: 10_000, maxBytes: budget('sections'), sizeOf: (text) => text.length }),
     },

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openStore } from '../src/db/connect.js';
 import { TABLES } from '../src/db/tables.js';
-import { runCli, type ServerProcess, startServerProcess, waitFor } from './support/server-process.js';
+import { runCli, SERVER_NODE_FLAGS, type ServerProcess, startServerProcess, waitFor } from './support/server-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-app.js';
 
 // The server and the key commands as a user runs them: `npm start` (bin/branchwise.mjs) and
@@ -40,6 +40,12 @@ describe('a server started as `npm start` does', () => {
     const client = new ElevenLabsClient({ apiKey: key, baseUrl: server.url, maxRetries: 0 });
     const { agentId } = await client.conversationalAi.agents.create({ name: 'From a process', conversationConfig: {} });
     expect((await client.conversationalAi.agents.get(agentId)).name).toBe('From a process');
+  });
+
+  it('run with the same node flags from `npm start` and from `npx branchwise` (the bin\'s shebang)', () => {
+    expect(SERVER_NODE_FLAGS).toContain('--min-semi-space-size=16');
+    const shebang = readFileSync(path.resolve('bin/branchwise.mjs'), 'utf8').split('\n')[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
   });
 
   it('answer health, readiness and the OpenAPI document without a key', async () => {

@@ -96,6 +96,11 @@ export interface FastReads {
   head(workspaceId: string, agentId: string, branchId: string | null): Maybe<AgentVersionRow>;
   /** The agent and one of its versions, or undefined. */
   version(workspaceId: string, agentId: string, versionId: string): Maybe<AgentVersionRow>;
+  /**
+   * SQLite only: a number that moves whenever any connection, in any process, commits (the read
+   * connection's `PRAGMA data_version`). An answer read since it last moved is still the answer.
+   */
+  stamp?(): number;
 }
 
 const FAST_COLUMNS = `a.*, v.id as version_id, v.branch_id as version_branch_id, v.document_hash as version_document_hash`;
@@ -111,7 +116,9 @@ const FAST_VERSION_FROM = 'from agents a join versions v on v.agent_id = a.id wh
 function fastReads(reader: SqliteDatabase.Database): FastReads {
   const head = reader.prepare(`select ${FAST_COLUMNS} ${FAST_HEAD_FROM}`);
   const version = reader.prepare(`select ${FAST_COLUMNS} ${FAST_VERSION_FROM}`);
+  const dataVersion = reader.prepare('PRAGMA data_version').pluck();
   return {
+    stamp: () => dataVersion.get() as number,
     head: (workspaceId, agentId, branchId) => head.get(branchId, agentId, workspaceId) as AgentVersionRow | undefined,
     version: (workspaceId, agentId, versionId) => version.get(agentId, workspaceId, versionId) as AgentVersionRow | undefined,
   };

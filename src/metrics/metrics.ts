@@ -121,6 +121,7 @@ export function createMetrics(sources: MetricSources): AppMetrics {
   cacheMetrics(registry, () => ({
     routing: sources.context.routing,
     rendered: sources.context.caches.rendered,
+    stamped: sources.context.caches.stamped,
     sections: sources.context.caches.sections,
     documents: sources.context.documents.cache,
   }));

@@ -1,10 +1,23 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const bin = path.resolve('bin/branchwise.mjs');
 const execFileAsync = promisify(execFile);
+
+/** The node flags of `npm start` (package.json), which every server started here runs with too. */
+export const SERVER_NODE_FLAGS: string[] = (() => {
+  const [node, ...words] = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ');
+  if (node !== 'node') throw new Error('npm start is expected to run node');
+  return words.filter((word) => word.startsWith('--'));
+})();
+
+/** The command and arguments of the server as `npm start` runs it, with `args` after the script. */
+export function serverCommand(...args: string[]): [string, string[]] {
+  return [process.execPath, [...SERVER_NODE_FLAGS, bin, ...args]];
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,7 +51,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: NodeJS.ProcessEnv): Promise<ServerProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [bin], {
+  const child = spawn(...serverCommand(), {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

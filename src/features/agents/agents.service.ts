@@ -331,12 +331,23 @@ export function agentsService(context: AppContext) {
       try {
         if (selector.versionId && selector.branchId) return undefined;
         const fast = context.store.fastReads;
+        // SQLite: no commit anywhere since this caller's answer was read means it is still the
+        // answer (DESIGN §12.2), for the cost of one pragma instead of a query.
+        const stamp = fast.stamp?.();
+        const key = stamp === undefined ? undefined : `${caller.workspaceId}|${caller.userId}|${caller.role}|${agentId}|${selector.branchId ?? ''}|${selector.versionId ?? ''}`;
+        if (key !== undefined) {
+          const answer = context.caches.stamped.get(key);
+          if (answer !== undefined && answer.stamp === stamp) return answer.bytes;
+        }
         const row = await (selector.versionId
           ? fast.version(caller.workspaceId, agentId, selector.versionId)
           : fast.head(caller.workspaceId, agentId, selector.branchId ?? null));
         if (!row) return undefined;
         const { agent, version } = splitAgentVersionRow(row);
-        return await renderAt(caller, agent, version);
+        const bytes = await renderAt(caller, agent, version);
+        // Read at or after the stamp: if anything was committed since, the stamp has moved.
+        if (key !== undefined && stamp !== undefined) context.caches.stamped.set(key, { stamp, bytes });
+        return bytes;
       } catch {
         return undefined;
       }
