@@ -18,7 +18,7 @@ export interface FastPathCounters {
   latency: LatencyRecorder;
 }
 
-export type QuickGet = (caller: Caller, agentId: string, selector: { branchId?: string; versionId?: string }) => Promise<Buffer | undefined>;
+export type QuickGet = (caller: Caller, agentId: string, selector: { branchId?: string; versionId?: string }) => Buffer | undefined | Promise<Buffer | undefined>;
 
 /** The query parameters the fast path reads; any other name sends the request to the full route. */
 interface AgentGet {
@@ -129,6 +129,9 @@ export function agentFastPath(
     }
 
     if (branchId === '' || versionId === '') return false;
-    return quickGet(caller, agentId, { branchId, versionId }).then((body) => (body ? send(response, body, counters, startedMs) : false));
+    const body = quickGet(caller, agentId, { branchId, versionId });
+    if (body === undefined) return false;
+    if (Buffer.isBuffer(body)) return send(response, body, counters, startedMs);
+    return body.then((read) => (read ? send(response, read, counters, startedMs) : false));
   };
 }

@@ -116,6 +116,29 @@ export function agentsService(context: AppContext) {
     return bytes;
   }
 
+  /** The head or version read behind `quickGet`, kept under `stamped` when read at a SQLite stamp. */
+  async function readQuick(
+    caller: Caller,
+    agentId: string,
+    selector: Omit<AgentSelector, 'routingKey'>,
+    stamped: { stamp: number; key: string } | undefined,
+  ): Promise<Buffer | undefined> {
+    try {
+      const fast = context.store.fastReads;
+      const row = await (selector.versionId
+        ? fast.version(caller.workspaceId, agentId, selector.versionId)
+        : fast.head(caller.workspaceId, agentId, selector.branchId ?? null));
+      if (!row) return undefined;
+      const { agent, version } = splitAgentVersionRow(row);
+      const bytes = await renderAt(caller, agent, version);
+      // Read at or after the stamp: if anything was committed since, the stamp has moved.
+      if (stamped) context.caches.stamped.set(stamped.key, { stamp: stamped.stamp, bytes });
+      return bytes;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function resolveVersion(agent: AgentRow, selector: AgentSelector): Promise<VersionRow> {
     if (selector.versionId) {
       const version = await findVersionOrThrow(db, agent.id, selector.versionId);
@@ -327,30 +350,25 @@ export function agentsService(context: AppContext) {
      * The hot path's version of `get` for a head or a version: the bytes, or undefined for anything
      * the full route should answer (not found, not allowed, both selectors, errors).
      */
-    async quickGet(caller: Caller, agentId: string, selector: Omit<AgentSelector, 'routingKey'>): Promise<Buffer | undefined> {
+    /**
+     * A head or version read for the fast path, or undefined when it should take the full route.
+     * Synchronous when the answer is known to be current.
+     */
+    quickGet(caller: Caller, agentId: string, selector: Omit<AgentSelector, 'routingKey'>): Buffer | undefined | Promise<Buffer | undefined> {
+      if (selector.versionId && selector.branchId) return undefined;
+      let stamp: number | undefined;
       try {
-        if (selector.versionId && selector.branchId) return undefined;
-        const fast = context.store.fastReads;
-        // SQLite: no commit anywhere since this caller's answer was read means it is still the
-        // answer (DESIGN §12.2), for the cost of one pragma instead of a query.
-        const stamp = fast.stamp?.();
-        const key = stamp === undefined ? undefined : `${caller.workspaceId}|${caller.userId}|${caller.role}|${agentId}|${selector.branchId ?? ''}|${selector.versionId ?? ''}`;
-        if (key !== undefined) {
-          const answer = context.caches.stamped.get(key);
-          if (answer !== undefined && answer.stamp === stamp) return answer.bytes;
-        }
-        const row = await (selector.versionId
-          ? fast.version(caller.workspaceId, agentId, selector.versionId)
-          : fast.head(caller.workspaceId, agentId, selector.branchId ?? null));
-        if (!row) return undefined;
-        const { agent, version } = splitAgentVersionRow(row);
-        const bytes = await renderAt(caller, agent, version);
-        // Read at or after the stamp: if anything was committed since, the stamp has moved.
-        if (key !== undefined && stamp !== undefined) context.caches.stamped.set(key, { stamp, bytes });
-        return bytes;
+        stamp = context.store.fastReads.stamp?.();
       } catch {
         return undefined;
       }
+      if (stamp === undefined) return readQuick(caller, agentId, selector, undefined);
+      // SQLite: no commit anywhere since this caller's answer was read means it is still the
+      // answer (DESIGN §12.2), for the cost of one pragma instead of a query.
+      const stamped = { stamp, key: `${caller.workspaceId}|${caller.userId}|${caller.role}|${agentId}|${selector.branchId ?? ''}|${selector.versionId ?? ''}` };
+      const answer = context.caches.stamped.get(stamped.key);
+      if (answer !== undefined && answer.stamp === stamp) return answer.bytes;
+      return readQuick(caller, agentId, selector, stamped);
     },
 
     async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<Buffer> {
