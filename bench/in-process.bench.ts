@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { buildApp } from '../src/app.js';
 import { openStore } from '../src/db/connect.js';
 import { threeWayMerge } from '../src/domain/three-way-merge.js';
-import { freshBucketTable, routeToBranch } from '../src/domain/traffic-split.js';
+import { AgentBuckets, freshBucketTable, routeToBranch } from '../src/domain/traffic-split.js';
 import { largeConversationConfig } from '../test/support/builders.js';
 import type { BenchDialect } from './databases.js';
 
@@ -25,10 +25,21 @@ function routingDecision(quick: boolean): Row {
   const keys = Array.from({ length: 1024 }, () => `conv_${randomUUID()}`);
   let sink = 0;
   const runs = quick ? 200_000 : 2_000_000;
-  timeEach(runs / 10, (i) => (sink += routeToBranch(table, 'agent_01m89pr0fy6w085wdrfph1rv7psd', keys[i & 1023]).length));
-  const ns = timeEach(runs, (i) => (sink += routeToBranch(table, 'agent_01m89pr0fy6w085wdrfph1rv7psd', keys[i & 1023]).length));
+  const agentId = 'agent_01m89pr0fy6w085wdrfph1rv7psd';
+  timeEach(runs / 10, (i) => (sink += routeToBranch(table, agentId, keys[i & 1023]).length));
+  const whole = timeEach(runs, (i) => (sink += routeToBranch(table, agentId, keys[i & 1023]).length));
+  // What the fast path does: the agent id's part of the hash is computed once per cached agent.
+  const buckets = new AgentBuckets(agentId);
+  timeEach(runs / 10, (i) => (sink += buckets.routeToBranch(table, keys[i & 1023]).length));
+  const hot = timeEach(runs, (i) => (sink += buckets.routeToBranch(table, keys[i & 1023]).length));
   if (sink === 0) throw new Error('unreachable');
-  return { name: 'routing decision in process (murmur3 + bucket table)', value: `${(ns / 1000).toFixed(3)} µs`, baseline: '—', ratio: '—', target: '≤ 1 µs' };
+  return {
+    name: 'routing decision in process (murmur3 + bucket table)',
+    value: `${(hot / 1000).toFixed(3)} µs on the fast path (agent id hashed once); ${(whole / 1000).toFixed(3)} µs hashing the whole key`,
+    baseline: '—',
+    ratio: '—',
+    target: '≤ 1 µs',
+  };
 }
 
 function mergePreview(quick: boolean): Row {
