@@ -1,7 +1,3 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Role } from '../src/db/schema.js';
@@ -9,6 +5,7 @@ import { recordUserAction } from '../src/features/audit/audit.events.js';
 import { zAuditEventsPage } from '../src/features/audit/audit.routes.js';
 import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
+import { runCli } from './support/server-process.js';
 import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // The audit log (issue 9, item 6): every write that versions and deployments do not already
@@ -485,11 +482,10 @@ describe('reading the audit log', () => {
 
   it('`branchwise audit` prints the newest events as lines', async () => {
     const options = testApp.database.options;
-    const env = { ...process.env, DATA_DIR: options.dataDir, DATABASE_URL: options.databaseUrl ?? '' };
-    const bin = path.resolve('bin/branchwise.mjs');
+    const env = { DATA_DIR: options.dataDir, DATABASE_URL: options.databaseUrl ?? '' };
     const whole = await allEvents();
     const agentId = whole.find((event) => event.agent_id)!.agent_id!;
-    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'audit', '--agent', agentId, '--limit', '3'], { env });
+    const { stdout } = await runCli(env, 'audit', '--agent', agentId, '--limit', '3');
     const lines = stdout.trimEnd().split('\n').map((line) => line.split('\t'));
     const expected = whole.filter((event) => event.agent_id === agentId).slice(0, 3);
     expect(lines).toHaveLength(expected.length);

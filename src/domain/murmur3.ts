@@ -12,39 +12,15 @@ export function murmur3Bytes(bytes: Uint8Array, seed = 0): number {
   let h = seed >>> 0;
   const length = bytes.length;
   const blocks = length & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    let k = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  let k = 0;
-  switch (length & 3) {
-    case 3:
-      k ^= bytes[blocks + 2] << 16;
-    // falls through
-    case 2:
-      k ^= bytes[blocks + 1] << 8;
-    // falls through
-    case 1:
-      k ^= bytes[blocks];
-      k = Math.imul(k, C1);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, C2);
-      h ^= k;
-  }
-  return finalize(h, length);
+  for (let i = 0; i < blocks; i += 4) h = mixBlock(h, bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+  let tail = 0;
+  for (let i = blocks; i < length; i++) tail |= bytes[i] << (8 * (i - blocks));
+  return finalize(length & 3 ? mixTail(h, tail) : h, length);
 }
 
 /** The same hash for a string, as the UTF-8 bytes of it. */
 export function murmur3(text: string, seed = 0): number {
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) > 0x7f) return murmur3Bytes(encoder.encode(text), seed);
-  }
-  return murmur3Ascii(text, seed);
+  return isAscii(text) ? murmur3Ascii(text, seed) : murmur3Bytes(encoder.encode(text), seed);
 }
 
 /** ASCII: one byte per code unit, so code units are the bytes. */
@@ -52,39 +28,30 @@ function murmur3Ascii(text: string, seed: number): number {
   let h = seed >>> 0;
   const length = text.length;
   const blocks = length & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    let k = text.charCodeAt(i) | (text.charCodeAt(i + 1) << 8) | (text.charCodeAt(i + 2) << 16) | (text.charCodeAt(i + 3) << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  let k = 0;
-  switch (length & 3) {
-    case 3:
-      k ^= text.charCodeAt(blocks + 2) << 16;
-    // falls through
-    case 2:
-      k ^= text.charCodeAt(blocks + 1) << 8;
-    // falls through
-    case 1:
-      k ^= text.charCodeAt(blocks);
-      k = Math.imul(k, C1);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, C2);
-      h ^= k;
-  }
-  return finalize(h, length);
+  for (let i = 0; i < blocks; i += 4) h = mixBlock(h, asciiBlock(text, i));
+  let tail = 0;
+  for (let i = blocks; i < length; i++) tail |= text.charCodeAt(i) << (8 * (i - blocks));
+  return finalize(length & 3 ? mixTail(h, tail) : h, length);
+}
+
+/** Four ASCII characters from `i` as a little-endian block. */
+function asciiBlock(text: string, i: number): number {
+  return text.charCodeAt(i) | (text.charCodeAt(i + 1) << 8) | (text.charCodeAt(i + 2) << 16) | (text.charCodeAt(i + 3) << 24);
+}
+
+function scramble(block: number): number {
+  const k = Math.imul(block, C1);
+  return Math.imul((k << 15) | (k >>> 17), C2);
 }
 
 function mixBlock(hash: number, block: number): number {
-  let k = Math.imul(block, C1);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, C2);
-  const h = hash ^ k;
+  const h = hash ^ scramble(block);
   return (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
+}
+
+/** The last 1–3 bytes, little-endian. */
+function mixTail(hash: number, tail: number): number {
+  return hash ^ scramble(tail);
 }
 
 function isAscii(text: string): boolean {
@@ -109,9 +76,7 @@ export class Murmur3Prefix {
     this.ascii = isAscii(prefix);
     if (!this.ascii) return;
     const blocks = prefix.length & ~3;
-    for (let i = 0; i < blocks; i += 4) {
-      this.hash = mixBlock(this.hash, prefix.charCodeAt(i) | (prefix.charCodeAt(i + 1) << 8) | (prefix.charCodeAt(i + 2) << 16) | (prefix.charCodeAt(i + 3) << 24));
-    }
+    for (let i = 0; i < blocks; i += 4) this.hash = mixBlock(this.hash, asciiBlock(prefix, i));
     for (let i = blocks; i < prefix.length; i++) this.pending |= prefix.charCodeAt(i) << (8 * (i - blocks));
     this.pendingLength = prefix.length - blocks;
   }
@@ -132,16 +97,9 @@ export class Murmur3Prefix {
       }
     }
     const blocksEnd = i + ((text.length - i) & ~3);
-    for (; i < blocksEnd; i += 4) {
-      h = mixBlock(h, text.charCodeAt(i) | (text.charCodeAt(i + 1) << 8) | (text.charCodeAt(i + 2) << 16) | (text.charCodeAt(i + 3) << 24));
-    }
+    for (; i < blocksEnd; i += 4) h = mixBlock(h, asciiBlock(text, i));
     while (i < text.length) k |= text.charCodeAt(i++) << (8 * n++);
-    if (n > 0) {
-      k = Math.imul(k, C1);
-      k = (k << 15) | (k >>> 17);
-      h ^= Math.imul(k, C2);
-    }
-    return finalize(h, this.prefix.length + text.length);
+    return finalize(n > 0 ? mixTail(h, k) : h, this.prefix.length + text.length);
   }
 }
 

@@ -33,7 +33,11 @@ function bucketOfHash(hash: number): number {
 }
 
 export function routeToBranch(table: BucketTable, agentId: string, routingKey: string): string {
-  return table.branchIds[table.branchOf[bucketOf(agentId, routingKey)]];
+  return branchAt(table, bucketOf(agentId, routingKey));
+}
+
+function branchAt(table: BucketTable, bucket: number): string {
+  return table.branchIds[table.branchOf[bucket]];
 }
 
 /** One agent's routing keys to buckets, `bucketOf` without rehashing its id for every key. */
@@ -49,7 +53,7 @@ export class AgentBuckets {
   }
 
   routeToBranch(table: BucketTable, routingKey: string): string {
-    return table.branchIds[table.branchOf[this.bucketOf(routingKey)]];
+    return branchAt(table, this.bucketOf(routingKey));
   }
 }
 

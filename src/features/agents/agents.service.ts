@@ -365,10 +365,10 @@ export function agentsService(context: AppContext) {
       if (stamp === undefined) return readQuick(caller, agentId, selector, undefined);
       // SQLite: no commit anywhere since this caller's answer was read means it is still the
       // answer (DESIGN §12.2), for the cost of one pragma instead of a query.
-      const stamped = { stamp, key: `${caller.workspaceId}|${caller.userId}|${caller.role}|${agentId}|${selector.branchId ?? ''}|${selector.versionId ?? ''}` };
-      const answer = context.caches.stamped.get(stamped.key);
+      const key = `${caller.workspaceId}|${caller.userId}|${caller.role}|${agentId}|${selector.branchId ?? ''}|${selector.versionId ?? ''}`;
+      const answer = context.caches.stamped.get(key);
       if (answer !== undefined && answer.stamp === stamp) return answer.bytes;
-      return readQuick(caller, agentId, selector, stamped);
+      return readQuick(caller, agentId, selector, { stamp, key });
     },
 
     async get(caller: Caller, agentId: string, selector: AgentSelector): Promise<Buffer> {
