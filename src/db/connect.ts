@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { type Dialect as KyselyDialect, type Driver, Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 
 import { type ChangeFeed, postgresChangeFeed, sqliteChangeFeed } from './change-feed.js';
@@ -13,6 +13,7 @@ import * as frontiers from './migrations/0004_frontiers.js';
 import * as mergeProposals from './migrations/0005_merge_proposals.js';
 import * as audit from './migrations/0006_audit.js';
 import type { Database } from './schema.js';
+import { assertNoWriteInProgress } from './write.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -68,7 +69,7 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous ?? 'NORMAL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({ dialect: guarded(new SqliteDialect({ database: withStatementCache(sqlite) })) });
   await migrate(db);
   const changes = sqliteChangeFeed(sqlite);
   const reader = new SqliteDatabase(file, { readonly: true });
@@ -143,6 +144,28 @@ function postgresFastReads(pool: pg.Pool): FastReads {
 }
 
 /**
+ * The dialect whose driver refuses to hand out a pooled connection inside a write transaction
+ * (`assertNoWriteInProgress`): a query there must use the transaction's handle. A transaction
+ * takes its connection once, before its work runs; its queries reuse it without asking again.
+ */
+function guarded(dialect: KyselyDialect): KyselyDialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createDriver(): Driver {
+      const driver = dialect.createDriver();
+      const acquireConnection = driver.acquireConnection.bind(driver);
+      driver.acquireConnection = () => {
+        assertNoWriteInProgress();
+        return acquireConnection();
+      };
+      return driver;
+    },
+  };
+}
+
+/**
  * Kysely prepares every query it runs; better-sqlite3 statements are reusable, so keep the
  * prepared ones (the same few dozen SQL texts recur). Preparing was ~6% of a commit's CPU.
  */
@@ -170,7 +193,7 @@ async function openPostgres(connectionString: string, poolSize: number): Promise
   // An idle pooled connection closed by the server (a restart, a terminated backend) emits an
   // error on the pool; the pool replaces it on the next checkout. Unhandled, it would end the process.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: guarded(new PostgresDialect({ pool })) });
   const changes = await postgresChangeFeed(connectionString);
   return {
     db,

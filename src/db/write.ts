@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 import { type Kysely, sql } from 'kysely';
 
 import { type Change, CHANGE_CHANNEL } from './change-feed.js';
@@ -13,22 +15,58 @@ export interface WriteScope {
 }
 
 /**
+ * The write transaction the current async call chain runs in, while it is open. Work that
+ * outlives it (something started inside and not awaited) finds `open: false` and may use the pool.
+ */
+const writeInProgress = new AsyncLocalStorage<{ open: boolean }>();
+
+/**
+ * Thrown when a query asks the pool for a connection from inside a write transaction. On
+ * SQLite that connection is the one the transaction holds: the query would wait for it forever,
+ * and every request after it too. On PostgreSQL it would read outside the transaction.
+ */
+export class QueryOutsideWriteError extends Error {
+  constructor() {
+    super(
+      'A query ran through the connection pool (the root database handle, or something built on it) inside a write ' +
+        'transaction. Inside context.write, query through the transaction handle (`trx`) only.',
+    );
+    this.name = 'QueryOutsideWriteError';
+  }
+}
+
+/** Called by the database driver before it hands out a connection (see `connect.ts`). */
+export function assertNoWriteInProgress(): void {
+  if (writeInProgress.getStore()?.open) throw new QueryOutsideWriteError();
+}
+
+/**
  * One write transaction. On PostgreSQL the changes are sent with `pg_notify` inside the
  * transaction, so other processes hear of them exactly when they commit; this process's own
- * listeners hear at once after the commit.
+ * listeners hear at once after the commit. Inside `work`, the pool refuses connections: the
+ * transaction's handle is the only one that answers.
  */
 export async function writeTransaction<T>(store: Store, work: (scope: WriteScope) => Promise<T>): Promise<T> {
   const changes: Change[] = [];
   const callbacks: (() => void)[] = [];
-  const result = await store.db.transaction().execute(async (trx) => {
-    const value = await work({ trx, publish: (change) => changes.push(change), afterCommit: (callback) => callbacks.push(callback) });
-    if (store.dialect === 'postgres') {
-      for (const payload of new Set(changes.map((change) => JSON.stringify({ ...change, origin: store.changes.origin })))) {
-        await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(trx);
-      }
-    }
-    return value;
-  });
+  const scope = { open: true };
+  let result: T;
+  try {
+    // The transaction has its connection before `work` starts: only what runs inside is guarded.
+    result = await store.db.transaction().execute((trx) =>
+      writeInProgress.run(scope, async () => {
+        const value = await work({ trx, publish: (change) => changes.push(change), afterCommit: (callback) => callbacks.push(callback) });
+        if (store.dialect === 'postgres') {
+          for (const payload of new Set(changes.map((change) => JSON.stringify({ ...change, origin: store.changes.origin })))) {
+            await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(trx);
+          }
+        }
+        return value;
+      }),
+    );
+  } finally {
+    scope.open = false;
+  }
   store.changes.emitLocal(changes);
   for (const callback of callbacks) callback();
   return result;

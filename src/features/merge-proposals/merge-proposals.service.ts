@@ -1,6 +1,8 @@
+import type { Kysely } from 'kysely';
+
 import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
-import type { Role } from '../../db/schema.js';
+import type { Database, Role } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { hasBadText } from '../../http/text.js';
@@ -148,9 +150,10 @@ export function mergeProposalsService(context: AppContext) {
     return proposal;
   }
 
-  async function assertWorkspaceUsers(caller: Caller, userIds: string[], loc: (string | number)[]) {
+  /** `trx`: inside a write, its transaction (the pool answers no query there). */
+  async function assertWorkspaceUsers(trx: Kysely<Database>, caller: Caller, userIds: string[], loc: (string | number)[]) {
     if (userIds.length === 0) return;
-    const found = await db.selectFrom('users').select('id').where('workspace_id', '=', caller.workspaceId).where('id', 'in', userIds).execute();
+    const found = await trx.selectFrom('users').select('id').where('workspace_id', '=', caller.workspaceId).where('id', 'in', userIds).execute();
     const known = new Set(found.map((row) => row.id));
     userIds.forEach((userId, index) => {
       if (!known.has(userId)) throw RequestValidationError.at([...loc, index], `User ${JSON.stringify(userId)} is not a user of this workspace.`);
@@ -205,7 +208,7 @@ export function mergeProposalsService(context: AppContext) {
         if (source.id === target.id) throw RequestValidationError.at(['body', 'target_branch_id'], 'A branch cannot be merged into itself.');
         assertNotArchived(source);
         assertNotArchived(target);
-        await assertWorkspaceUsers(caller, reviewers, ['body', 'requested_reviewer_user_ids']);
+        await assertWorkspaceUsers(trx, caller, reviewers, ['body', 'requested_reviewer_user_ids']);
         const now = context.now();
         const id = newId('agtmprop_', now);
         await mergeProposalsStore(trx).insert({
@@ -246,9 +249,9 @@ export function mergeProposalsService(context: AppContext) {
     async update(caller: Caller, agentId: string, proposalId: string, input: UpdateProposalInput) {
       if (input.title != null) checkText(input.title, ['body', 'title'], 500);
       if (input.description != null) checkText(input.description, ['body', 'description'], 20_000);
-      if (input.requested_reviewer_user_ids) await assertWorkspaceUsers(caller, input.requested_reviewer_user_ids, ['body', 'requested_reviewer_user_ids']);
       const agent = await context.write(async ({ trx }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);
+        if (input.requested_reviewer_user_ids) await assertWorkspaceUsers(trx, caller, input.requested_reviewer_user_ids, ['body', 'requested_reviewer_user_ids']);
         await lockAgent(trx, agent.id);
         const proposal = await findProposal(agent.id, proposalId, trx);
         assertOpen(proposal);

@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { QueryOutsideWriteError } from '../src/db/write.js';
+import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
+
+// Inside a write transaction the transaction's handle is the only one that answers (issue 14,
+// defect 1). On SQLite any other query waits for the one connection the transaction holds: a
+// deadlock of the whole server. The pool therefore refuses at once, on both dialects.
+
+/** The promise's outcome, or a failure naming `what` if it has not settled in time: a hang fails, it does not hang the suite. */
+async function settles<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within 10 s: a deadlock`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+let testApp: TestApp;
+beforeAll(async () => {
+  testApp = await startTestApp();
+});
+afterAll(() => testApp.close());
+
+describe('the pool inside a write', () => {
+  it('a query through the root handle inside context.write rejects at once, and the server goes on', async () => {
+    const { context } = testApp.app;
+    const outcome = await settles(
+      context.write(async ({ trx }) => {
+        await trx.selectFrom('users').select('id').execute();
+        return context.db.selectFrom('users').select('id').execute().then(
+          () => 'answered',
+          (error: unknown) => error,
+        );
+      }),
+      'a query through the root handle inside a write',
+    );
+    expect(outcome).toBeInstanceOf(QueryOutsideWriteError);
+    expect((outcome as Error).message).toContain('trx');
+    // The transaction ended and released its connection: the pool answers again.
+    expect(await settles(context.db.selectFrom('users').select('id').execute(), 'a query after the write')).not.toHaveLength(0);
+  });
+
+  it('so does anything built on the root handle (the user directory), and a nested write; the write rolls back', async () => {
+    const { context } = testApp.app;
+    const userId = (await context.db.selectFrom('users').select('id').where('name', '=', 'editor-user').executeTakeFirstOrThrow()).id;
+    const viaDirectory = context.write(async ({ trx }) => {
+      await trx.updateTable('users').set({ name: 'renamed inside' }).where('id', '=', userId).execute();
+      await context.users.describe([userId]);
+    });
+    await expect(settles(viaDirectory, 'the user directory inside a write')).rejects.toBeInstanceOf(QueryOutsideWriteError);
+    await expect(settles(context.write(async () => context.write(async () => 1)), 'a write inside a write')).rejects.toBeInstanceOf(QueryOutsideWriteError);
+    const after = await context.db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirstOrThrow();
+    expect(after.name).toBe('editor-user');
+  });
+
+  it('after the commit the pool answers again: afterCommit callbacks, and work started inside that outlives the transaction', async () => {
+    const { context } = testApp.app;
+    let later: Promise<unknown> | undefined;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const afterCommit: Promise<unknown>[] = [];
+    await settles(
+      context.write(async ({ trx, afterCommit: onCommit }) => {
+        await trx.selectFrom('users').select('id').execute();
+        onCommit(() => afterCommit.push(context.db.selectFrom('users').select('id').execute()));
+        // Not awaited by the write: it queries once the transaction is over.
+        later = released.then(() => context.db.selectFrom('users').select('id').execute());
+      }),
+      'the write',
+    );
+    release();
+    expect(await settles(later!, 'work started inside the write')).not.toHaveLength(0);
+    expect(afterCommit).toHaveLength(1);
+    expect(await settles(afterCommit[0], 'an afterCommit callback')).not.toHaveLength(0);
+  });
+});
+
+describe('merge proposals that name reviewers (the deadlock of issue 14)', () => {
+  it('an editor opens a proposal with a real reviewer; the server answers it and everything after', async () => {
+    const { keys } = testApp;
+    const reviewer = (await testApp.app.context.db.selectFrom('users').select('id').where('name', '=', 'commenter-user').executeTakeFirstOrThrow()).id;
+    const created = okJson<{ agent_id: string }>(await injectAs(testApp, 'POST', '/v1/convai/agents/create', keys.editor, { conversation_config: {} }));
+    const agent = okJson<{ version_id: string; main_branch_id: string }>(await injectAs(testApp, 'GET', `/v1/convai/agents/${created.agent_id}`, keys.editor));
+    const branch = okJson<{ created_branch_id: string }>(
+      await injectAs(testApp, 'POST', `/v1/convai/agents/${created.agent_id}/branches`, keys.editor, { parent_version_id: agent.version_id, name: 'Reviewed', description: '' }),
+    );
+    const opened = await settles(
+      injectAs(testApp, 'POST', `/v1/convai/agents/${created.agent_id}/merge-proposals`, keys.editor, {
+        source_branch_id: branch.created_branch_id,
+        target_branch_id: agent.main_branch_id,
+        title: 'With a reviewer',
+        requested_reviewer_user_ids: [reviewer],
+      }),
+      'POST merge-proposals with requested_reviewer_user_ids',
+    );
+    const { created_merge_proposal_id: proposalId } = okJson<{ created_merge_proposal_id: string }>(opened);
+    const proposal = okJson<{ requested_reviewer_user_ids: string[] }>(
+      await settles(injectAs(testApp, 'GET', `/v1/convai/agents/${created.agent_id}/merge-proposals/${proposalId}`, keys.viewer), 'GET the proposal'),
+    );
+    expect(proposal.requested_reviewer_user_ids).toEqual([reviewer]);
+    // Editing the reviewers goes through the same check.
+    const edited = await settles(
+      injectAs(testApp, 'PATCH', `/v1/convai/agents/${created.agent_id}/merge-proposals/${proposalId}`, keys.editor, { requested_reviewer_user_ids: [reviewer] }),
+      'PATCH the reviewers',
+    );
+    expect(edited.statusCode).toBe(200);
+    expect((await settles(injectAs(testApp, 'GET', '/readyz', null), 'GET /readyz')).statusCode).toBe(200);
+  });
+});
