@@ -7,6 +7,7 @@ import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { roleCanWriteBranch } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
@@ -52,10 +53,14 @@ export interface AgentListQuery {
   sortDirection: 'asc' | 'desc';
 }
 
-/** Who may write to a branch: admins always; others unless the branch is admin-protected. */
+/** Who may write to a branch: `roleCanWriteBranch`. */
 export function assertCanWriteBranch(caller: Caller, branch: BranchRow): void {
-  if (branch.protection_status === 'admin_perms_required' && caller.role !== 'admin') {
-    throw new ForbiddenError(`Branch "${branch.name}" is protected: writing to it requires the admin role.`);
+  if (!roleCanWriteBranch(caller.role, branch)) {
+    throw new ForbiddenError(
+      branch.protection_status === 'admin_perms_required'
+        ? `Branch "${branch.name}" is protected: writing to it requires the admin role.`
+        : `The ${caller.role} role cannot write to branch "${branch.name}".`,
+    );
   }
 }
 

@@ -8,6 +8,7 @@ import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, Requ
 import { hasBadText } from '../../http/text.js';
 import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
 import { recordUserAction } from '../audit/audit.events.js';
+import { roleCanWriteBranch } from '../branches/branch-access.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -39,16 +40,12 @@ export interface ListProposalsQuery {
   cursor?: string;
 }
 
-/** Whether a user of this role may write to the branch (DESIGN §5). */
-function roleCanWrite(role: Role, branch: BranchRow): boolean {
-  if (role === 'admin') return true;
-  return role === 'editor' && branch.protection_status === 'writer_perms_required';
-}
-
 /**
  * Why a non-admin may not merge yet, or nothing (DESIGN §12.11). Upstream's rule: an approval from
- * another user. Our extensions: only approvals of the current source tip from users who may write
- * to the target count, and a `changes_requested` review blocks until its author approves.
+ * another user. Our extensions: a review counts only if it is **current** (of the source tip now)
+ * and by a user who may write to the target (`roleCanWriteBranch`, with their role now). It takes
+ * one counting approval by someone other than the author, and no counting `changes_requested`.
+ * Every other review (stale, or by a commenter) is reported on the proposal but never blocks.
  */
 export function approvalProblems(
   proposal: ProposalRow,
@@ -58,26 +55,27 @@ export function approvalProblems(
   sourceTipId: string,
   target: BranchRow,
 ): string[] {
-  const problems: string[] = [];
   const name = (userId: string) => names.get(userId) ?? userId;
-  let counting = 0;
-  for (const review of reviews) {
-    if (review.state === 'changes_requested') {
-      problems.push(`${name(review.user_id)} requested changes; their approval is needed now`);
-      continue;
-    }
-    if (review.user_id === proposal.author_user_id) continue;
+  /** Why a review does not count, or undefined when it does. */
+  const notCounted = (review: ReviewRow): string | undefined => {
     const role = roles.get(review.user_id);
-    if (!role || !roleCanWrite(role, target)) {
-      problems.push(`the approval by ${name(review.user_id)} does not count: their role (${role ?? 'none'}) cannot write to branch "${target.name}"`);
-    } else if (review.source_version_id !== sourceTipId) {
-      problems.push(`the approval by ${name(review.user_id)} is stale: it was for version ${review.source_version_id}, and the source is now at ${sourceTipId}`);
-    } else {
-      counting++;
+    if (!roleCanWriteBranch(role, target)) return `their role (${role ?? 'none'}) cannot write to branch "${target.name}"`;
+    if (review.source_version_id !== sourceTipId) return `it is stale: it was for version ${review.source_version_id}, and the source is now at ${sourceTipId}`;
+    return undefined;
+  };
+  const problems: string[] = [];
+  for (const review of reviews) {
+    if (review.state === 'changes_requested' && notCounted(review) === undefined) {
+      problems.push(`${name(review.user_id)} requested changes on the current source; their approval is needed now`);
     }
   }
-  if (counting === 0) {
-    problems.unshift(`it needs an approval of the current source (${sourceTipId}) from a user other than the author who can write to branch "${target.name}"`);
+  const approvals = reviews.filter((review) => review.state === 'approved' && review.user_id !== proposal.author_user_id);
+  if (!approvals.some((review) => notCounted(review) === undefined)) {
+    const ignored = approvals.map((review) => `the approval by ${name(review.user_id)} does not count: ${notCounted(review)}`);
+    problems.unshift(
+      `it needs an approval of the current source (${sourceTipId}) from a user other than the author who can write to branch "${target.name}"`,
+      ...ignored,
+    );
   }
   return problems;
 }
