@@ -14,14 +14,13 @@ import {
   expectClean,
   type Fixture,
   pathValues,
+  referencingRequest,
   routeName,
   routeRequests,
-  sampleBody,
   type Send,
   snapshotDiff,
   UNKNOWN_KEY,
   unknownIdLike,
-  urlOf,
 } from './support/route-requests.js';
 import { startServerProcess } from './support/server-process.js';
 import { createTestDatabase, listen, startTestApp } from './support/test-app.js';
@@ -90,9 +89,12 @@ function unknownFixture(fixture: Fixture): Fixture {
   return Object.fromEntries(Object.entries(fixture).map(([name, id]) => [name, unknownIdLike(id as string)])) as unknown as Fixture;
 }
 
-/** The route's sample request (URL with its required query, body) against a fixture, as a caller. */
+/**
+ * The route's sample request (URL with its required query, body) against a fixture, as a caller,
+ * with every optional field that names another object set to a real one (`OPTIONAL_REFERENCES`).
+ */
 function sampleRequest(route: RouteDefinition, fixture: Fixture, key: string | null, pathOverrides: Record<string, string> = {}): Send {
-  return { method: route.method, url: urlOf(route, pathValues(fixture), pathOverrides), key, payload: sampleBody(route, fixture) };
+  return { method: route.method, key, ...referencingRequest(route, fixture, undefined, pathOverrides) };
 }
 
 function describeSend(request: Send): string {

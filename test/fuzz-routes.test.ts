@@ -17,8 +17,10 @@ import {
   type Fixture,
   INTERNALS,
   pathParams,
+  OPTIONAL_REFERENCES,
   pathValues,
   percentEncode,
+  referencingRequest,
   routeName,
   routeRequests,
   SAMPLE_QUERIES,
@@ -135,6 +137,67 @@ function queryKeys(route: RouteDefinition): string[] {
 
 function queryIdParams(route: RouteDefinition): string[] {
   return queryKeys(route).filter((key) => /_ids?$/.test(key) && !NOT_IDS.has(key));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fields that name other objects, sent with real values (issue 14: a proposal naming a real
+// reviewer deadlocked the server; only absent or foreign reviewers had ever been sent)
+// ---------------------------------------------------------------------------------------------
+
+/** Sections of an agent's config: what they name (tools, voices, procedures) lives at ElevenLabs, not here. */
+const OPAQUE_SECTIONS = new Set(['conversation_config', 'platform_settings', 'workflow', 'procedures']);
+/** Fields named like ids that name nothing of ours. */
+const NOT_REFERENCES = new Set([...NOT_IDS, 'triage_ticket_id']);
+
+/** The paths of every field named `*_id`/`*_ids` in a body or query schema (`[]`: each array item). */
+function referencePaths(schema: unknown, at: string[] = [], depth = 0): string[][] {
+  const def = (schema as { _zod?: { def: Record<string, any> } } | undefined)?._zod?.def;
+  if (!def || depth > 40) return [];
+  switch (def.type) {
+    case 'object':
+      return Object.entries(def.shape as Record<string, unknown>).flatMap(([name, member]) => [
+        ...(/_ids?$/.test(name) && !NOT_REFERENCES.has(name) ? [[...at, name]] : []),
+        ...(OPAQUE_SECTIONS.has(name) ? [] : referencePaths(member, [...at, name], depth + 1)),
+      ]);
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+    case 'nonoptional':
+      return referencePaths(def.innerType, at, depth + 1);
+    case 'array':
+      return referencePaths(def.element, [...at, '[]'], depth + 1);
+    case 'pipe':
+      return [...referencePaths(def.in, at, depth + 1), ...referencePaths(def.out, at, depth + 1)];
+    case 'union':
+      return (def.options as unknown[]).flatMap((option) => referencePaths(option, at, depth + 1));
+    default:
+      return [];
+  }
+}
+
+/** Every field a route's body and query have that names another object, as `body.a.[].b` / `query.x`. */
+function referenceFields(route: RouteDefinition): string[] {
+  const paths = [...referencePaths(route.body, ['body']), ...referencePaths(route.query, ['query']), ...queryIdParams(route).map((name) => ['query', name])];
+  return [...new Set(paths.map((path) => path.join('.')))];
+}
+
+/** The values at a path (`[]` fans out over an array's items); an empty array is no value. */
+function valuesAtPath(root: unknown, path: string[]): unknown[] {
+  if (path.length === 0) return [root];
+  const [head, ...rest] = path;
+  if (head === '[]') return Array.isArray(root) ? root.flatMap((item) => valuesAtPath(item, rest)) : [];
+  if (typeof root !== 'object' || root === null) return [];
+  const value = (root as Record<string, unknown>)[head];
+  return value === undefined ? [] : valuesAtPath(value, rest);
+}
+
+/** The request with every reference, as the fields the route sees: `{ body, query }`. */
+function referencingFields(route: RouteDefinition, fixture: Fixture): { body: unknown; query: Record<string, string> } {
+  const { url, payload } = referencingRequest(route, fixture);
+  return { body: payload, query: Object.fromEntries(new URL(url, 'http://x').searchParams) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,6 +496,7 @@ function fixtureIdKinds(fixture: Fixture): Map<string, IdKind> {
     [fixture.branchVersionId, 'version'],
     [fixture.deploymentId, 'deployment'],
     [fixture.proposalId, 'proposal'],
+    [fixture.reviewerUserId, 'user'],
   ]);
 }
 
@@ -521,6 +585,8 @@ function buildRefusal(route: RouteDefinition, { fixture, ids }: RouteBench, reci
     }
     case 'foreign id in body': {
       const target = pick(bodyIdPaths(base, fixtureIdKinds(fixture)), recipe.at);
+      // Users belong to the workspace, not to an agent: another agent of ours has the same ones.
+      if (target.kind === 'user' && recipe.source === 'another agent of ours') return undefined;
       const body = withValueAt(base, target.path, idFrom(ids, recipe.source, target.kind));
       return {
         request: request(urlFor(route, fixture), JSON.stringify(body)),
@@ -672,6 +738,7 @@ const SHAPE_FIXTURE: Fixture = {
   branchVersionId: 'agtvrsn_shape_branch',
   deploymentId: 'agtdpl_shape',
   proposalId: 'agtmprop_shape',
+  reviewerUserId: 'user_shape',
 };
 
 /** How many requests each route got, by kind: the last test checks that every route was fuzzed. */
@@ -705,6 +772,25 @@ describe('the route table under fuzz', () => {
         expect(QUERY_IDS[routeName(route)]?.[param], `classify ${param} of ${routeName(route)} in QUERY_IDS`).toBeDefined();
       }
     }
+  });
+
+  it('every field that names another object (`*_id`, `*_ids`, in body or query) is sent with a real value', () => {
+    const fixtureIds = new Set<unknown>(Object.values(SHAPE_FIXTURE));
+    const missing: string[] = [];
+    let fields = 0;
+    for (const route of routes) {
+      const sent = referencingFields(route, SHAPE_FIXTURE);
+      for (const field of referenceFields(route)) {
+        fields++;
+        const [where, ...path] = field.split('.');
+        const values = valuesAtPath(where === 'body' ? sent.body : sent.query, path).flatMap((value) => (Array.isArray(value) ? value : [value]));
+        // A fixture id, or a comma-separated list of them (`agent_ids`).
+        const real = values.length > 0 && values.every((value) => typeof value === 'string' && value.split(',').every((id) => fixtureIds.has(id)));
+        if (!real) missing.push(`${routeName(route)} ${field}: add it to OPTIONAL_REFERENCES or the sample request`);
+      }
+    }
+    expect(fields, 'the schema walk finds fields').toBeGreaterThanOrEqual(20);
+    expect(missing).toEqual([]);
   });
 
   it.each(routes.filter((route) => route.body).map((route) => [routeName(route), route] as const))('the fuzz body of %s passes its schema', (_, route) => {
@@ -761,6 +847,27 @@ for (const route of routes) {
             await bench.watch.expectUnchangedSince(before, () => sent.join('\n'));
           }),
           assertOptions(Math.ceil(runsFor(kind, kinds) / 2)),
+        );
+      });
+    }
+
+    // Real values in every optional field that names another object, in any combination, by an
+    // admin or an editor on a fresh fixture: accepted (the admin: always), never a 5xx, never a hang.
+    const references = referenceFields(route);
+    if (references.length > 0) {
+      it('real references in any combination: accepted or refused cleanly, never a 5xx', async () => {
+        const optional = Object.entries(OPTIONAL_REFERENCES[routeName(route)]?.(SHAPE_FIXTURE) ?? {}).flatMap(([, fields]) => Object.keys(fields ?? {}));
+        await fc.assert(
+          fc.asyncProperty(fc.subarray([...new Set(optional)]), fc.constantFrom('admin' as const, 'editor' as const), async (chosen, role) => {
+            const fixture = route.method === 'GET' ? bench.fixture : await bench.requests.createFixture();
+            const request = referencingRequest(route, fixture, (name) => chosen.includes(name));
+            const what = `${route.method} ${request.url} ${JSON.stringify(request.payload) ?? ''} as ${role}`;
+            const response = await bench.requests.send({ method: route.method, url: request.url, key: bench.testApp.keys[role], payload: request.payload });
+            bench.watch.forget();
+            expectWellFormed(response, what);
+            if (role === 'admin') expect([200, 204], `${what}\n→ ${describeResponse(response)}`).toContain(response.statusCode);
+          }),
+          assertOptions(Math.max(4, Math.ceil(RUNS_PER_ROUTE / 10))),
         );
       });
     }

@@ -143,8 +143,10 @@ export interface Fixture {
   branchVersionId: string;
   /** The agent's first (active) deployment. */
   deploymentId: string;
-  /** An open merge proposal from the branch into main, by the admin. */
+  /** An open merge proposal from the branch into main, by the admin, naming `reviewerUserId` as reviewer. */
   proposalId: string;
+  /** A real user of the fixture's workspace (its editor when it has one). */
+  reviewerUserId: string;
 }
 
 export interface World extends Fixture {
@@ -226,12 +228,20 @@ export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
     const history = await ok<{ results: { id: string }[] }>(
       await send({ method: 'GET', url: `/v1/convai/agents/${agentId}/deployments`, key }),
     );
+    const { workspace_id: workspaceId } = await store.db.selectFrom('agents').select('workspace_id').where('id', '=', agentId).executeTakeFirstOrThrow();
+    const users = await store.db.selectFrom('users').select(['id', 'name']).where('workspace_id', '=', workspaceId).orderBy('id').execute();
+    const reviewerUserId = (users.find((user) => user.name === 'editor-user') ?? users[0]).id;
     const proposal = await ok<{ created_merge_proposal_id: string }>(
       await send({
         method: 'POST',
         url: `/v1/convai/agents/${agentId}/merge-proposals`,
         key,
-        payload: { source_branch_id: created.created_branch_id, target_branch_id: mainBranchId, title: 'Fixture proposal' },
+        payload: {
+          source_branch_id: created.created_branch_id,
+          target_branch_id: mainBranchId,
+          title: 'Fixture proposal',
+          requested_reviewer_user_ids: [reviewerUserId],
+        },
       }),
     );
     return {
@@ -242,6 +252,7 @@ export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
       branchVersionId: created.created_version_id,
       deploymentId: history.results[0].id,
       proposalId: proposal.created_merge_proposal_id,
+      reviewerUserId,
     };
   }
 
@@ -297,15 +308,50 @@ export const SAMPLE_QUERIES: Record<string, (values: Record<string, string>) => 
   'GET /v1/convai/agents/:agent_id/diff': (values) => ({ from_version_id: values.version_id, to_version_id: values.branch_version_id }),
 };
 
-/** The route's URL with its placeholders filled and its required query; `overrides` replace single values. */
-export function urlOf(route: RouteDefinition, values: Record<string, string>, overrides: Record<string, string> = {}): string {
+/**
+ * The optional fields of each route that name other objects (branches, versions, users...), with
+ * real values from the fixture: the requests that name them take code paths the bare sample does
+ * not (issue 14: a proposal naming reviewers deadlocked the server). The access matrix sends them
+ * with every sample request, the fuzz suite in every combination; `expected_*` versions are the
+ * heads of a fresh fixture. A new field named `*_id`/`*_ids` fails the fuzz suite's coverage test
+ * until it is set here or in the sample request.
+ */
+export const OPTIONAL_REFERENCES: Record<string, (fixture: Fixture) => { query?: Record<string, string>; body?: Record<string, unknown> }> = {
+  'GET /v1/convai/agents': (fixture) => ({ query: { created_by_user_id: fixture.reviewerUserId } }),
+  'GET /v1/convai/agents/summaries': (fixture) => ({ query: { agent_ids: fixture.agentId } }),
+  'GET /v1/convai/agents/:agent_id': (fixture) => ({ query: { branch_id: fixture.branchId, version_id: fixture.branchVersionId } }),
+  'PATCH /v1/convai/agents/:agent_id': (fixture) => ({ query: { branch_id: fixture.branchId, expected_version_id: fixture.branchVersionId } }),
+  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': (fixture) => ({
+    query: { expected_target_version_id: fixture.mainVersionId },
+    body: { expected_target_version_id: fixture.mainVersionId },
+  }),
+  'GET /v1/convai/agents/:agent_id/merge-proposals': (fixture) => ({ query: { source_branch_id: fixture.branchId, target_branch_id: fixture.mainBranchId } }),
+  'GET /v1/convai/audit-events': (fixture) => ({ query: { agent_id: fixture.agentId, actor_user_id: fixture.reviewerUserId } }),
+};
+
+/** The route's URL with its placeholders filled and its required query; `overrides` replace single values, `query` adds. */
+export function urlOf(route: RouteDefinition, values: Record<string, string>, overrides: Record<string, string> = {}, extraQuery: Record<string, string> = {}): string {
   const path = route.url.replace(/:([a-z_]+)/g, (_, name: string) => {
     const value = overrides[name] ?? values[name];
     if (value === undefined) throw new Error(`no fixture value for :${name} in ${route.url}; extend pathValues()`);
     return encodeURIComponent(value);
   });
-  const query = SAMPLE_QUERIES[`${route.method} ${route.url}`]?.(values);
-  return query ? `${path}?${new URLSearchParams(query).toString()}` : path;
+  const query = { ...SAMPLE_QUERIES[`${route.method} ${route.url}`]?.(values), ...extraQuery };
+  return Object.keys(query).length > 0 ? `${path}?${new URLSearchParams(query).toString()}` : path;
+}
+
+/**
+ * The route's sample request with the optional references of `OPTIONAL_REFERENCES` (all, or the
+ * `only` ones): URL and body.
+ */
+export function referencingRequest(route: RouteDefinition, fixture: Fixture, only?: (name: string) => boolean, pathOverrides: Record<string, string> = {}) {
+  const references = OPTIONAL_REFERENCES[routeName(route)]?.(fixture) ?? {};
+  const keep = <T>(entries: Record<string, T> = {}) => Object.fromEntries(Object.entries(entries).filter(([name]) => only?.(name) ?? true));
+  const body = sampleBody(route, fixture);
+  return {
+    url: urlOf(route, pathValues(fixture), pathOverrides, keep(references.query)),
+    payload: body === undefined ? undefined : { ...body, ...keep(references.body) },
+  };
 }
 
 /**
@@ -337,8 +383,12 @@ export const SAMPLE_BODIES: Record<string, (fixture: Fixture) => Record<string, 
     source_branch_id: fixture.branchId,
     target_branch_id: fixture.mainBranchId,
     title: 'Sample proposal',
+    requested_reviewer_user_ids: [fixture.reviewerUserId],
   }),
-  'PATCH /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id': () => ({ title: 'Renamed proposal' }),
+  'PATCH /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id': (fixture) => ({
+    title: 'Renamed proposal',
+    requested_reviewer_user_ids: [fixture.reviewerUserId],
+  }),
   // The fixture's proposal is the admin's own: an approval would be refused, a request for changes is not.
   'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/reviews': () => ({ state: 'changes_requested', comment: 'please' }),
   'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/comments': () => ({ body: 'A *comment*' }),
