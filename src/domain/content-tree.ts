@@ -34,11 +34,15 @@ export interface EncodedTree {
   nodes: Map<string, string>;
   /** Bytes of the whole tree's nodes, including subtrees reused from the memo. */
   size: number;
+  /** Array items and object members in the whole document, at any depth. */
+  values: number;
   /** Records this tree's encodings in the memo: call once its nodes are stored. */
   remember(): void;
 }
 
-type Encoded = { inline: string; size: number } | { ref: string; size: number };
+/** `values`: the array items and object members inside the value, at any depth. */
+type Encoded = { inline: string; size: number; values: number } | { ref: string; size: number; values: number };
+type EncodedNode = { ref: string; size: number; values: number };
 
 /**
  * Encodings of values whose nodes are known to be stored. Documents share their untouched
@@ -49,16 +53,16 @@ type Encoded = { inline: string; size: number } | { ref: string; size: number };
 export class EncodingMemo {
   readonly containers = new WeakMap<object, Encoded>();
   /** A container's hash as a node of its own (wide nodes move every container child out). */
-  readonly containerNodes = new WeakMap<object, { ref: string; size: number }>();
+  readonly containerNodes = new WeakMap<object, EncodedNode>();
   /** Long strings are one node each; the same string instance is looked up cheaply. */
-  readonly strings = new LruCache<string, { ref: string; size: number }>(2_000);
+  readonly strings = new LruCache<string, EncodedNode>(2_000);
 }
 
 interface Encoding {
   nodes: Map<string, string>;
   memo?: EncodingMemo;
   /** What to record in the memo once stored. */
-  seen: { containers: [object, Encoded][]; containerNodes: [object, { ref: string; size: number }][]; strings: [string, { ref: string; size: number }][] };
+  seen: { containers: [object, Encoded][]; containerNodes: [object, EncodedNode][]; strings: [string, EncodedNode][] };
 }
 
 export function encodeTree(document: JsonObject, memo?: EncodingMemo): EncodedTree {
@@ -69,6 +73,7 @@ export function encodeTree(document: JsonObject, memo?: EncodingMemo): EncodedTr
     rootHash: root.ref,
     nodes: encoding.nodes,
     size: root.size,
+    values: root.values,
     remember() {
       if (!memo) return;
       for (const [value, encoded] of encoding.seen.containers) memo.containers.set(value, encoded);
@@ -80,17 +85,17 @@ export function encodeTree(document: JsonObject, memo?: EncodingMemo): EncodedTr
 
 function encodeValue(value: Json, encoding: Encoding): Encoded {
   if (typeof value === 'string') {
-    if (value.length <= INLINE_LIMIT) return { inline: JSON.stringify(value), size: value.length + 2 };
+    if (value.length <= INLINE_LIMIT) return { inline: JSON.stringify(value), size: value.length + 2, values: 0 };
     const known = encoding.memo?.strings.get(value);
     if (known) return known;
     const body = `{"s":${JSON.stringify(value)}}`;
-    const encoded = { ref: store(body, encoding.nodes), size: body.length };
+    const encoded = { ref: store(body, encoding.nodes), size: body.length, values: 0 };
     encoding.seen.strings.push([value, encoded]);
     return encoded;
   }
   if (value === null || typeof value !== 'object') {
     const text = JSON.stringify(value);
-    return { inline: text, size: text.length };
+    return { inline: text, size: text.length, values: 0 };
   }
   const known = encoding.memo?.containers.get(value);
   if (known) return known;
@@ -109,9 +114,9 @@ function encodeContainer(value: JsonObject | Json[], encoding: Encoding, forceNo
     if (known) return known;
   }
   const inline = buildContainer(value, encoding, false);
-  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) return { inline: inline.members, size: inline.members.length };
+  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) return { inline: inline.members, size: inline.members.length, values: inline.values };
   const built = inline.body.length > WIDE_NODE_LIMIT ? buildContainer(value, encoding, true) : inline;
-  const encoded = { ref: store(built.body, encoding.nodes), size: built.body.length + built.childSize };
+  const encoded = { ref: store(built.body, encoding.nodes), size: built.body.length + built.childSize, values: built.values };
   encoding.seen.containerNodes.push([value, encoded]);
   return encoded;
 }
@@ -121,11 +126,13 @@ function buildContainer(value: JsonObject | Json[], encoding: Encoding, splitCon
   const inlineParts: string[] = [];
   const refParts: string[] = [];
   let childSize = 0;
+  let values = 0;
   const encodeChild = (child: Json): Encoded =>
     splitContainers && child !== null && typeof child === 'object' ? encodeContainer(child, encoding, true) : encodeValue(child, encoding);
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
       const encoded = encodeChild(item);
+      values += 1 + encoded.values;
       if ('inline' in encoded) inlineParts.push(encoded.inline);
       else {
         inlineParts.push('null');
@@ -135,12 +142,13 @@ function buildContainer(value: JsonObject | Json[], encoding: Encoding, splitCon
     });
     const members = `[${inlineParts.join(',')}]`;
     const body = refParts.length ? `{"a":${members},"r":{${refParts.join(',')}}}` : `{"a":${members}}`;
-    return { members, body, refs: refParts.length, childSize };
+    return { members, body, refs: refParts.length, childSize, values };
   }
   for (const key of Object.keys(value).sort()) {
     const member = value[key];
     if (member === undefined) continue;
     const encoded = encodeChild(member);
+    values += 1 + encoded.values;
     if ('inline' in encoded) inlineParts.push(`${JSON.stringify(key)}:${encoded.inline}`);
     else {
       refParts.push(`${JSON.stringify(key)}:"${encoded.ref}"`);
@@ -149,7 +157,7 @@ function buildContainer(value: JsonObject | Json[], encoding: Encoding, splitCon
   }
   const members = `{${inlineParts.join(',')}}`;
   const body = refParts.length ? `{"o":${members},"r":{${refParts.join(',')}}}` : `{"o":${members}}`;
-  return { members, body, refs: refParts.length, childSize };
+  return { members, body, refs: refParts.length, childSize, values };
 }
 
 function store(body: string, nodes: Map<string, string>): string {

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 
 import { takesRowLocks } from '../../db/locks.js';
+import { queryInSlices } from '../../db/in-lists.js';
 import type { BranchTable, Database } from '../../db/schema.js';
 
 export type BranchRow = Selectable<BranchTable>;
@@ -60,8 +61,7 @@ export function branchesStore(db: Kysely<Database>) {
     },
 
     byIds(ids: string[]): Promise<BranchRow[]> {
-      if (ids.length === 0) return Promise.resolve([]);
-      return db.selectFrom('branches').selectAll().where('id', 'in', ids).execute();
+      return queryInSlices(ids, (slice) => db.selectFrom('branches').selectAll().where('id', 'in', slice).execute());
     },
 
     async insert(row: BranchRow): Promise<void> {

@@ -1,9 +1,11 @@
 import type { Kysely } from 'kysely';
 
+import { MAX_BOUND_VALUES, queryInSlices } from '../../db/in-lists.js';
 import type { Database } from '../../db/schema.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { type ContentNode, childHashes, decodeTree, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
 import { LruCache } from '../../domain/lru.js';
+import { RequestValidationError } from '../../http/errors.js';
 
 /**
  * Version documents in the content-addressed `blobs` table. Nodes are immutable, so decoded
@@ -17,6 +19,13 @@ export interface PreparedDocument {
   nodes: Map<string, string>;
   tree: EncodedTree;
 }
+
+/**
+ * Most array items and object members (at any depth) in one stored document, defaults included.
+ * A document grows by merge-patch commits and merges, each within the request limits
+ * (`MAX_JSON_VALUES`); this bounds what a cold read of it costs (decoding and rendering it).
+ */
+export const MAX_DOCUMENT_VALUES = 100_000;
 
 /** A parsed document, with its filled response subtrees (spec-defaults), takes about this many times its stored JSON size in memory. */
 const PARSED_OVERHEAD = 5;
@@ -38,9 +47,16 @@ export class DocumentStore {
     this.documents = new LruCache({ maxEntries: 20_000, maxBytes, sizeOf: (cached) => cached.bytes * PARSED_OVERHEAD });
   }
 
-  /** Encodes a document; nothing is written yet. */
+  /** Encodes a document; nothing is written yet. A document over `MAX_DOCUMENT_VALUES` is a 422. */
   prepare(document: JsonObject): PreparedDocument {
     const tree = encodeTree(document, this.encodings);
+    if (tree.values > MAX_DOCUMENT_VALUES) {
+      throw RequestValidationError.at(
+        ['body'],
+        `The resulting config would hold ${tree.values} values (array items and object members); the limit is ${MAX_DOCUMENT_VALUES} per version`,
+        'document_too_large',
+      );
+    }
     return { document, rootHash: tree.rootHash, nodes: tree.nodes, tree };
   }
 
@@ -49,10 +65,12 @@ export class DocumentStore {
     const rows = [...prepared.nodes]
       .filter(([hash]) => this.storedHashes.get(hash) === undefined)
       .map(([hash, body]) => ({ hash, body }));
-    for (let i = 0; i < rows.length; i += 500) {
+    // Two bound values a row.
+    const rowsPerInsert = MAX_BOUND_VALUES / 2;
+    for (let i = 0; i < rows.length; i += rowsPerInsert) {
       await db
         .insertInto('blobs')
-        .values(rows.slice(i, i + 500))
+        .values(rows.slice(i, i + rowsPerInsert))
         .onConflict((conflict) => conflict.column('hash').doNothing())
         .execute();
     }
@@ -75,7 +93,8 @@ export class DocumentStore {
     let bytes = 0;
     let wanted = [rootHash];
     while (wanted.length > 0) {
-      const rows = await db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', wanted).execute();
+      // A level of a wide document can hold more nodes than one statement may bind.
+      const rows = await queryInSlices(wanted, (slice) => db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', slice).execute());
       const next: string[] = [];
       for (const row of rows) {
         const node = JSON.parse(row.body) as ContentNode;

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 
+import { queryInSlices } from '../../db/in-lists.js';
 import type { Database, VersionTable } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
 
@@ -17,8 +18,7 @@ export function versionsStore(db: Kysely<Database>) {
     },
 
     findMany(agentId: string, ids: string[]): Promise<VersionRow[]> {
-      if (ids.length === 0) return Promise.resolve([]);
-      return db.selectFrom('versions').selectAll().where('agent_id', '=', agentId).where('id', 'in', ids).execute();
+      return queryInSlices(ids, (slice) => db.selectFrom('versions').selectAll().where('agent_id', '=', agentId).where('id', 'in', slice).execute());
     },
 
     /** Newest first, after the sequence number `beforeSeqNo` when given. */

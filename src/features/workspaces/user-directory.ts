@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 
+import { queryInSlices } from '../../db/in-lists.js';
 import type { Database, Role } from '../../db/schema.js';
 import { LruCache } from '../../domain/lru.js';
 import type { Caller } from './workspaces.store.js';
@@ -28,7 +29,7 @@ export class UserDirectory {
       else missing.push(id);
     }
     if (missing.length > 0) {
-      const rows = await this.db.selectFrom('users').select(['id', 'name', 'email']).where('id', 'in', missing).execute();
+      const rows = await queryInSlices(missing, (slice) => this.db.selectFrom('users').select(['id', 'name', 'email']).where('id', 'in', slice).execute());
       for (const row of rows) {
         this.cache.set(row.id, row);
         found.set(row.id, row);

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 
+import { queryInSlices } from '../../db/in-lists.js';
 import type { Database, Role } from '../../db/schema.js';
 
 export interface Caller {
@@ -42,8 +43,7 @@ export function workspacesStore(db: Kysely<Database>) {
     },
 
     usersByIds(ids: string[]) {
-      if (ids.length === 0) return Promise.resolve([]);
-      return db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
+      return queryInSlices(ids, (slice) => db.selectFrom('users').selectAll().where('id', 'in', slice).execute());
     },
 
     async insertApiKey(row: Database['api_keys']) {
