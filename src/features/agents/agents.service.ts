@@ -70,8 +70,8 @@ export function assertNotArchived(branch: BranchRow): void {
  * Agent-wide settings (auth, call limits, privacy, ban, archived) change what main serves,
  * whichever branch a write names: changing them needs write access to main as well.
  */
-export async function assertCanChangeAgentSettings(trx: Kysely<Database>, caller: Caller, agent: AgentRow, target: BranchRow): Promise<void> {
-  const main = target.id === agent.main_branch_id ? target : await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+export async function assertCanChangeAgentSettings(trx: Kysely<Database>, caller: Caller, agent: AgentRow, written?: BranchRow): Promise<void> {
+  const main = written?.id === agent.main_branch_id ? written : await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
   if (main.protection_status === 'admin_perms_required' && caller.role !== 'admin') {
     throw new ForbiddenError(
       `Agent-wide settings (${PER_AGENT_SETTINGS.join(', ')}) change what main serves: changing them requires the admin role, ` +
