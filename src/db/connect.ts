@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import SqliteDatabase from 'better-sqlite3';
-import { type Dialect as KyselyDialect, type Driver, Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { type Dialect as KyselyDialect, type Driver, Kysely, type Migration, Migrator, PostgresDialect, type Selectable, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 
 import { type ChangeFeed, postgresChangeFeed, sqliteChangeFeed } from './change-feed.js';
@@ -12,6 +12,7 @@ import * as mergedAuthors from './migrations/0003_merged_authors.js';
 import * as frontiers from './migrations/0004_frontiers.js';
 import * as mergeProposals from './migrations/0005_merge_proposals.js';
 import * as audit from './migrations/0006_audit.js';
+import * as agentRevision from './migrations/0007_agent_revision.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
 
@@ -48,6 +49,7 @@ export const migrations: Record<string, Migration> = {
   '0004_frontiers': frontiers,
   '0005_merge_proposals': mergeProposals,
   '0006_audit': audit,
+  '0007_agent_revision': agentRevision,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */
@@ -88,7 +90,7 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
 }
 
 /** An agent row with one of its versions (id, branch, document), as the hot path reads it. */
-export type AgentVersionRow = Database['agents'] & { version_id: string; version_branch_id: string; version_document_hash: string };
+export type AgentVersionRow = Selectable<Database['agents']> & { version_id: string; version_branch_id: string; version_document_hash: string };
 
 type Maybe<T> = T | undefined | Promise<T | undefined>;
 

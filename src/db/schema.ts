@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 // Row types of every table, as Kysely sees them. Booleans are stored as 0/1 integers and
 // JSON as TEXT on both dialects, so the stores read the same rows from SQLite and PostgreSQL.
 // Times are unix milliseconds (the wire shows seconds; merges compare milliseconds, §12.5).
@@ -46,6 +48,11 @@ export interface AgentTable {
   created_by_user_id: string;
   created_at_ms: number;
   updated_at_ms: number;
+  /**
+   * Moves by one with every update of this row (agentsStore.update). Caches of anything rendered
+   * from the row key on it: unlike `updated_at_ms`, two writes never share one.
+   */
+  revision: Generated<number>;
 }
 
 /** One row per tag of an agent, for the `tags` filter of the agent list. */

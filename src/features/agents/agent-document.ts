@@ -1,5 +1,6 @@
 import type { Json, JsonObject } from '../../domain/canonical-json.js';
-import { isJsonObject } from '../../domain/canonical-json.js';
+import { deepEqual, isJsonObject } from '../../domain/canonical-json.js';
+import { renderSection } from '../../wire/agent-config.js';
 
 /**
  * What a version holds: the versioned sections of the config plus the name and tags as
@@ -33,4 +34,27 @@ export function voiceIdOf(document: AgentDocument): string {
   const tts = document.conversation_config.tts;
   const voiceId: Json | undefined = isJsonObject(tts) ? tts.voice_id : undefined;
   return typeof voiceId === 'string' ? voiceId : '';
+}
+
+/**
+ * A document as reads show it: every section with its defaults filled. A stored document may lack
+ * defaults that a read fills in (it was written before they existed, or without them), so "did
+ * anything change" is asked of this form: what a client cannot see is no change.
+ */
+export function visibleDocument(document: AgentDocument): AgentDocument {
+  return {
+    conversation_config: renderSection('conversation_config', document.conversation_config),
+    platform_settings: renderSection('platform_settings', document.platform_settings),
+    workflow: renderSection('workflow', document.workflow),
+    name: document.name,
+    tags: document.tags,
+  };
+}
+
+/**
+ * Whether two documents read the same. Cheap for a commit: sections the commit did not touch are
+ * the same objects, whose rendering is cached (spec-defaults), so only the changed path is compared.
+ */
+export function sameVisibleDocument(a: AgentDocument, b: AgentDocument): boolean {
+  return deepEqual(visibleDocument(a), visibleDocument(b));
 }

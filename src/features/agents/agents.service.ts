@@ -19,7 +19,8 @@ import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
-import { type AgentDocument, voiceIdOf } from './agent-document.js';
+import { type AgentDocument, PER_AGENT_SETTINGS, sameVisibleDocument, voiceIdOf } from './agent-document.js';
+import { type AgentSettingsChange, agentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
@@ -70,6 +71,42 @@ export function assertNotArchived(branch: BranchRow): void {
   }
 }
 
+/**
+ * Agent-wide settings (auth, call limits, privacy, ban, archived) change what main serves,
+ * whichever branch a write names: changing them needs write access to main as well.
+ */
+export async function assertCanChangeAgentSettings(trx: Kysely<Database>, caller: Caller, agent: AgentRow, written?: BranchRow): Promise<void> {
+  const main = written?.id === agent.main_branch_id ? written : await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+  if (main.protection_status === 'admin_perms_required' && caller.role !== 'admin') {
+    throw new ForbiddenError(
+      `Agent-wide settings (${PER_AGENT_SETTINGS.join(', ')}) change what main serves: changing them requires the admin role, ` +
+        `since branch "${main.name}" is protected.`,
+    );
+  }
+}
+
+/** The agent row's columns that hold its agent-wide settings. */
+export function agentSettingsColumns(settings: JsonObject): Pick<AgentRow, 'agent_settings' | 'archived'> {
+  return { agent_settings: canonicalJson(settings), archived: settings.archived === true ? 1 : 0 };
+}
+
+/** Every change of agent-wide settings is an audit event (they are not versioned). */
+export async function recordAgentSettingsChange(
+  trx: Kysely<Database>,
+  caller: Caller,
+  atMs: number,
+  agentId: string,
+  branchId: string,
+  change: AgentSettingsChange,
+): Promise<void> {
+  await recordUserAction(trx, caller, atMs, {
+    action: 'agent.settings_update',
+    agentId,
+    resourceId: agentId,
+    details: { branch_id: branchId, paths: change.paths, changes: change.changes },
+  });
+}
+
 export async function findAgentOrThrow(db: Kysely<Database>, caller: Caller, agentId: string): Promise<AgentRow> {
   const agent = await agentsStore(db).find(caller.workspaceId, agentId);
   if (!agent) throw new NotFoundError('agent', agentId);
@@ -99,10 +136,11 @@ export function agentsService(context: AppContext) {
 
   /**
    * The agent at a version, as response bytes. Cached by everything the bytes depend on: the
-   * version (immutable), the agent row (its update time) and the caller's role and authorship.
+   * version (immutable), the agent row (its revision, which every update moves; two updates can
+   * share a millisecond) and the caller's role and authorship.
    */
   async function renderAt(caller: Caller, agent: AgentRow, version: VersionRef): Promise<Buffer> {
-    const key = `${agent.id}|${version.id}|${agent.updated_at_ms}|${caller.role}|${caller.userId === agent.created_by_user_id}`;
+    const key = `${agent.id}|${version.id}|${agent.revision}|${caller.role}|${caller.userId === agent.created_by_user_id}`;
     const cached = context.caches.rendered.get(key);
     if (cached) return cached;
     const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
@@ -203,7 +241,8 @@ export function agentsService(context: AppContext) {
 
   /**
    * One commit to a branch (DESIGN §5): under the branch lock, `produce` turns the head's config
-   * into the next one; an unchanged document makes no version. Returns the agent at the head.
+   * into the next one. A document that reads the same makes no version; agent-wide settings that
+   * read the same are not written. Returns the agent at the head.
    */
   async function commit(
     caller: Caller,
@@ -213,12 +252,14 @@ export function agentsService(context: AppContext) {
   ): Promise<Buffer> {
     const { agent, version } = await context.write(async (scope) => {
       const { trx, publish, afterCommit } = scope;
-      const agent = await findAgentOrThrow(trx, caller, agentId);
-      const branchId = options.branchId ?? agent.main_branch_id;
+      const found = await findAgentOrThrow(trx, caller, agentId);
+      const branchId = options.branchId ?? found.main_branch_id;
       // The agent lock first, then the branch (the order every write keeps): a commit updates
       // the agent row, and a main commit rebases the auto-rebase branches. Taking the branch
       // first deadlocked against merges and deployments on PostgreSQL.
-      await lockAgent(trx, agent.id);
+      await lockAgent(trx, found.id);
+      // Read again under the lock: the agent-wide settings this commit merges into are the latest.
+      const agent = await findAgentOrThrow(trx, caller, agentId);
       const locked = await branchesStore(trx).findLocked(agent.id, branchId);
       if (!locked) throw new NotFoundError('branch', branchId);
       assertCanWriteBranch(caller, locked);
@@ -233,25 +274,21 @@ export function agentsService(context: AppContext) {
       const current = await loadDocument(context, trx, head);
       const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
       const next = await produce({ trx, agent, current: { document: current, agentSettings: currentSettings } });
-      const prepared = context.documents.prepare(next.document);
-      const settingsText = canonicalJson(next.agentSettings);
-      const settingsChanged = settingsText !== agent.agent_settings;
+      const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
+      if (settingsChange) await assertCanChangeAgentSettings(trx, caller, agent, locked);
       const isMain = locked.id === agent.main_branch_id;
       const now = Math.max(context.now(), locked.last_committed_at_ms);
 
-      if (prepared.rootHash === head.document_hash) {
-        // Deliberate difference: a commit that changes nothing makes no version.
-        if (settingsChanged) {
-          publish({ kind: 'agent', agentId: agent.id });
-          await agentsStore(trx).update(agent.id, {
-            agent_settings: settingsText,
-            archived: next.agentSettings.archived === true ? 1 : 0,
-            updated_at_ms: now,
-          });
-        }
-        return { agent: (await agentsStore(trx).find(caller.workspaceId, agent.id)) as AgentRow, version: head };
+      if (sameVisibleDocument(current, next.document)) {
+        // Deliberate difference: a commit that changes nothing a read shows makes no version.
+        if (!settingsChange) return { agent, version: head };
+        publish({ kind: 'agent', agentId: agent.id });
+        const updated = await agentsStore(trx).update(agent.id, { ...agentSettingsColumns(next.agentSettings), updated_at_ms: now });
+        await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
+        return { agent: updated, version: head };
       }
 
+      const prepared = context.documents.prepare(next.document);
       const version = await insertVersion(trx, context, {
         agentId: agent.id,
         branchId: locked.id,
@@ -271,15 +308,17 @@ export function agentsService(context: AppContext) {
         head_seq_no: version.seq_no_in_branch,
         last_committed_at_ms: now,
       });
-      const agentChanges = {
-        agent_settings: settingsText,
-        archived: next.agentSettings.archived === true ? 1 : 0,
-        updated_at_ms: now,
-        ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
-      };
-      await agentsStore(trx).update(agent.id, agentChanges, isMain ? next.document.tags : undefined);
+      const updated = await agentsStore(trx).update(
+        agent.id,
+        {
+          ...(settingsChange ? agentSettingsColumns(next.agentSettings) : {}),
+          updated_at_ms: now,
+          ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
+        },
+        isMain ? next.document.tags : undefined,
+      );
+      if (settingsChange) await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
       await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
-      const updated: AgentRow = { ...agent, ...agentChanges };
       if (isMain) await autoRebaseBranches(scope, context, updated, caller);
       return { agent: updated, version };
     });
@@ -475,9 +514,10 @@ export function agentsService(context: AppContext) {
           });
           if (isMain) {
             const tags = JSON.parse(source.tags) as string[];
+            const { revision: _sourceRevision, ...sourceRow } = source;
             await agentsStore(trx).insert(
               {
-                ...source,
+                ...sourceRow,
                 id: newAgentId,
                 name: copyName,
                 main_branch_id: newBranchId,

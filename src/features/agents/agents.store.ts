@@ -68,14 +68,24 @@ export function agentsStore(db: Kysely<Database>) {
         .execute();
     },
 
-    async insert(row: AgentRow, tags: string[]): Promise<void> {
+    async insert(row: Omit<AgentRow, 'revision'>, tags: string[]): Promise<void> {
       await db.insertInto('agents').values(row).execute();
       await replaceTags(db, row.id, tags);
     },
 
-    async update(agentId: string, changes: Partial<Omit<AgentRow, 'id'>>, tags?: string[]): Promise<void> {
-      if (Object.keys(changes).length > 0) await db.updateTable('agents').set(changes).where('id', '=', agentId).execute();
+    /**
+     * Changes the agent row and moves its `revision` in the same statement (every cache of what is
+     * rendered from the row keys on it); returns the row as it now is.
+     */
+    async update(agentId: string, changes: Partial<Omit<AgentRow, 'id' | 'revision'>>, tags?: string[]): Promise<AgentRow> {
+      const row = await db
+        .updateTable('agents')
+        .set({ ...changes, revision: sql<number>`revision + 1` })
+        .where('id', '=', agentId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
       if (tags) await replaceTags(db, agentId, tags);
+      return row;
     },
 
     /** Removes the agent and everything under it. */

@@ -6,9 +6,13 @@ import { newId } from '../../domain/ids.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { auditStore } from './audit.store.js';
 
-/** Every action the audit log records. Commits are attributed by their versions (author, time). */
+/**
+ * Every action the audit log records. Commits are attributed by their versions (author, time);
+ * agent-wide settings are not versioned, so each change of them is `agent.settings_update`.
+ */
 export const AUDIT_ACTIONS = [
   'agent.create',
+  'agent.settings_update',
   'agent.duplicate',
   'agent.delete',
   'workspace.create',

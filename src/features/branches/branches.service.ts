@@ -5,11 +5,16 @@ import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, RequestValidationError } from '../../http/errors.js';
 import {
+  agentSettingsColumns,
+  assertCanChangeAgentSettings,
   assertCanWriteBranch,
   findAgentOrThrow,
   findBranchOrThrow,
   loadDocument,
+  recordAgentSettingsChange,
 } from '../agents/agents.service.js';
+import { agentSettingsChange } from '../agents/agent-settings.js';
+import { agentsStore } from '../agents/agents.store.js';
 import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
@@ -124,8 +129,11 @@ export function branchesService(context: AppContext) {
     /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
     async create(caller: Caller, agentId: string, input: CreateBranchInput) {
       const name = validateBranchName(input.name, ['body', 'name']);
-      return context.write(async ({ trx, afterCommit }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+      return context.write(async ({ trx, afterCommit, publish }) => {
+        const found = await findAgentOrThrow(trx, caller, agentId);
+        // Agent-wide settings in the body change the agent: read it under the agent lock, as a commit does.
+        if (input.platform_settings) await lockAgent(trx, found.id);
+        const agent = input.platform_settings ? await findAgentOrThrow(trx, caller, agentId) : found;
         const parent = await versionsStore(trx).find(agent.id, input.parent_version_id);
         if (!parent) {
           throw RequestValidationError.at(
@@ -146,14 +154,23 @@ export function branchesService(context: AppContext) {
           throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
         }
         const base = await loadDocument(context, trx, parent);
+        const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
         const next = applyConfigChanges(
-          { document: base, agentSettings: JSON.parse(agent.agent_settings) as JsonObject },
+          { document: base, agentSettings: currentSettings },
           { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
         );
+        const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
         const prepared = context.documents.prepare(next.document);
         afterCommit(() => context.documents.markStored(prepared));
         const now = context.now();
         const branchId = newId('agtbrch_', now);
+        if (settingsChange) {
+          // Not versioned: they change the agent at once, as a commit on any branch does.
+          await assertCanChangeAgentSettings(trx, caller, agent);
+          publish({ kind: 'agent', agentId: agent.id });
+          await agentsStore(trx).update(agent.id, { ...agentSettingsColumns(next.agentSettings), updated_at_ms: now });
+          await recordAgentSettingsChange(trx, caller, now, agent.id, branchId, settingsChange);
+        }
         const version = await insertVersion(trx, context, {
           agentId: agent.id,
           branchId,

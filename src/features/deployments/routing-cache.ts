@@ -152,8 +152,9 @@ export class RoutingCache {
   set(agentId: string, entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads'>, startedAt: number): RoutingEntry | undefined {
     if (!this.changes.live || startedAt !== this.generation) return undefined;
     const previous = this.entries.peek(agentId);
-    // Rendered bytes stay valid while the agent row is unchanged (they are keyed by version).
-    const responses = previous && previous.agent.updated_at_ms === entry.agent.updated_at_ms ? previous.responses : new Map<string, Buffer>();
+    // Rendered bytes stay valid while the agent row is unchanged (they are keyed by version): its
+    // revision moves with every update, where two updates can share `updated_at_ms`.
+    const responses = previous && previous.agent.revision === entry.agent.revision ? previous.responses : new Map<string, Buffer>();
     let bytes = ENTRY_OVERHEAD_BYTES + entry.table.branchOf.byteLength + entry.heads.size * HEAD_BYTES;
     for (const response of responses.values()) bytes += response.byteLength;
     const now = this.now();

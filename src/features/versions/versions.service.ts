@@ -9,6 +9,7 @@ import { positionOf } from './history.js';
 import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
+import { type AgentDocument, visibleDocument } from '../agents/agent-document.js';
 import type { PreparedDocument } from './documents.store.js';
 import { type VersionRow, versionsStore } from './versions.store.js';
 
@@ -147,7 +148,9 @@ export function versionsService(context: AppContext) {
       const [from, to] = await Promise.all([store.find(agent.id, fromVersionId), store.find(agent.id, toVersionId)]);
       if (!from) throw new NotFoundError('version', fromVersionId);
       if (!to) throw new NotFoundError('version', toVersionId);
-      const [before, after] = await Promise.all([context.documents.load(context.db, from.document_hash), context.documents.load(context.db, to.document_hash)]);
+      const stored = await Promise.all([context.documents.load(context.db, from.document_hash), context.documents.load(context.db, to.document_hash)]);
+      // As reads show them: a default one version stores and the other lacks is no change.
+      const [before, after] = stored.map((document) => visibleDocument(document as AgentDocument));
       const changes = [];
       for (const section of HISTORY_SECTIONS) {
         for (const change of diffValues(before[section], after[section])) {
