@@ -1,17 +1,24 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import type { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
-import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { type Kysely, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { buildApp } from '../src/app.js';
 import { openStore, type Store } from '../src/db/connect.js';
+import type { Database } from '../src/db/schema.js';
 import { TABLES } from '../src/db/tables.js';
-import { digestStore } from '../src/features/portability/portability.js';
-import { createTestDatabase, dialect, sdk, type TestDatabase } from './support/test-app.js';
+import { canonicalJson, type Json } from '../src/domain/canonical-json.js';
+import { copyStore, digestStore, exportStore, importStore } from '../src/features/portability/portability.js';
+import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';
+import { snapshotDatabase } from './support/db-snapshot.js';
+import { createTestDatabase, dialect, injectAs, listen, okJson, sdk, startTestApp, type TestApp, type TestDatabase } from './support/test-app.js';
 
 // Moving up keeps the data: a store made through the API on SQLite is copied to PostgreSQL
 // (`branchwise copy --to`) and dumped back to SQLite (`export` / `import`), and a server on each
@@ -147,7 +154,6 @@ describe('copy, export and import', () => {
       const env = (database: TestDatabase) => ({ DATA_DIR: database.options.dataDir, DATABASE_URL: database.options.databaseUrl ?? '' });
       const dumpFile = path.join(dir, 'dump.jsonl');
       await cli(env(source), 'export', '--out', dumpFile);
-      const { readFileSync, writeFileSync } = await import('node:fs');
       const lines = readFileSync(dumpFile, 'utf8').trimEnd().split('\n');
       writeFileSync(dumpFile, `${lines.slice(0, -5).join('\n')}\n`);
       const failed = await cli(env(target), 'import', dumpFile).catch((error) => error);
@@ -173,5 +179,229 @@ describe('copy, export and import', () => {
       await store.close();
       await database.drop();
     }
+  });
+});
+
+type DumpRecord = { table?: string; row?: Record<string, Json>; digests?: { table: string; rows: number; sha256: string }[] };
+
+const envOf = (database: TestDatabase) => ({ DATA_DIR: database.options.dataDir, DATABASE_URL: database.options.databaseUrl ?? '' });
+
+/** Row counts of every table: all zero when a refused import or copy left the target as it was. */
+async function rowCounts(db: Kysely<Database>): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of TABLES) {
+    const { count } = await db.selectFrom(table.name).select((eb) => eb.fn.countAll().as('count')).executeTakeFirstOrThrow();
+    counts[table.name] = Number(count);
+  }
+  return counts;
+}
+
+const EMPTY = Object.fromEntries(TABLES.map((table) => [table.name, 0]));
+
+/** The dump's digests line recomputed from its rows: what someone who edits a dump on purpose writes. */
+function withRecomputedDigests(lines: string[]): string[] {
+  const records = lines.map((line) => JSON.parse(line) as DumpRecord);
+  const digests = TABLES.map(({ name }) => {
+    const hash = createHash('sha256');
+    const rows = records.filter((record) => record.table === name);
+    for (const record of rows) hash.update(`${canonicalJson(record.row!)}\n`);
+    return { table: name, rows: rows.length, sha256: hash.digest('hex') };
+  });
+  return [...lines.filter((line) => !('digests' in JSON.parse(line))), JSON.stringify({ digests })];
+}
+
+function editRow(lines: string[], table: string, pick: (row: Record<string, Json>) => boolean, edit: (row: Record<string, Json>) => Record<string, Json>): string[] {
+  let edited = false;
+  const result = lines.map((line) => {
+    const record = JSON.parse(line) as DumpRecord;
+    if (edited || record.table !== table || !pick(record.row!)) return line;
+    edited = true;
+    return JSON.stringify({ table, row: edit(record.row!) });
+  });
+  if (!edited) throw new Error(`no ${table} row to edit in the dump`);
+  return result;
+}
+
+const INJECTED_KEY = `sk_${'e'.repeat(48)}`;
+
+/** A key row added to a dump for a key the attacker holds, next to the admin's. */
+function injectKey(lines: string[]): string[] {
+  const tables = lines.map((line) => (JSON.parse(line) as DumpRecord).table);
+  const at = tables.lastIndexOf('api_keys');
+  const template = (JSON.parse(lines[at]) as DumpRecord).row!;
+  const row = { ...template, id: 'key_zzzzzzzzinjected', key_hash: hashApiKey(INJECTED_KEY), key_prefix: INJECTED_KEY.slice(0, 7), revoked_at_ms: null };
+  return [...lines.slice(0, at + 1), JSON.stringify({ table: 'api_keys', row }), ...lines.slice(at + 1)];
+}
+
+/** Every way a dump can be damaged or edited; each must be refused with the target left empty. */
+const TAMPERED: { name: string; tamper: (lines: string[]) => string[]; refusal: RegExp; cli?: true }[] = [
+  {
+    name: 'an agent renamed, the digests line kept',
+    tamper: (lines) => editRow(lines, 'agents', () => true, (row) => ({ ...row, name: 'Renamed' })),
+    refusal: /does not match its own digests.*agents/,
+    cli: true,
+  },
+  { name: 'an api key injected, the digests line kept', tamper: injectKey, refusal: /does not match its own digests.*api_keys/, cli: true },
+  { name: 'truncated: the digests line cut off', tamper: (lines) => lines.slice(0, -1), refusal: /truncated/, cli: true },
+  { name: 'truncated in the middle of a table', tamper: (lines) => lines.slice(0, Math.floor(lines.length / 2)), refusal: /truncated/ },
+  { name: 'a row dropped', tamper: (lines) => lines.filter((_, index) => index !== lines.length - 3), refusal: /does not match its own digests/ },
+  { name: 'a row repeated', tamper: (lines) => [...lines.slice(0, -1), lines.at(-2)!, lines.at(-1)!], refusal: /does not match its own digests/ },
+  { name: 'a line after the digests', tamper: (lines) => [...lines, lines[1]], refusal: /after the digests/ },
+  // Digests recomputed: the dump agrees with itself, so only the check of what the target holds
+  // (inside its transaction) can refuse these.
+  {
+    name: 'a number stored as text, digests recomputed',
+    tamper: (lines) => withRecomputedDigests(editRow(lines, 'versions', () => true, (row) => ({ ...row, committed_at_ms: String(row.committed_at_ms) }))),
+    refusal: /verification failed for table versions/,
+  },
+  {
+    name: "a revoked key's revocation left out, digests recomputed",
+    tamper: (lines) =>
+      withRecomputedDigests(
+        editRow(lines, 'api_keys', (row) => row.revoked_at_ms !== null, (row) => Object.fromEntries(Object.entries(row).filter(([column]) => column !== 'revoked_at_ms'))),
+      ),
+    refusal: /verification failed for table api_keys|revoked_at_ms/,
+  },
+];
+
+describe('a dump or copy that does not verify is refused before anything is committed', () => {
+  let source: TestApp;
+  let dump: string[];
+  let dir: string;
+  let target: TestDatabase;
+  let targetStore: Store;
+  let revokedKey: string;
+
+  beforeAll(async () => {
+    source = await startTestApp();
+    await populate(sdk(await listen(source), source.keys.admin));
+    const revoked = await source.app.workspaces.createKey('default', 'mallory', 'editor');
+    await source.app.workspaces.revokeKey('default', revoked.keyId);
+    revokedKey = revoked.key;
+    dump = [];
+    await exportStore(source.store, (line) => void dump.push(line));
+    dir = mkdtempSync(path.join(tmpdir(), 'branchwise-tampered-'));
+    // One target for every case: each refused import must leave it empty for the next.
+    target = await createTestDatabase();
+    targetStore = await openStore(target.options);
+  });
+
+  afterAll(async () => {
+    await targetStore?.close();
+    await target?.drop();
+    await source?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The target holds nothing, and neither the injected nor the revoked key opens it. */
+  async function expectUntouched() {
+    expect(await rowCounts(targetStore.db)).toEqual(EMPTY);
+    const served = await serveOn(targetStore);
+    try {
+      for (const key of [INJECTED_KEY, revokedKey, source.keys.admin]) {
+        const response = await fetch(`${served.url}/v1/convai/agents`, { headers: { 'xi-api-key': key } });
+        expect(response.status).toBe(401);
+      }
+    } finally {
+      await served.app.server.close();
+    }
+  }
+
+  // The issue's cases through `branchwise import` (exit 1), the others in process (same code, faster).
+  it.each(TAMPERED)('import refuses a dump with $name and leaves the target empty', async ({ tamper, refusal, cli: viaCli }) => {
+    const lines = tamper(dump);
+    if (viaCli) {
+      const file = path.join(dir, 'tampered.jsonl');
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      const failed = await cli(envOf(target), 'import', file).catch((error) => error);
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).toMatch(refusal);
+    } else {
+      await expect(
+        importStore(targetStore, async function* () {
+          yield* lines;
+        }),
+      ).rejects.toThrow(refusal);
+    }
+    await expectUntouched();
+  });
+
+  it('refuses any single edited value of any row, digests kept, and leaves the target empty (property)', async () => {
+    const rowLines = dump.flatMap((line, index) => ((JSON.parse(line) as DumpRecord).row ? [index] : []));
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: rowLines.length - 1 }), fc.nat(), async (which, columnChoice) => {
+        const index = rowLines[which];
+        const { table, row } = JSON.parse(dump[index]) as DumpRecord;
+        const columns = Object.keys(row!);
+        const column = columns[columnChoice % columns.length];
+        const value = row![column];
+        const changed = typeof value === 'number' ? value + 1 : typeof value === 'string' ? `${value}x` : 'x';
+        const lines = dump.map((line, at) => (at === index ? JSON.stringify({ table, row: { ...row, [column]: changed } }) : line));
+        await expect(importStore(targetStore, async function* () {
+          yield* lines;
+        })).rejects.toThrow(/does not match its own digests/);
+        expect(await rowCounts(targetStore.db)).toEqual(EMPTY);
+      }),
+      { numRuns: 30 },
+    );
+    await expectUntouched();
+  });
+
+  it('an intact dump of the same store imports and verifies (the cases above fail for their edit alone)', async () => {
+    const other = await createTestDatabase();
+    const store = await openStore(other.options);
+    try {
+      await importStore(store, async function* () {
+        yield* dump;
+      });
+      expect(await digestStore(store.db)).toEqual(await digestStore(source.store.db));
+    } finally {
+      await store.close();
+      await other.drop();
+    }
+  });
+
+  /** Makes the target store every agent under another name than the one it is sent. */
+  async function renameOnInsert(db: Kysely<Database>, on: boolean) {
+    if (dialect === 'sqlite') {
+      if (on) await sql`create trigger rename_agents after insert on agents begin update agents set name = 'Tampered' where id = new.id; end`.execute(db);
+      else await sql`drop trigger rename_agents`.execute(db);
+      return;
+    }
+    if (on) {
+      await sql`create function rename_agent() returns trigger as $$ begin new.name := 'Tampered'; return new; end $$ language plpgsql`.execute(db);
+      await sql`create trigger rename_agents before insert on agents for each row execute function rename_agent()`.execute(db);
+    } else {
+      await sql`drop trigger rename_agents on agents`.execute(db);
+      await sql`drop function rename_agent()`.execute(db);
+    }
+  }
+
+  it.each(['copy', 'import'] as const)(
+    '%s: a target that does not hold what it was sent is rolled back by the check inside its transaction',
+    async (how) => {
+      await renameOnInsert(targetStore.db, true);
+      try {
+        const attempt =
+          how === 'copy'
+            ? copyStore(source.store, targetStore)
+            : importStore(targetStore, async function* () {
+                yield* dump;
+              });
+        await expect(attempt).rejects.toThrow(/verification failed for table agents/);
+      } finally {
+        await renameOnInsert(targetStore.db, false);
+      }
+      await expectUntouched();
+    },
+  );
+
+  it('copy and import refuse a target that is not empty', async () => {
+    await expect(copyStore(source.store, source.store)).rejects.toThrow(/not empty/);
+    await expect(
+      importStore(source.store, async function* () {
+        yield* dump;
+      }),
+    ).rejects.toThrow(/not empty/);
   });
 });

@@ -4,12 +4,18 @@ import { type Kysely, sql } from 'kysely';
 
 import type { Store } from '../../db/connect.js';
 import type { Database } from '../../db/schema.js';
+import { readSnapshot } from '../../db/snapshot.js';
 import { TABLES } from '../../db/tables.js';
 import { canonicalJson, type Json } from '../../domain/canonical-json.js';
 
 /**
  * Moving a store between databases and machines: a portable dump (JSON lines) and a direct
  * copy, both verified by row counts and a content hash per table computed on each side.
+ *
+ * - The source is read from one consistent snapshot (`readSnapshot`), rows and digests alike,
+ *   so a server may keep committing while it is exported or copied.
+ * - The target is written in one transaction and verified inside it, before it commits: a copy
+ *   or import that does not verify is rolled back and leaves the target as it was (empty).
  */
 
 export const DUMP_FORMAT = 'branchwise-dump';
@@ -61,18 +67,28 @@ function normalizeRow(row: Row): Row {
   return normalized;
 }
 
+/** A digest per table, fed row by row in primary-key order. */
+function digester() {
+  const hashes = new Map<TableName, { hash: ReturnType<typeof createHash>; rows: number }>(
+    TABLES.map((table) => [table.name, { hash: createHash('sha256'), rows: 0 }]),
+  );
+  return {
+    add(table: TableName, rows: Row[]): void {
+      const entry = hashes.get(table)!;
+      for (const row of rows) entry.hash.update(`${canonicalJson(row)}\n`);
+      entry.rows += rows.length;
+    },
+    digests: (): TableDigest[] => TABLES.map(({ name }) => ({ table: name, rows: hashes.get(name)!.rows, sha256: hashes.get(name)!.hash.digest('hex') })),
+  };
+}
+
+/** Row counts and content hashes of every table, as `db` sees them (a snapshot, a transaction, …). */
 export async function digestStore(db: Kysely<Database>): Promise<TableDigest[]> {
-  const digests: TableDigest[] = [];
+  const digest = digester();
   for (const table of TABLES) {
-    const hash = createHash('sha256');
-    let rows = 0;
-    for await (const batch of readTable(db, table)) {
-      for (const row of batch) hash.update(`${canonicalJson(row)}\n`);
-      rows += batch.length;
-    }
-    digests.push({ table: table.name, rows, sha256: hash.digest('hex') });
+    for await (const batch of readTable(db, table)) digest.add(table.name, batch);
   }
-  return digests;
+  return digest.digests();
 }
 
 async function assertEmpty(db: Kysely<Database>): Promise<void> {
@@ -88,84 +104,147 @@ async function insertBatch(trx: Kysely<Database>, table: TableName, rows: Row[])
   if (rows.length > 0) await trx.insertInto(table).values(rows as never).execute();
 }
 
-function compareDigests(source: TableDigest[], target: TableDigest[]): void {
-  for (const expected of source) {
-    const actual = target.find((digest) => digest.table === expected.table);
-    if (!actual || actual.rows !== expected.rows || actual.sha256 !== expected.sha256) {
+function compareDigests(expected: TableDigest[], actual: TableDigest[], what = 'verification failed'): void {
+  for (const table of TABLES) {
+    const want = expected.find((digest) => digest.table === table.name);
+    const found = actual.find((digest) => digest.table === table.name);
+    if (!want || !found || found.rows !== want.rows || found.sha256 !== want.sha256) {
       throw new Error(
-        `verification failed for table ${expected.table}: expected ${expected.rows} rows (${expected.sha256.slice(0, 12)}), ` +
-          `found ${actual?.rows ?? 0} rows (${actual?.sha256.slice(0, 12) ?? 'none'})`,
+        `${what} for table ${table.name}: expected ${want?.rows ?? '?'} rows (${want?.sha256.slice(0, 12) ?? 'no digest'}), ` +
+          `found ${found?.rows ?? 0} rows (${found?.sha256.slice(0, 12) ?? 'none'})`,
       );
     }
   }
 }
 
-/** Copies every row of `source` into the empty `target` in one transaction, then verifies it. */
-export async function copyStore(source: Store, target: Store): Promise<TableDigest[]> {
-  await assertEmpty(target.db);
-  await target.db.transaction().execute(async (trx) => {
-    for (const table of TABLES) {
-      for await (const batch of readTable(source.db, table)) await insertBatch(trx, table.name, batch);
-    }
+/**
+ * Fills the empty `target` in one transaction with `fill` and checks it against `expected()`
+ * (called once `fill` is done) inside that transaction: on any mismatch, or any error, nothing
+ * is committed.
+ */
+async function fillVerified(target: Store, fill: (trx: Kysely<Database>) => Promise<void>, expected: () => TableDigest[]): Promise<TableDigest[]> {
+  return target.db.transaction().execute(async (trx) => {
+    await assertEmpty(trx);
+    await fill(trx);
+    const actual = await digestStore(trx);
+    compareDigests(expected(), actual);
+    return actual;
   });
-  const expected = await digestStore(source.db);
-  compareDigests(expected, await digestStore(target.db));
-  return expected;
 }
 
-/** Writes the whole store as JSON lines: a header, one line per row, and the digests last. */
-export async function exportStore(source: Store, write: (line: string) => void | Promise<void>): Promise<TableDigest[]> {
-  await write(JSON.stringify({ format: DUMP_FORMAT, version: DUMP_VERSION, tables: TABLES.map((table) => table.name) }));
-  for (const table of TABLES) {
-    for await (const batch of readTable(source.db, table)) {
-      for (const row of batch) await write(JSON.stringify({ table: table.name, row }));
-    }
-  }
-  const digests = await digestStore(source.db);
-  await write(JSON.stringify({ digests }));
-  return digests;
+/** Copies every row of `source` (one snapshot) into the empty `target`; verified before it commits. */
+export async function copyStore(source: Store, target: Store): Promise<TableDigest[]> {
+  return readSnapshot(source, async (snapshot) => {
+    const read = digester();
+    return fillVerified(
+      target,
+      async (trx) => {
+        for (const table of TABLES) {
+          for await (const batch of readTable(snapshot, table)) {
+            read.add(table.name, batch);
+            await insertBatch(trx, table.name, batch);
+          }
+        }
+      },
+      read.digests,
+    );
+  });
 }
 
 /**
- * Reads a dump into the empty `target` in one transaction and checks it against the dump's
- * digests. `openLines` is called once the target is known to be empty: a line reader opened
- * earlier could emit lines before anyone iterates it, and they would be lost.
+ * Writes the whole store, from one snapshot, as JSON lines: a header, one line per row (tables
+ * in `TABLES` order, rows in primary-key order), and the digests of those rows last.
+ */
+export async function exportStore(source: Store, write: (line: string) => void | Promise<void>): Promise<TableDigest[]> {
+  return readSnapshot(source, async (snapshot) => {
+    const digest = digester();
+    await write(JSON.stringify({ format: DUMP_FORMAT, version: DUMP_VERSION, tables: TABLES.map((table) => table.name) }));
+    for (const table of TABLES) {
+      for await (const batch of readTable(snapshot, table)) {
+        digest.add(table.name, batch);
+        for (const row of batch) await write(JSON.stringify({ table: table.name, row }));
+      }
+    }
+    const digests = digest.digests();
+    await write(JSON.stringify({ digests }));
+    return digests;
+  });
+}
+
+/**
+ * Reads a dump through: checks its shape (header first, known tables in `TABLES` order, the
+ * digests line last and complete) and hands its rows to `onRows` in batches. Returns the dump's
+ * digests line and the digests of the rows it holds.
+ */
+async function readDump(
+  lines: AsyncIterable<string>,
+  onRows: (table: TableName, rows: Row[]) => Promise<void>,
+): Promise<{ claimed: TableDigest[]; found: TableDigest[] }> {
+  const order = new Map<string, number>(TABLES.map((table, index) => [table.name, index]));
+  const digest = digester();
+  let header = false;
+  let claimed: TableDigest[] | undefined;
+  let pending: { table: TableName; rows: Row[] } | undefined;
+  const flush = async () => {
+    if (pending) {
+      digest.add(pending.table, pending.rows);
+      await onRows(pending.table, pending.rows);
+    }
+    pending = undefined;
+  };
+  let current = -1;
+  for await (const line of lines) {
+    if (line.trim() === '') continue;
+    if (claimed) throw new Error('unexpected line after the digests line of the dump');
+    let record: { format?: string; version?: number; table?: string; row?: Row; digests?: TableDigest[] };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      throw new Error(`unreadable line in dump: ${line.slice(0, 80)}`);
+    }
+    if (!header) {
+      if (record?.format !== DUMP_FORMAT || record.version !== DUMP_VERSION) throw new Error('not a branchwise dump (version 1)');
+      header = true;
+      continue;
+    }
+    if (record?.digests) {
+      claimed = record.digests;
+      continue;
+    }
+    const index = record?.table === undefined ? undefined : order.get(record.table);
+    if (index === undefined || !record.row || typeof record.row !== 'object' || Array.isArray(record.row)) {
+      throw new Error(`unexpected line in dump: ${line.slice(0, 80)}`);
+    }
+    if (index < current) throw new Error(`rows of table ${record.table} out of order in the dump`);
+    current = index;
+    const table = record.table as TableName;
+    if (pending && pending.table !== table) await flush();
+    pending ??= { table, rows: [] };
+    pending.rows.push(record.row);
+    if (pending.rows.length >= BATCH) await flush();
+  }
+  await flush();
+  if (!header) throw new Error('the dump is empty');
+  if (!claimed) throw new Error('the dump is truncated: its closing digests line is missing');
+  if (!Array.isArray(claimed)) throw new Error('the digests line of the dump is malformed');
+  return { claimed, found: digest.digests() };
+}
+
+/**
+ * Reads a dump into the empty `target`. The dump is read twice: first to check its rows against
+ * its own digests (a damaged dump is refused before anything is written), then into one
+ * transaction on the target, which is checked against the dump's digests before it commits.
+ * `openLines` opens the dump afresh on each call.
  */
 export async function importStore(target: Store, openLines: () => AsyncIterable<string>): Promise<TableDigest[]> {
-  await assertEmpty(target.db);
-  let header: { format?: string; version?: number } | undefined;
-  let digests: TableDigest[] | undefined;
-  const known = new Set<string>(TABLES.map((table) => table.name));
-  await target.db.transaction().execute(async (trx) => {
-    let pending: { table: TableName; rows: Row[] } | undefined;
-    const flush = async () => {
-      if (pending) await insertBatch(trx, pending.table, pending.rows);
-      pending = undefined;
-    };
-    for await (const line of openLines()) {
-      if (line.trim() === '') continue;
-      const record = JSON.parse(line) as { format?: string; version?: number; table?: string; row?: Row; digests?: TableDigest[] };
-      if (!header) {
-        if (record.format !== DUMP_FORMAT || record.version !== DUMP_VERSION) throw new Error('not a branchwise dump (version 1)');
-        header = record;
-        continue;
-      }
-      if (record.digests) {
-        digests = record.digests;
-        continue;
-      }
-      if (!record.table || !known.has(record.table) || !record.row) throw new Error(`unexpected line in dump: ${line.slice(0, 80)}`);
-      const table = record.table as TableName;
-      if (pending && pending.table !== table) await flush();
-      pending ??= { table, rows: [] };
-      pending.rows.push(record.row);
-      if (pending.rows.length >= BATCH) await flush();
-    }
-    await flush();
-    if (!header) throw new Error('the dump is empty');
-    if (!digests) throw new Error('the dump is truncated: its closing digests line is missing');
-  });
-  const actual = await digestStore(target.db);
-  compareDigests(digests!, actual);
-  return actual;
+  const { claimed, found } = await readDump(openLines(), async () => undefined);
+  compareDigests(claimed, found, 'the dump does not match its own digests');
+  return fillVerified(
+    target,
+    async (trx) => {
+      const again = await readDump(openLines(), (table, rows) => insertBatch(trx, table, rows));
+      compareDigests(claimed, again.found, 'the dump changed while it was read');
+    },
+    () => claimed,
+  );
 }
