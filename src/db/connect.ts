@@ -12,6 +12,7 @@ import * as mergedAuthors from './migrations/0003_merged_authors.js';
 import * as frontiers from './migrations/0004_frontiers.js';
 import * as mergeProposals from './migrations/0005_merge_proposals.js';
 import * as audit from './migrations/0006_audit.js';
+import * as branchNameKey from './migrations/0008_branch_name_key.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -47,6 +48,7 @@ export const migrations: Record<string, Migration> = {
   '0004_frontiers': frontiers,
   '0005_merge_proposals': mergeProposals,
   '0006_audit': audit,
+  '0008_branch_name_key': branchNameKey,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */
