@@ -1,5 +1,6 @@
 // `npm run bench` (or `npm run bench -- --quick`): every performance figure against a baseline
-// measured in the same run, printed as a table and written to bench/results.md.
+// measured in the same run, printed as a table and written to bench/results.md (a --quick run: to
+// bench/results-quick.md, git-ignored, so CI never overwrites the committed figures).
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -9,6 +10,7 @@ import { benchHttp, HTTP_SETUP } from './http.bench.js';
 import { benchInProcess } from './in-process.bench.js';
 import { benchMemory } from './memory.bench.js';
 import { benchMergeBase } from './merge-base.bench.js';
+import { resultsFile } from './results-file.js';
 
 const quick = process.argv.includes('--quick');
 const rows: { name: string; value: string; baseline: string; ratio: string; target: string }[] = [];
@@ -40,4 +42,4 @@ const header = [
 ];
 const table = [...header, ...rows.map((row) => `| ${row.name} | ${row.value} | ${row.baseline} | ${row.ratio} | ${row.target} |`)].join('\n');
 console.log(table);
-writeFileSync(new URL('./results.md', import.meta.url), `${table}\n`);
+writeFileSync(resultsFile(quick), `${table}\n`);

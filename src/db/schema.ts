@@ -65,6 +65,8 @@ export interface BranchTable {
   id: string;
   agent_id: string;
   name: string;
+  /** `branchNameKey(name)`, unique per agent: look-alike names cannot coexist (migration 0008). */
+  name_key: string;
   description: string;
   parent_branch_id: string | null;
   head_version_id: string;

@@ -2,6 +2,12 @@ import type { FastifyInstance } from 'fastify';
 
 import { RequestValidationError } from './errors.js';
 
+/**
+ * What the parser hands on for a body that is the JSON text `null`: Fastify gives `null` for a
+ * request without a body too, and the two must not be confused (no body is `{}`, `null` is a 422).
+ */
+export const JSON_NULL_BODY = Symbol('JSON null body');
+
 /** Deeper JSON than this is refused before any recursive code sees it (a depth bomb). */
 export const MAX_JSON_DEPTH = 64;
 
@@ -41,7 +47,8 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
       );
     }
     try {
-      done(null, JSON.parse(text, checkMember));
+      const parsed = JSON.parse(text, checkMember) as unknown;
+      done(null, parsed === null ? JSON_NULL_BODY : parsed);
     } catch (error) {
       const message = error instanceof Error ? error.message : 'invalid JSON';
       done(RequestValidationError.at(['body', 0], `JSON decode error: ${message}`, 'json_invalid'), undefined);

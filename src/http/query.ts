@@ -35,3 +35,57 @@ export function queryStringList() {
 }
 
 export const optionalString = z.string().optional();
+
+/**
+ * Folds deepObject keys into the parameter they belong to: `name[a][b]=v` becomes `name: {a: {b: v}}`
+ * (how the Python SDK sends a dict). Only for the `declared` names, and only when `name` itself is
+ * not sent too (then the keys stay as they are and the route sees the plain value). The first
+ * segment is read up to the `]` that ends it, so it may hold brackets of its own (`a.tools[name=x]`).
+ */
+export function foldDeepObjects(query: Record<string, unknown>, declared: ReadonlySet<string>): Record<string, unknown> {
+  let folded: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(query)) {
+    const open = key.indexOf('[');
+    if (open <= 0 || !key.endsWith(']')) continue;
+    const name = key.slice(0, open);
+    if (!declared.has(name) || name in query) continue;
+    const segments = deepObjectSegments(key.slice(open + 1, -1));
+    // No JSON body may hold this key (json-body.ts); a query string may not smuggle it in either.
+    if (segments.includes('__proto__')) continue;
+    folded ??= { ...query };
+    delete folded[key];
+    const target = (folded[name] ??= Object.create(null) as Record<string, unknown>);
+    if (typeof target !== 'object' || target === null) continue;
+    setDeep(target as Record<string, unknown>, segments, value);
+  }
+  return folded ?? query;
+}
+
+/** `a.b[k=v]][value][x` → ['a.b[k=v]', 'value', 'x']: later segments are plain names without brackets. */
+function deepObjectSegments(inner: string): string[] {
+  const segments: string[] = [];
+  let rest = inner;
+  // Peel `][name` segments off the end while the name has no bracket: what is left is the first segment.
+  for (;;) {
+    const split = rest.lastIndexOf('][');
+    if (split < 0) break;
+    const tail = rest.slice(split + 2);
+    if (tail.includes('[') || tail.includes(']')) break;
+    segments.unshift(tail);
+    rest = rest.slice(0, split);
+  }
+  segments.unshift(rest);
+  return segments;
+}
+
+function setDeep(target: Record<string, unknown>, segments: string[], value: unknown): void {
+  let node = target;
+  for (const segment of segments.slice(0, -1)) {
+    const next = Object.hasOwn(node, segment) ? node[segment] : undefined;
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) {
+      node[segment] = Object.create(null) as Record<string, unknown>;
+    }
+    node = node[segment] as Record<string, unknown>;
+  }
+  node[segments[segments.length - 1]] = value;
+}

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { MAX_BRANCH_NAME_LENGTH, validateBranchName } from '../../src/features/branches/branch-name.js';
+import { branchNameKey, MAX_BRANCH_NAME_LENGTH, validateBranchName } from '../../src/features/branches/branch-name.js';
 import { RequestValidationError } from '../../src/http/errors.js';
+import { INVISIBLES, lookAlikeVariant } from '../support/look-alikes.js';
 
 const LOC = ['body', 'name'];
 
@@ -48,10 +49,10 @@ describe('validateBranchName', () => {
     expect(rejection(`${name}𝒜`).issues[0].type).toBe('string_too_long');
   });
 
-  it('accepts any name of letters, digits, spaces and ( ) [ ] { } - / . up to 140 characters', () => {
+  it('accepts any name of letters, digits, spaces and ( ) [ ] { } - / . up to 140 characters, without its outer spaces', () => {
     fc.assert(
       fc.property(validName, (name) => {
-        expect(validateBranchName(name, LOC)).toBe(name);
+        expect(validateBranchName(name, LOC)).toBe(name.replace(/^ +| +$/g, ''));
       }),
       { numRuns: 200 },
     );
@@ -94,5 +95,87 @@ describe('validateBranchName', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Look-alikes: a name that looks like another is refused or has the same key
+// ---------------------------------------------------------------------------------------------
+
+/** Letters with accents (composed), the ones NFD splits, and others whose case or width varies. */
+const lookAlikeBase = fc
+  .array(fc.constantFrom(...'abcMainXYZ019-/. ', 'é', 'ü', 'Å', 'ñ', 'ß', 'ç', 'Ж', 'Σ', 'ő', 'ḗ'), { minLength: 1, maxLength: 30 })
+  .map((chars) => chars.join(''))
+  .filter((name) => name.trim().length > 0);
+
+/** What `validateBranchName` stores, or undefined when it refuses. */
+function stored(name: string): string | undefined {
+  try {
+    return validateBranchName(name, LOC);
+  } catch (error) {
+    expect(error).toBeInstanceOf(RequestValidationError);
+    return undefined;
+  }
+}
+
+describe('look-alike branch names', () => {
+  it('a look-alike of an accepted name is refused or has its key (so the two cannot coexist)', () => {
+    fc.assert(
+      fc.property(
+        lookAlikeBase.chain((name) => fc.tuple(fc.constant(name), lookAlikeVariant(name), lookAlikeVariant(name))),
+        ([name, variant, again]) => {
+          const base = stored(name);
+          // Only spaces and letters the rules accept: the base itself is accepted.
+          expect(base).toBeDefined();
+          for (const look of [variant, again]) {
+            const kept = stored(look);
+            if (kept !== undefined) expect(branchNameKey(kept), JSON.stringify([name, look])).toBe(branchNameKey(base!));
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('what is stored is NFC, has no outer spaces, and is stored again unchanged', () => {
+    fc.assert(
+      fc.property(lookAlikeBase.chain(lookAlikeVariant), (name) => {
+        const kept = stored(name);
+        if (kept === undefined) return;
+        expect(kept).toBe(kept.normalize('NFC'));
+        expect(kept).toBe(kept.trim());
+        expect(stored(kept)).toBe(kept);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it.each([
+    ['café in NFC and in NFD', 'caf\u00e9', 'cafe\u0301'],
+    ['a trailing space', 'Main', 'Main '],
+    ['case', 'Main', 'main'],
+    ['width', 'Main', '\uff4d\uff41\uff49\uff4e'],
+    ['ß and SS', 'Straße', 'STRASSE'],
+    ['runs of spaces', 'a b', 'a  b'],
+  ])('%s: the same key', (_, one, other) => {
+    expect(branchNameKey(validateBranchName(other, LOC))).toBe(branchNameKey(validateBranchName(one, LOC)));
+  });
+
+  it.each(INVISIBLES.map((invisible) => [`U+${invisible.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`, invisible]))(
+    'a name with the invisible %s is refused',
+    (_, invisible) => {
+      expect(rejection(`Ma${invisible}in`).issues[0]).toMatchObject({ loc: LOC, type: 'string_pattern_mismatch' });
+    },
+  );
+
+  it.each([['only combining marks', '\u0301\u0302'], ['a leading mark', '\u0301Main'], ['a mark after a space', 'Main \u0301x'], ['a mark after punctuation', 'v1.\u0301']])(
+    'a name with %s is refused',
+    (_, name) => {
+      expect(rejection(name).issues[0]).toMatchObject({ loc: LOC, type: 'string_pattern_mismatch' });
+    },
+  );
+
+  it('names in scripts that need combining marks are still accepted', () => {
+    for (const name of ['हिन्दी', 'ภาษาไทย', 'cafe\u0301', 'Tiếng Việt']) expect(stored(name)).toBe(name.normalize('NFC'));
   });
 });

@@ -150,9 +150,8 @@ export function branchesService(context: AppContext) {
             );
           }
         }
-        if (await branchesStore(trx).findByName(agent.id, name)) {
-          throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
-        }
+        const holder = await branchesStore(trx).findByNameKey(agent.id, name);
+        if (holder) throw takenName(name, holder);
         const base = await loadDocument(context, trx, parent);
         const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
         const next = applyConfigChanges(
@@ -220,12 +219,11 @@ export function branchesService(context: AppContext) {
         assertCanWriteBranch(caller, branch);
         const changes: Partial<BranchRow> = {};
 
-        if (input.name != null && input.name !== branch.name) {
-          const name = validateBranchName(input.name, ['body', 'name']);
-          const holder = await branchesStore(trx).findByName(agent.id, name);
-          if (holder && holder.id !== branch.id) {
-            throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
-          }
+        // A name sent back unchanged is no rename (even one stored before today's rules).
+        const name = input.name == null || input.name === branch.name ? undefined : validateBranchName(input.name, ['body', 'name']);
+        if (name !== undefined && name !== branch.name) {
+          const holder = await branchesStore(trx).findByNameKey(agent.id, name);
+          if (holder && holder.id !== branch.id) throw takenName(name, holder);
           changes.name = name;
         }
         if (input.description != null) {
@@ -286,7 +284,12 @@ function branchUpdateDetails(branch: BranchRow, changes: Partial<BranchRow>): Js
   };
 }
 
-/** Two writers racing for one name: the unique key decides, and the loser gets a clean 409. */
+function takenName(name: string, holder: BranchRow): ConflictError {
+  const alike = holder.name === name ? '' : ` ("${holder.name}": names that differ only in case, width, accents' encoding or spaces are the same name)`;
+  return new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent${alike}.`);
+}
+
+/** Two writers racing for one name (or two look-alikes): the unique key decides, and the loser gets a clean 409. */
 function rethrowTakenName(name: string) {
   return (error: unknown): never => {
     if (isUniqueViolation(error)) {

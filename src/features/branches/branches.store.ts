@@ -3,8 +3,11 @@ import type { Kysely, Selectable } from 'kysely';
 import { takesRowLocks } from '../../db/locks.js';
 import { queryInSlices } from '../../db/in-lists.js';
 import type { BranchTable, Database } from '../../db/schema.js';
+import { branchNameKey } from './branch-name.js';
 
 export type BranchRow = Selectable<BranchTable>;
+/** A branch as callers write it: its `name_key` follows from its name. */
+export type NewBranchRow = Omit<BranchRow, 'name_key'>;
 
 export function branchesStore(db: Kysely<Database>) {
   return {
@@ -23,12 +26,13 @@ export function branchesStore(db: Kysely<Database>) {
       return (takesRowLocks(db) ? query.forUpdate() : query).executeTakeFirst();
     },
 
-    findByName(agentId: string, name: string): Promise<BranchRow | undefined> {
+    /** The branch whose name looks like `name` (the same `branchNameKey`), if any. */
+    findByNameKey(agentId: string, name: string): Promise<BranchRow | undefined> {
       return db
         .selectFrom('branches')
         .selectAll()
         .where('agent_id', '=', agentId)
-        .where('name', '=', name)
+        .where('name_key', '=', branchNameKey(name))
         .executeTakeFirst();
     },
 
@@ -64,13 +68,14 @@ export function branchesStore(db: Kysely<Database>) {
       return queryInSlices(ids, (slice) => db.selectFrom('branches').selectAll().where('id', 'in', slice).execute());
     },
 
-    async insert(row: BranchRow): Promise<void> {
-      await db.insertInto('branches').values(row).execute();
+    async insert(row: NewBranchRow): Promise<void> {
+      await db.insertInto('branches').values({ ...row, name_key: branchNameKey(row.name) }).execute();
     },
 
-    async update(branchId: string, changes: Partial<Omit<BranchRow, 'id' | 'agent_id'>>): Promise<void> {
+    async update(branchId: string, changes: Partial<Omit<NewBranchRow, 'id' | 'agent_id'>>): Promise<void> {
       if (Object.keys(changes).length === 0) return;
-      await db.updateTable('branches').set(changes).where('id', '=', branchId).execute();
+      const keyed = changes.name === undefined ? changes : { ...changes, name_key: branchNameKey(changes.name) };
+      await db.updateTable('branches').set(keyed).where('id', '=', branchId).execute();
     },
   };
 }

@@ -17,19 +17,54 @@ const resolution = z.union([z.enum(['source', 'target']), z.object({ value: z.js
 const resolutions = z.record(z.string(), resolution).describe(
   'Extension: {path → "source" | "target" | {"value": …}} settles conflicts by hand; paths as in `conflicts[].path` or `overridden_fields`.',
 );
-/** The same map JSON-encoded in a query parameter: how SDK users send it (request options). */
+/**
+ * The same map in a query parameter, in either of two forms: JSON-encoded (`resolutions={"path":"source"}`,
+ * how JS SDK users send it through request options) or as deepObject keys
+ * (`resolutions[path]=source`, `resolutions[path][value]=…`: how the Python SDK sends a dict). A
+ * deepObject value arrives as text: it is read as JSON when it parses as JSON (`42`, `true`, `"42"`,
+ * `{"a":1}`), else taken as the string it is (`hello`); nested keys (`[value][a]=1`) give an object.
+ */
 const resolutionsQuery = z
-  .string()
-  .transform((text, ctx) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'resolutions must be a JSON object' });
-      return z.NEVER;
-    }
-  })
+  .union([
+    z.string().transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'resolutions must be a JSON object' });
+        return z.NEVER;
+      }
+    }),
+    z.record(z.string(), z.unknown()).transform(fromDeepObject),
+  ])
   .pipe(resolutions)
   .optional();
+
+/** A deepObject-encoded resolution map: each `{value: …}` read as described above. */
+function fromDeepObject(folded: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(folded).map(([path, resolution]) => [
+      path,
+      typeof resolution === 'object' && resolution !== null && !Array.isArray(resolution) && 'value' in resolution
+        ? { ...resolution, value: deepObjectValue((resolution as { value: unknown }).value) }
+        : resolution,
+    ]),
+  );
+}
+
+function deepObjectValue(value: unknown): unknown {
+  if (typeof value === 'string') {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }
+  if (Array.isArray(value)) return value.map(deepObjectValue);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, deepObjectValue(inner)]));
+  }
+  return value;
+}
 
 const mergeResult = z.object({
   version_id: z.string(),
@@ -51,7 +86,7 @@ export function mergeRoutes(context: AppContext): RouteDefinition[] {
       description:
         'Returns exactly the agent that merging the source branch into `target_branch_id` would produce, with ' +
         '`overridden_fields`, `conflicts` and `source_identical_to_target` (true iff the merge would be refused as a ' +
-        'no-op). Changes nothing. Extensions: `resolutions` (JSON) previews hand-settled conflicts; the response also ' +
+        'no-op). Changes nothing. Extensions: `resolutions` (JSON, or deepObject keys `resolutions[path]=source`) previews hand-settled conflicts; the response also ' +
         'has `target_version_id` (pass it back as `expected_target_version_id`) and `merge_base_version_id`.',
       tag: TAG,
       permission: 'read',
