@@ -58,6 +58,24 @@ describe('the pool inside a write', () => {
     expect(after.name).toBe('editor-user');
   });
 
+  it('a write that ends while another is in flight leaves the other guarded', async () => {
+    const { context } = testApp.app;
+    let firstDone!: () => void;
+    const firstFinished = new Promise<void>((resolve) => (firstDone = resolve));
+    // The first one first: on SQLite the second waits for its connection.
+    const first = context.write(async ({ trx }) => trx.selectFrom('users').select('id').execute()).then(firstDone);
+    const second = context.write(async ({ trx }) => {
+      await trx.selectFrom('users').select('id').execute();
+      await firstFinished;
+      return context.db.selectFrom('users').select('id').execute().then(
+        () => 'answered',
+        (error: unknown) => error,
+      );
+    });
+    await settles(first, 'the first write');
+    expect(await settles(second, 'the second write')).toBeInstanceOf(QueryOutsideWriteError);
+  });
+
   it('after the commit the pool answers again: afterCommit callbacks, and work started inside that outlives the transaction', async () => {
     const { context } = testApp.app;
     let later: Promise<unknown> | undefined;

@@ -17,8 +17,13 @@ export interface WriteScope {
 /**
  * The write transaction the current async call chain runs in, while it is open. Work that
  * outlives it (something started inside and not awaited) finds `open: false` and may use the pool.
+ *
+ * Enabled only while a write is in flight: on Node 20 an enabled AsyncLocalStorage costs every
+ * promise of the process (about 0.3 µs each), and reads are the hot path. Disabling it when the
+ * last write ends costs about 2.5 µs a write.
  */
 const writeInProgress = new AsyncLocalStorage<{ open: boolean }>();
+let writesInFlight = 0;
 
 /**
  * Thrown when a query asks the pool for a connection from inside a write transaction. On
@@ -51,6 +56,7 @@ export async function writeTransaction<T>(store: Store, work: (scope: WriteScope
   const callbacks: (() => void)[] = [];
   const scope = { open: true };
   let result: T;
+  writesInFlight++;
   try {
     // The transaction has its connection before `work` starts: only what runs inside is guarded.
     result = await store.db.transaction().execute((trx) =>
@@ -66,6 +72,7 @@ export async function writeTransaction<T>(store: Store, work: (scope: WriteScope
     );
   } finally {
     scope.open = false;
+    if (--writesInFlight === 0) writeInProgress.disable();
   }
   store.changes.emitLocal(changes);
   for (const callback of callbacks) callback();
