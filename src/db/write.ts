@@ -22,7 +22,7 @@ export interface WriteScope {
  * promise of the process (about 0.3 µs each), and reads are the hot path. Disabling it when the
  * last write ends costs about 2.5 µs a write.
  */
-const writeInProgress = new AsyncLocalStorage<{ open: boolean }>();
+const writeInProgress = new AsyncLocalStorage<{ open: boolean; store: object }>();
 let writesInFlight = 0;
 
 /**
@@ -40,9 +40,13 @@ export class QueryOutsideWriteError extends Error {
   }
 }
 
-/** Called by the database driver before it hands out a connection (see `connect.ts`). */
-export function assertNoWriteInProgress(): void {
-  if (writeInProgress.getStore()?.open) throw new QueryOutsideWriteError();
+/**
+ * Called by a store's database driver before it hands out a connection (see `connect.ts`). Only
+ * that store's writes count: reading another store inside a write (a copy) deadlocks nothing.
+ */
+export function assertNoWriteInProgress(writeGuard: object): void {
+  const scope = writeInProgress.getStore();
+  if (scope?.open && scope.store === writeGuard) throw new QueryOutsideWriteError();
 }
 
 /**
@@ -54,7 +58,7 @@ export function assertNoWriteInProgress(): void {
 export async function writeTransaction<T>(store: Store, work: (scope: WriteScope) => Promise<T>): Promise<T> {
   const changes: Change[] = [];
   const callbacks: (() => void)[] = [];
-  const scope = { open: true };
+  const scope = { open: true, store: store.writeGuard };
   let result: T;
   writesInFlight++;
   try {
