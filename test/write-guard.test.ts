@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { openStore } from '../src/db/connect.js';
 import { QueryOutsideWriteError } from '../src/db/write.js';
-import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { createTestDatabase, injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // Inside a write transaction the transaction's handle is the only one that answers (issue 14,
 // defect 1). On SQLite any other query waits for the one connection the transaction holds: a
@@ -56,6 +57,40 @@ describe('the pool inside a write', () => {
     await expect(settles(context.write(async () => context.write(async () => 1)), 'a write inside a write')).rejects.toBeInstanceOf(QueryOutsideWriteError);
     const after = await context.db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirstOrThrow();
     expect(after.name).toBe('editor-user');
+  });
+
+  it('a write that ends while another is in flight leaves the other guarded', async () => {
+    const { context } = testApp.app;
+    let firstDone!: () => void;
+    const firstFinished = new Promise<void>((resolve) => (firstDone = resolve));
+    // The first one first: on SQLite the second waits for its connection.
+    const first = context.write(async ({ trx }) => trx.selectFrom('users').select('id').execute()).then(firstDone);
+    const second = context.write(async ({ trx }) => {
+      await trx.selectFrom('users').select('id').execute();
+      await firstFinished;
+      return context.db.selectFrom('users').select('id').execute().then(
+        () => 'answered',
+        (error: unknown) => error,
+      );
+    });
+    await settles(first, 'the first write');
+    expect(await settles(second, 'the second write')).toBeInstanceOf(QueryOutsideWriteError);
+  });
+
+  it("another store's pool still answers inside a write (reading one store while writing another, as a copy does)", async () => {
+    const { context } = testApp.app;
+    const database = await createTestDatabase();
+    const other = await openStore(database.options);
+    try {
+      const rows = await settles(
+        context.write(async () => other.db.selectFrom('workspaces').select('id').execute()),
+        "another store's query inside a write",
+      );
+      expect(rows).toEqual([]);
+    } finally {
+      await other.close();
+      await database.drop();
+    }
   });
 
   it('after the commit the pool answers again: afterCommit callbacks, and work started inside that outlives the transaction', async () => {

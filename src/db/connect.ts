@@ -30,6 +30,8 @@ export interface Store {
   fastReads: FastReads;
   /** PostgreSQL's connection pool, for metrics (its use is read, never driven, from outside). */
   pool?: pg.Pool;
+  /** Names this store's write transactions to its driver, which refuses the pool inside them (see `write.ts`). */
+  writeGuard: object;
   close(): Promise<void>;
 }
 
@@ -73,12 +75,14 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous ?? 'NORMAL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: guarded(new SqliteDialect({ database: withStatementCache(sqlite) })) });
+  const writeGuard = {};
+  const db = new Kysely<Database>({ dialect: guarded(new SqliteDialect({ database: withStatementCache(sqlite) }), writeGuard) });
   await migrate(db);
   const changes = sqliteChangeFeed(sqlite);
   const reader = new SqliteDatabase(file, { readonly: true });
   return {
     db,
+    writeGuard,
     dialect: 'sqlite',
     changes,
     sqlite,
@@ -152,7 +156,7 @@ function postgresFastReads(pool: pg.Pool): FastReads {
  * (`assertNoWriteInProgress`): a query there must use the transaction's handle. A transaction
  * takes its connection once, before its work runs; its queries reuse it without asking again.
  */
-function guarded(dialect: KyselyDialect): KyselyDialect {
+function guarded(dialect: KyselyDialect, writeGuard: object): KyselyDialect {
   return {
     createAdapter: () => dialect.createAdapter(),
     createIntrospector: (db) => dialect.createIntrospector(db),
@@ -161,7 +165,7 @@ function guarded(dialect: KyselyDialect): KyselyDialect {
       const driver = dialect.createDriver();
       const acquireConnection = driver.acquireConnection.bind(driver);
       driver.acquireConnection = () => {
-        assertNoWriteInProgress();
+        assertNoWriteInProgress(writeGuard);
         return acquireConnection();
       };
       return driver;
@@ -197,10 +201,12 @@ async function openPostgres(connectionString: string, poolSize: number): Promise
   // An idle pooled connection closed by the server (a restart, a terminated backend) emits an
   // error on the pool; the pool replaces it on the next checkout. Unhandled, it would end the process.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: guarded(new PostgresDialect({ pool })) });
+  const writeGuard = {};
+  const db = new Kysely<Database>({ dialect: guarded(new PostgresDialect({ pool }), writeGuard) });
   const changes = await postgresChangeFeed(connectionString);
   return {
     db,
+    writeGuard,
     dialect: 'postgres',
     changes,
     pool,

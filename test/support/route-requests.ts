@@ -316,11 +316,17 @@ export const SAMPLE_QUERIES: Record<string, (values: Record<string, string>) => 
  * heads of a fresh fixture. A new field named `*_id`/`*_ids` fails the fuzz suite's coverage test
  * until it is set here or in the sample request.
  */
-export const OPTIONAL_REFERENCES: Record<string, (fixture: Fixture) => { query?: Record<string, string>; body?: Record<string, unknown> }> = {
+export const OPTIONAL_REFERENCES: Record<
+  string,
+  (fixture: Fixture, sent: (name: string) => boolean) => { query?: Record<string, string>; body?: Record<string, unknown> }
+> = {
   'GET /v1/convai/agents': (fixture) => ({ query: { created_by_user_id: fixture.reviewerUserId } }),
   'GET /v1/convai/agents/summaries': (fixture) => ({ query: { agent_ids: fixture.agentId } }),
   'GET /v1/convai/agents/:agent_id': (fixture) => ({ query: { branch_id: fixture.branchId, version_id: fixture.branchVersionId } }),
-  'PATCH /v1/convai/agents/:agent_id': (fixture) => ({ query: { branch_id: fixture.branchId, expected_version_id: fixture.branchVersionId } }),
+  // The head of the branch committed to: the one named, else main.
+  'PATCH /v1/convai/agents/:agent_id': (fixture, sent) => ({
+    query: { branch_id: fixture.branchId, expected_version_id: sent('branch_id') ? fixture.branchVersionId : fixture.mainVersionId },
+  }),
   'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': (fixture) => ({
     query: { expected_target_version_id: fixture.mainVersionId },
     body: { expected_target_version_id: fixture.mainVersionId },
@@ -345,8 +351,9 @@ export function urlOf(route: RouteDefinition, values: Record<string, string>, ov
  * `only` ones): URL and body.
  */
 export function referencingRequest(route: RouteDefinition, fixture: Fixture, only?: (name: string) => boolean, pathOverrides: Record<string, string> = {}) {
-  const references = OPTIONAL_REFERENCES[routeName(route)]?.(fixture) ?? {};
-  const keep = <T>(entries: Record<string, T> = {}) => Object.fromEntries(Object.entries(entries).filter(([name]) => only?.(name) ?? true));
+  const sent = only ?? (() => true);
+  const references = OPTIONAL_REFERENCES[routeName(route)]?.(fixture, sent) ?? {};
+  const keep = <T>(entries: Record<string, T> = {}) => Object.fromEntries(Object.entries(entries).filter(([name]) => sent(name)));
   const body = sampleBody(route, fixture);
   return {
     url: urlOf(route, pathValues(fixture), pathOverrides, keep(references.query)),

@@ -21,9 +21,10 @@ const proposalParams = z.object({ agent_id: z.string(), merge_proposal_id: z.str
 const GATING =
   'Upstream: anyone with edit access may open one; merging needs write access to the target (admin for ' +
   '`admin_perms_required`), and non-admins need an approval from another user. Extensions (ours): nobody approves ' +
-  'their own proposal; only approvals of the current source tip from users who may write to the target count; a ' +
-  '`changes_requested` review blocks a non-admin merge until its author approves. Refusals: 403 for permission, 409 ' +
-  '`merge_proposal_not_approved` naming the missing, stale or vetoed approval.';
+  'their own proposal; only reviews of the current source tip by users who may write to the target count: one such ' +
+  'approval from a user other than the author is needed, and one such `changes_requested` blocks a non-admin merge ' +
+  'until its author approves or the source changes. Other reviews (stale, or by a commenter) are reported and never ' +
+  'block. Refusals: 403 for permission, 409 `merge_proposal_not_approved` naming the missing, stale or vetoed approval.';
 
 export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
   const proposals = mergeProposalsService(context);
