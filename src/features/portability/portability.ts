@@ -132,14 +132,18 @@ async function fillVerified(target: Store, fill: (trx: Kysely<Database>) => Prom
   });
 }
 
-/** Copies every row of `source` (one snapshot) into the empty `target`; verified before it commits. */
-export async function copyStore(source: Store, target: Store): Promise<TableDigest[]> {
+/**
+ * Copies every row of `source` (one snapshot) into the empty `target`; verified before it
+ * commits. `onTable` hears of each table before it is copied (progress).
+ */
+export async function copyStore(source: Store, target: Store, onTable?: (table: TableName) => void | Promise<void>): Promise<TableDigest[]> {
   return readSnapshot(source, async (snapshot) => {
     const read = digester();
     return fillVerified(
       target,
       async (trx) => {
         for (const table of TABLES) {
+          await onTable?.(table.name);
           for await (const batch of readTable(snapshot, table)) {
             read.add(table.name, batch);
             await insertBatch(trx, table.name, batch);
