@@ -246,6 +246,7 @@ const TAMPERED: { name: string; tamper: (lines: string[]) => string[]; refusal: 
   { name: 'truncated in the middle of a table', tamper: (lines) => lines.slice(0, Math.floor(lines.length / 2)), refusal: /truncated/ },
   { name: 'a row dropped', tamper: (lines) => lines.filter((_, index) => index !== lines.length - 3), refusal: /does not match its own digests/ },
   { name: 'a row repeated', tamper: (lines) => [...lines.slice(0, -1), lines.at(-2)!, lines.at(-1)!], refusal: /does not match its own digests/ },
+  { name: 'a malformed digests line', tamper: (lines) => [...lines.slice(0, -1), JSON.stringify({ digests: [{ table: 'agents', rows: 'many' }] })], refusal: /malformed/ },
   { name: 'a line after the digests', tamper: (lines) => [...lines, lines[1]], refusal: /after the digests/ },
   // Digests recomputed: the dump agrees with itself, so only the check of what the target holds
   // (inside its transaction) can refuse these.

@@ -230,7 +230,8 @@ async function readDump(
   await flush();
   if (!header) throw new Error('the dump is empty');
   if (!claimed) throw new Error('the dump is truncated: its closing digests line is missing');
-  if (!Array.isArray(claimed)) throw new Error('the digests line of the dump is malformed');
+  const wellFormed = (digest: TableDigest) => typeof digest?.table === 'string' && Number.isSafeInteger(digest.rows) && typeof digest.sha256 === 'string';
+  if (!Array.isArray(claimed) || !claimed.every(wellFormed)) throw new Error('the digests line of the dump is malformed');
   return { claimed, found: digest.digests() };
 }
 
