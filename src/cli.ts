@@ -156,7 +156,7 @@ async function runPortability(command: 'copy' | 'export' | 'import', args: strin
       }
       const target = await openStore(targetOptions(values.to));
       try {
-        report('copied and verified', await copyStore(source, target));
+        report('copied and verified', await copyStore(source, target, (table) => void process.stderr.write(`copying ${table}…\n`)));
       } finally {
         await target.close();
       }

@@ -246,6 +246,7 @@ const TAMPERED: { name: string; tamper: (lines: string[]) => string[]; refusal: 
   { name: 'truncated in the middle of a table', tamper: (lines) => lines.slice(0, Math.floor(lines.length / 2)), refusal: /truncated/ },
   { name: 'a row dropped', tamper: (lines) => lines.filter((_, index) => index !== lines.length - 3), refusal: /does not match its own digests/ },
   { name: 'a row repeated', tamper: (lines) => [...lines.slice(0, -1), lines.at(-2)!, lines.at(-1)!], refusal: /does not match its own digests/ },
+  { name: 'a malformed digests line', tamper: (lines) => [...lines.slice(0, -1), JSON.stringify({ digests: [{ table: 'agents', rows: 'many' }] })], refusal: /malformed/ },
   { name: 'a line after the digests', tamper: (lines) => [...lines, lines[1]], refusal: /after the digests/ },
   // Digests recomputed: the dump agrees with itself, so only the check of what the target holds
   // (inside its transaction) can refuse these.
@@ -315,15 +316,16 @@ describe('a dump or copy that does not verify is refused before anything is comm
       writeFileSync(file, `${lines.join('\n')}\n`);
       const failed = await cli(envOf(target), 'import', file).catch((error) => error);
       expect(failed.code, failed.stderr).toBe(1);
+      await expectUntouched();
       expect(failed.stderr).toMatch(refusal);
     } else {
-      await expect(
-        importStore(targetStore, async function* () {
-          yield* lines;
-        }),
-      ).rejects.toThrow(refusal);
+      const failed = await importStore(targetStore, async function* () {
+        yield* lines;
+      }).catch((error: Error) => error);
+      await expectUntouched();
+      expect(failed).toBeInstanceOf(Error);
+      expect((failed as Error).message).toMatch(refusal);
     }
-    await expectUntouched();
   });
 
   it('refuses any single edited value of any row, digests kept, and leaves the target empty (property)', async () => {
@@ -404,4 +406,223 @@ describe('a dump or copy that does not verify is refused before anything is comm
       }),
     ).rejects.toThrow(/not empty/);
   });
+});
+
+/** Every branch's head is its last version: what a commit on it builds on. */
+async function expectHeadsAtTheirLastVersions(db: Kysely<Database>) {
+  const branches = await db.selectFrom('branches').select(['id', 'head_version_id', 'head_seq_no']).orderBy('id').execute();
+  const versions = await db.selectFrom('versions').select(['id', 'branch_id', 'seq_no_in_branch']).execute();
+  for (const branch of branches) {
+    const own = versions.filter((version) => version.branch_id === branch.id);
+    const last = own.reduce((a, b) => (Number(b.seq_no_in_branch) > Number(a.seq_no_in_branch) ? b : a));
+    expect({ branch: branch.id, head_version_id: branch.head_version_id, head_seq_no: Number(branch.head_seq_no) }).toEqual({
+      branch: branch.id,
+      head_version_id: last.id,
+      head_seq_no: Number(last.seq_no_in_branch),
+    });
+  }
+  return branches.length;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment';
+const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment'];
+
+/** The write that changes `table` (and the audit log, read last, with it). */
+const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
+  workspaces: 'workspace',
+  users: 'key',
+  api_keys: 'key',
+  agents: 'tags',
+  agent_tags: 'tags',
+  branches: 'branch',
+  versions: 'commit',
+  blobs: 'commit',
+  drafts: 'draft',
+  deployments: 'deployment',
+  merge_proposals: 'proposal',
+  merge_proposal_reviews: 'review',
+  merge_proposal_comments: 'comment',
+  audit_events: 'commit',
+};
+
+/**
+ * Writes the source one request at a time, each one transaction, every table by turns (or the
+ * one asked for). After each write it records the digest of the whole store: exactly the states
+ * the store has been in.
+ */
+function startWriter(source: TestApp, agents: { id: string; branches: string[] }[]) {
+  const states = new Set<string>();
+  const proposals: { agent: string; id: string }[] = [];
+  let stopping = false;
+  let steps = 0;
+  const record = async () => void states.add(sha256(await snapshotDatabase(source.store.db)));
+  const send = async (method: 'POST' | 'PATCH', url: string, payload: unknown, key = source.keys.admin) =>
+    okJson<Record<string, string>>(await injectAs(source, method, url, key, payload));
+  const write = async (kind: WriteKind, n: number) => {
+    const agent = agents[n % agents.length];
+    const [main, other] = agent.branches;
+    const branch = agent.branches[Math.floor(n / agents.length) % agent.branches.length];
+    const base = `/v1/convai/agents/${agent.id}`;
+    const proposal = proposals.at(-1);
+    switch (kind) {
+      case 'commit':
+        return send('PATCH', `${base}?branch_id=${branch}`, { conversation_config: { agent: { first_message: `step ${n}` } } });
+      case 'tags':
+        return send('PATCH', `${base}?branch_id=${main}`, { conversation_config: { agent: { first_message: `step ${n}` } }, tags: [`tag-${n}`] });
+      case 'branch': {
+        const head = await source.store.db.selectFrom('branches').select('head_version_id').where('id', '=', branch).executeTakeFirstOrThrow();
+        const made = await send('POST', `${base}/branches`, { parent_version_id: head.head_version_id, name: `writer ${n}`, description: '' });
+        return agent.branches.push(made.created_branch_id);
+      }
+      case 'draft':
+        return send('POST', `${base}/drafts?branch_id=${branch}`, { conversation_config: { agent: { first_message: `draft ${n}` } }, platform_settings: {}, workflow: {}, name: 'Draft' });
+      case 'key':
+        return source.app.workspaces.createKey('default', `writer-${n}`, 'editor');
+      case 'workspace':
+        return source.app.workspaces.createWorkspace(`writer-${n}`);
+      case 'deployment': {
+        const split = (branchId: string, share: number) => ({ branch_id: branchId, deployment_strategy: { type: 'percentage', traffic_percentage: share } });
+        return send('POST', `${base}/deployments`, { deployment_request: { requests: [split(main, 100 - (n % 50)), split(other, n % 50)] } });
+      }
+      case 'proposal': {
+        const made = await send('POST', `${base}/merge-proposals`, { source_branch_id: other, target_branch_id: main, title: `proposal ${n}` }, source.keys.editor);
+        return proposals.push({ agent: agent.id, id: made.created_merge_proposal_id });
+      }
+      case 'review':
+        if (!proposal) return write('proposal', n);
+        return send('POST', `/v1/convai/agents/${proposal.agent}/merge-proposals/${proposal.id}/reviews`, { state: n % 2 ? 'approved' : 'changes_requested' });
+      case 'comment':
+        if (!proposal) return write('proposal', n);
+        return send('POST', `/v1/convai/agents/${proposal.agent}/merge-proposals/${proposal.id}/comments`, { body: `comment ${n}` });
+    }
+  };
+  let asked: WriteKind | undefined;
+  let written: () => void = () => undefined;
+  const done = (async () => {
+    await record();
+    while (!stopping) {
+      const n = steps++;
+      const kind = asked ?? WRITE_KINDS[n % WRITE_KINDS.length];
+      asked = undefined;
+      // A new branch now and then, not every time: the store stays small.
+      await write(kind === 'branch' && agents[n % agents.length].branches.length >= 4 ? 'commit' : kind, n);
+      await record();
+      written();
+      // Paced, so that the store (and the digest of it taken after every write) stays small.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  return {
+    states,
+    /** Resolves once the writer has made its next write: one that changes `table` when given. */
+    next: (table?: (typeof TABLES)[number]['name']) => {
+      asked = table && WRITES_TABLE[table];
+      return new Promise<void>((resolve) => (written = resolve));
+    },
+    async stop() {
+      stopping = true;
+      await done;
+    },
+  };
+}
+
+describe('export and copy while the source commits', () => {
+  it('every dump and copy is the source as it was at one instant: it verifies, heads are at their last versions, and every branch takes a commit', async () => {
+    const source = await startTestApp();
+    const agents: { id: string; branches: string[] }[] = [];
+    for (const name of ['One', 'Two', 'Three']) {
+      const created = okJson<{ agent_id: string }>(await injectAs(source, 'POST', '/v1/convai/agents/create', source.keys.admin, { name, conversation_config: {} }));
+      const main = await source.store.db
+        .selectFrom('agents')
+        .innerJoin('branches', 'branches.id', 'agents.main_branch_id')
+        .select(['main_branch_id', 'head_version_id'])
+        .where('agents.id', '=', created.agent_id)
+        .executeTakeFirstOrThrow();
+      const branched = okJson<{ created_branch_id: string }>(
+        await injectAs(source, 'POST', `/v1/convai/agents/${created.agent_id}/branches`, source.keys.admin, {
+          parent_version_id: main.head_version_id,
+          name: 'Second',
+          description: '',
+        }),
+      );
+      agents.push({ id: created.agent_id, branches: [main.main_branch_id, branched.created_branch_id] });
+    }
+    const writer = startWriter(source, agents);
+    const dir = mkdtempSync(path.join(tmpdir(), 'branchwise-live-'));
+    const ITERATIONS = 12;
+    try {
+      for (let iteration = 0; iteration < ITERATIONS; iteration++) {
+        const how = iteration % 2 === 0 ? 'export' : 'copy';
+        const target = await createTestDatabase();
+        try {
+          if (iteration < 2) {
+            // Through the CLI, a process of its own as a user runs it, while this one writes.
+            if (how === 'export') {
+              const file = path.join(dir, 'live.jsonl');
+              await cli(envOf(source.database), 'export', '--out', file);
+              expect((await cli(envOf(target), 'import', file)).stderr).toContain('imported and verified');
+            } else {
+              const to = target.options.databaseUrl ?? `sqlite:${target.options.dataDir}`;
+              expect((await cli(envOf(source.database), 'copy', '--to', to)).stderr).toContain('copied and verified');
+            }
+          } else {
+            // In process, waiting before each table is read for the writer to write that table
+            // (and the audit log): a table read outside the snapshot would hold a write that
+            // the others miss.
+            const store = await openStore(target.options);
+            try {
+              if (how === 'export') {
+                const lines: string[] = [];
+                let table: string | undefined;
+                await exportStore(source.store, async (line) => {
+                  const record = JSON.parse(line) as DumpRecord;
+                  if (record.table !== table && record.table) await writer.next(record.table as (typeof TABLES)[number]['name']);
+                  table = record.table;
+                  lines.push(line);
+                });
+                await importStore(store, async function* () {
+                  yield* lines;
+                });
+              } else {
+                await copyStore(source.store, store, (table) => writer.next(table));
+              }
+            } finally {
+              await store.close();
+            }
+          }
+
+          const copy = await openStore(target.options);
+          try {
+            expect(writer.states.has(sha256(await snapshotDatabase(copy.db))), `${how} #${iteration} is no state the source has been in`).toBe(true);
+            await expectHeadsAtTheirLastVersions(copy.db);
+            const app = await buildApp({ config: { bodyLimitBytes: 1 << 21, logLevel: 'silent' }, store: copy, logger: false });
+            try {
+              for (const branch of await copy.db.selectFrom('branches').select(['id', 'agent_id']).where('is_archived', '=', 0).execute()) {
+                const response = await app.server.inject({
+                  method: 'PATCH',
+                  url: `/v1/convai/agents/${branch.agent_id}?branch_id=${branch.id}`,
+                  headers: { 'xi-api-key': source.keys.admin, 'content-type': 'application/json' },
+                  payload: JSON.stringify({ conversation_config: { agent: { first_message: `after the ${how}` } } }),
+                });
+                expect(response.statusCode, response.body.slice(0, 300)).toBe(200);
+              }
+              await expectHeadsAtTheirLastVersions(copy.db);
+            } finally {
+              await app.server.close();
+            }
+          } finally {
+            await copy.close();
+          }
+        } finally {
+          await target.drop();
+        }
+      }
+    } finally {
+      await writer.stop();
+      await source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

@@ -132,14 +132,18 @@ async function fillVerified(target: Store, fill: (trx: Kysely<Database>) => Prom
   });
 }
 
-/** Copies every row of `source` (one snapshot) into the empty `target`; verified before it commits. */
-export async function copyStore(source: Store, target: Store): Promise<TableDigest[]> {
+/**
+ * Copies every row of `source` (one snapshot) into the empty `target`; verified before it
+ * commits. `onTable` hears of each table before it is copied (progress).
+ */
+export async function copyStore(source: Store, target: Store, onTable?: (table: TableName) => void | Promise<void>): Promise<TableDigest[]> {
   return readSnapshot(source, async (snapshot) => {
     const read = digester();
     return fillVerified(
       target,
       async (trx) => {
         for (const table of TABLES) {
+          await onTable?.(table.name);
           for await (const batch of readTable(snapshot, table)) {
             read.add(table.name, batch);
             await insertBatch(trx, table.name, batch);
@@ -226,7 +230,8 @@ async function readDump(
   await flush();
   if (!header) throw new Error('the dump is empty');
   if (!claimed) throw new Error('the dump is truncated: its closing digests line is missing');
-  if (!Array.isArray(claimed)) throw new Error('the digests line of the dump is malformed');
+  const wellFormed = (digest: TableDigest) => typeof digest?.table === 'string' && Number.isSafeInteger(digest.rows) && typeof digest.sha256 === 'string';
+  if (!Array.isArray(claimed) || !claimed.every(wellFormed)) throw new Error('the digests line of the dump is malformed');
   return { claimed, found: digest.digests() };
 }
 
