@@ -43,6 +43,9 @@ declare module 'fastify' {
   }
 }
 
+/** A body over the limit is read and discarded up to this many times the limit before the connection is closed. */
+export const BODY_DRAIN_FACTOR = 4;
+
 export interface AppOptions {
   config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts'>>;
   store: Store;
@@ -95,7 +98,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   );
   const server = Fastify({
     // `GET agent` answers on raw node:http before Fastify sees the request (DESIGN §12.12).
-    serverFactory: (handler) => createHttpServer(options.config.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS, serveFast, handler),
+    serverFactory: (handler) =>
+      createHttpServer(options.config.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS, serveFast, handler, BODY_DRAIN_FACTOR * options.config.bodyLimitBytes),
     logger:
       options.logger === false
         ? false
@@ -171,7 +175,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
       apiError = error;
       void reply.header('retry-after', String(error.retryAfterSeconds));
     } else if (error instanceof ApiError) apiError = error;
-    else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') apiError = new PayloadTooLargeError(options.config.bodyLimitBytes);
+    else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      apiError = new PayloadTooLargeError(options.config.bodyLimitBytes);
+      // Fastify asks to close at once, which resets a client still sending: the server drains the
+      // rest instead, up to a bound, and closes only beyond it (createHttpServer).
+      void reply.removeHeader('connection');
+    }
     else if (typeof (error as FastifyError).statusCode === 'number' && (error as FastifyError).statusCode! < 500) {
       const status = (error as FastifyError).statusCode!;
       apiError = new ApiError(status, 'invalid_request', 'invalid_request', error.message);
