@@ -26,7 +26,7 @@ import type { Caller } from './features/workspaces/workspaces.store.js';
 import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
 import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
 import { JSON_NULL_BODY, registerJsonBodyParser } from './http/json-body.js';
-import { foldDeepObjects } from './http/query.js';
+import { deepObjectParamsOf, foldDeepObjects } from './http/query.js';
 import { RateLimitedError, RateLimiter } from './http/rate-limit.js';
 import { createHttpServer } from './http/server.js';
 import { findBadText } from './http/text.js';
@@ -125,14 +125,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
   registerJsonBodyParser(server);
   server.setValidatorCompiler(({ schema, httpPart }) => {
     const where = httpPart === 'querystring' ? 'query' : httpPart === 'params' ? 'path' : (httpPart ?? 'body');
-    // Query parameters the route declares may also come as deepObject keys (`name[a][b]=…`).
-    const declaredQuery = where === 'query' ? new Set(Object.keys((schema as z.ZodObject).shape ?? {})) : undefined;
+    // Query parameters marked so may also come as deepObject keys (`name[a][b]=…`).
+    const deepObjects = where === 'query' ? deepObjectParamsOf(schema as z.ZodType) : undefined;
     return (data: unknown) => {
       // An absent body is validated as an empty object: optional bodies then pass, and a required
       // field is reported at its own `loc`. A JSON `null` is a body, and a wrong one: validated as
       // sent, it is a 422 like any other non-object.
       let input = where !== 'body' ? data : data === JSON_NULL_BODY ? null : (data ?? {});
-      if (declaredQuery && typeof input === 'object' && input !== null) input = foldDeepObjects(input as Record<string, unknown>, declaredQuery);
+      if (deepObjects?.size && typeof input === 'object' && input !== null) input = foldDeepObjects(input as Record<string, unknown>, deepObjects);
       if (where === 'path') {
         // No id contains such text, so no such resource exists.
         const bad = findBadText(input);
