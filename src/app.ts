@@ -26,7 +26,7 @@ import type { Caller } from './features/workspaces/workspaces.store.js';
 import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
 import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
 import { JSON_NULL_BODY, registerJsonBodyParser } from './http/json-body.js';
-import { foldDeepObjects } from './http/query.js';
+import { deepObjectParamsOf, foldDeepObjects } from './http/query.js';
 import { RateLimitedError, RateLimiter } from './http/rate-limit.js';
 import { createHttpServer } from './http/server.js';
 import { findBadText } from './http/text.js';
@@ -42,6 +42,9 @@ declare module 'fastify' {
     permission?: Permission;
   }
 }
+
+/** A body over the limit is read and discarded up to this many times the limit before the connection is closed. */
+export const BODY_DRAIN_FACTOR = 4;
 
 export interface AppOptions {
   config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts'>>;
@@ -95,7 +98,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   );
   const server = Fastify({
     // `GET agent` answers on raw node:http before Fastify sees the request (DESIGN §12.12).
-    serverFactory: (handler) => createHttpServer(options.config.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS, serveFast, handler),
+    serverFactory: (handler) =>
+      createHttpServer(options.config.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS, serveFast, handler, BODY_DRAIN_FACTOR * options.config.bodyLimitBytes),
     logger:
       options.logger === false
         ? false
@@ -121,14 +125,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
   registerJsonBodyParser(server);
   server.setValidatorCompiler(({ schema, httpPart }) => {
     const where = httpPart === 'querystring' ? 'query' : httpPart === 'params' ? 'path' : (httpPart ?? 'body');
-    // Query parameters the route declares may also come as deepObject keys (`name[a][b]=…`).
-    const declaredQuery = where === 'query' ? new Set(Object.keys((schema as z.ZodObject).shape ?? {})) : undefined;
+    // Query parameters marked so may also come as deepObject keys (`name[a][b]=…`).
+    const deepObjects = where === 'query' ? deepObjectParamsOf(schema as z.ZodType) : undefined;
     return (data: unknown) => {
       // An absent body is validated as an empty object: optional bodies then pass, and a required
       // field is reported at its own `loc`. A JSON `null` is a body, and a wrong one: validated as
       // sent, it is a 422 like any other non-object.
       let input = where !== 'body' ? data : data === JSON_NULL_BODY ? null : (data ?? {});
-      if (declaredQuery && typeof input === 'object' && input !== null) input = foldDeepObjects(input as Record<string, unknown>, declaredQuery);
+      if (deepObjects?.size && typeof input === 'object' && input !== null) input = foldDeepObjects(input as Record<string, unknown>, deepObjects);
       if (where === 'path') {
         // No id contains such text, so no such resource exists.
         const bad = findBadText(input);
@@ -171,7 +175,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
       apiError = error;
       void reply.header('retry-after', String(error.retryAfterSeconds));
     } else if (error instanceof ApiError) apiError = error;
-    else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') apiError = new PayloadTooLargeError(options.config.bodyLimitBytes);
+    else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      apiError = new PayloadTooLargeError(options.config.bodyLimitBytes);
+      // Fastify asks to close at once, which resets a client still sending: the server drains the
+      // rest instead, up to a bound, and closes only beyond it (createHttpServer).
+      void reply.removeHeader('connection');
+    }
     else if (typeof (error as FastifyError).statusCode === 'number' && (error as FastifyError).statusCode! < 500) {
       const status = (error as FastifyError).statusCode!;
       apiError = new ApiError(status, 'invalid_request', 'invalid_request', error.message);

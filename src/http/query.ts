@@ -36,9 +36,24 @@ export function queryStringList() {
 
 export const optionalString = z.string().optional();
 
+/** Query parameters that may also come as deepObject keys (see `foldDeepObjects`). */
+const deepObjectParams = new WeakSet<z.ZodType>();
+
+/** Marks a query parameter's schema: `name[a][b]=v` keys are folded into it as an object. */
+export function deepObjectParam<T extends z.ZodType>(schema: T): T {
+  deepObjectParams.add(schema);
+  return schema;
+}
+
+/** The parameters of a query schema that take deepObject keys. */
+export function deepObjectParamsOf(query: z.ZodType): ReadonlySet<string> {
+  const shape = query instanceof z.ZodObject ? (query.shape as Record<string, z.ZodType>) : {};
+  return new Set(Object.entries(shape).filter(([, schema]) => deepObjectParams.has(schema)).map(([name]) => name));
+}
+
 /**
  * Folds deepObject keys into the parameter they belong to: `name[a][b]=v` becomes `name: {a: {b: v}}`
- * (how the Python SDK sends a dict). Only for the `declared` names, and only when `name` itself is
+ * (how the Python SDK sends a dict). Only for the `declared` names (`deepObjectParam`), and only when `name` itself is
  * not sent too (then the keys stay as they are and the route sees the plain value). The first
  * segment is read up to the `]` that ends it, so it may hold brackets of its own (`a.tools[name=x]`).
  */

@@ -8,9 +8,15 @@ export type FrontHandler = (request: IncomingMessage, response: ServerResponse) 
 /**
  * The `node:http` server under Fastify: the fast path answers first (DESIGN §12.12), Fastify the
  * rest. Fastify applies its own timeout options only to servers it creates, so with a
- * `serverFactory` they are set here, on node:http itself.
+ * `serverFactory` they are set here, on node:http itself. `drainLimitBytes`: how much of a body
+ * left unread by an answer (a 413, a 401 before the body…) is read and discarded; see `discardUnread`.
  */
-export function createHttpServer(timeouts: HttpTimeouts, front: FrontHandler, handler: (request: IncomingMessage, response: ServerResponse) => void): Server {
+export function createHttpServer(
+  timeouts: HttpTimeouts,
+  front: FrontHandler,
+  handler: (request: IncomingMessage, response: ServerResponse) => void,
+  drainLimitBytes: number,
+): Server {
   const server = createServer(
     {
       headersTimeout: timeouts.headersMs,
@@ -20,6 +26,10 @@ export function createHttpServer(timeouts: HttpTimeouts, front: FrontHandler, ha
       connectionsCheckingInterval: checkingIntervalFor(timeouts),
     },
     (request, response) => {
+      // Before node:http's own 'finish' listener, which would discard the rest unseen and unbounded.
+      response.prependOnceListener('finish', () => {
+        if (!request.complete) discardUnread(request, drainLimitBytes);
+      });
       const served = front(request, response);
       if (served === false) handler(request, response);
       else if (served !== true) {
@@ -34,6 +44,27 @@ export function createHttpServer(timeouts: HttpTimeouts, front: FrontHandler, ha
   // Without a 'timeout' listener node:http destroys a socket idle this long.
   server.setTimeout(timeouts.connectionMs);
   return server;
+}
+
+/**
+ * Reads and discards what the client still sends of a body the answer did not need, up to
+ * `limitBytes`, then closes the connection; as nginx's lingering close does. Closing at once, with
+ * bytes unread, makes the kernel reset the connection, and a client still writing its body (Node's
+ * fetch, the official SDK) fails with EPIPE and never reads the 413 it was sent. A body that ends
+ * within the limit leaves the connection open for the next request.
+ */
+function discardUnread(request: IncomingMessage, limitBytes: number): void {
+  let discarded = 0;
+  const count = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > limitBytes) {
+      request.off('data', count);
+      request.socket.destroy();
+    }
+  };
+  request.on('data', count);
+  request.once('end', () => request.off('data', count));
+  request.resume();
 }
 
 function checkingIntervalFor(timeouts: HttpTimeouts): number {

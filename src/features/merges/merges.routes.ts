@@ -2,7 +2,7 @@ import * as z from 'zod';
 
 import type { AppContext } from '../../context.js';
 import type { Json } from '../../domain/canonical-json.js';
-import { queryBoolean } from '../../http/query.js';
+import { deepObjectParam, queryBoolean } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { zBodyMergeABranchIntoATargetBranchV1ConvaiAgentsAgentIdBranchesSourceBranchIdMergePost } from '../../wire/generated/zod.gen.js';
 import { zMergePreviewResponseModel } from '../../wire/responses.js';
@@ -24,20 +24,22 @@ const resolutions = z.record(z.string(), resolution).describe(
  * deepObject value arrives as text: it is read as JSON when it parses as JSON (`42`, `true`, `"42"`,
  * `{"a":1}`), else taken as the string it is (`hello`); nested keys (`[value][a]=1`) give an object.
  */
-const resolutionsQuery = z
-  .union([
-    z.string().transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'resolutions must be a JSON object' });
-        return z.NEVER;
-      }
-    }),
-    z.record(z.string(), z.unknown()).transform(fromDeepObject),
-  ])
-  .pipe(resolutions)
-  .optional();
+const resolutionsQuery = deepObjectParam(
+  z
+    .union([
+      z.string().transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'resolutions must be a JSON object' });
+          return z.NEVER;
+        }
+      }),
+      z.record(z.string(), z.unknown()).transform(fromDeepObject),
+    ])
+    .pipe(resolutions)
+    .optional(),
+);
 
 /** A deepObject-encoded resolution map: each `{value: …}` read as described above. */
 function fromDeepObject(folded: Record<string, unknown>): Record<string, unknown> {
