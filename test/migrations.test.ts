@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 import { migrations, openStore } from '../src/db/connect.js';
 import type { Database } from '../src/db/schema.js';
+import { agentsStore } from '../src/features/agents/agents.store.js';
 import { createTestDatabase, dialect, type TestDatabase } from './support/test-app.js';
 
 // Migrations upgrade a store with data in it, on both dialects.
@@ -114,6 +115,44 @@ describe('migrations', () => {
           m1: { f: {} },
           m2: { f: {} },
         });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('0007 gives every existing agent a revision, which each update of the row then moves', async () => {
+    const database = await createTestDatabase();
+    try {
+      const db = await migratedTo(database, '0006_audit');
+      await db.insertInto('workspaces').values({ id: 'ws_1', name: 'default', created_at_ms: 1_700_000_000_000 }).execute();
+      const agent = (id: string) => ({
+        id,
+        workspace_id: 'ws_1',
+        name: id,
+        tags: '[]',
+        agent_settings: '{}',
+        voice_id: '',
+        archived: 0,
+        main_branch_id: `agtbrch_${id}`,
+        created_by_user_id: 'user_1',
+        created_at_ms: 1_700_000_000_000,
+        updated_at_ms: 1_700_000_000_000,
+      });
+      await db.insertInto('agents').values([agent('agent_a'), agent('agent_b')]).execute();
+      await db.destroy();
+
+      const store = await openStore(database.options);
+      try {
+        const revisions = () => store.db.selectFrom('agents').select(['id', 'revision']).orderBy('id').execute();
+        expect(await revisions()).toEqual([{ id: 'agent_a', revision: 0 }, { id: 'agent_b', revision: 0 }]);
+        // Two updates in the same millisecond still tell apart.
+        const first = await agentsStore(store.db).update('agent_a', { updated_at_ms: 1_700_000_000_001 });
+        const second = await agentsStore(store.db).update('agent_a', { updated_at_ms: 1_700_000_000_001 });
+        expect([first.revision, second.revision]).toEqual([1, 2]);
+        expect(await revisions()).toEqual([{ id: 'agent_a', revision: 2 }, { id: 'agent_b', revision: 0 }]);
       } finally {
         await store.close();
       }

@@ -185,6 +185,13 @@ describe("a PATCH of GET's own body makes no version (property)", () => {
           await send('POST', `/v1/convai/agents/${agentId}/branches`, { parent_version_id: main.version_id, name: 'Round trip', description: '', platform_settings: versioned }),
         );
         await expectRoundTripChangesNothing(agentId, branch.created_branch_id, `agent ${agentId} on a branch`);
+        // A branch created from GET's own sections stores main's document as it is.
+        const sent = await read(agentId);
+        const copy = okJson<{ created_version_id: string }>(
+          await send('POST', `/v1/convai/agents/${agentId}/branches`, { parent_version_id: sent.version_id, name: 'Copy', description: '', ...bodyOf(sent, ['conversation_config', 'platform_settings', 'workflow']) }),
+        );
+        const hashes = await testApp.store.db.selectFrom('versions').select(['id', 'document_hash']).where('id', 'in', [sent.version_id, copy.created_version_id]).execute();
+        expect(new Set(hashes.map((row) => row.document_hash)).size, 'the copy stores the parent document').toBe(1);
       }),
       { numRuns: 20 },
     );
@@ -225,6 +232,23 @@ describe("a PATCH of GET's own body makes no version (property)", () => {
   });
 });
 
+describe('merges see only what a read can see', () => {
+  it('a branch whose head differs from main only by defaults one stored and the other lacks has nothing to merge', async () => {
+    const { agent_id: agentId } = okJson<{ agent_id: string }>(await send('POST', '/v1/convai/agents/create', { conversation_config: { agent: { first_message: 'Same' } }, name: 'Same' }));
+    // Main stored without defaults; the branch the same, but with one default spelled out.
+    await storeBareHead(agentId, { conversation_config: { agent: { first_message: 'Same' } }, platform_settings: {}, workflow: {}, name: 'Same', tags: [] });
+    const main = await read(agentId);
+    const { created_branch_id: branchId } = okJson<{ created_branch_id: string }>(
+      await send('POST', `/v1/convai/agents/${agentId}/branches`, { parent_version_id: main.version_id, name: 'Bare', description: '' }),
+    );
+    await storeBareHead(agentId, { conversation_config: { agent: { first_message: 'Same', language: 'en' } }, platform_settings: {}, workflow: {}, name: 'Same', tags: [] }, branchId);
+    const merge = await send('POST', `/v1/convai/agents/${agentId}/branches/${branchId}/merge?target_branch_id=${main.main_branch_id}`, { archive_source_branch: false });
+    expect(merge.statusCode, merge.body).toBe(409);
+    expect(merge.json()).toMatchObject({ detail: { code: 'no_new_changes_to_merge' } });
+    expect((await read(agentId)).version_id).toBe(main.version_id);
+  });
+});
+
 describe('/diff shows only what a read can see', () => {
   it("a PATCH of GET's body with one field changed: one version, and /diff names exactly that field", async () => {
     await fc.assert(
@@ -256,12 +280,12 @@ describe('/diff shows only what a read can see', () => {
   });
 });
 
-/** Commits `document` as it is (no validation, no defaults) as main's new head; returns the version id. */
-async function storeBareHead(agentId: string, document: JsonObject): Promise<string> {
+/** Commits `document` as it is (no validation, no defaults) as the new head of a branch (main by default); returns the version id. */
+async function storeBareHead(agentId: string, document: JsonObject, branchId?: string): Promise<string> {
   const context = testApp.app.context;
   return context.write(async ({ trx }) => {
     const agent = await trx.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirstOrThrow();
-    const main = await trx.selectFrom('branches').selectAll().where('id', '=', agent.main_branch_id).executeTakeFirstOrThrow();
+    const main = await trx.selectFrom('branches').selectAll().where('id', '=', branchId ?? agent.main_branch_id).executeTakeFirstOrThrow();
     const head = await trx.selectFrom('versions').selectAll().where('id', '=', main.head_version_id).executeTakeFirstOrThrow();
     const prepared = context.documents.prepare(document);
     const version = await insertVersion(trx, context, {

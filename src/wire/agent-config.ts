@@ -11,6 +11,7 @@ import {
 import {
   absentMember,
   fillMember,
+  fillRootMember,
   fillSpecDefaults,
   normalizeAliases,
   normalizeMember,
@@ -70,6 +71,13 @@ export function renderSection(section: keyof AgentConfigSections, value: JsonObj
   const schema = SECTIONS.find((candidate) => candidate.key === section);
   if (!schema) throw new Error(`unknown section ${section}`);
   return fillSpecDefaults(value, schema.output, 'output');
+}
+
+/** One member of a section as `renderSection` shows it (undefined: absent), the rest unfilled. */
+export function renderSectionMember(section: keyof AgentConfigSections, key: string, value: Json | undefined): Json | undefined {
+  const schema = SECTIONS.find((candidate) => candidate.key === section);
+  if (!schema) throw new Error(`unknown section ${section}`);
+  return fillRootMember(schema.output, key, value, 'output');
 }
 
 type Issue = { loc: (string | number)[]; msg: string; type: string };

@@ -314,3 +314,14 @@ export function fillMember(value: Json, schema: Schema, depth: number): Json {
 export function absentMember(schema: Schema, required: boolean, depth: number): Json | undefined {
   return valueForAbsent(schema, 'input', required, depth);
 }
+
+/**
+ * One member of a named object schema as `fillSpecDefaults` fills it there (undefined: left
+ * absent), without filling the rest of the object.
+ */
+export function fillRootMember(schemaName: string, key: string, value: Json | undefined, mode: Mode): Json | undefined {
+  const level = specRoot(schemaName);
+  const schema = specMember(level, key);
+  if (!schema) return value;
+  return value === undefined ? valueForAbsent(schema, mode, level.required.has(key), 1) : fill(value, schema, mode, 1);
+}

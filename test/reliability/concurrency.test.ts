@@ -11,6 +11,7 @@ import {
   readAgentHistory,
   refusalCode,
   seededRandom,
+  settingWriteOrder,
   soak,
   splitKey,
   type TimedWrite,
@@ -31,10 +32,11 @@ const AUTO_REBASE_DESCRIPTION = 'Automatic rebase onto main';
 /** Every assertion message carries the seed, so a failure can be replayed. */
 const withSeed = (message: string) => `${message} [seed ${seed}: replay with FUZZ_SEED=${seed}]`;
 
-type Operation = 'commit' | 'createBranch' | 'merge' | 'rebase' | 'saveDraft' | 'discardDraft' | 'deploy' | 'setAutoRebase';
+type Operation = 'commit' | 'commitSettings' | 'createBranch' | 'merge' | 'rebase' | 'saveDraft' | 'discardDraft' | 'deploy' | 'setAutoRebase';
 
 const WEIGHTS: [Operation, number][] = [
   ['commit', 40],
+  ['commitSettings', 8],
   ['createBranch', 9],
   ['merge', 14],
   ['rebase', 8],
@@ -47,6 +49,7 @@ const WEIGHTS: [Operation, number][] = [
 /** Refusals an operation may meet when racing others (DESIGN §5, §6, §7); anything else fails the test. */
 const EXPECTED_REFUSALS: Record<Operation, string[]> = {
   commit: ['409 branch_archived', '409 concurrent_modification'],
+  commitSettings: ['409 branch_archived'],
   createBranch: [],
   merge: ['409 no_new_changes_to_merge', '409 branch_already_merged', '409 branch_archived', '409 concurrent_modification'],
   rebase: ['409 branch_already_up_to_date', '409 branch_archived'],
@@ -113,6 +116,8 @@ class ConcurrentRun {
   readonly deploymentWrites: DeploymentWrite[] = [];
   readonly mergeWrites: MergeWrite[] = [];
   readonly createdBranchIds: string[] = [];
+  /** Settings-only commits: the daily limit each wrote and the one its answer showed. */
+  readonly settingsWrites: { wrote: number; shown: number | undefined }[] = [];
   /** `operation status code` → count, for the report and the refusal checks. */
   readonly tally = new Map<string, number>();
   readonly failures: string[] = [];
@@ -217,6 +222,15 @@ class ConcurrentRun {
     const { body } = timed.result;
     if (body.branch_id !== branch.id) this.failures.push(`commit ${op} to ${branch.id} answered branch ${body.branch_id}`);
     this.recordVersion(timed, `commit ${op}`, body.version_id, branch.id, description);
+  }
+
+  /** A settings-only commit (agent-wide, no version) of a daily limit unique to the operation. */
+  async commitSettings(rng: Random, op: number, key: string): Promise<void> {
+    const branch = this.pickBranch(rng);
+    if (!branch) return;
+    const wrote = 1_000_000 + op;
+    const timed = await this.send('commitSettings', key, 'PATCH', this.path(`?branch_id=${branch.id}`), { platform_settings: { call_limits: { daily_limit: wrote } } });
+    if (timed) this.settingsWrites.push({ wrote, shown: timed.result.body.platform_settings?.call_limits?.daily_limit });
   }
 
   async createBranch(rng: Random, op: number, key: string): Promise<void> {
@@ -419,6 +433,22 @@ async function expectEveryVersionReadable(history: AgentHistory, key: string): P
   expect(failures, withSeed('every stored version and head reads back')).toEqual([]);
 }
 
+/** Each settings answer showed its own write or a later one (in the database's order); reads show the last. */
+async function expectSettingsAsAcknowledged(run: ConcurrentRun, key: string): Promise<void> {
+  const order = await settingWriteOrder(testApp.store.db, run.agentId, 'call_limits.daily_limit', 100_000);
+  expect(order.size, withSeed('one settings event per acknowledged settings commit')).toBe(run.settingsWrites.length);
+  const position = (value: number | undefined) => order.get(JSON.stringify(value)) ?? Number.NaN;
+  const wrong = run.settingsWrites.filter((write) => !(position(write.shown) >= position(write.wrote)));
+  expect(wrong, withSeed('settings answers show their own write or a later one')).toEqual([]);
+  const row = await testApp.store.db.selectFrom('agents').select('agent_settings').where('id', '=', run.agentId).executeTakeFirstOrThrow();
+  const stored = (JSON.parse(row.agent_settings) as { call_limits?: { daily_limit?: number } }).call_limits?.daily_limit;
+  if (run.settingsWrites.length > 0) expect(position(stored), withSeed('the database holds the last settings write')).toBe(order.size);
+  for (const branch of run.known.values()) {
+    const read = await callApi(baseUrl, key, 'GET', `/v1/convai/agents/${run.agentId}?branch_id=${branch.id}`);
+    expect(read.body.platform_settings?.call_limits?.daily_limit, withSeed(`GET at ${branch.id} shows the stored daily limit`)).toBe(stored);
+  }
+}
+
 describe(`${CLIENTS} concurrent clients on one agent (${dialect})`, () => {
   it(
     `keep every acknowledged write of a seeded random mix of ${OPERATIONS} operations, in a consistent history`,
@@ -438,7 +468,7 @@ describe(`${CLIENTS} concurrent clients on one agent (${dialect})`, () => {
 
       expect(run.failures, withSeed('no 5xx, no network error, no unexpected refusal, no wrong answer')).toEqual([]);
       // The mix must really have exercised every kind of write, or the checks below prove little.
-      for (const operation of ['commit', 'createBranch', 'merge', 'rebase', 'saveDraft', 'deploy'] as const) {
+      for (const operation of ['commit', 'commitSettings', 'createBranch', 'merge', 'rebase', 'saveDraft', 'deploy'] as const) {
         expect(run.tally.get(`${operation} 2xx`) ?? 0, withSeed(`acknowledged ${operation}s`)).toBeGreaterThan(0);
       }
       expect(run.versionWrites.length + run.deploymentWrites.length, withSeed('acknowledged writes')).toBeGreaterThan(OPERATIONS / 3);
@@ -450,9 +480,75 @@ describe(`${CLIENTS} concurrent clients on one agent (${dialect})`, () => {
       expectEveryAcknowledgedBranch(run, history);
       await expectDraftsOnStoredVersions(history);
       await expectEveryVersionReadable(history, editor);
+      await expectSettingsAsAcknowledged(run, editor);
     },
     soak ? 600_000 : 60_000,
   );
+
+  it('settings-only commits racing on one branch: every answer shows its own write or a later one, and every later read shows what the database holds', async () => {
+    const WRITERS = 8;
+    const ROUNDS = soak ? 100 : 15;
+    // A clock that moves once a second: what a fast server sees at millisecond resolution, where
+    // several commits share a tick. Nothing may depend on the clock telling writes apart.
+    const coarse = await startTestApp({ now: () => Math.floor(Date.now() / 1_000) * 1_000 });
+    try {
+      await settingsRace(coarse, await listen(coarse), WRITERS, ROUNDS);
+    } finally {
+      await coarse.close();
+    }
+  });
+
+  async function settingsRace(testApp: TestApp, baseUrl: string, WRITERS: number, ROUNDS: number): Promise<void> {
+    const { admin, editor } = testApp.keys;
+    const created = await callApi(baseUrl, admin, 'POST', '/v1/convai/agents/create', { conversation_config: {}, name: 'Limited' });
+    const agentId = created.body.agent_id as string;
+    const main = await callApi(baseUrl, admin, 'GET', `/v1/convai/agents/${agentId}`);
+    const branch = await callApi(baseUrl, admin, 'POST', `/v1/convai/agents/${agentId}/branches`, { parent_version_id: main.body.version_id, name: 'Limits', description: '' });
+    const branchId = branch.body.created_branch_id as string;
+    const initial = main.body.platform_settings.call_limits.daily_limit as number;
+    const stored = async () => {
+      const row = await testApp.store.db.selectFrom('agents').select('agent_settings').where('id', '=', agentId).executeTakeFirstOrThrow();
+      return (JSON.parse(row.agent_settings) as { call_limits: { daily_limit: number } }).call_limits.daily_limit;
+    };
+    const shownBy = (result: ApiResult) => result.body.platform_settings?.call_limits?.daily_limit as number | undefined;
+
+    const answers: { wrote: number; shown: number | undefined; status: number }[] = [];
+    const staleReads: string[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const values = Array.from({ length: WRITERS }, (_, i) => round * WRITERS + i + 1);
+      const results = await Promise.all(
+        values.map((value, i) =>
+          callApi(baseUrl, i % 2 === 0 ? admin : editor, 'PATCH', `/v1/convai/agents/${agentId}?branch_id=${branchId}`, {
+            platform_settings: { call_limits: { daily_limit: value } },
+          }),
+        ),
+      );
+      results.forEach((result, i) => answers.push({ wrote: values[i], shown: shownBy(result), status: result.status }));
+      const inDatabase = await stored();
+      // Every reader, every selector, twice (the second read may come from a cache).
+      // The routed read too: the active deployment sends every conversation to main.
+      const reads = [[admin, ''], [editor, ''], [admin, `?branch_id=${branchId}`], [editor, `?branch_id=${branchId}`], [admin, `?conversation_id=c${round}`], [admin, '']] as const;
+      for (const [key, query] of reads) {
+        const read = await callApi(baseUrl, key, 'GET', `/v1/convai/agents/${agentId}${query}`);
+        if (shownBy(read) !== inDatabase) staleReads.push(`round ${round}: GET${query} showed ${shownBy(read)}, the database holds ${inDatabase}`);
+      }
+    }
+    expect(answers.filter((answer) => answer.status !== 200), 'every settings commit is answered 200').toEqual([]);
+    expect(staleReads, 'reads after the writes show what the database holds').toEqual([]);
+
+    // The database's order of the writes, from their audit events (each records before and after).
+    const order = await settingWriteOrder(testApp.store.db, agentId, 'call_limits.daily_limit', initial);
+    expect(order.size, 'one audit event per acknowledged write').toBe(WRITERS * ROUNDS);
+    const position = (value: number | undefined) => order.get(JSON.stringify(value)) ?? Number.NaN;
+    const wrong = answers.filter((answer) => !(position(answer.shown) >= position(answer.wrote)));
+    expect(
+      wrong.map((answer) => `wrote ${answer.wrote} (#${position(answer.wrote)}), answered ${answer.shown} (#${position(answer.shown)})`),
+      'each answer shows its own write or a later one',
+    ).toEqual([]);
+    expect(position(await stored()), 'the database holds the last write').toBe(order.size);
+    const versions = await testApp.store.db.selectFrom('versions').select('id').where('agent_id', '=', agentId).execute();
+    expect(versions, 'settings-only commits make no version').toHaveLength(2);
+  }
 
   it(`keep one draft per user and branch when ${CLIENTS} clients save, then discard, drafts on one branch at once`, async () => {
     const { admin, editor } = testApp.keys;

@@ -231,3 +231,33 @@ export function expectConsistentHistory(history: AgentHistory, label: string): v
     if (percentage > 0) expect(branch?.is_archived, `${label}: archived branch ${branchId} has ${percentage}% of live traffic`).toBe(0);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Agent-wide settings: the order the database applied them in
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The order in which the database applied changes of one agent-wide setting, from its audit
+ * events (`agent.settings_update`, each with the path's before and after): the chain of values
+ * from `initial`, as a value → position map (1 = the first write). Needs every written value to
+ * be unique. Throws when the events do not form one chain (a lost or unrecorded write).
+ */
+export async function settingWriteOrder(db: Kysely<Database>, agentId: string, path: string, initial: unknown): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('audit_events').select('details').where('agent_id', '=', agentId).where('action', '=', 'agent.settings_update').execute();
+  const next = new Map<string, string>();
+  for (const row of rows) {
+    const details = JSON.parse(row.details) as { changes: { path: string; before: unknown; after: unknown }[] };
+    const change = details.changes.find((candidate) => candidate.path === path);
+    if (!change) continue;
+    const from = JSON.stringify(change.before);
+    if (next.has(from)) throw new Error(`two writes changed ${path} from ${from}: the history forks`);
+    next.set(from, JSON.stringify(change.after));
+  }
+  const order = new Map<string, number>();
+  for (let value = next.get(JSON.stringify(initial)); value !== undefined; value = next.get(value)) {
+    if (order.has(value)) throw new Error(`${path} comes back to ${value}: written values must be unique`);
+    order.set(value, order.size + 1);
+  }
+  if (order.size !== next.size) throw new Error(`${next.size - order.size} change(s) of ${path} are not on the chain from ${JSON.stringify(initial)}`);
+  return order;
+}

@@ -1,6 +1,6 @@
-import { type Json, type JsonObject, isJsonObject } from '../../domain/canonical-json.js';
+import { canonicalJson, type Json, type JsonObject, isJsonObject } from '../../domain/canonical-json.js';
 import { diffValues } from '../../domain/three-way-merge.js';
-import { renderSection } from '../../wire/agent-config.js';
+import { renderSectionMember } from '../../wire/agent-config.js';
 import { PER_AGENT_SETTINGS } from './agent-document.js';
 
 /**
@@ -9,9 +9,12 @@ import { PER_AGENT_SETTINGS } from './agent-document.js';
  * stored form (one written before a default existed, one sent back from a read).
  */
 export function visibleAgentSettings(settings: JsonObject): JsonObject {
-  const rendered = renderSection('platform_settings', settings);
   const visible: JsonObject = {};
-  for (const key of PER_AGENT_SETTINGS) if (Object.hasOwn(rendered, key)) visible[key] = rendered[key];
+  for (const key of PER_AGENT_SETTINGS) {
+    // Member by member: filling the whole of platform_settings would build every versioned default too.
+    const value = renderSectionMember('platform_settings', key, Object.hasOwn(settings, key) ? settings[key] : undefined);
+    if (value !== undefined) visible[key] = value;
+  }
   return visible;
 }
 
@@ -28,6 +31,8 @@ const MASK = '<redacted>';
 
 /** What a write changes of the agent-wide settings, as reads show them; undefined: nothing visible. */
 export function agentSettingsChange(before: JsonObject, after: JsonObject): AgentSettingsChange | undefined {
+  // Most writes leave the settings as stored: no need to render them.
+  if (canonicalJson(before) === canonicalJson(after)) return undefined;
   const found = diffValues(visibleAgentSettings(before), visibleAgentSettings(after));
   if (found.length === 0) return undefined;
   const changes = found

@@ -279,7 +279,8 @@ export function agentsService(context: AppContext) {
       const isMain = locked.id === agent.main_branch_id;
       const now = Math.max(context.now(), locked.last_committed_at_ms);
 
-      if (sameVisibleDocument(current, next.document)) {
+      const prepared = context.documents.prepare(next.document);
+      if (prepared.rootHash === head.document_hash || sameVisibleDocument(current, next.document)) {
         // Deliberate difference: a commit that changes nothing a read shows makes no version.
         if (!settingsChange) return { agent, version: head };
         publish({ kind: 'agent', agentId: agent.id });
@@ -288,7 +289,6 @@ export function agentsService(context: AppContext) {
         return { agent: updated, version: head };
       }
 
-      const prepared = context.documents.prepare(next.document);
       const version = await insertVersion(trx, context, {
         agentId: agent.id,
         branchId: locked.id,

@@ -13,6 +13,7 @@ import {
   loadDocument,
   recordAgentSettingsChange,
 } from '../agents/agents.service.js';
+import { sameVisibleDocument } from '../agents/agent-document.js';
 import { agentSettingsChange } from '../agents/agent-settings.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
@@ -159,7 +160,8 @@ export function branchesService(context: AppContext) {
           { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
         );
         const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
-        const prepared = context.documents.prepare(next.document);
+        // A body that reads the same as the parent (a read sent back) keeps the parent's document as stored.
+        const prepared = context.documents.prepare(sameVisibleDocument(base, next.document) ? base : next.document);
         afterCommit(() => context.documents.markStored(prepared));
         const now = context.now();
         const branchId = newId('agtbrch_', now);

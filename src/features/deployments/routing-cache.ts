@@ -18,7 +18,7 @@ export interface RoutingEntry {
   table: BucketTable;
   /** Branch id → its head version. */
   heads: Map<string, RoutingHead>;
-  /** Rendered response bytes by `versionId|role|isCreator` (access_info is per caller). */
+  /** Rendered response bytes by `versionId|revision|role|isCreator` (access_info is per caller). */
   responses: Map<string, Buffer>;
   /** The agent's routing keys to buckets. */
   buckets: AgentBuckets;
@@ -110,9 +110,13 @@ export class RoutingCache {
     return entry;
   }
 
-  /** The key of a rendered response in an entry: access_info depends on the caller's role and identity. */
+  /**
+   * The key of a rendered response in an entry: the version, the agent row it was rendered from
+   * (its revision: an entry's responses are carried to its reload only for the same revision,
+   * and the key says so on its own), and access_info, which depends on the caller's role and identity.
+   */
   static responseKey(entry: Pick<RoutingEntry, 'agent'>, versionId: string, caller: Caller): string {
-    return `${versionId}|${caller.role}|${caller.userId === entry.agent.created_by_user_id}`;
+    return `${versionId}|${entry.agent.revision}|${caller.role}|${caller.userId === entry.agent.created_by_user_id}`;
   }
 
   /**

@@ -7,7 +7,7 @@ import type { SeqRange } from '../../domain/frontier.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
-import { type AgentDocument, splitPlatformSettings } from '../agents/agent-document.js';
+import { type AgentDocument, sameVisibleDocument, splitPlatformSettings } from '../agents/agent-document.js';
 import { loadDocument } from '../agents/agents.service.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import type { PreparedDocument } from '../versions/documents.store.js';
@@ -188,7 +188,8 @@ export async function planMerge(
       refusal = (await store.isMergedSomewhere(sourceHead.id))
         ? new ConflictError('branch_already_merged', `Branch "${source.name}" has no commits since it was merged; there is nothing to merge.`)
         : new ConflictError('no_new_changes_to_merge', `Branch "${source.name}" has no commits that "${target.name}" does not already have.`);
-    } else if (prepared.rootHash === resultingDocument) {
+    } else if (prepared.rootHash === resultingDocument || sameVisibleDocument(targetDocument, filled)) {
+      // Nothing a read would show changes (defaults one side stored and the other did not are no change).
       refusal = new ConflictError('no_new_changes_to_merge', `Merging "${source.name}" would not change "${target.name}".`);
     }
   } else if (comparison.behind === 0) {
