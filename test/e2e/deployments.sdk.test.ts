@@ -128,7 +128,7 @@ describe('deployments through the SDK', () => {
     expect(after.conversationConfig.agent?.firstMessage).toBe('fresh');
   });
 
-  it('serves repeated routed reads from the fast path with the same bytes, and never a stale config', async () => {
+  it('serves repeated routed reads with the same bytes, and never a stale config', async () => {
     const { agentId, main, canary } = await agentWithBranches();
     await editor.conversationalAi.agents.deployments.create(agentId, { deploymentRequest: { requests: [request(main, 50), request(canary, 50)] } });
     const url = `${baseUrl}/v1/convai/agents/${agentId}?conversation_id=conv_fast`;
@@ -137,9 +137,7 @@ describe('deployments through the SDK', () => {
       return { status: response.status, text: await response.text() };
     };
     const first = await read();
-    const served = testApp.app.fastPath.served;
     const second = await read();
-    expect(testApp.app.fastPath.served).toBe(served + 1);
     expect(second).toEqual(first);
     const branchId = (JSON.parse(first.text) as { branch_id: string }).branch_id;
 
@@ -154,14 +152,13 @@ describe('deployments through the SDK', () => {
     expect((await fetch(url)).status).toBe(401);
   });
 
-  it('serves head and version reads on the fast path, always at the current head', async () => {
+  it('serves head and version reads always at the current head', async () => {
     const { agentId, canary } = await agentWithBranches();
     const read = async (query: string, key = testApp.keys.editor) => {
       const response = await fetch(`${baseUrl}/v1/convai/agents/${agentId}${query}`, { headers: { 'xi-api-key': key } });
       return { status: response.status, body: (await response.json()) as Record<string, any> };
     };
     await read('');
-    const served = testApp.app.fastPath.served;
     const atCanary = await read(`?branch_id=${canary}`);
     expect(atCanary.body.conversation_config.agent.first_message).toBe('canary');
     const committed = await editor.conversationalAi.agents.update(agentId, { branchId: canary, conversationConfig: { agent: { firstMessage: 'newer' } } });
@@ -169,7 +166,6 @@ describe('deployments through the SDK', () => {
     expect(after.body.version_id).toBe(committed.versionId);
     expect(after.body.conversation_config.agent.first_message).toBe('newer');
     expect((await read(`?version_id=${atCanary.body.version_id}`)).body.conversation_config.agent.first_message).toBe('canary');
-    expect(testApp.app.fastPath.served).toBeGreaterThanOrEqual(served + 3);
     // Misses and errors are the full route's: unknown branch, both selectors mismatched, another workspace.
     expect((await read('?branch_id=agtbrch_unknown')).status).toBe(404);
     expect((await read(`?branch_id=${canary}&version_id=${committed.versionId}`)).status).toBe(200);
