@@ -14,7 +14,7 @@ import { dialect, injectAs, okJson, startTestApp, type TestApp } from './support
 // database, so each read decodes the document from the database, not from a cache.
 
 const BODY_LIMIT = 2 * 1024 * 1024;
-const NUM_RUNS = Number(process.env.LARGE_DOCUMENT_RUNS ?? 4);
+const NUM_RUNS = Number(process.env.LARGE_DOCUMENT_RUNS ?? 3);
 
 let testApp: TestApp;
 
@@ -156,7 +156,7 @@ describe('large documents survive a restart (issue 14, defect 2)', () => {
     );
   }, 240_000);
 
-  it.each(['wideArrayOfSmallObjects', 'wideArrayOfEmptyObjects', 'wideObject'] as const)(
+  it.each(['wideArrayOfSmallObjects', 'wideObject'] as const)(
     'at the limit: %s as large as one request may be',
     async (shape) => roundTrip(sizedToLimit(shape, 1, 7)),
     120_000,
@@ -229,10 +229,11 @@ describe('beyond the limits: refused up front, nothing written', () => {
 
   it('every shape one value over the request limit is refused', async () => {
     const { agentId } = await createAgent();
-    for (const shape of Object.keys(SHAPES) as ShapeName[]) {
+    for (const shape of ['wideArrayOfSmallObjects', 'wideObject', 'deepTrees'] as const) {
       const value = sizedToLimit(shape, 1, 3);
       const over = Array.isArray(value) ? [...value, ...Array.from({ length: MAX_JSON_VALUES }, () => 0)] : { ...(value as object), over: Array.from({ length: MAX_JSON_VALUES }, () => 0) };
-      if (JSON.stringify(over).length + 100 > BODY_LIMIT) continue; // the body limit (413) refuses it first
+      // Each of these is held back by the value limit, not by the body limit (413).
+      expect(JSON.stringify(over).length + 100).toBeLessThan(BODY_LIMIT);
       await expectRefused(agentId, { conversation_config: { x_doc: over } }, 'json_too_many_values');
     }
   });
@@ -246,7 +247,9 @@ describe('beyond the limits: refused up front, nothing written', () => {
     let accepted = 0;
     for (;;) {
       const body = { conversation_config: { [`x_part${accepted}`]: SHAPES.wideArrayOfSmallObjects(perCommit, accepted) } };
-      const before = await snapshotDatabase(testApp.store.db);
+      // Snapshots only near the limit, where the refusal is due: each reads the whole database.
+      const nearLimit = (accepted + 1) * valuesPerCommit + 2_000 > MAX_DOCUMENT_VALUES;
+      const before = nearLimit ? await snapshotDatabase(testApp.store.db) : undefined;
       const response = await injectAs(testApp, 'PATCH', `/v1/convai/agents/${agentId}`, testApp.keys.editor, body);
       if (response.statusCode === 200) {
         accepted++;
@@ -255,6 +258,7 @@ describe('beyond the limits: refused up front, nothing written', () => {
       }
       expect(response.statusCode, response.body.slice(0, 300)).toBe(422);
       expect((response.json() as { detail: { type: string }[] }).detail[0].type).toBe('document_too_large');
+      expect(before).toBeDefined();
       expect(await snapshotDatabase(testApp.store.db)).toBe(before);
       break;
     }
