@@ -94,6 +94,14 @@ async function measureShape(shape: Shape, dialect: BenchDialect): Promise<Figure
       histogram.reset();
       histogram.enable();
       const started = performance.now();
+      // A second opinion: the longest gap between ticks of a 1 ms interval.
+      let last = performance.now();
+      let gap = 0;
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        gap = Math.max(gap, now - last);
+        last = now;
+      }, 1);
       const response = await fetch(`${base}${path}`, {
         method,
         headers: { 'xi-api-key': key, ...(payload ? { 'content-type': 'application/json' } : {}) },
@@ -104,7 +112,8 @@ async function measureShape(shape: Shape, dialect: BenchDialect): Promise<Figure
       // One more turn of the loop, so that a block at the very end is recorded.
       await new Promise((resolve) => setTimeout(resolve, 5));
       histogram.disable();
-      steps.push({ step, ms: histogram.max / 1e6, wallMs, status: response.status });
+      clearInterval(ticker);
+      steps.push({ step, ms: Math.max(histogram.max / 1e6, gap), wallMs, status: response.status });
       if (process.env.BENCH_VERBOSE && response.status >= 400) console.log(step, text.slice(0, 300));
       return { status: response.status, json: () => JSON.parse(text) };
     };
