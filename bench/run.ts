@@ -6,6 +6,7 @@ import os from 'node:os';
 
 import { benchCommits } from './commits.bench.js';
 import { benchDialects } from './databases.js';
+import { benchEventLoop } from './event-loop.bench.js';
 import { benchHttp, HTTP_SETUP } from './http.bench.js';
 import { benchInProcess } from './in-process.bench.js';
 import { benchMemory } from './memory.bench.js';
@@ -26,6 +27,7 @@ try {
   for (const figure of await benchMergeBase()) rows.push({ ...figure, ratio: `${figure.ratio.toFixed(2)}×` });
   for (const dialect of dialects) for (const figure of await benchInProcess(quick, dialect, dialect === dialects[0])) rows.push(figure);
   rows.push(await benchMemory(quick, dialects[0]));
+  for (const dialect of dialects) rows.push(...(await benchEventLoop(quick, dialect)));
 } finally {
   stop();
 }

@@ -6,7 +6,7 @@ import { openStore } from '../src/db/connect.js';
 import { MAX_DOCUMENT_VALUES } from '../src/features/versions/documents.store.js';
 import { MAX_JSON_DEPTH, MAX_JSON_VALUES } from '../src/http/json-body.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
-import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { dialect, injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // Issue 14, defect 2: anything accepted is readable, committable and restorable forever, cold
 // caches included, up to the body limit; anything beyond the supported limits is refused up front
@@ -14,7 +14,7 @@ import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app
 // database, so each read decodes the document from the database, not from a cache.
 
 const BODY_LIMIT = 2 * 1024 * 1024;
-const NUM_RUNS = Number(process.env.LARGE_DOCUMENT_RUNS ?? 4);
+const NUM_RUNS = Number(process.env.LARGE_DOCUMENT_RUNS ?? 3);
 
 let testApp: TestApp;
 
@@ -26,12 +26,15 @@ afterAll(async () => {
   await testApp.close();
 });
 
+/** The byte budget of the app's caches (undefined: the default). */
+let cacheMaxBytes: number | undefined;
+
 /** A new app and store on the same database: every cache starts cold. */
 async function restart(): Promise<void> {
   await testApp.app.server.close();
   await testApp.store.close();
   testApp.store = await openStore(testApp.database.options);
-  testApp.app = await buildApp({ config: { bodyLimitBytes: BODY_LIMIT, logLevel: 'silent' }, store: testApp.store, logger: false });
+  testApp.app = await buildApp({ config: { bodyLimitBytes: BODY_LIMIT, logLevel: 'silent', cacheMaxBytes }, store: testApp.store, logger: false });
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -153,29 +156,46 @@ describe('large documents survive a restart (issue 14, defect 2)', () => {
     );
   }, 240_000);
 
-  it.each(['wideArrayOfSmallObjects', 'wideArrayOfEmptyObjects', 'wideObject'] as const)(
+  it.each(['wideArrayOfSmallObjects', 'wideObject'] as const)(
     'at the limit: %s as large as one request may be',
     async (shape) => roundTrip(sizedToLimit(shape, 1, 7)),
     120_000,
   );
 
-  it('a document grown by many commits past what one statement may bind is still readable after a restart', async () => {
+  // With a small cache budget the document is never kept in memory, so even the answer to the
+  // commit that stored it is rendered from the database: before the fix that answer was a 500
+  // although the version was stored.
+  it('a document grown by many commits past what one statement may bind is readable, even by a process that cannot cache it', async () => {
+    cacheMaxBytes = 1024 * 1024;
+    await restart();
+    try {
+      await growByManyCommits();
+    } finally {
+      cacheMaxBytes = undefined;
+      await restart();
+    }
+  }, 240_000);
+
+  async function growByManyCommits(): Promise<void> {
     // SQLite binds at most 32,766 values a statement, PostgreSQL 65,535: this document has more
-    // nodes on one level of its tree than either, added a request-sized slice at a time.
+    // nodes on one level of its tree than its dialect allows, added a request-sized slice at a time.
     // Strings over 128 characters are nodes of their own, one value each.
     const { agentId, branchId } = await createAgent();
     const perPart = Math.min(MAX_JSON_VALUES - 10, Math.floor((BODY_LIMIT - 1000) / 143));
     const slice = (part: number): Json => Array.from({ length: perPart }, (_, i) => `p${part}-${i}-`.padEnd(140, 'x'));
-    const parts = Math.ceil(66_000 / perPart);
+    const parts = Math.ceil((dialect === 'sqlite' ? 33_000 : 66_000) / perPart);
     expect(parts * perPart).toBeLessThan(MAX_DOCUMENT_VALUES - 1_000);
     let last: AgentBody | undefined;
     for (let part = 0; part < parts; part++) {
       last = okJson<AgentBody>(
         await injectAs(testApp, 'PATCH', `/v1/convai/agents/${agentId}`, testApp.keys.editor, { conversation_config: { [`x_part${part}`]: slice(part) } }),
       );
+      expect(last.conversation_config[`x_part${part}`]).toEqual(slice(part));
     }
-    await expectEveryReadShows(agentId, last!.version_id, `x_part${parts - 1}`, slice(parts - 1));
     await restart();
+    const read = okJson<AgentBody>(await injectAs(testApp, 'GET', `/v1/convai/agents/${agentId}?conversation_id=conv_grown`, testApp.keys.admin));
+    expect(read.version_id).toBe(last!.version_id);
+    expect(read.conversation_config[`x_part${parts - 1}`]).toEqual(slice(parts - 1));
     const removed = okJson<AgentBody>(
       await injectAs(testApp, 'PATCH', `/v1/convai/agents/${agentId}`, testApp.keys.editor, { conversation_config: { x_part0: null } }),
     );
@@ -185,7 +205,7 @@ describe('large documents survive a restart (issue 14, defect 2)', () => {
       await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/branches/${branchId}/restore`, testApp.keys.editor, { version_id: last!.version_id }),
     );
     expect(restored.conversation_config.x_part0).toEqual(slice(0));
-  }, 240_000);
+  }
 });
 
 describe('beyond the limits: refused up front, nothing written', () => {
@@ -209,10 +229,11 @@ describe('beyond the limits: refused up front, nothing written', () => {
 
   it('every shape one value over the request limit is refused', async () => {
     const { agentId } = await createAgent();
-    for (const shape of Object.keys(SHAPES) as ShapeName[]) {
+    for (const shape of ['wideArrayOfSmallObjects', 'wideObject', 'deepTrees'] as const) {
       const value = sizedToLimit(shape, 1, 3);
       const over = Array.isArray(value) ? [...value, ...Array.from({ length: MAX_JSON_VALUES }, () => 0)] : { ...(value as object), over: Array.from({ length: MAX_JSON_VALUES }, () => 0) };
-      if (JSON.stringify(over).length + 100 > BODY_LIMIT) continue; // the body limit (413) refuses it first
+      // Each of these is held back by the value limit, not by the body limit (413).
+      expect(JSON.stringify(over).length + 100).toBeLessThan(BODY_LIMIT);
       await expectRefused(agentId, { conversation_config: { x_doc: over } }, 'json_too_many_values');
     }
   });
@@ -226,7 +247,9 @@ describe('beyond the limits: refused up front, nothing written', () => {
     let accepted = 0;
     for (;;) {
       const body = { conversation_config: { [`x_part${accepted}`]: SHAPES.wideArrayOfSmallObjects(perCommit, accepted) } };
-      const before = await snapshotDatabase(testApp.store.db);
+      // Snapshots only near the limit, where the refusal is due: each reads the whole database.
+      const nearLimit = (accepted + 1) * valuesPerCommit + 2_000 > MAX_DOCUMENT_VALUES;
+      const before = nearLimit ? await snapshotDatabase(testApp.store.db) : undefined;
       const response = await injectAs(testApp, 'PATCH', `/v1/convai/agents/${agentId}`, testApp.keys.editor, body);
       if (response.statusCode === 200) {
         accepted++;
@@ -235,6 +258,7 @@ describe('beyond the limits: refused up front, nothing written', () => {
       }
       expect(response.statusCode, response.body.slice(0, 300)).toBe(422);
       expect((response.json() as { detail: { type: string }[] }).detail[0].type).toBe('document_too_large');
+      expect(before).toBeDefined();
       expect(await snapshotDatabase(testApp.store.db)).toBe(before);
       break;
     }

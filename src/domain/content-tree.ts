@@ -61,12 +61,19 @@ export class EncodingMemo {
 interface Encoding {
   nodes: Map<string, string>;
   memo?: EncodingMemo;
+  /**
+   * This encoding's own results, by container. Without them a container under a wide node would be
+   * encoded again for each wide ancestor (once inline, once split): twice the work per level, so
+   * a chain of wide objects cost 2^depth (a 22 KB body of 16 such levels took 3 s).
+   */
+  encodedHere: Map<object, Encoded>;
+  nodesHere: Map<object, EncodedNode>;
   /** What to record in the memo once stored. */
   seen: { containers: [object, Encoded][]; containerNodes: [object, EncodedNode][]; strings: [string, EncodedNode][] };
 }
 
 export function encodeTree(document: JsonObject, memo?: EncodingMemo): EncodedTree {
-  const encoding: Encoding = { nodes: new Map(), memo, seen: { containers: [], containerNodes: [], strings: [] } };
+  const encoding: Encoding = { nodes: new Map(), memo, encodedHere: new Map(), nodesHere: new Map(), seen: { containers: [], containerNodes: [], strings: [] } };
   const root = encodeContainer(document, encoding, true);
   if (!('ref' in root)) throw new Error('unreachable: the root is always a node');
   return {
@@ -97,7 +104,7 @@ function encodeValue(value: Json, encoding: Encoding): Encoded {
     const text = JSON.stringify(value);
     return { inline: text, size: text.length, values: 0 };
   }
-  const known = encoding.memo?.containers.get(value);
+  const known = encoding.memo?.containers.get(value) ?? encoding.encodedHere.get(value);
   if (known) return known;
   const encoded = encodeContainer(value, encoding, false);
   encoding.seen.containers.push([value, encoded]);
@@ -110,14 +117,21 @@ function encodeValue(value: Json, encoding: Encoding): Encoded {
  */
 function encodeContainer(value: JsonObject | Json[], encoding: Encoding, forceNode: boolean): Encoded {
   if (forceNode) {
-    const known = encoding.memo?.containerNodes.get(value);
+    const known = encoding.memo?.containerNodes.get(value) ?? encoding.nodesHere.get(value);
     if (known) return known;
   }
   const inline = buildContainer(value, encoding, false);
-  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) return { inline: inline.members, size: inline.members.length, values: inline.values };
+  if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) {
+    const encoded = { inline: inline.members, size: inline.members.length, values: inline.values };
+    encoding.encodedHere.set(value, encoded);
+    return encoded;
+  }
   const built = inline.body.length > WIDE_NODE_LIMIT ? buildContainer(value, encoding, true) : inline;
   const encoded = { ref: store(built.body, encoding.nodes), size: built.body.length + built.childSize, values: built.values };
   encoding.seen.containerNodes.push([value, encoded]);
+  // As a node it is the same whether or not it was forced to be one; unforced, it may be inline.
+  encoding.nodesHere.set(value, encoded);
+  if (!forceNode) encoding.encodedHere.set(value, encoded);
   return encoded;
 }
 

@@ -245,6 +245,30 @@ describe('encodeTree / decodeTree', () => {
     expect(canonicalJson(back)).toBe(canonicalJson({ items }));
   });
 
+  // Issue 14: each wide level used to encode its subtree twice (inline, then split), so a chain of
+  // wide objects cost 2^depth: 16 levels (22 KB) took 3 s, 60 levels would never finish.
+  it('encodes a chain of wide objects as deep as the body parser allows, once per level', () => {
+    const wideChain = (depth: number, shared?: JsonObject): JsonObject => {
+      let value: JsonObject = shared ?? { leaf: 1 };
+      for (let level = 0; level < depth; level++) {
+        const next: JsonObject = { d: value, same: value === shared ? value : { x: level } };
+        for (let i = 0; i < 20; i++) next[`a${i}`] = `${level}-${i}`.padEnd(60, 'x');
+        value = next;
+      }
+      return value;
+    };
+    const document = { root: wideChain(60), list: [wideChain(3), wideChain(3)] };
+    const tree = encodeTree(document);
+    expect(tree.nodes.size).toBeGreaterThan(60);
+    const back = decodeTree(tree.rootHash, (hash) => JSON.parse(tree.nodes.get(hash) as string) as ContentNode);
+    expect(canonicalJson(back)).toBe(canonicalJson(document));
+    // The same value gives the same tree whether or not its containers are shared objects.
+    expect(encodeTree(JSON.parse(JSON.stringify(document)) as JsonObject).rootHash).toBe(tree.rootHash);
+    const small: JsonObject = { s: 1 };
+    const sharing = { a: wideChain(2, small), b: small, c: [small, small] };
+    expect(encodeTree(sharing).rootHash).toBe(encodeTree(JSON.parse(JSON.stringify(sharing)) as JsonObject).rootHash);
+  });
+
   it('keeps a __proto__ key as data', () => {
     const document = JSON.parse('{"__proto__":{"x":1},"y":"' + 'z'.repeat(200) + '"}') as JsonObject;
     const tree = encodeTree(document);
