@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../src/db/schema.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { describeResponse, expectApiError, snapshotDiff } from './support/route-requests.js';
-import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { injectAs, okJson, startTestApp, type TestApp, userIdsByRole } from './support/test-app.js';
 
 // Issue 14, defect 4: the agent-wide (unversioned) settings — platform_settings `auth`,
 // `call_limits`, `privacy`, `ban`, `archived` — change what main serves whichever branch a write
@@ -16,14 +16,7 @@ const userId = {} as Record<Role, string>;
 
 beforeAll(async () => {
   testApp = await startTestApp();
-  const users = await testApp.store.db
-    .selectFrom('users')
-    .innerJoin('workspaces', 'workspaces.id', 'users.workspace_id')
-    .select(['users.id', 'users.name'])
-    .where('workspaces.name', '=', 'default')
-    .execute();
-  const byName = new Map(users.map((user) => [user.name, user.id]));
-  for (const role of ['admin', 'editor', 'commenter', 'viewer'] as const) userId[role] = byName.get(role === 'admin' ? 'admin' : `${role}-user`) as string;
+  Object.assign(userId, await userIdsByRole(testApp));
 });
 afterAll(() => testApp.close());
 

@@ -6,7 +6,7 @@ import { zAuditEventsPage } from '../src/features/audit/audit.routes.js';
 import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { runCli } from './support/server-process.js';
-import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { injectAs, okJson, startTestApp, type TestApp, userIdsByRole } from './support/test-app.js';
 
 // The audit log (issue 9, item 6): every write that versions and deployments do not already
 // attribute records who, when and what, in the write's own transaction; admins read it, per workspace.
@@ -39,16 +39,7 @@ const userId = {} as Record<Role, string>;
 beforeAll(async () => {
   testApp = await startTestApp();
   keys = testApp.keys;
-  const users = await testApp.store.db
-    .selectFrom('users')
-    .innerJoin('workspaces', 'workspaces.id', 'users.workspace_id')
-    .select(['users.id', 'users.name'])
-    .where('workspaces.name', '=', 'default')
-    .execute();
-  const byName = new Map(users.map((user) => [user.name, user.id]));
-  for (const role of ['admin', 'editor', 'commenter', 'viewer'] as const) {
-    userId[role] = byName.get(role === 'admin' ? 'admin' : `${role}-user`) as string;
-  }
+  Object.assign(userId, await userIdsByRole(testApp));
 });
 afterAll(() => testApp.close());
 

@@ -1,17 +1,14 @@
-import SqliteDatabase from 'better-sqlite3';
 import fc from 'fast-check';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { migrations, openStore } from '../src/db/connect.js';
 import { isUniqueViolation } from '../src/db/errors.js';
-import type { Database } from '../src/db/schema.js';
 import { branchNameKey } from '../src/features/branches/branch-name.js';
 import { branchesStore } from '../src/features/branches/branches.store.js';
 import { lookAlikeVariant } from './support/look-alikes.js';
 import { describeResponse, expectApiError, expectValidationError, locs, routeRequests } from './support/route-requests.js';
-import { createTestDatabase, dialect, startTestApp, type TestDatabase } from './support/test-app.js';
+import { migratedTo } from './support/migrations.js';
+import { createTestDatabase, startTestApp } from './support/test-app.js';
 
 // Branch names that look alike are one name: stored in NFC without outer spaces, refused when they
 // hold invisible characters or detached combining marks, and unique per agent under a case-folded
@@ -119,23 +116,6 @@ describe('look-alike branch names', () => {
     expect(isUniqueViolation(error), String(error)).toBe(true);
   });
 });
-
-/** A database of the current dialect migrated only up to `migration`. */
-async function migratedTo(database: TestDatabase, migration: string): Promise<Kysely<Database>> {
-  if (dialect === 'postgres') {
-    const client = new pg.Client({ connectionString: database.options.databaseUrl });
-    await client.connect();
-    await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
-    await client.end();
-  }
-  const db =
-    dialect === 'postgres'
-      ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.options.databaseUrl, max: 1 }) }) })
-      : new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(`${database.options.dataDir}/branchwise.sqlite`) }) });
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-  expect((await migrator.migrateTo(migration)).error).toBeUndefined();
-  return db;
-}
 
 describe('migration 0008: name keys for existing branches', () => {
   it('keys every branch; existing look-alikes keep their names, the oldest keeps the key, and new look-alikes are refused', async () => {

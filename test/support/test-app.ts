@@ -108,3 +108,16 @@ export function okJson<T>(response: LightMyRequestResponse): T {
   expect(response.statusCode, response.body.slice(0, 500)).toBe(200);
   return response.json() as T;
 }
+
+/** The ids of the users behind `testApp.keys`, by role (the default workspace's users). */
+export async function userIdsByRole(testApp: TestApp): Promise<Record<Role, string>> {
+  const users = await testApp.store.db
+    .selectFrom('users')
+    .innerJoin('workspaces', 'workspaces.id', 'users.workspace_id')
+    .select(['users.id', 'users.name'])
+    .where('workspaces.name', '=', 'default')
+    .execute();
+  const byName = new Map(users.map((user) => [user.name, user.id]));
+  const roles = ['admin', 'editor', 'commenter', 'viewer'] as const;
+  return Object.fromEntries(roles.map((role) => [role, byName.get(role === 'admin' ? 'admin' : `${role}-user`) as string])) as Record<Role, string>;
+}
