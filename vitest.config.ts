@@ -18,6 +18,9 @@ export default defineConfig({
   test: {
     reporters: ['default', './test/support/summary-reporter.ts'],
     testTimeout: 30_000,
+    // Two files at a time: vitest's default on a 2-core machine is one, and much of the suite waits
+    // on PostgreSQL and on server processes it starts rather than on the CPU.
+    maxWorkers: 2,
     hookTimeout: 60_000,
     projects: [
       {

@@ -867,7 +867,7 @@ for (const route of routes) {
             expectWellFormed(response, what);
             if (role === 'admin') expect([200, 204], `${what}\n→ ${describeResponse(response)}`).toContain(response.statusCode);
           }),
-          assertOptions(Math.max(4, Math.ceil(RUNS_PER_ROUTE / 10))),
+          assertOptions(Math.max(3, Math.ceil(RUNS_PER_ROUTE / 25))),
         );
       });
     }

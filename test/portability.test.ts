@@ -551,7 +551,7 @@ describe('export and copy while the source commits', () => {
     }
     const writer = startWriter(source, agents);
     const dir = mkdtempSync(path.join(tmpdir(), 'branchwise-live-'));
-    const ITERATIONS = 12;
+    const ITERATIONS = 6;
     try {
       for (let iteration = 0; iteration < ITERATIONS; iteration++) {
         const how = iteration % 2 === 0 ? 'export' : 'copy';
