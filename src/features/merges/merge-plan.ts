@@ -2,35 +2,18 @@ import type { Kysely } from 'kysely';
 
 import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
-import type { Json, JsonObject } from '../../domain/canonical-json.js';
 import type { SeqRange } from '../../domain/frontier.js';
-import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
-import { ConflictError, RequestValidationError } from '../../http/errors.js';
-import { validateAgentConfig } from '../../wire/agent-config.js';
-import { type AgentDocument, sameVisibleDocument, splitPlatformSettings } from '../agents/agent-document.js';
+import type { Side } from '../../domain/three-way-merge.js';
+import { ConflictError } from '../../http/errors.js';
+import { type AgentDocument, sameVisibleDocument } from '../agents/agent-document.js';
 import { loadDocument } from '../agents/agents.service.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import type { PreparedDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
+import { defaultWinner, type FieldConflict, mergeAndFill, type ResolutionInput } from './merge-documents.js';
 
-/**
- * Where a conflict lives. Upstream's sections, plus `agent` (extension) for the branch-level
- * `name` and `tags`, which reach the agent when merged into main.
- */
-export const SECTIONS = ['conversation_config', 'platform_settings', 'workflow'] as const;
-export type Section = (typeof SECTIONS)[number] | 'agent';
-
-export interface FieldConflict {
-  path: string;
-  section: Section;
-  base_value: Json | null;
-  source_value: Json | null;
-  target_value: Json | null;
-}
-
-/** `{path → resolution}` as sent: paths relative to a section, or `section.path`. */
-export type ResolutionInput = Record<string, 'source' | 'target' | { value: Json }>;
+export { type FieldConflict, overriddenFields, type ResolutionInput, SECTIONS, type Section } from './merge-documents.js';
 
 export interface MergePlan {
   sourceHead: VersionRow;
@@ -46,85 +29,6 @@ export interface MergePlan {
 }
 
 const EMPTY_DOCUMENT: AgentDocument = { conversation_config: {}, platform_settings: {}, workflow: {}, name: '', tags: [] };
-
-function sectionsOf(document: AgentDocument): Record<Section, Json> {
-  return {
-    conversation_config: document.conversation_config,
-    platform_settings: document.platform_settings,
-    workflow: document.workflow,
-    agent: { name: document.name, tags: document.tags },
-  };
-}
-
-/** Resolutions per section, accepting `section.path` and section-relative paths (DESIGN §12.6). */
-function resolutionsBySection(input: ResolutionInput | undefined, conflicts: FieldConflict[]): Map<Section, Map<string, Resolution>> {
-  const result = new Map<Section, Map<string, Resolution>>();
-  for (const [key, resolution] of Object.entries(input ?? {})) {
-    const matches = conflicts.filter((conflict) => key === `${conflict.section}.${conflict.path}` || key === conflict.path || (conflict.path === '' && key === conflict.section));
-    const sections = new Set(matches.map((conflict) => conflict.section));
-    if (matches.length === 0 || sections.size > 1) {
-      throw RequestValidationError.at(
-        ['body', 'resolutions', key],
-        matches.length === 0
-          ? `No conflict at "${key}"; the merge preview lists the conflicts and their paths.`
-          : `"${key}" names a conflict in several sections; write it as section.path.`,
-      );
-    }
-    const { section, path } = matches[0];
-    if (!result.has(section)) result.set(section, new Map());
-    result.get(section)!.set(path, resolution);
-  }
-  return result;
-}
-
-/** The later tip wins a conflict (milliseconds, then version id); `force` → source (DESIGN §12.5). */
-export function defaultWinner(sourceHead: VersionRow, targetHead: VersionRow): Side {
-  if (sourceHead.committed_at_ms !== targetHead.committed_at_ms) {
-    return sourceHead.committed_at_ms > targetHead.committed_at_ms ? 'source' : 'target';
-  }
-  return sourceHead.id > targetHead.id ? 'source' : 'target';
-}
-
-function mergeDocuments(base: AgentDocument, source: AgentDocument, target: AgentDocument, winner: Side, resolutions: Map<Section, Map<string, Resolution>>) {
-  const baseSections = sectionsOf(base);
-  const sourceSections = sectionsOf(source);
-  const targetSections = sectionsOf(target);
-  const merged = {} as Record<Section, Json>;
-  const conflicts: FieldConflict[] = [];
-  for (const section of [...SECTIONS, 'agent'] as const) {
-    const outcome = threeWayMerge(baseSections[section], sourceSections[section], targetSections[section], {
-      winner,
-      resolutions: resolutions.get(section),
-    });
-    merged[section] = outcome.merged ?? {};
-    conflicts.push(...outcome.conflicts.map((conflict: Conflict) => toFieldConflict(section, conflict)));
-  }
-  const identity = merged.agent as JsonObject;
-  return {
-    document: {
-      conversation_config: merged.conversation_config as JsonObject,
-      platform_settings: merged.platform_settings as JsonObject,
-      workflow: merged.workflow as JsonObject,
-      name: typeof identity.name === 'string' ? identity.name : target.name,
-      tags: Array.isArray(identity.tags) ? (identity.tags as string[]) : target.tags,
-    },
-    conflicts,
-  };
-}
-
-function toFieldConflict(section: Section, conflict: Conflict): FieldConflict {
-  return {
-    path: conflict.path,
-    section,
-    base_value: conflict.base ?? null,
-    source_value: conflict.source ?? null,
-    target_value: conflict.target ?? null,
-  };
-}
-
-export function overriddenFields(conflicts: FieldConflict[]): string[] {
-  return conflicts.map((conflict) => (conflict.path === '' ? conflict.section : `${conflict.section}.${conflict.path}`));
-}
 
 export interface PlanOptions {
   kind: 'merge' | 'rebase';
@@ -159,26 +63,7 @@ export async function planMerge(
   ]);
   const winner = options.winner === 'later' ? defaultWinner(sourceHead, targetHead) : options.winner;
 
-  // Resolutions are checked against the conflicts of a plain merge, then applied.
-  const plain = mergeDocuments(baseDocument, sourceDocument, targetDocument, winner, new Map());
-  const resolutions = resolutionsBySection(options.resolutions, plain.conflicts);
-  const { document, conflicts } = resolutions.size > 0 ? mergeDocuments(baseDocument, sourceDocument, targetDocument, winner, resolutions) : plain;
-
-  let filled: AgentDocument;
-  try {
-    const sections = validateAgentConfig(
-      { conversation_config: document.conversation_config, platform_settings: document.platform_settings, workflow: document.workflow },
-      ['merge_result'],
-    );
-    // Validation fills the per-agent settings' defaults too; versions keep only the versioned part.
-    filled = { ...document, ...sections, platform_settings: splitPlatformSettings(sections.platform_settings).versioned };
-  } catch (error) {
-    if (!(error instanceof RequestValidationError)) throw error;
-    throw new ConflictError(
-      'merge_result_invalid',
-      `The merged config would not be valid (${error.message}); resolve the conflicts differently or edit one side first.`,
-    );
-  }
+  const { document: filled, conflicts } = mergeAndFill(baseDocument, sourceDocument, targetDocument, winner, options.resolutions);
   const prepared = context.documents.prepare(filled);
   const resultingDocument = options.kind === 'merge' ? targetHead.document_hash : sourceHead.document_hash;
 

@@ -1,0 +1,138 @@
+import type { Json, JsonObject } from '../../domain/canonical-json.js';
+import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
+import { ConflictError, RequestValidationError } from '../../http/errors.js';
+import { validateAgentConfig } from '../../wire/agent-config.js';
+import { type AgentDocument, splitPlatformSettings } from '../agents/agent-document.js';
+import type { VersionRow } from '../versions/versions.store.js';
+
+// The pure part of a merge plan: no database, so that a large merge can run off the event loop
+// (src/compute).
+
+/**
+ * Where a conflict lives. Upstream's sections, plus `agent` (extension) for the branch-level
+ * `name` and `tags`, which reach the agent when merged into main.
+ */
+export const SECTIONS = ['conversation_config', 'platform_settings', 'workflow'] as const;
+export type Section = (typeof SECTIONS)[number] | 'agent';
+
+export interface FieldConflict {
+  path: string;
+  section: Section;
+  base_value: Json | null;
+  source_value: Json | null;
+  target_value: Json | null;
+}
+
+/** `{path → resolution}` as sent: paths relative to a section, or `section.path`. */
+export type ResolutionInput = Record<string, 'source' | 'target' | { value: Json }>;
+
+function sectionsOf(document: AgentDocument): Record<Section, Json> {
+  return {
+    conversation_config: document.conversation_config,
+    platform_settings: document.platform_settings,
+    workflow: document.workflow,
+    agent: { name: document.name, tags: document.tags },
+  };
+}
+
+/** Resolutions per section, accepting `section.path` and section-relative paths (DESIGN §12.6). */
+function resolutionsBySection(input: ResolutionInput | undefined, conflicts: FieldConflict[]): Map<Section, Map<string, Resolution>> {
+  const result = new Map<Section, Map<string, Resolution>>();
+  for (const [key, resolution] of Object.entries(input ?? {})) {
+    const matches = conflicts.filter((conflict) => key === `${conflict.section}.${conflict.path}` || key === conflict.path || (conflict.path === '' && key === conflict.section));
+    const sections = new Set(matches.map((conflict) => conflict.section));
+    if (matches.length === 0 || sections.size > 1) {
+      throw RequestValidationError.at(
+        ['body', 'resolutions', key],
+        matches.length === 0
+          ? `No conflict at "${key}"; the merge preview lists the conflicts and their paths.`
+          : `"${key}" names a conflict in several sections; write it as section.path.`,
+      );
+    }
+    const { section, path } = matches[0];
+    if (!result.has(section)) result.set(section, new Map());
+    result.get(section)!.set(path, resolution);
+  }
+  return result;
+}
+
+/** The later tip wins a conflict (milliseconds, then version id); `force` → source (DESIGN §12.5). */
+export function defaultWinner(sourceHead: VersionRow, targetHead: VersionRow): Side {
+  if (sourceHead.committed_at_ms !== targetHead.committed_at_ms) {
+    return sourceHead.committed_at_ms > targetHead.committed_at_ms ? 'source' : 'target';
+  }
+  return sourceHead.id > targetHead.id ? 'source' : 'target';
+}
+
+function mergeDocuments(base: AgentDocument, source: AgentDocument, target: AgentDocument, winner: Side, resolutions: Map<Section, Map<string, Resolution>>) {
+  const baseSections = sectionsOf(base);
+  const sourceSections = sectionsOf(source);
+  const targetSections = sectionsOf(target);
+  const merged = {} as Record<Section, Json>;
+  const conflicts: FieldConflict[] = [];
+  for (const section of [...SECTIONS, 'agent'] as const) {
+    const outcome = threeWayMerge(baseSections[section], sourceSections[section], targetSections[section], {
+      winner,
+      resolutions: resolutions.get(section),
+    });
+    merged[section] = outcome.merged ?? {};
+    conflicts.push(...outcome.conflicts.map((conflict: Conflict) => toFieldConflict(section, conflict)));
+  }
+  const identity = merged.agent as JsonObject;
+  return {
+    document: {
+      conversation_config: merged.conversation_config as JsonObject,
+      platform_settings: merged.platform_settings as JsonObject,
+      workflow: merged.workflow as JsonObject,
+      name: typeof identity.name === 'string' ? identity.name : target.name,
+      tags: Array.isArray(identity.tags) ? (identity.tags as string[]) : target.tags,
+    },
+    conflicts,
+  };
+}
+
+function toFieldConflict(section: Section, conflict: Conflict): FieldConflict {
+  return {
+    path: conflict.path,
+    section,
+    base_value: conflict.base ?? null,
+    source_value: conflict.source ?? null,
+    target_value: conflict.target ?? null,
+  };
+}
+
+export function overriddenFields(conflicts: FieldConflict[]): string[] {
+  return conflicts.map((conflict) => (conflict.path === '' ? conflict.section : `${conflict.section}.${conflict.path}`));
+}
+
+
+export interface MergedDocuments {
+  /** The merged document, validated, with every default filled. */
+  document: AgentDocument;
+  conflicts: FieldConflict[];
+}
+
+/**
+ * Merges `source` into `target` from `base` (DESIGN §6): resolutions are checked against the
+ * conflicts of a plain merge, then applied; the result is validated and filled as a commit would
+ * be. A result that is not valid is a 409 `merge_result_invalid`.
+ */
+export function mergeAndFill(base: AgentDocument, source: AgentDocument, target: AgentDocument, winner: Side, resolutionInput: ResolutionInput | undefined): MergedDocuments {
+  const plain = mergeDocuments(base, source, target, winner, new Map());
+  const resolutions = resolutionsBySection(resolutionInput, plain.conflicts);
+  const { document, conflicts } = resolutions.size > 0 ? mergeDocuments(base, source, target, winner, resolutions) : plain;
+  try {
+    const sections = validateAgentConfig(
+      { conversation_config: document.conversation_config, platform_settings: document.platform_settings, workflow: document.workflow },
+      ['merge_result'],
+    );
+    // Validation fills the per-agent settings' defaults too; versions keep only the versioned part.
+    return { document: { ...document, ...sections, platform_settings: splitPlatformSettings(sections.platform_settings).versioned }, conflicts };
+  } catch (error) {
+    if (!(error instanceof RequestValidationError)) throw error;
+    throw new ConflictError(
+      'merge_result_invalid',
+      `The merged config would not be valid (${error.message}); resolve the conflicts differently or edit one side first.`,
+    );
+  }
+}
