@@ -9,6 +9,7 @@ import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 import type * as z from 'zod';
 
+import { isLarge, offload } from './compute/offload.js';
 import { type Config, DEFAULT_HTTP_TIMEOUTS } from './config.js';
 import { type AppContext, createContext } from './context.js';
 import type { Store } from './db/connect.js';
@@ -29,9 +30,10 @@ import { JSON_NULL_BODY, registerJsonBodyParser } from './http/json-body.js';
 import { deepObjectParamsOf, foldDeepObjects } from './http/query.js';
 import { RateLimitedError, RateLimiter } from './http/rate-limit.js';
 import { createHttpServer } from './http/server.js';
-import { findBadText } from './http/text.js';
 import { type Permission, type RouteDefinition, roleAllows } from './http/route.js';
+import { validatePart } from './http/validate-part.js';
 import { LatencyRecorder } from './metrics/latency.js';
+import { type ConfigBodyName, configBodyName } from './wire/request-bodies.js';
 import { type AppMetrics, createMetrics } from './metrics/metrics.js';
 
 declare module 'fastify' {
@@ -133,34 +135,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
       // sent, it is a 422 like any other non-object.
       let input = where !== 'body' ? data : data === JSON_NULL_BODY ? null : (data ?? {});
       if (deepObjects?.size && typeof input === 'object' && input !== null) input = foldDeepObjects(input as Record<string, unknown>, deepObjects);
-      if (where === 'path') {
-        // No id contains such text, so no such resource exists.
-        const bad = findBadText(input);
-        if (bad) return { error: new ApiError(404, 'not_found', 'not_found', 'No resource has that id.') };
-      }
-      const result = (schema as z.ZodType).safeParse(input);
-      if (result.success) {
-        const bad = findBadText(result.data);
-        if (bad) {
-          return {
-            error: RequestValidationError.at(
-              [where, ...bad],
-              'Text must not contain NUL characters or unpaired UTF-16 surrogates',
-              'string_invalid_characters',
-            ),
-          };
-        }
-        return { value: result.data };
-      }
-      return {
-        error: new RequestValidationError(
-          result.error.issues.map((issue) => ({
-            loc: [where, ...issue.path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment))],
-            msg: issue.message,
-            type: issue.code,
-          })),
-        ),
-      };
+      // A large config body was validated already, off the event loop (the preValidation hook).
+      if (where === 'body' && validatedBodies.has(input as object)) return { value: input };
+      return validatePart(schema as z.ZodType, where, input);
     };
   });
   // Responses are built to the wire shape by the services (often as pre-serialized text).
@@ -261,7 +238,23 @@ export async function buildApp(options: AppOptions): Promise<App> {
   return { server, context, workspaces, routes, fastPath, metrics, limiter };
 }
 
+/** Config bodies checked in a compute worker, which the validator then passes as they are. */
+const validatedBodies = new WeakSet<object>();
+
+/**
+ * A large config body is checked against its route schema in a compute worker, off the event loop
+ * (src/compute): the same check the validator makes, with the same answer.
+ */
+async function validateLargeBody(request: FastifyRequest, name: ConfigBodyName): Promise<void> {
+  const body = request.body;
+  if (body === null || typeof body !== 'object' || !isLarge(body)) return;
+  const value = (await offload('validateConfigBody', name, body)) as object;
+  validatedBodies.add(value);
+  request.body = value;
+}
+
 function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
+  const configBody = route.body ? configBodyName(route.body) : undefined;
   server.route({
     method: route.method,
     url: route.url,
@@ -278,6 +271,7 @@ function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
       ...(route.body ? { body: route.body } : {}),
       response: route.responses,
     },
+    ...(configBody ? { preValidation: (request: FastifyRequest) => validateLargeBody(request, configBody) } : {}),
     handler: async (request, reply) =>
       route.handler({
         params: request.params as never,

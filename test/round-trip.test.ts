@@ -287,7 +287,7 @@ async function storeBareHead(agentId: string, document: JsonObject, branchId?: s
     const agent = await trx.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirstOrThrow();
     const main = await trx.selectFrom('branches').selectAll().where('id', '=', branchId ?? agent.main_branch_id).executeTakeFirstOrThrow();
     const head = await trx.selectFrom('versions').selectAll().where('id', '=', main.head_version_id).executeTakeFirstOrThrow();
-    const prepared = context.documents.prepare(document);
+    const prepared = await context.documents.prepare(document);
     const version = await insertVersion(trx, context, {
       agentId,
       branchId: main.id,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 
 import { type Json, type JsonObject, isJsonObject, setMember } from './canonical-json.js';
 import { LruCache } from './lru.js';
+import { spend } from './work-budget.js';
 
 /**
  * Version documents are stored as a Merkle tree of content-addressed nodes, so that versions
@@ -120,6 +121,7 @@ function encodeContainer(value: JsonObject | Json[], encoding: Encoding, forceNo
     const known = encoding.memo?.containerNodes.get(value) ?? encoding.nodesHere.get(value);
     if (known) return known;
   }
+  spend(1 + (Array.isArray(value) ? value.length : Object.keys(value).length));
   const inline = buildContainer(value, encoding, false);
   if (!forceNode && inline.refs === 0 && inline.body.length <= INLINE_LIMIT) {
     const encoded = { inline: inline.members, size: inline.members.length, values: inline.values };
@@ -187,22 +189,55 @@ export function childHashes(node: ContentNode): string[] {
 
 /** Rebuilds a document from its nodes; `lookup` must know every node reachable from the root. */
 export function decodeTree(rootHash: string, lookup: (hash: string) => ContentNode | undefined): JsonObject {
-  const root = decodeNode(rootHash, lookup);
+  const steps = decodeTreeInSteps(rootHash, lookup, Number.POSITIVE_INFINITY);
+  for (let step = steps.next(); ; step = steps.next()) if (step.done) return step.value;
+}
+
+/**
+ * `decodeTree` that pauses (yields) after every `nodesPerStep` nodes, so that a caller can let
+ * other work run while a large document is rebuilt. Children are rebuilt before their parent.
+ */
+export function* decodeTreeInSteps(rootHash: string, lookup: (hash: string) => ContentNode | undefined, nodesPerStep: number): Generator<void, JsonObject> {
+  const decoded = new Map<string, Json>();
+  const stack: { hash: string; expanded: boolean }[] = [{ hash: rootHash, expanded: false }];
+  let sinceYield = 0;
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (decoded.has(top.hash)) {
+      stack.pop();
+      continue;
+    }
+    const node = lookup(top.hash);
+    if (!node) throw new Error(`missing content node ${top.hash}`);
+    if (!top.expanded) {
+      top.expanded = true;
+      for (const child of childHashes(node)) if (!decoded.has(child)) stack.push({ hash: child, expanded: false });
+      continue;
+    }
+    stack.pop();
+    decoded.set(top.hash, decodeNode(node, decoded));
+    if (++sinceYield >= nodesPerStep) {
+      sinceYield = 0;
+      yield;
+    }
+  }
+  const root = decoded.get(rootHash);
   if (!isJsonObject(root)) throw new Error(`document ${rootHash} is not an object`);
   return root;
 }
 
-function decodeNode(hash: string, lookup: (hash: string) => ContentNode | undefined): Json {
-  const node = lookup(hash);
-  if (!node) throw new Error(`missing content node ${hash}`);
+/** One node, its children decoded already. */
+function decodeNode(node: ContentNode, decoded: Map<string, Json>): Json {
   if ('s' in node) return node.s;
+  // A node without references holds its members as parsed, keys sorted as they were hashed.
+  if (!('r' in node) || !node.r) return 'a' in node ? node.a : node.o;
   if ('a' in node) {
     const items = [...node.a];
-    for (const [index, child] of Object.entries(node.r ?? {})) items[Number(index)] = decodeNode(child, lookup);
+    for (const [index, child] of Object.entries(node.r ?? {})) items[Number(index)] = decoded.get(child) as Json;
     return items;
   }
   const members = new Map<string, Json>(Object.entries(node.o));
-  for (const [key, child] of Object.entries(node.r ?? {})) members.set(key, decodeNode(child, lookup));
+  for (const [key, child] of Object.entries(node.r ?? {})) members.set(key, decoded.get(child) as Json);
   // Keys come back sorted, as they were hashed.
   const sorted: JsonObject = {};
   for (const key of [...members.keys()].sort()) setMember(sorted, key, members.get(key) as Json);

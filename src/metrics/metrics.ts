@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+import { offloaded } from '../compute/offload.js';
 import type { AppContext } from '../context.js';
 import type { Store } from '../db/connect.js';
 import type { RateLimiter } from '../http/rate-limit.js';
@@ -59,6 +60,16 @@ function processMetrics(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry });
+    new Counter({
+      name: 'branchwise_compute_tasks_total',
+      help: 'Work over large documents run in a compute worker thread, off the event loop, by task.',
+      labelNames: ['task'],
+      registers: [processRegistry],
+      collect() {
+        this.reset();
+        for (const [task, count] of offloaded) this.inc({ task }, count);
+      },
+    });
   }
   return processRegistry;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 
 import { type Json, type JsonObject, isJsonObject } from '../domain/canonical-json.js';
+import { spend } from '../domain/work-budget.js';
 
 /**
  * Fills a config with the defaults the upstream OpenAPI declares, walking the spec itself.
@@ -137,6 +138,7 @@ function fill(value: Json, schema: Schema, mode: Mode, depth: number): Json {
   if (mode === 'output' && typeof value === 'object') {
     const known = renderedSubtrees.get(value);
     if (known && known.schema === schema && known.depth === depth) return known.result;
+    spend(1 + (Array.isArray(value) ? value.length : Object.keys(value).length));
     const result = fillUncached(value, schema, mode, depth);
     renderedSubtrees.set(value, { schema, depth, result });
     return result;

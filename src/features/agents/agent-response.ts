@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 
+import { withinBudgetOr } from '../../compute/offload.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { LruCache } from '../../domain/lru.js';
 import { renderSection } from '../../wire/agent-config.js';
@@ -34,20 +35,31 @@ export interface AgentView {
   documentIdentity?: boolean;
 }
 
+/** Where the cache keeps the view's sections. */
+function sectionKeys(view: AgentView): Record<'conversation_config' | 'platform_settings' | 'workflow', string> {
+  const settingsKey = createHash('sha1').update(view.agent.agent_settings).digest('base64url');
+  return { conversation_config: `cc:${view.documentHash}`, platform_settings: `ps:${view.documentHash}:${settingsKey}`, workflow: `wf:${view.documentHash}` };
+}
+
 /**
  * Upstream's `GetAgentResponseModel`, as JSON text: the large sections come pre-serialized
- * from the cache and only the small per-request parts are stringified.
+ * from the cache and only the small per-request parts are stringified. The sections of a large
+ * document that the cache lacks are rendered in a compute worker, off the event loop.
  */
-export function renderAgentResponse(sections: SectionCache, view: AgentView): string {
+export async function renderAgentResponse(sections: SectionCache, view: AgentView): Promise<string> {
   const { agent, document } = view;
-  const settingsKey = createHash('sha1').update(agent.agent_settings).digest('base64url');
-  const conversationConfig = cachedSection(sections, `cc:${view.documentHash}`, () =>
-    renderSection('conversation_config', document.conversation_config),
-  );
-  const platformSettings = cachedSection(sections, `ps:${view.documentHash}:${settingsKey}`, () =>
-    renderSection('platform_settings', { ...document.platform_settings, ...(JSON.parse(agent.agent_settings) as JsonObject) }),
-  );
-  const workflow = cachedSection(sections, `wf:${view.documentHash}`, () => renderSection('workflow', document.workflow));
+  const keys = sectionKeys(view);
+  const agentSettings = (): JsonObject => JSON.parse(agent.agent_settings) as JsonObject;
+  const renderHere = () => ({
+    conversation_config: cachedSection(sections, keys.conversation_config, () => renderSection('conversation_config', document.conversation_config)),
+    platform_settings: cachedSection(sections, keys.platform_settings, () =>
+      renderSection('platform_settings', { ...document.platform_settings, ...agentSettings() }),
+    ),
+    workflow: cachedSection(sections, keys.workflow, () => renderSection('workflow', document.workflow)),
+  });
+  const rendered = await withinBudgetOr(renderHere, 'renderSections', document, agentSettings());
+  for (const section of ['conversation_config', 'platform_settings', 'workflow'] as const) sections.set(keys[section], rendered[section]);
+  const { conversation_config: conversationConfig, platform_settings: platformSettings, workflow } = rendered;
   const agentIdentity = view.branchId === agent.main_branch_id && !view.documentIdentity;
   const head = {
     agent_id: agent.id,

@@ -6,10 +6,9 @@ import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import {
   zAgentSummaryBatchSuccessfulResponseModel,
   zBatchFailureResponseModel,
-  zBodyCreateAgentV1ConvaiAgentsCreatePost,
   zBodyDuplicateAgentV1ConvaiAgentsAgentIdDuplicatePost,
-  zBodyPatchesAnAgentSettingsV1ConvaiAgentsAgentIdPatch,
 } from '../../wire/generated/zod.gen.js';
+import { CONFIG_BODIES, MAX_AGENT_NAME } from '../../wire/request-bodies.js';
 import { zCreateAgentResponseModel, zGetAgentResponseModel, zGetAgentsPageResponseModel } from '../../wire/responses.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { agentsService } from './agents.service.js';
@@ -17,12 +16,8 @@ import { agentsService } from './agents.service.js';
 const agentParams = z.object({ agent_id: z.string() });
 const TAG = 'agents';
 
-/** Our limits (upstream documents none): they keep names and tags indexable on both databases. */
-export const MAX_AGENT_NAME = 512;
-export const MAX_TAG = 256;
-export const MAX_TAGS = 100;
+export { MAX_AGENT_NAME, MAX_TAG, MAX_TAGS } from '../../wire/request-bodies.js';
 const agentName = z.string().max(MAX_AGENT_NAME).nullish();
-const agentTags = z.array(z.string().max(MAX_TAG)).max(MAX_TAGS).nullish();
 
 export function agentRoutes(context: AppContext): RouteDefinition[] {
   const agents = agentsService(context);
@@ -36,7 +31,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       query: z.object({ enable_versioning: queryBoolean(true).describe('Deprecated: all agents are versioned. This parameter is ignored.') }),
-      body: zBodyCreateAgentV1ConvaiAgentsCreatePost.extend({ name: agentName, tags: agentTags }),
+      body: CONFIG_BODIES.createAgent,
       responses: { 200: zCreateAgentResponseModel },
       handler: ({ caller, body }) =>
         agents.create(caller, {
@@ -160,7 +155,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
         branch_id: z.string().optional(),
         expected_version_id: z.string().optional().describe('Extension: the head version this commit was made against.'),
       }),
-      body: zBodyPatchesAnAgentSettingsV1ConvaiAgentsAgentIdPatch.extend({ name: agentName, tags: agentTags }),
+      body: CONFIG_BODIES.updateAgent,
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, query, body, reply }) => {
         reply.type('application/json');

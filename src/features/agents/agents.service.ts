@@ -19,12 +19,13 @@ import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
-import { type AgentDocument, PER_AGENT_SETTINGS, sameVisibleDocument, voiceIdOf } from './agent-document.js';
+import { type AgentDocument, PER_AGENT_SETTINGS, voiceIdOf } from './agent-document.js';
 import { type AgentSettingsChange, agentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
-import { applyConfigChanges, type ChangedConfig, type ConfigChanges, newConfig } from './config-changes.js';
+import type { ChangedConfig, ConfigChanges } from './config-changes.js';
+import { type PreparedChange, prepareChange, sameVisible } from './prepared-change.js';
 
 export const MAIN_BRANCH_NAME = 'Main';
 
@@ -146,7 +147,7 @@ export function agentsService(context: AppContext) {
     const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
     const users = await context.users.describe([agent.created_by_user_id]);
     const bytes = Buffer.from(
-      renderAgentResponse(context.caches.sections, {
+      await renderAgentResponse(context.caches.sections, {
         agent,
         versionId: version.id,
         branchId: version.branch_id,
@@ -248,7 +249,7 @@ export function agentsService(context: AppContext) {
     caller: Caller,
     agentId: string,
     options: CommitOptions,
-    produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string }>,
+    produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string } & Partial<PreparedChange>>,
   ): Promise<Buffer> {
     const { agent, version } = await context.write(async (scope) => {
       const { trx, publish, afterCommit } = scope;
@@ -279,8 +280,8 @@ export function agentsService(context: AppContext) {
       const isMain = locked.id === agent.main_branch_id;
       const now = Math.max(context.now(), locked.last_committed_at_ms);
 
-      const prepared = context.documents.prepare(next.document);
-      if (prepared.rootHash === head.document_hash || sameVisibleDocument(current, next.document)) {
+      const prepared = next.prepared ?? (await context.documents.prepare(next.document));
+      if (prepared.rootHash === head.document_hash || (next.same ?? (await sameVisible(current, next.document)))) {
         // Deliberate difference: a commit that changes nothing a read shows makes no version.
         if (!settingsChange) return { agent, version: head };
         publish({ kind: 'agent', agentId: agent.id });
@@ -327,8 +328,8 @@ export function agentsService(context: AppContext) {
 
   return {
     async create(caller: Caller, body: ConfigChanges & { conversation_config: JsonObject }): Promise<{ agent_id: string }> {
-      const config = newConfig(body);
-      const prepared = context.documents.prepare(config.document);
+      const config = await prepareChange(context.documents, null, body);
+      const { prepared } = config;
       const now = context.now();
       const agentId = newId('agent_', now);
       const branchId = newId('agtbrch_', now);
@@ -432,7 +433,7 @@ export function agentsService(context: AppContext) {
 
     /** A commit (DESIGN §5); returns the agent at the resulting head. */
     async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<Buffer> {
-      return commit(caller, agentId, options, async ({ current }) => applyConfigChanges(current, changes));
+      return commit(caller, agentId, options, async ({ current }) => prepareChange(context.documents, current, changes));
     },
 
     /**
@@ -487,7 +488,7 @@ export function agentsService(context: AppContext) {
           const newBranchId = branchIds.get(branch.id) as string;
           let document = await loadDocument(context, trx, head);
           if (isMain) document = { ...document, name: copyName };
-          const prepared = context.documents.prepare(document);
+          const prepared = await context.documents.prepare(document);
           afterCommit(() => context.documents.markStored(prepared));
           const version = await insertVersion(trx, context, {
             agentId: newAgentId,

@@ -5,9 +5,9 @@ import type { JsonObject } from '../../domain/canonical-json.js';
 import { queryBoolean, queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import {
-  zBodyCreateANewBranchV1ConvaiAgentsAgentIdBranchesPost,
   zBodyUpdateAgentBranchV1ConvaiAgentsAgentIdBranchesBranchIdPatch,
 } from '../../wire/generated/zod.gen.js';
+import { CONFIG_BODIES } from '../../wire/request-bodies.js';
 import { zAgentBranchResponse, zCreateAgentBranchResponseModel, zListResponseAgentBranchSummary } from '../../wire/responses.js';
 import { agentsService } from '../agents/agents.service.js';
 import { zGetAgentResponseModel } from '../../wire/responses.js';
@@ -57,7 +57,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       params: agentParams,
-      body: zBodyCreateANewBranchV1ConvaiAgentsAgentIdBranchesPost,
+      body: CONFIG_BODIES.createBranch,
       responses: { 200: zCreateAgentBranchResponseModel },
       handler: ({ caller, params, body }) =>
         branches.create(caller, params.agent_id, {

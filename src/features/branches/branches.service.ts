@@ -13,10 +13,10 @@ import {
   loadDocument,
   recordAgentSettingsChange,
 } from '../agents/agents.service.js';
-import { sameVisibleDocument } from '../agents/agent-document.js';
 import { agentSettingsChange } from '../agents/agent-settings.js';
 import { agentsStore } from '../agents/agents.store.js';
-import { applyConfigChanges, type ConfigChanges } from '../agents/config-changes.js';
+import type { ConfigChanges } from '../agents/config-changes.js';
+import { prepareChange } from '../agents/prepared-change.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
@@ -155,13 +155,14 @@ export function branchesService(context: AppContext) {
         if (holder) throw takenName(name, holder);
         const base = await loadDocument(context, trx, parent);
         const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
-        const next = applyConfigChanges(
+        const next = await prepareChange(
+          context.documents,
           { document: base, agentSettings: currentSettings },
           { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
         );
         const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
         // A body that reads the same as the parent (a read sent back) keeps the parent's document as stored.
-        const prepared = context.documents.prepare(sameVisibleDocument(base, next.document) ? base : next.document);
+        const prepared = next.same ? await context.documents.prepare(base) : next.prepared;
         afterCommit(() => context.documents.markStored(prepared));
         const now = context.now();
         const branchId = newId('agtbrch_', now);

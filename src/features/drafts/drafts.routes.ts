@@ -3,7 +3,7 @@ import * as z from 'zod';
 import type { AppContext } from '../../context.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
-import { zBodyCreateAgentDraftV1ConvaiAgentsAgentIdDraftsPost } from '../../wire/generated/zod.gen.js';
+import { CONFIG_BODIES } from '../../wire/request-bodies.js';
 import { draftsService } from './drafts.service.js';
 
 const TAG = 'drafts';
@@ -25,7 +25,7 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params,
       query,
-      body: zBodyCreateAgentDraftV1ConvaiAgentsAgentIdDraftsPost.extend({ name: z.string().max(512), tags: z.array(z.string().max(256)).max(100).nullish() }),
+      body: CONFIG_BODIES.saveDraft,
       responses: { 200: z.object({ branch_id: z.string(), draft_created_at: z.int() }) },
       handler: ({ caller, params, query, body }) =>
         drafts.save(caller, params.agent_id, query.branch_id, {

@@ -1,6 +1,6 @@
+import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
-import { validateAgentConfig } from '../../wire/agent-config.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
 import { recordUserAction } from '../audit/audit.events.js';
@@ -22,12 +22,10 @@ export function draftsService(context: AppContext) {
   return {
     /** Stores the caller's draft on the branch, replacing theirs (and its `draft_created_at`). */
     async save(caller: Caller, agentId: string, branchId: string, input: DraftInput) {
-      const sections = validateAgentConfig(
-        { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
-        ['body'],
-      );
+      const sent = { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow };
+      const sections = await compute(isLarge(sent), 'validateSections', sent, ['body']);
       const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [] };
-      const prepared = context.documents.prepare(document);
+      const prepared = await context.documents.prepare(document);
       const now = context.now();
       return context.write(async ({ trx, afterCommit }) => {
         const agent = await findAgentOrThrow(trx, caller, agentId);

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 
+import { isLarge, offload } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
@@ -8,7 +9,7 @@ import { ConflictError } from '../../http/errors.js';
 import { type AgentDocument, sameVisibleDocument } from '../agents/agent-document.js';
 import { loadDocument } from '../agents/agents.service.js';
 import type { BranchRow } from '../branches/branches.store.js';
-import type { PreparedDocument } from '../versions/documents.store.js';
+import type { DocumentStore, PreparedDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { defaultWinner, type FieldConflict, mergeAndFill, type ResolutionInput } from './merge-documents.js';
@@ -63,8 +64,7 @@ export async function planMerge(
   ]);
   const winner = options.winner === 'later' ? defaultWinner(sourceHead, targetHead) : options.winner;
 
-  const { document: filled, conflicts } = mergeAndFill(baseDocument, sourceDocument, targetDocument, winner, options.resolutions);
-  const prepared = context.documents.prepare(filled);
+  const { document: filled, conflicts, prepared, sameAsTarget } = await mergeAndPrepare(context.documents, baseDocument, sourceDocument, targetDocument, winner, options.resolutions);
   const resultingDocument = options.kind === 'merge' ? targetHead.document_hash : sourceHead.document_hash;
 
   let refusal: ConflictError | undefined;
@@ -73,7 +73,7 @@ export async function planMerge(
       refusal = (await store.isMergedSomewhere(sourceHead.id))
         ? new ConflictError('branch_already_merged', `Branch "${source.name}" has no commits since it was merged; there is nothing to merge.`)
         : new ConflictError('no_new_changes_to_merge', `Branch "${source.name}" has no commits that "${target.name}" does not already have.`);
-    } else if (prepared.rootHash === resultingDocument || sameVisibleDocument(targetDocument, filled)) {
+    } else if (prepared.rootHash === resultingDocument || sameAsTarget) {
       // Nothing a read would show changes (defaults one side stored and the other did not are no change).
       refusal = new ConflictError('no_new_changes_to_merge', `Merging "${source.name}" would not change "${target.name}".`);
     }
@@ -82,4 +82,24 @@ export async function planMerge(
   }
 
   return { sourceHead, targetHead, base, aheadRanges: comparison.aheadRanges, document: filled, prepared, conflicts, refusal };
+}
+
+/**
+ * `mergeAndFill`, encoded, and whether the result reads the same as the target. Large documents
+ * are merged in a compute worker, off the event loop (src/compute).
+ */
+async function mergeAndPrepare(
+  documents: DocumentStore,
+  base: AgentDocument,
+  source: AgentDocument,
+  target: AgentDocument,
+  winner: Side,
+  resolutions: ResolutionInput | undefined,
+): Promise<{ document: AgentDocument; conflicts: FieldConflict[]; prepared: PreparedDocument; sameAsTarget: boolean }> {
+  if (isLarge(base, source, target)) {
+    const merged = await offload('mergeDocuments', base, source, target, winner, resolutions);
+    return { ...merged, prepared: documents.adopt(merged.document, merged.tree) };
+  }
+  const merged = mergeAndFill(base, source, target, winner, resolutions);
+  return { ...merged, prepared: await documents.prepare(merged.document), sameAsTarget: sameVisibleDocument(target, merged.document) };
 }

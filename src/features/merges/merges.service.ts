@@ -218,7 +218,7 @@ export function mergesService(context: AppContext) {
 
   async function renderPreview(caller: Caller, agent: AgentRow, onto: BranchRow, plan: MergePlan): Promise<string> {
     const users = await context.users.describe([agent.created_by_user_id]);
-    const agentJson = renderAgentResponse(context.caches.sections, {
+    const agentJson = await renderAgentResponse(context.caches.sections, {
       agent,
       versionId: null,
       branchId: onto.id,

@@ -1,9 +1,12 @@
+import { setImmediate } from 'node:timers/promises';
+
 import type { Kysely } from 'kysely';
 
+import { withinBudgetOr } from '../../compute/offload.js';
 import { MAX_BOUND_VALUES, queryInSlices } from '../../db/in-lists.js';
 import type { Database } from '../../db/schema.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
-import { type ContentNode, childHashes, decodeTree, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
+import { type ContentNode, childHashes, decodeTreeInSteps, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
 import { LruCache } from '../../domain/lru.js';
 import { RequestValidationError } from '../../http/errors.js';
 
@@ -27,6 +30,9 @@ export interface PreparedDocument {
  */
 export const MAX_DOCUMENT_VALUES = 100_000;
 
+/** Nodes read or rebuilt between turns of the event loop when a document is loaded. */
+const NODES_PER_STEP = 2_000;
+
 /** A parsed document, with its filled response subtrees (spec-defaults), takes about this many times its stored JSON size in memory. */
 const PARSED_OVERHEAD = 5;
 
@@ -40,6 +46,8 @@ export class DocumentStore {
   private readonly documents: LruCache<string, CachedDocument>;
   /** Encodings of stored documents' subtrees: a commit encodes only the path to its change. */
   private readonly encodings = new EncodingMemo();
+  /** Documents as `load` returned them or as they were stored, with their hash. */
+  private readonly storedDocuments = new WeakMap<JsonObject, { rootHash: string; size: number; values: number }>();
   /** Hashes known to be stored, so that a commit only writes the nodes it adds. */
   private readonly storedHashes = new LruCache<string, true>(200_000);
 
@@ -47,9 +55,27 @@ export class DocumentStore {
     this.documents = new LruCache({ maxEntries: 20_000, maxBytes, sizeOf: (cached) => cached.bytes * PARSED_OVERHEAD });
   }
 
-  /** Encodes a document; nothing is written yet. A document over `MAX_DOCUMENT_VALUES` is a 422. */
-  prepare(document: JsonObject): PreparedDocument {
-    const tree = encodeTree(document, this.encodings);
+  /**
+   * Encodes a document; nothing is written yet. A document over `MAX_DOCUMENT_VALUES` is a 422.
+   * A document as `load` returned it is stored already: it is not encoded again. A large one is
+   * encoded in a compute worker (src/compute), off the event loop.
+   */
+  async prepare(document: JsonObject): Promise<PreparedDocument> {
+    const stored = this.storedDocuments.get(document);
+    if (stored) return { document, rootHash: stored.rootHash, nodes: new Map(), tree: { ...stored, nodes: new Map(), remember() {} } };
+    const encoded = await withinBudgetOr(() => encodeTree(document, this.encodings), 'encodeDocument', document);
+    return 'remember' in encoded ? this.checked(document, encoded) : this.adopt(document, encoded);
+  }
+
+  /**
+   * A document encoded elsewhere (a compute worker, src/compute): its subtrees are new objects,
+   * which the memo does not know, so later encodings of it start afresh.
+   */
+  adopt(document: JsonObject, encoding: Omit<EncodedTree, 'remember'>): PreparedDocument {
+    return this.checked(document, { ...encoding, remember() {} });
+  }
+
+  private checked(document: JsonObject, tree: EncodedTree): PreparedDocument {
     if (tree.values > MAX_DOCUMENT_VALUES) {
       throw RequestValidationError.at(
         ['body'],
@@ -68,6 +94,8 @@ export class DocumentStore {
     // Two bound values a row.
     const rowsPerInsert = MAX_BOUND_VALUES / 2;
     for (let i = 0; i < rows.length; i += rowsPerInsert) {
+      // SQLite answers at once: let other requests run between statements.
+      if (i > 0) await setImmediate();
       await db
         .insertInto('blobs')
         .values(rows.slice(i, i + rowsPerInsert))
@@ -83,6 +111,7 @@ export class DocumentStore {
   markStored(prepared: PreparedDocument): void {
     for (const hash of prepared.nodes.keys()) this.storedHashes.set(hash, true);
     prepared.tree.remember();
+    this.storedDocuments.set(prepared.document, { rootHash: prepared.rootHash, size: prepared.tree.size, values: prepared.tree.values });
     this.documents.set(prepared.rootHash, { document: prepared.document, bytes: prepared.tree.size });
   }
 
@@ -92,11 +121,14 @@ export class DocumentStore {
     const nodes = new Map<string, ContentNode>();
     let bytes = 0;
     let wanted = [rootHash];
+    let parsed = 0;
     while (wanted.length > 0) {
       // A level of a wide document can hold more nodes than one statement may bind.
       const rows = await queryInSlices(wanted, (slice) => db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', slice).execute());
       const next: string[] = [];
       for (const row of rows) {
+        // SQLite answers at once: a large document lets other requests run as it is read.
+        if (++parsed % NODES_PER_STEP === 0) await setImmediate();
         const node = JSON.parse(row.body) as ContentNode;
         bytes += row.body.length;
         nodes.set(row.hash, node);
@@ -105,7 +137,12 @@ export class DocumentStore {
       if (rows.length < new Set(wanted).size) throw new Error(`document ${rootHash} has missing nodes`);
       wanted = [...new Set(next)];
     }
-    const document = decodeTree(rootHash, (hash) => nodes.get(hash));
+    const steps = decodeTreeInSteps(rootHash, (hash) => nodes.get(hash), NODES_PER_STEP);
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) await setImmediate();
+    const document = step.value;
+    // Stored, so checked against the limit when it was written.
+    this.storedDocuments.set(document, { rootHash, size: bytes, values: 0 });
     this.documents.set(rootHash, { document, bytes });
     return document;
   }

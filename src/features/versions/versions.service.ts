@@ -1,15 +1,15 @@
 import type { Kysely } from 'kysely';
 
+import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
 import { frontierOf } from '../../domain/frontier.js';
-import { diffValues, type Change } from '../../domain/three-way-merge.js';
 import { positionOf } from './history.js';
 import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
-import { type AgentDocument, visibleDocument } from '../agents/agent-document.js';
+import type { AgentDocument } from '../agents/agent-document.js';
 import type { PreparedDocument } from './documents.store.js';
 import { type VersionRow, versionsStore } from './versions.store.js';
 
@@ -103,8 +103,6 @@ export async function renderVersionMetadata(context: AppContext, versions: Versi
   }));
 }
 
-const HISTORY_SECTIONS = ['conversation_config', 'platform_settings', 'workflow'] as const;
-
 export function versionsService(context: AppContext) {
   async function agentOf(caller: Caller, agentId: string) {
     const agent = await context.db
@@ -149,19 +147,8 @@ export function versionsService(context: AppContext) {
       if (!from) throw new NotFoundError('version', fromVersionId);
       if (!to) throw new NotFoundError('version', toVersionId);
       const stored = await Promise.all([context.documents.load(context.db, from.document_hash), context.documents.load(context.db, to.document_hash)]);
-      // As reads show them: a default one version stores and the other lacks is no change.
-      const [before, after] = stored.map((document) => visibleDocument(document as AgentDocument));
-      const changes = [];
-      for (const section of HISTORY_SECTIONS) {
-        for (const change of diffValues(before[section], after[section])) {
-          changes.push({ section, path: change.path, before: change.before ?? null, after: change.after ?? null, kind: kindOf(change) });
-        }
-      }
-      for (const field of ['name', 'tags'] as const) {
-        for (const change of diffValues({ [field]: before[field] }, { [field]: after[field] })) {
-          changes.push({ section: 'agent', path: change.path, before: change.before ?? null, after: change.after ?? null, kind: kindOf(change) });
-        }
-      }
+      const [before, after] = stored as unknown as AgentDocument[];
+      const changes = await compute(isLarge(before, after), 'diffDocuments', before, after);
       return { from_version_id: from.id, to_version_id: to.id, changes };
     },
 
@@ -179,10 +166,4 @@ export function versionsService(context: AppContext) {
       return metadata;
     },
   };
-}
-
-function kindOf(change: Change): 'added' | 'removed' | 'changed' {
-  if (change.before === undefined) return 'added';
-  if (change.after === undefined) return 'removed';
-  return 'changed';
 }
