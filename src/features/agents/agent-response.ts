@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 
 import { withinBudgetOr } from '../../compute/offload.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
@@ -57,6 +58,10 @@ export async function renderAgentResponse(sections: SectionCache, view: AgentVie
     ),
     workflow: cachedSection(sections, keys.workflow, () => renderSection('workflow', document.workflow)),
   });
+  if (Object.values(keys).some((key) => sections.peek(key) === undefined)) {
+    // Rendering may be long work after other work (a load, a commit): let other requests run first.
+    await setImmediate();
+  }
   const rendered = await withinBudgetOr(renderHere, 'renderSections', document, agentSettings());
   for (const section of ['conversation_config', 'platform_settings', 'workflow'] as const) sections.set(keys[section], rendered[section]);
   const { conversation_config: conversationConfig, platform_settings: platformSettings, workflow } = rendered;

@@ -93,15 +93,17 @@ export class DocumentStore {
       .map(([hash, body]) => ({ hash, body }));
     // Two bound values a row.
     const rowsPerInsert = MAX_BOUND_VALUES / 2;
+    // SQLite answers at once: a large document lets other requests run around each statement.
+    const large = rows.length > rowsPerInsert;
     for (let i = 0; i < rows.length; i += rowsPerInsert) {
-      // SQLite answers at once: let other requests run between statements.
-      if (i > 0) await setImmediate();
+      if (large) await setImmediate();
       await db
         .insertInto('blobs')
         .values(rows.slice(i, i + rowsPerInsert))
         .onConflict((conflict) => conflict.column('hash').doNothing())
         .execute();
     }
+    if (large) await setImmediate();
   }
 
   /**
