@@ -26,9 +26,11 @@ export interface PreparedDocument {
 /**
  * Most array items and object members (at any depth) in one stored document, defaults included.
  * A document grows by merge-patch commits and merges, each within the request limits
- * (`MAX_JSON_VALUES`); this bounds what a cold read of it costs (decoding and rendering it).
+ * (`MAX_JSON_VALUES`); this bounds what the event loop does with it even when the work is in a
+ * compute worker: copying the document to the worker costs about a microsecond a value (50 ms
+ * at this size on a loaded machine, bench: "The event loop under the largest requests").
  */
-export const MAX_DOCUMENT_VALUES = 100_000;
+export const MAX_DOCUMENT_VALUES = 50_000;
 
 /** Nodes read or rebuilt between turns of the event loop when a document is loaded. */
 const NODES_PER_STEP = 2_000;
