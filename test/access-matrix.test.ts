@@ -305,6 +305,12 @@ const PROTECTED_CASES: ProtectedCase[] = [
     request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/${f.deploymentId}/rollback` }),
   },
   {
+    // Deleting the agent takes its protected main with it (README, Differences).
+    name: 'delete an agent whose main is protected',
+    protect: 'main',
+    request: (f) => ({ method: 'DELETE', url: agentPath(f) }),
+  },
+  {
     name: 'rename a protected branch',
     protect: 'branch',
     request: (f) => ({ method: 'PATCH', url: `${agentPath(f)}/branches/${f.branchId}`, payload: { name: 'Renamed' } }),
