@@ -14,6 +14,21 @@ export interface AgentDocument extends JsonObject {
   tags: string[];
 }
 
+/** Our limit on agent names (upstream documents none): it keeps names indexable on both databases. */
+export const MAX_AGENT_NAME = 512;
+
+const COPY_SUFFIX = ' (copy)';
+
+/**
+ * The name of a copy made without one: "<name> (copy)", the name shortened to keep it within
+ * `MAX_AGENT_NAME`, never in the middle of a character (a lone surrogate is refused as a name).
+ */
+export function copyNameOf(name: string): string {
+  let kept = name.slice(0, MAX_AGENT_NAME - COPY_SUFFIX.length);
+  if (kept.length < name.length && /[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+  return `${kept}${COPY_SUFFIX}`;
+}
+
 /**
  * Parts of `platform_settings` that belong to the agent, not to a version (upstream's
  * versioning docs: auth, call_limits, privacy, ban; `archived` is the agent's own flag).

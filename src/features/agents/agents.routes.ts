@@ -12,13 +12,13 @@ import {
 } from '../../wire/generated/zod.gen.js';
 import { zCreateAgentResponseModel, zGetAgentResponseModel, zGetAgentsPageResponseModel } from '../../wire/responses.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
+import { MAX_AGENT_NAME } from './agent-document.js';
 import { agentsService } from './agents.service.js';
 
 const agentParams = z.object({ agent_id: z.string() });
 const TAG = 'agents';
 
 /** Our limits (upstream documents none): they keep names and tags indexable on both databases. */
-export const MAX_AGENT_NAME = 512;
 export const MAX_TAG = 256;
 export const MAX_TAGS = 100;
 const agentName = z.string().max(MAX_AGENT_NAME).nullish();
@@ -203,7 +203,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       summary: 'Duplicate Agent',
       description:
         'Creates a new agent with a copy of every unarchived branch at its head; no history, drafts or deployments. ' +
-        'Without `name`, the copy is named "<name> (copy)".',
+        'Without `name`, the copy is named "<name> (copy)", the name shortened to keep it within 512 characters.',
       tag: TAG,
       permission: 'write',
       params: agentParams,
