@@ -13,6 +13,8 @@ import {
   expectApiError,
   expectClean,
   type Fixture,
+  idNamesOf,
+  observable,
   pathValues,
   referencingRequest,
   routeName,
@@ -99,24 +101,6 @@ function sampleRequest(route: RouteDefinition, fixture: Fixture, key: string | n
 
 function describeSend(request: Send): string {
   return `${request.method} ${request.url}${request.payload === undefined ? '' : ` ${JSON.stringify(request.payload)}`}`;
-}
-
-/**
- * The response a caller sees with every id it sent replaced by the name of what it stands for,
- * and without the request id: two answers that are equal here reveal nothing to tell them apart.
- */
-function observable(response: LightMyRequestResponse, idNames: Map<string, string>) {
-  let text = response.body;
-  for (const [id, name] of idNames) text = text.replaceAll(id, `<${name}>`);
-  const body = JSON.parse(text) as { detail?: { request_id?: string } };
-  if (body.detail?.request_id) body.detail.request_id = '<request id>';
-  // Content-length stays: the ids compared have the same length, so the bodies must too.
-  const headers = Object.fromEntries(Object.entries(response.headers).filter(([name]) => name !== 'date'));
-  return { status: response.statusCode, headers, body };
-}
-
-function idNamesOf(fixture: Fixture): Map<string, string> {
-  return new Map(Object.entries(fixture).map(([name, id]) => [id as string, name]));
 }
 
 /** The database as last seen in this test, so that refusals in a row share snapshots. */
@@ -303,6 +287,12 @@ const PROTECTED_CASES: ProtectedCase[] = [
       return {};
     },
     request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/${f.deploymentId}/rollback` }),
+  },
+  {
+    // Deleting the agent takes its protected main with it (README, Differences).
+    name: 'delete an agent whose main is protected',
+    protect: 'main',
+    request: (f) => ({ method: 'DELETE', url: agentPath(f) }),
   },
   {
     name: 'rename a protected branch',

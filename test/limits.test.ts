@@ -1,6 +1,8 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { DocumentStore } from '../src/features/versions/documents.store.js';
+import { hasBadText } from '../src/http/text.js';
 import { describeResponse, expectValidationError, type Fixture, locs, routeRequests, type Send } from './support/route-requests.js';
 import { startTestApp } from './support/test-app.js';
 
@@ -59,6 +61,21 @@ const createProposal = (field: 'title' | 'description') => (fixture: Fixture, v:
   key: keys.admin,
   payload: { source_branch_id: fixture.branchId, target_branch_id: fixture.mainBranchId, title: 'Limited', [field]: v },
 });
+const saveDraft = (field: 'name' | 'tags') => (fixture: Fixture, v: unknown): Send => ({
+  method: 'POST',
+  url: `${agentUrl(fixture)}/drafts?branch_id=${fixture.branchId}`,
+  key: keys.admin,
+  payload: { conversation_config: {}, platform_settings: {}, workflow: {}, name: 'Draft', [field]: v },
+});
+/** The admin's draft on the fixture's branch, as stored (no route reads a draft's content back). */
+async function storedDraft(fixture: Fixture): Promise<{ name: string; tags: string[] }> {
+  const { document_hash } = await testApp.store.db
+    .selectFrom('drafts')
+    .select('document_hash')
+    .where('branch_id', '=', fixture.branchId)
+    .executeTakeFirstOrThrow();
+  return (await new DocumentStore().load(testApp.store.db, document_hash)) as unknown as { name: string; tags: string[] };
+}
 const patch = (url: (fixture: Fixture) => string, field: string) => (fixture: Fixture, v: unknown): Send => ({
   method: 'PATCH',
   url: url(fixture),
@@ -73,6 +90,10 @@ const CASES: LimitCase[] = [
   { what: 'tag length on create', limit: 256, value: (size) => [text(size)], loc: ['body', 'tags', 0], request: createAgent({ tags: 0 }), readBack: async (_, r) => (await createdAgent(r)).tags },
   { what: 'number of tags on PATCH', limit: 100, value: tagList, loc: ['body', 'tags'], request: patch(agentUrl, 'tags'), readBack: async (f) => (await readJson<{ tags: string[] }>(agentUrl(f))).tags },
   { what: 'tag length on PATCH', limit: 256, value: (size) => ['short', text(size)], loc: ['body', 'tags', 1], request: patch(agentUrl, 'tags'), readBack: async (f) => (await readJson<{ tags: string[] }>(agentUrl(f))).tags },
+  { what: 'agent name on duplicate', limit: 512, value: text, loc: ['body', 'name'], request: (f, v) => ({ method: 'POST', url: `${agentUrl(f)}/duplicate`, key: keys.admin, payload: { name: v } }), readBack: async (_, r) => (await createdAgent(r)).name },
+  { what: 'agent name in a draft', limit: 512, value: text, loc: ['body', 'name'], request: saveDraft('name'), readBack: async (f) => (await storedDraft(f)).name },
+  { what: 'number of tags in a draft', limit: 100, value: tagList, loc: ['body', 'tags'], request: saveDraft('tags'), readBack: async (f) => (await storedDraft(f)).tags },
+  { what: 'tag length in a draft', limit: 256, value: (size) => [text(size)], loc: ['body', 'tags', 0], request: saveDraft('tags'), readBack: async (f) => (await storedDraft(f)).tags },
   { what: 'branch name on create', limit: 140, value: text, loc: ['body', 'name'], request: createBranch('name'), readBack: async (f, r) => (await createdBranch(f, r)).name },
   { what: 'branch name on rename', limit: 140, value: text, loc: ['body', 'name'], request: patch(branchUrl, 'name'), readBack: async (f) => (await readJson<{ name: string }>(branchUrl(f))).name },
   { what: 'branch description on create', limit: 4096, value: text, loc: ['body', 'description'], request: createBranch('description'), readBack: async (f, r) => (await createdBranch(f, r)).description },
@@ -113,5 +134,25 @@ describe.each(CASES.map((limitCase) => [limitCase.what, limitCase] as const))('%
     const fixture = await createFixture();
     const issues = expectValidationError(await refused(limitCase.request(fixture, limitCase.value(limitCase.limit + 1))));
     expect(locs(issues)).toEqual([limitCase.loc]);
+  });
+});
+
+describe('names the server makes', () => {
+  it('the copy of an agent whose name is at the limit is named "<name> (copy)" within the limit, cut at a whole character', async () => {
+    for (const name of [text(512), `${text(504)}😀😀😀😀`]) {
+      const { agentId } = await createFixture().then(async (fixture) => {
+        await ok(await send({ method: 'PATCH', url: agentUrl(fixture), key: keys.admin, payload: { name } }));
+        return fixture;
+      });
+      const copy = await send({ method: 'POST', url: `/v1/convai/agents/${agentId}/duplicate`, key: keys.admin, payload: {} });
+      expect(copy.statusCode, describeResponse(copy)).toBe(200);
+      const copied = (await createdAgent(copy)).name;
+      expect(copied.length).toBeLessThanOrEqual(512);
+      expect(copied.endsWith(' (copy)')).toBe(true);
+      expect(name.startsWith(copied.slice(0, -' (copy)'.length))).toBe(true);
+      expect(hasBadText(copied)).toBe(false);
+      // The copy's name is one the API itself accepts.
+      expect((await send({ method: 'PATCH', url: `/v1/convai/agents/${(copy.json() as { agent_id: string }).agent_id}`, key: keys.admin, payload: { name: copied } })).statusCode).toBe(200);
+    }
   });
 });

@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { buildApp, type App } from '../src/app.js';
-import { openStore, type Store } from '../src/db/connect.js';
-import { injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { injectAs, listen, okJson, type OtherApp, startOtherApp, startTestApp, type TestApp } from './support/test-app.js';
 
 // Head and version reads must see every write acknowledged before they began, by this process or
 // another (DESIGN §12.2). On SQLite the fast path answers again from what it read while no
@@ -14,20 +12,18 @@ let testApp: TestApp;
 /** The listening servers: this app's and the other's, each with its own fast path. */
 let bases: string[];
 /** A second app on the same database, with its own connections: another process, as SQLite sees it. */
-let other: { app: App; store: Store };
+let other: OtherApp;
 let key: string;
 
 beforeAll(async () => {
   testApp = await startTestApp();
   key = testApp.keys.admin;
-  const store = await openStore(testApp.database.options);
-  other = { app: await buildApp({ config: { bodyLimitBytes: 1 << 21, logLevel: 'silent' }, store, logger: false }), store };
-  bases = [await listen(testApp), await other.app.server.listen({ host: '127.0.0.1', port: 0 })];
+  other = await startOtherApp(testApp);
+  bases = [await listen(testApp), other.url];
 });
 
 afterAll(async () => {
-  await other.app.server.close();
-  await other.store.close();
+  await other.close();
   await testApp.close();
 });
 

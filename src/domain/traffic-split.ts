@@ -58,15 +58,23 @@ export class AgentBuckets {
 }
 
 /**
+ * Percentages are counted in millionths of a percent, exact integers: in floating point,
+ * `80.085 × 100` leaves a remainder just under one half and `19.915 × 100` one just over, so equal
+ * remainders would be decided by rounding noise instead of by the order of the split.
+ */
+const UNITS_PER_PERCENT = 1_000_000;
+const UNITS_PER_BUCKET = (100 * UNITS_PER_PERCENT) / BUCKETS;
+
+/**
  * Buckets per branch: `percentage × 100` rounded by largest remainder so they sum to 10,000
  * (DESIGN §12.10). Ties go to the branch listed first.
  */
 export function bucketCounts(split: readonly SplitItem[]): Map<string, number> {
-  const exact = split.map((item) => (item.percentage * BUCKETS) / 100);
-  const counts = exact.map((value) => Math.floor(value + 1e-9));
+  const units = split.map((item) => Math.round(item.percentage * UNITS_PER_PERCENT));
+  const counts = units.map((value) => Math.floor(value / UNITS_PER_BUCKET));
   let missing = BUCKETS - counts.reduce((sum, count) => sum + count, 0);
-  const order = exact
-    .map((value, index) => ({ index, remainder: value - Math.floor(value + 1e-9) }))
+  const order = units
+    .map((value, index) => ({ index, remainder: value % UNITS_PER_BUCKET }))
     .sort((a, b) => b.remainder - a.remainder || a.index - b.index);
   for (const { index } of order) {
     if (missing <= 0) break;

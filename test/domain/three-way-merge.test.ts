@@ -474,6 +474,37 @@ describe('threeWayMerge: examples', () => {
 });
 
 describe('threeWayMerge: properties', () => {
+  it('matches elements with both a unique `id` and a unique `name` (knowledge-base entries) by `id`: renamed on one side, edited on the other, no conflict', () => {
+    const entry = (i: number) => ({ type: 'file', id: `doc_${i}`, name: `Document ${i}`, usage_mode: 'auto' });
+    const plan = fc.integer({ min: 1, max: 5 }).chain((size) =>
+      fc.record({
+        size: fc.constant(size),
+        // Each entry's new name: another entry's old name (names swapped) or a new one; names stay unique.
+        names: fc.shuffledSubarray([...Array(size).keys()], { minLength: size, maxLength: size }),
+        fresh: fc.array(fc.boolean(), { minLength: size, maxLength: size }),
+        renamed: fc.array(fc.boolean(), { minLength: size, maxLength: size }),
+        edited: fc.array(fc.boolean(), { minLength: size, maxLength: size }),
+        renamingSide: fc.constantFrom<Side>('source', 'target'),
+        winner: fc.constantFrom<Side>('source', 'target'),
+      }),
+    );
+    fc.assert(
+      fc.property(plan, ({ size, names, fresh, renamed, edited, renamingSide, winner }) => {
+        const base = Array.from({ length: size }, (_, i) => entry(i));
+        const nameOf = (i: number) => (renamed[i] ? `Document ${names[i]}${fresh[i] ? ' (new)' : ''}` : `Document ${i}`);
+        const renames = { knowledge_base: base.map((element, i) => ({ ...element, name: nameOf(i) })) };
+        const edits = { knowledge_base: base.map((element, i) => (edited[i] ? { ...element, usage_mode: 'prompt' } : element)) };
+        const [source, target] = renamingSide === 'source' ? [renames, edits] : [edits, renames];
+        const outcome = threeWayMerge({ knowledge_base: base }, source, target, { winner });
+        expect(outcome.conflicts).toEqual([]);
+        expect(outcome.merged).toEqual({
+          knowledge_base: base.map((element, i) => ({ ...element, name: nameOf(i), usage_mode: edited[i] ? 'prompt' : 'auto' })),
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('merging with itself or an ancestor changes nothing', () => {
     fc.assert(
       fc.property(fc.oneof(fc.tuple(jsonValue, jsonValue), anyTriple.map(([base, source]): [Json, Json] => [base, source])), winnerArb, ([x, y], winner) => {

@@ -134,6 +134,40 @@ describe('bucket tables', () => {
     expect([...thirds.values()]).toEqual([3334, 3333, 3333]);
   });
 
+  it('gives the extra buckets to the largest remainders of the exact decimal shares, ties to the branch listed first', () => {
+    // Shares in thousandths of a percent: a branch's exact count is thousandths / 10 buckets, so
+    // the rule can be computed here in integers, free of floating-point noise.
+    const largestRemainder = (thousandths: number[]): number[] => {
+      const counts = thousandths.map((share) => Math.floor(share / 10));
+      const missing = BUCKETS - counts.reduce((sum, count) => sum + count, 0);
+      const order = thousandths.map((_, index) => index).sort((a, b) => (thousandths[b] % 10) - (thousandths[a] % 10) || a - b);
+      for (const index of order.slice(0, missing)) counts[index]++;
+      return counts;
+    };
+    const countsFor = (thousandths: number[]) =>
+      [...bucketCounts(thousandths.map((share, index) => ({ branchId: `branch_${index}`, percentage: share / 1000 }))).values()];
+    // Cuts of 100.000%; multiples of 0.005% often leave equal half-bucket remainders.
+    const cut = fc.oneof(fc.integer({ min: 0, max: 100_000 }), fc.integer({ min: 0, max: 20_000 }).map((share) => share * 5));
+    const shares = fc.array(cut, { minLength: 1, maxLength: 5 }).map((cuts) => {
+      const sorted = [...cuts].sort((a, b) => a - b);
+      return [...sorted, 100_000].map((at, index) => at - (index === 0 ? 0 : sorted[index - 1]));
+    });
+    fc.assert(
+      fc.property(shares, (thousandths) => {
+        expect(countsFor(thousandths)).toEqual(largestRemainder(thousandths));
+      }),
+      { numRuns: 500 },
+    );
+    // Half a bucket left on two branches: the first listed gets it, whichever order they come in.
+    expect(countsFor([33_335, 33_335, 33_330])).toEqual([3334, 3333, 3333]);
+    expect(countsFor([33_330, 33_335, 33_335])).toEqual([3333, 3334, 3333]);
+    expect(countsFor([80_085, 19_915])).toEqual([8009, 1991]);
+    expect(countsFor([19_915, 80_085])).toEqual([1992, 8008]);
+    // Unequal remainders: the larger one, wherever it is listed.
+    expect(countsFor([33_334, 33_336, 33_330])).toEqual([3333, 3334, 3333]);
+    expect(countsFor([33_336, 33_334, 33_330])).toEqual([3334, 3333, 3333]);
+  });
+
   it('moves the fewest conversations possible between any two splits: half the L1 distance', () => {
     fc.assert(
       fc.property(splitArbitrary, splitArbitrary, (first, second) => {

@@ -182,6 +182,8 @@ describe('deployments through the SDK', () => {
 
     const cases: [string, ReturnType<typeof request>[], (string | number)[], string][] = [
       ['a total of 99.5', [request(main, 90), request(canary, 9.5)], ['body', 'deployment_request', 'requests'], 'percentages total 99.5; a deployment declares the whole allocation and must total 100'],
+      ['a total of 120', [request(main, 60), request(canary, 60)], ['body', 'deployment_request', 'requests'], 'percentages total 120; a deployment declares the whole allocation and must total 100'],
+      ['a total just over 100', [request(main, 50), request(canary, 50.001)], ['body', 'deployment_request', 'requests'], 'percentages total 100.001'],
       ['a branch named twice', [request(main, 50), request(main, 50)], ['body', 'deployment_request', 'requests', 1, 'branch_id'], 'named twice'],
       ['an unknown branch', [request(main, 50), request('agtbrch_unknown', 50)], ['body', 'deployment_request', 'requests', 1, 'branch_id'], 'is not a branch of agent'],
       ['a branch of another workspace', [request(foreignMain, 100)], ['body', 'deployment_request', 'requests', 0, 'branch_id'], 'is not a branch of agent'],

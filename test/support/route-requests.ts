@@ -105,6 +105,36 @@ export function locs(issues: Issue[]): (string | number)[][] {
   return issues.map((issue) => issue.loc);
 }
 
+/** What a caller receives: an `inject` response, or one read from a socket (see `socketResponse`). */
+export interface SeenResponse {
+  statusCode: number;
+  headers: Record<string, unknown>;
+  body: string;
+}
+
+/** A response read through a real socket (`fetch`), in the shape of an `inject` one. */
+export async function socketResponse(response: Response): Promise<SeenResponse> {
+  return { statusCode: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
+}
+
+/**
+ * The response a caller sees with every id it sent replaced by the name of what it stands for,
+ * and without the request id: two answers that are equal here reveal nothing to tell them apart.
+ */
+export function observable(response: SeenResponse, idNames: Map<string, string>) {
+  let text = response.body;
+  for (const [id, name] of idNames) text = text.replaceAll(id, `<${name}>`);
+  const body = JSON.parse(text) as { detail?: { request_id?: string } };
+  if (body.detail?.request_id) body.detail.request_id = '<request id>';
+  // Content-length stays: the ids compared have the same length, so the bodies must too.
+  const headers = Object.fromEntries(Object.entries(response.headers).filter(([name]) => name !== 'date'));
+  return { status: response.statusCode, headers, body };
+}
+
+export function idNamesOf(fixture: Fixture): Map<string, string> {
+  return new Map(Object.entries(fixture).map(([name, id]) => [id as string, name]));
+}
+
 /** The rows that differ between two snapshots, one line per row, for a readable failure. */
 export function snapshotDiff(before: string, after: string): string[] {
   const [old, now] = [JSON.parse(before), JSON.parse(after)] as Record<string, unknown[]>[];

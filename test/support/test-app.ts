@@ -78,6 +78,35 @@ export async function startTestApp(options: { config?: Partial<AppOptions['confi
   };
 }
 
+export interface OtherApp {
+  app: App;
+  store: Store;
+  /** Its listening base URL. */
+  url: string;
+  /** Closes it (before `testApp.close()`, which drops the database). */
+  close(): Promise<void>;
+}
+
+/**
+ * A second app on the test app's database, listening, with its own connections, caches and change
+ * feed: another server process, as the database sees it (SQLite: another connection that commits;
+ * PostgreSQL: another LISTEN).
+ */
+export async function startOtherApp(testApp: TestApp, options: { now?: () => number } = {}): Promise<OtherApp> {
+  const store = await openStore(testApp.database.options);
+  const app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent' }, store, now: options.now, logger: false });
+  const url = await app.server.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    app,
+    store,
+    url,
+    async close() {
+      await app.server.close();
+      await store.close();
+    },
+  };
+}
+
 /** Listens on a free loopback port; returns the base URL. */
 export async function listen(testApp: TestApp): Promise<string> {
   return testApp.app.server.listen({ host: '127.0.0.1', port: 0 });

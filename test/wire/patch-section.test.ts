@@ -24,14 +24,25 @@ function outcome(run: () => JsonObject): Outcome {
   }
 }
 
-const stored: AgentConfigSections = validateAgentConfig(
+/** Freezes a value and everything in it: a test that changes a shared fixture then throws, whatever the seed. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
+
+// Frozen: every run reads the same stored config, so nothing may change it (not the generated
+// patches, which reuse its values, nor the code under test).
+const stored: AgentConfigSections = deepFreeze(validateAgentConfig(
   {
     conversation_config: largeConversationConfig(20_000) as unknown as JsonObject,
     platform_settings: { widget: { variant: 'compact' }, evaluation: { criteria: [] } },
     workflow: {},
   },
   ['body'],
-);
+));
 
 /** Every path to an object in a value (arrays are leaves: merge patch replaces them whole). */
 function objectPaths(value: Json, prefix: string[] = []): string[][] {
@@ -94,7 +105,9 @@ function patchFor(section: JsonObject, schemaName: string): fc.Arbitrary<JsonObj
         if (!isJsonObject(node[step])) node[step] = {};
         node = node[step] as JsonObject;
       }
-      node[camelCase ? camel(key) : key] = value;
+      // A copy: the value may be one of the stored config's objects (or a shared constant), and a
+      // later change in this patch may descend into it and set members.
+      node[camelCase ? camel(key) : key] = structuredClone(value);
     }
     return patch;
   });

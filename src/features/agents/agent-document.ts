@@ -1,6 +1,7 @@
 import type { Json, JsonObject } from '../../domain/canonical-json.js';
 import { deepEqual, isJsonObject } from '../../domain/canonical-json.js';
 import { renderSection } from '../../wire/agent-config.js';
+import { MAX_AGENT_NAME } from '../../wire/request-bodies.js';
 
 /**
  * What a version holds: the versioned sections of the config plus the name and tags as
@@ -12,6 +13,19 @@ export interface AgentDocument extends JsonObject {
   workflow: JsonObject;
   name: string;
   tags: string[];
+}
+
+
+const COPY_SUFFIX = ' (copy)';
+
+/**
+ * The name of a copy made without one: "<name> (copy)", the name shortened to keep it within
+ * `MAX_AGENT_NAME`, never in the middle of a character (a lone surrogate is refused as a name).
+ */
+export function copyNameOf(name: string): string {
+  let kept = name.slice(0, MAX_AGENT_NAME - COPY_SUFFIX.length);
+  if (kept.length < name.length && /[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+  return `${kept}${COPY_SUFFIX}`;
 }
 
 /**

@@ -198,7 +198,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       summary: 'Duplicate Agent',
       description:
         'Creates a new agent with a copy of every unarchived branch at its head; no history, drafts or deployments. ' +
-        'Without `name`, the copy is named "<name> (copy)".',
+        'Without `name`, the copy is named "<name> (copy)", the name shortened to keep it within 512 characters.',
       tag: TAG,
       permission: 'write',
       params: agentParams,

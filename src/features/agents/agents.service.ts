@@ -19,7 +19,7 @@ import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
-import { type AgentDocument, PER_AGENT_SETTINGS, voiceIdOf } from './agent-document.js';
+import { type AgentDocument, copyNameOf, PER_AGENT_SETTINGS, voiceIdOf } from './agent-document.js';
 import { type AgentSettingsChange, agentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
@@ -481,7 +481,7 @@ export function agentsService(context: AppContext) {
         const source = await findAgentOrThrow(trx, caller, agentId);
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
-        const copyName = name ?? `${source.name} (copy)`;
+        const copyName = name ?? copyNameOf(source.name);
         for (const branch of branches) {
           const head = await findVersionOrThrow(trx, source.id, branch.head_version_id);
           const isMain = branch.id === source.main_branch_id;
