@@ -56,15 +56,22 @@ function sectionsOf(document: AgentDocument): Record<Section, Json> {
   };
 }
 
+/** Where a request carried `resolutions`: errors point there (`["query", "resolutions", path]`). */
+export type ResolutionsLocation = 'body' | 'query';
+
 /** Resolutions per section, accepting `section.path` and section-relative paths (DESIGN §12.6). */
-function resolutionsBySection(input: ResolutionInput | undefined, conflicts: FieldConflict[]): Map<Section, Map<string, Resolution>> {
+function resolutionsBySection(
+  input: ResolutionInput | undefined,
+  location: ResolutionsLocation,
+  conflicts: FieldConflict[],
+): Map<Section, Map<string, Resolution>> {
   const result = new Map<Section, Map<string, Resolution>>();
   for (const [key, resolution] of Object.entries(input ?? {})) {
     const matches = conflicts.filter((conflict) => key === `${conflict.section}.${conflict.path}` || key === conflict.path || (conflict.path === '' && key === conflict.section));
     const sections = new Set(matches.map((conflict) => conflict.section));
     if (matches.length === 0 || sections.size > 1) {
       throw RequestValidationError.at(
-        ['body', 'resolutions', key],
+        [location, 'resolutions', key],
         matches.length === 0
           ? `No conflict at "${key}"; the merge preview lists the conflicts and their paths.`
           : `"${key}" names a conflict in several sections; write it as section.path.`,
@@ -75,6 +82,22 @@ function resolutionsBySection(input: ResolutionInput | undefined, conflicts: Fie
     result.get(section)!.set(path, resolution);
   }
   return result;
+}
+
+/**
+ * A merge that changes nothing because every conflict went the target's way (by default the later
+ * commit wins) says how to keep the source's side instead: that is what its author usually wants.
+ */
+function noChangeMessage(source: BranchRow, target: BranchRow, conflicts: FieldConflict[]): string {
+  const refusal = `Merging "${source.name}" would not change "${target.name}"`;
+  if (conflicts.length === 0) return `${refusal}.`;
+  const paths = conflicts.slice(0, 3).map((conflict) => (conflict.path === '' ? conflict.section : `${conflict.section}.${conflict.path}`));
+  const more = conflicts.length > 3 ? ` and ${conflicts.length - 3} more` : '';
+  return (
+    `${refusal}: its changes to ${paths.join(', ')}${more} conflict with "${target.name}" and are decided for "${target.name}" ` +
+    `(by default the later commit wins). To keep "${source.name}"'s side, merge with force=true, or with ` +
+    `resolutions {"<path>": "source"} for chosen paths; the merge preview lists the conflicts.`
+  );
 }
 
 /** The later tip wins a conflict (milliseconds, then version id); `force` → source (DESIGN §12.5). */
@@ -131,6 +154,8 @@ export interface PlanOptions {
   /** Who wins conflicts without a resolution. */
   winner: Side | 'later';
   resolutions?: ResolutionInput;
+  /** Where `resolutions` came from (default the body). */
+  resolutionsIn?: ResolutionsLocation;
 }
 
 /**
@@ -161,7 +186,7 @@ export async function planMerge(
 
   // Resolutions are checked against the conflicts of a plain merge, then applied.
   const plain = mergeDocuments(baseDocument, sourceDocument, targetDocument, winner, new Map());
-  const resolutions = resolutionsBySection(options.resolutions, plain.conflicts);
+  const resolutions = resolutionsBySection(options.resolutions, options.resolutionsIn ?? 'body', plain.conflicts);
   const { document, conflicts } = resolutions.size > 0 ? mergeDocuments(baseDocument, sourceDocument, targetDocument, winner, resolutions) : plain;
 
   let filled: AgentDocument;
@@ -190,7 +215,7 @@ export async function planMerge(
         : new ConflictError('no_new_changes_to_merge', `Branch "${source.name}" has no commits that "${target.name}" does not already have.`);
     } else if (prepared.rootHash === resultingDocument || sameVisibleDocument(targetDocument, filled)) {
       // Nothing a read would show changes (defaults one side stored and the other did not are no change).
-      refusal = new ConflictError('no_new_changes_to_merge', `Merging "${source.name}" would not change "${target.name}".`);
+      refusal = new ConflictError('no_new_changes_to_merge', noChangeMessage(source, target, conflicts));
     }
   } else if (comparison.behind === 0) {
     refusal = new ConflictError('branch_already_up_to_date', `Branch "${source.name}" already contains main's head.`);
