@@ -42,6 +42,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     permission?: Permission;
+    /** false: the per-key rate limit does not apply (a scrape must never be turned away). */
+    rateLimited?: boolean;
   }
 }
 
@@ -208,7 +210,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     const caller = await workspaces.authenticate(key);
     if (!caller) throw new AuthenticationError('invalid_api_key', 'The API key is not valid.');
     // Limited per key once the key is known to be valid (an invalid one never gets a bucket).
-    if (limiter) {
+    if (limiter && request.routeOptions.config.rateLimited !== false) {
       const waitSeconds = limiter.check(request.raw, caller, key);
       if (waitSeconds > 0) throw new RateLimitedError(waitSeconds);
     }
@@ -224,7 +226,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     done();
   });
   // Counts cover every workspace, so only the operator's (the default workspace's) admins read them.
-  server.get('/metrics', { schema: { hide: true }, config: { permission: 'admin' } }, async (request, reply) => {
+  // Not rate-limited: Prometheus scrapes on a schedule with one key, and a 429 would be a gap in
+  // the very graphs that show the limiting (issue 16).
+  server.get('/metrics', { schema: { hide: true }, config: { permission: 'admin', rateLimited: false } }, async (request, reply) => {
     const operators = (await workspaces.listWorkspaces()).find((workspace) => workspace.name === DEFAULT_WORKSPACE);
     if (request.caller?.workspaceId !== operators?.id) {
       throw new ForbiddenError(`Metrics cover every workspace: they need an admin key of the "${DEFAULT_WORKSPACE}" workspace.`);

@@ -8,16 +8,23 @@ import { isPostgresUrl, openStore, type StoreOptions } from './db/connect.js';
 import { auditStore } from './features/audit/audit.store.js';
 import { copyStore, exportStore, importStore, type TableDigest } from './features/portability/portability.js';
 import type { Role } from './db/schema.js';
-import { DEFAULT_WORKSPACE, ROLES, workspacesService } from './features/workspaces/workspaces.service.js';
+import {
+  type CreatedKey,
+  DEFAULT_ROLE,
+  DEFAULT_WORKSPACE,
+  ROLES,
+  type WorkspacesService,
+  workspacesService,
+} from './features/workspaces/workspaces.service.js';
 import { serve } from './main.js';
 
 const USAGE = `branchwise: a self-hostable server for the ElevenLabs Agents API
 
 Usage:
   branchwise [serve]                                  run the server (HOST, PORT, DATA_DIR, DATABASE_URL)
-  branchwise keys create --user NAME [--role ROLE] [--workspace NAME]
+  branchwise keys create --user NAME [--role ROLE] [--change-role] [--workspace NAME]
   branchwise keys list [--workspace NAME]
-  branchwise keys revoke KEY_ID [--workspace NAME]
+  branchwise keys revoke KEY_ID                      whichever workspace the key is in
   branchwise workspaces create NAME
   branchwise workspaces list
   branchwise audit [--agent ID] [--limit N] [--workspace NAME]   who changed what, newest first
@@ -27,12 +34,26 @@ Usage:
 
 The store is DATABASE_URL when set, else SQLite in DATA_DIR (default ./data).
 
-Roles: ${ROLES.join(', ')} (default editor). The workspace defaults to "${DEFAULT_WORKSPACE}".
-A new key is printed once; only its hash is stored.
+Roles: ${ROLES.join(', ')}. A new user gets --role (default ${DEFAULT_ROLE}); an existing user keeps
+theirs: a user's keys share one role, so changing it (for all their keys) needs --change-role.
+The workspace defaults to "${DEFAULT_WORKSPACE}". A new key is printed once; only its hash is stored.
+Run from the project folder: node bin/branchwise.mjs …, npm exec --no -- branchwise … or npx branchwise ….
 `;
+
+/**
+ * `branchwise keys list | head`: the reader is gone, which is no error of ours. Node would
+ * otherwise report the failed write (EPIPE) as an uncaught exception with a stack trace.
+ */
+function endQuietlyOnClosedPipe(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(0);
+  });
+}
 
 export async function runCli(argv: string[]): Promise<number> {
   const [command = 'serve', sub, ...rest] = argv;
+  if (command !== 'serve') endQuietlyOnClosedPipe();
   if (command === 'serve') {
     await serve();
     return 0;
@@ -56,11 +77,13 @@ export async function runCli(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       user: { type: 'string' },
-      role: { type: 'string', default: 'editor' },
-      workspace: { type: 'string', default: DEFAULT_WORKSPACE },
+      role: { type: 'string' },
+      'change-role': { type: 'boolean', default: false },
+      workspace: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
+  const workspaceName = values.workspace ?? DEFAULT_WORKSPACE;
   const config = loadConfig();
   const store = await openStore(config);
   const workspaces = workspacesService(store);
@@ -75,17 +98,21 @@ export async function runCli(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'keys' && sub === 'create' && values.user) {
-      if (!(ROLES as string[]).includes(values.role as string)) {
+      if (values.role !== undefined && !(ROLES as string[]).includes(values.role)) {
         process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
         return 2;
       }
-      const created = await workspaces.createKey(values.workspace as string, values.user, values.role as Role);
+      if (values['change-role'] && values.role === undefined) {
+        process.stderr.write('--change-role needs --role: the role to give the user and all their keys\n');
+        return 2;
+      }
+      const created = await workspaces.createKey(workspaceName, values.user, values.role as Role | undefined, { changeRole: values['change-role'] });
       if (values.json) process.stdout.write(`${JSON.stringify(created)}\n`);
-      else process.stdout.write(`Created key ${created.keyId} for ${created.user} (${created.role}) in "${created.workspace}".\nAPI key (shown once): ${created.key}\n`);
+      else process.stdout.write(`${describeCreatedKey(created)}API key (shown once): ${created.key}\n`);
       return 0;
     }
     if (command === 'keys' && sub === 'list') {
-      const keys = await workspaces.listKeys(values.workspace as string);
+      const keys = await workspaces.listKeys(workspaceName);
       for (const key of keys) {
         const state = key.revoked_at_ms ? `revoked ${new Date(key.revoked_at_ms).toISOString()}` : 'active';
         process.stdout.write(`${key.id}\t${key.key_prefix}…\t${key.user_name}\t${key.role}\t${state}\t${key.user_id}\n`);
@@ -93,9 +120,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'keys' && sub === 'revoke' && positionals[0]) {
-      const revoked = await workspaces.revokeKey(values.workspace as string, positionals[0]);
-      process.stdout.write(revoked ? `Revoked ${positionals[0]}.\n` : `No active key ${positionals[0]} in "${values.workspace}".\n`);
-      return revoked ? 0 : 1;
+      return await revokeKey(workspaces, positionals[0], values.workspace);
     }
     process.stderr.write(USAGE);
     return 2;
@@ -105,6 +130,37 @@ export async function runCli(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** What `keys create` did, in words: a new user, another key of theirs, or a role change for all their keys. */
+function describeCreatedKey(created: CreatedKey): string {
+  const where = `in "${created.workspace}"`;
+  if (created.previousRole === null) return `Created user ${created.user} (${created.role}) and key ${created.keyId} ${where}.\n`;
+  const keys = `${created.activeKeys} active key${created.activeKeys === 1 ? '' : 's'}`;
+  if (created.previousRole === created.role) {
+    return `Created key ${created.keyId} for the existing user ${created.user} (${created.role}) ${where}; ${created.user} now has ${keys}.\n`;
+  }
+  return (
+    `Changed the role of ${created.user} ${where} from ${created.previousRole} to ${created.role}: all ${keys} of ${created.user} ` +
+    `(this new one included) are now ${created.role}.\nCreated key ${created.keyId} for ${created.user}.\n`
+  );
+}
+
+/** A key id is unique across workspaces: find it wherever it is; `--workspace`, when given, must match. */
+async function revokeKey(workspaces: WorkspacesService, keyId: string, workspace: string | undefined): Promise<number> {
+  const found = await workspaces.locateKey(keyId);
+  if (!found || (workspace !== undefined && found.workspace !== workspace)) {
+    process.stderr.write(`No key ${keyId} in ${workspace === undefined ? 'any workspace' : `"${workspace}"`}; \`branchwise keys list --workspace NAME\` lists a workspace's keys.\n`);
+    return 1;
+  }
+  const owner = `${found.userName} in "${found.workspace}"`;
+  if (found.revokedAtMs !== null) {
+    process.stdout.write(`Key ${keyId} (${owner}) was already revoked at ${new Date(found.revokedAtMs).toISOString()}; nothing changed.\n`);
+    return 0;
+  }
+  await workspaces.revokeKey(found.workspace, keyId);
+  process.stdout.write(`Revoked ${keyId} (${owner}).\n`);
+  return 0;
 }
 
 /** The workspace's audit events as lines: time, action, actor, agent, resource, details. */

@@ -23,6 +23,14 @@ export async function serve(config: Config = loadConfig()): Promise<void> {
     );
   } else if (created) {
     process.stdout.write('Created workspace "default" with user "admin", keyed by BRANCHWISE_BOOTSTRAP_API_KEY.\n');
+  } else if (config.bootstrapApiKey && !(await app.workspaces.authenticate(config.bootstrapApiKey))) {
+    // The store had data already, so the variable keyed nothing, and it is no key of this store:
+    // whoever set it would otherwise meet a bare 401 (issue 16).
+    app.server.log.warn(
+      'BRANCHWISE_BOOTSTRAP_API_KEY is set but was not used: it keys only the first start on an empty store, and this ' +
+        'store already has data (and no such key). Use the key printed at the first start (DATA_DIR/admin-api-key), or ' +
+        'create one: node bin/branchwise.mjs keys create --user NAME --role admin',
+    );
   }
 
   let stopping = false;

@@ -131,14 +131,24 @@ describe('workspace and key management', () => {
   });
 
   it('a new key for an existing user records the role it replaced; a revocation records the key and its user', async () => {
-    const created = await testApp.app.workspaces.createKey('default', 'commenter-user', 'editor');
+    // Another role for an existing user only on request: refused, nothing written or recorded.
+    const before = await eventCount();
+    await expect(testApp.app.workspaces.createKey('default', 'commenter-user', 'editor')).rejects.toThrow(/already exists with role commenter.*--change-role/);
+    expect(await eventCount()).toBe(before);
+    // The user's own role, or none given, is another key of theirs.
+    const same = await testApp.app.workspaces.createKey('default', 'commenter-user');
+    expect(same).toMatchObject({ role: 'commenter', previousRole: 'commenter' });
+    expect(await newest('key.create')).toMatchObject({ details: { role: 'commenter', previous_role: 'commenter', user_created: false } });
+    expect(await testApp.app.workspaces.revokeKey('default', same.keyId)).toBe(true);
+
+    const created = await testApp.app.workspaces.createKey('default', 'commenter-user', 'editor', { changeRole: true });
     expect(await newest('key.create')).toMatchObject({
       actor_kind: 'cli',
       resource_id: created.keyId,
       details: { key_id: created.keyId, user_id: userId.commenter, role: 'editor', previous_role: 'commenter', user_created: false },
     });
     // Back to commenter, so the other tests see the role they expect.
-    const restored = await testApp.app.workspaces.createKey('default', 'commenter-user', 'commenter');
+    const restored = await testApp.app.workspaces.createKey('default', 'commenter-user', 'commenter', { changeRole: true });
     for (const keyId of [created.keyId, restored.keyId]) {
       expect(await testApp.app.workspaces.revokeKey('default', keyId)).toBe(true);
       expect(await newest('key.revoke')).toMatchObject({ actor_kind: 'cli', actor_user_id: null, resource_id: keyId, details: { key_id: keyId, user_id: userId.commenter } });

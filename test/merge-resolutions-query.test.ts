@@ -96,9 +96,38 @@ describe('resolutions as a query parameter', () => {
     else expect(deep.statusCode).toBe(409);
   });
 
-  it('a deepObject resolution for a path with no conflict: 422, as in the JSON form', async () => {
+  it('a resolution for a path with no conflict: 422 located where it was sent (query in either form, or body)', async () => {
     const { agentId, branchId, mainBranchId } = await conflictingBranches();
-    const url = `/v1/convai/agents/${agentId}/branches/${branchId}/merge-preview?target_branch_id=${mainBranchId}&resolutions[agent.nothing.here]=source`;
-    expect(expectValidationError(await send({ method: 'GET', url, key: keys.admin })).length).toBeGreaterThan(0);
+    const branchUrl = `/v1/convai/agents/${agentId}/branches/${branchId}`;
+    const nothing = encodeURIComponent(JSON.stringify({ 'agent.nothing.here': 'source' }));
+    const locs = async (method: 'GET' | 'POST', url: string, payload?: unknown) =>
+      expectValidationError(await send({ method, url, key: keys.admin, payload })).map((issue) => issue.loc);
+    const inQuery = [['query', 'resolutions', 'agent.nothing.here']];
+    expect(await locs('GET', `${branchUrl}/merge-preview?target_branch_id=${mainBranchId}&resolutions[agent.nothing.here]=source`)).toEqual(inQuery);
+    expect(await locs('GET', `${branchUrl}/merge-preview?target_branch_id=${mainBranchId}&resolutions=${nothing}`)).toEqual(inQuery);
+    expect(await locs('POST', `${branchUrl}/merge?target_branch_id=${mainBranchId}&resolutions=${nothing}`)).toEqual(inQuery);
+    expect(await locs('POST', `${branchUrl}/merge?target_branch_id=${mainBranchId}`, { resolutions: { 'agent.nothing.here': 'source' } })).toEqual([
+      ['body', 'resolutions', 'agent.nothing.here'],
+    ]);
+    // Nothing was merged.
+    const main = await ok<{ conversation_config: { agent: { first_message: string } } }>(
+      await send({ method: 'GET', url: `/v1/convai/agents/${agentId}`, key: keys.admin }),
+    );
+    expect(main.conversation_config.agent.first_message).toBe('first main');
+  });
+
+  it('a merge that the later commit turns into a no-op says, in its 409, how to keep the source\'s side', async () => {
+    const { agentId, branchId, mainBranchId } = await conflictingBranches();
+    // Main committed last, so main wins all three conflicts and the merge would change nothing.
+    const url = `/v1/convai/agents/${agentId}/branches/${branchId}/merge?target_branch_id=${mainBranchId}`;
+    const refused = await send({ method: 'POST', url, key: keys.admin, payload: {} });
+    expect(refused.statusCode, refused.body).toBe(409);
+    const detail = (refused.json() as { detail: { code: string; message: string } }).detail;
+    expect(detail.code).toBe('no_new_changes_to_merge');
+    expect(detail.message).toMatch(/^Merging "Side" would not change "Main": its changes to conversation_config\.agent\.\S+, /);
+    expect(detail.message).toContain('merge with force=true, or with resolutions {"<path>": "source"}');
+    // What it suggests works.
+    const forced = await send({ method: 'POST', url, key: keys.admin, payload: { force: true } });
+    expect(forced.statusCode, forced.body).toBe(200);
   });
 });

@@ -201,9 +201,13 @@ describe('write metrics', () => {
     expect(delta(after, 'branchwise_merges_total')).toBe(1);
     // The merge into main made a new main version: the auto-rebase branch followed again.
     expect(delta(after, 'branchwise_rebases_total', { trigger: 'auto' })).toBe(2);
-    expect(delta(after, 'branchwise_deployments_total', { source: 'manual' })).toBe(1);
+    // The rollback is a "manual" deployment, as its history item says, and a rollback.
+    const rolledBack = await ok<{ results: { source: string }[] }>(await send('GET', `${agentUrl}/deployments?page_size=1`, editor));
+    expect(rolledBack.results[0].source).toBe('manual');
+    expect(delta(after, 'branchwise_deployments_total', { source: 'manual' })).toBe(2);
     expect(delta(after, 'branchwise_deployments_total', { source: 'branch_merge' })).toBe(1);
-    expect(delta(after, 'branchwise_deployments_total', { source: 'rollback' })).toBe(1);
+    expect(delta(after, 'branchwise_deployment_rollbacks_total')).toBe(1);
+    expect(after.filter((sample) => sample.name === 'branchwise_deployments_total').map((sample) => sample.labels.source).sort()).toEqual(['branch_merge', 'manual']);
   });
 });
 

@@ -27,7 +27,10 @@ const FIXED = ['null', 'true', 'false', '0', '-1.5', '""', '"{}"', '[]', '[{}]',
 const nonObjectJson = fc
   .jsonValue({ maxDepth: 2 })
   .filter((value) => typeof value !== 'object' || value === null || Array.isArray(value))
-  .map((value) => JSON.stringify(value));
+  .map((value) => JSON.stringify(value))
+  // fast-check favours a `__proto__` key, which the parser refuses first, as json_invalid at
+  // ["body", 0] (test/bad-input.test.ts): a refusal for another reason than the type.
+  .filter((text) => !text.includes('"__proto__"'));
 
 describe('non-object JSON bodies', () => {
   it('the route table has routes with a body', () => {

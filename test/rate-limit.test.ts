@@ -151,6 +151,25 @@ describe('rate limiting on (RATE_LIMIT_RPS=1, RATE_LIMIT_BURST=3)', () => {
     expect(burst.map((response) => response.statusCode).sort()).toEqual([200, 200, 200, 429, 429]);
   });
 
+  it('never limits GET /metrics, whose scrapes neither count against the key nor are refused', async () => {
+    refill();
+    const { admin } = testApp.keys;
+    const url = `/v1/convai/agents/${agentId}`;
+    for (let i = 0; i < 3; i++) expect((await send(testApp, 'GET', url, admin)).statusCode).toBe(200);
+    expectRateLimited(await send(testApp, 'GET', url, admin), '1');
+    // The key's bucket is empty, and a scrape every time is still answered.
+    for (let i = 0; i < 10; i++) {
+      const scrape = await send(testApp, 'GET', '/metrics', admin);
+      expect(scrape.statusCode, scrape.body).toBe(200);
+      expect(scrape.body).toContain('branchwise_rate_limited_requests_total');
+    }
+    expectRateLimited(await send(testApp, 'GET', url, admin), '1');
+    // After one second, one request's worth: the scrapes took none of it.
+    now += 1_000;
+    expect((await send(testApp, 'GET', url, admin)).statusCode).toBe(200);
+    expectRateLimited(await send(testApp, 'GET', url, admin), '1');
+  });
+
   it('refuses a missing or unknown key with 401 before limiting, and never limits public routes', async () => {
     refill();
     for (let i = 0; i < 10; i++) {

@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openStore } from '../src/db/connect.js';
 import { TABLES } from '../src/db/tables.js';
-import { runCli, SERVER_NODE_FLAGS, type ServerProcess, startServerProcess, waitFor } from './support/server-process.js';
+import {
+  runCli,
+  runCliIntoClosedPipe,
+  runCliOutcome,
+  SERVER_NODE_FLAGS,
+  type ServerProcess,
+  startServerProcess,
+  waitFor,
+} from './support/server-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-app.js';
 
 // The server and the key commands as a user runs them: `npm start` (bin/branchwise.mjs) and
@@ -94,6 +102,74 @@ describe('a server started as `npm start` does', () => {
     const acmeKey = /API key \(shown once\): (sk_[0-9a-f]+)/.exec(workspace.stdout)?.[1];
     const acme = new ElevenLabsClient({ apiKey: acmeKey!, baseUrl: server.url, maxRetries: 0 });
     expect((await acme.conversationalAi.agents.list()).agents).toEqual([]);
+  });
+
+  it('never change an existing user\'s role as a side effect of a new key: refused unless --change-role, and said when it happens', async () => {
+    const first = await cli('keys', 'create', '--user', 'carol', '--role', 'editor');
+    expect(first.stdout).toMatch(/^Created user carol \(editor\) and key key_\w+ in "default"\./);
+    const carolsRoles = async () =>
+      (await cli('keys', 'list')).stdout.split('\n').filter((line) => line.split('\t')[2] === 'carol').map((line) => line.split('\t')[3]);
+
+    const refused = await runCliOutcome(env, 'keys', 'create', '--user', 'carol', '--role', 'admin');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('User "carol" in "default" already exists with role editor');
+    expect(refused.stderr).toContain('--change-role');
+    expect(refused.stdout).not.toContain('sk_');
+    expect(await carolsRoles()).toEqual(['editor']);
+
+    // No --role: another key with the user's own role.
+    const another = await cli('keys', 'create', '--user', 'carol');
+    expect(another.stdout).toMatch(/^Created key key_\w+ for the existing user carol \(editor\) in "default"; carol now has 2 active keys\./);
+    expect(await carolsRoles()).toEqual(['editor', 'editor']);
+
+    const changed = await cli('keys', 'create', '--user', 'carol', '--role', 'admin', '--change-role');
+    expect(changed.stdout).toMatch(/^Changed the role of carol in "default" from editor to admin: all 3 active keys of carol \(this new one included\) are now admin\./m);
+    expect(await carolsRoles()).toEqual(['admin', 'admin', 'admin']);
+  });
+
+  it('revoke a key by its id in whichever workspace it is, and say where; refuse an unknown id or a wrong --workspace', async () => {
+    const workspace = await cli('workspaces', 'create', 'elsewhere');
+    const key = /API key \(shown once\): (sk_[0-9a-f]+)/.exec(workspace.stdout)![1];
+    const created = await cli('keys', 'create', '--user', 'dave', '--role', 'viewer', '--workspace', 'elsewhere');
+    const keyId = /key (key_\w+)/.exec(created.stdout)![1];
+
+    const wrongWorkspace = await runCliOutcome(env, 'keys', 'revoke', keyId, '--workspace', 'default');
+    expect(wrongWorkspace).toMatchObject({ code: 1, stderr: expect.stringContaining(`No key ${keyId} in "default"`) });
+    const unknown = await runCliOutcome(env, 'keys', 'revoke', 'key_unknown');
+    expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('No key key_unknown in any workspace') });
+
+    expect((await cli('keys', 'revoke', keyId)).stdout).toBe(`Revoked ${keyId} (dave in "elsewhere").\n`);
+    expect((await cli('keys', 'list', '--workspace', 'elsewhere')).stdout).toMatch(/dave\tviewer\trevoked/);
+    expect((await cli('keys', 'revoke', keyId)).stdout).toMatch(new RegExp(`^Key ${keyId} \\(dave in "elsewhere"\\) was already revoked at `));
+    // The workspace's admin key is untouched.
+    const client = new ElevenLabsClient({ apiKey: key, baseUrl: server.url, maxRetries: 0 });
+    expect((await client.conversationalAi.agents.list()).agents).toEqual([]);
+  });
+
+  it('end quietly when the reader of the output goes away (`keys list | head`)', async () => {
+    for (const args of [['keys', 'list'], ['workspaces', 'list'], ['audit'], ['export']]) {
+      expect(await runCliIntoClosedPipe(env, ...args), args.join(' ')).toEqual({ code: 0, stderr: '' });
+    }
+  });
+
+  it('warn at start when BRANCHWISE_BOOTSTRAP_API_KEY is set but keys nothing (the store has data already), never showing it', async () => {
+    const unused = 'sk_set_after_the_first_start_0123456789';
+    const second = await startServerProcess({ ...env, BRANCHWISE_BOOTSTRAP_API_KEY: unused });
+    try {
+      expect(second.output()).toContain('BRANCHWISE_BOOTSTRAP_API_KEY is set but was not used');
+      expect(second.output()).not.toContain(unused);
+      expect((await fetch(`${second.url}/v1/convai/agents`, { headers: { 'xi-api-key': unused } })).status).toBe(401);
+    } finally {
+      await second.stop('SIGKILL');
+    }
+    // A key of this store (the same variable on every restart after the first) is no reason to warn.
+    const adminKey = readFileSync(path.join(database.options.dataDir, 'admin-api-key'), 'utf8').trim();
+    const third = await startServerProcess({ ...env, BRANCHWISE_BOOTSTRAP_API_KEY: adminKey });
+    try {
+      expect(third.output()).not.toContain('BRANCHWISE_BOOTSTRAP_API_KEY');
+    } finally {
+      await third.stop('SIGKILL');
+    }
   });
 
   it('keep only hashes of keys in the database, and no key in the logs', async () => {

@@ -3,7 +3,7 @@ import { encodeTree } from '../domain/content-tree.js';
 import type { Side } from '../domain/three-way-merge.js';
 import { type AgentDocument, sameVisibleDocument } from '../features/agents/agent-document.js';
 import { applyConfigChanges, type ChangedConfig, type ConfigChanges, newConfig } from '../features/agents/config-changes.js';
-import { type MergedDocuments, mergeAndFill, type ResolutionInput } from '../features/merges/merge-documents.js';
+import { type MergedDocuments, mergeAndFill, type ResolutionInput, type ResolutionsLocation } from '../features/merges/merge-documents.js';
 import { diffDocuments } from '../features/versions/document-diff.js';
 import { ApiError, ConflictError, RequestValidationError, type ValidationIssue } from '../http/errors.js';
 import { validatePart } from '../http/validate-part.js';
@@ -68,8 +68,9 @@ export const TASKS = {
     target: AgentDocument,
     winner: Side,
     resolutions: ResolutionInput | undefined,
+    resolutionsIn: ResolutionsLocation,
   ): MergedDocuments & { sameAsTarget: boolean; tree: TreeEncoding } {
-    const merged = mergeAndFill(base, source, target, winner, resolutions);
+    const merged = mergeAndFill(base, source, target, winner, resolutions, resolutionsIn);
     return { ...merged, sameAsTarget: sameVisibleDocument(target, merged.document), tree: encodeDocument(merged.document) };
   },
 

@@ -12,6 +12,7 @@ export interface WriteMetrics {
   merges: Counter;
   rebases: Counter<'trigger'>;
   deployments: Counter<'source'>;
+  rollbacks: Counter;
 }
 
 declare module '../context.js' {
@@ -121,10 +122,17 @@ export function createMetrics(sources: MetricSources): AppMetrics {
       labelNames: ['trigger'] as const,
       registers,
     }),
+    // `source` is the history item's (upstream's enum: "manual" | "branch_merge"), so a rollback
+    // counts as "manual" here as in GET …/deployments; rollbacks are also counted on their own.
     deployments: new Counter({
       name: 'branchwise_deployments_total',
-      help: 'Deployments made active: source="manual", "rollback" or "branch_merge" (a merge moving traffic). An agent\'s first deployment is not counted.',
+      help: 'Deployments made active, by their history item\'s source: "manual" (a new split or a rollback) or "branch_merge" (a merge moving traffic). An agent\'s first deployment is not counted.',
       labelNames: ['source'] as const,
+      registers,
+    }),
+    rollbacks: new Counter({
+      name: 'branchwise_deployment_rollbacks_total',
+      help: 'Rollbacks to an earlier split (each is also a deployment with source="manual").',
       registers,
     }),
   };

@@ -183,7 +183,7 @@ describe.skipIf(!available)('the ElevenLabs CLI against branchwise (needs the li
     await cli('agents', 'delete', '--agent-id', copy.agent_id);
     const gone = await client.conversationalAi.agents.get(copy.agent_id).catch((error: unknown) => (error as { statusCode: number }).statusCode);
     expect(gone).toBe(404);
-  });
+  }, 120_000); // about 20 CLI processes one after another: 28 s and over 30 s on this 2-core machine at load average 10
 
   it('answers commands outside the product with upstream\'s 404 shape, promptly', async () => {
     const failed = (await run(CLI, ['agents', 'tools', 'list', '--format', 'json'], { cwd: project, env, timeout: 30_000 }).catch((error: unknown) => error)) as {

@@ -192,6 +192,13 @@ describe('merge through the SDK', () => {
     const history = await editor.conversationalAi.agents.deployments.list(agentId);
     expect(history.results[0]).toMatchObject({ source: 'branch_merge', isActive: true, trafficPercentageBranchIdMap: { [mainId]: 70, [staging.createdBranchId]: 30 } });
     expect((await editor.conversationalAi.agents.get(agentId, { branchId: staging.createdBranchId })).conversationConfig.agent?.firstMessage).toBe('feature');
+    // The single branch says where it was merged (extension), and the SDK still parses it.
+    const mergedInto = async (branchId: string) =>
+      ((await editor.conversationalAi.agents.branches.get(agentId, branchId)) as { isArchived: boolean; merged_into_branch_id?: string | null });
+    expect(await mergedInto(featureId)).toMatchObject({ isArchived: true, merged_into_branch_id: staging.createdBranchId });
+    expect(await mergedInto(staging.createdBranchId)).toMatchObject({ isArchived: false, merged_into_branch_id: null });
+    const listed = await editor.conversationalAi.agents.branches.list(agentId, { includeArchived: true });
+    expect(listed.results.find((branch) => branch.id === featureId)?.mergedIntoBranchId).toBe(staging.createdBranchId);
     // Main was not touched.
     expect((await editor.conversationalAi.agents.get(agentId)).versionId).toBe(main.versionId);
   });

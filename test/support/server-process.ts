@@ -83,3 +83,30 @@ export async function startServerProcess(env: NodeJS.ProcessEnv): Promise<Server
 export function runCli(env: NodeJS.ProcessEnv, ...args: string[]) {
   return execFileAsync(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
 }
+
+export interface CliOutcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npx branchwise …` with its exit code, whatever it is. */
+export function runCliOutcome(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliOutcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * `branchwise … | head -0`: the command's stdout is a pipe whose reading end this process closes
+ * as soon as the command is spawned, long before it has loaded and written anything.
+ */
+export function runCliIntoClosedPipe(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+}

@@ -13,6 +13,17 @@ import { agentsService } from '../agents/agents.service.js';
 import { zGetAgentResponseModel } from '../../wire/responses.js';
 import { branchesService } from './branches.service.js';
 
+/**
+ * Upstream's single-branch response plus `merged_into_branch_id` (extension: upstream shows it only
+ * in the list). The official SDK keeps unknown keys of this response, so it still parses.
+ */
+const branchResponse = zAgentBranchResponse.extend({
+  merged_into_branch_id: z
+    .string()
+    .nullable()
+    .describe('Extension: the branch this one was last merged into (as in the branch list), or null.'),
+});
+
 const TAG = 'branches';
 const agentParams = z.object({ agent_id: z.string() });
 const branchParams = z.object({ agent_id: z.string(), branch_id: z.string() });
@@ -80,7 +91,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       params: branchParams,
-      responses: { 200: zAgentBranchResponse },
+      responses: { 200: branchResponse },
       handler: ({ caller, params }) => branches.get(caller, params.agent_id, params.branch_id),
     }),
 
@@ -100,7 +111,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         protection_status: z.enum(['writer_perms_required', 'admin_perms_required']).nullish(),
         description: z.string().nullish().describe('Extension: a new description (at most 4096 characters).'),
       }),
-      responses: { 200: zAgentBranchResponse },
+      responses: { 200: branchResponse },
       handler: ({ caller, params, body }) =>
         branches.update(caller, params.agent_id, params.branch_id, {
           name: body.name,

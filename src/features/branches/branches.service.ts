@@ -62,6 +62,8 @@ export function branchesService(context: AppContext) {
       current_live_percentage: shares.get(branch.id) ?? 0,
       parent_branch: parent ? { id: parent.id, name: parent.name } : null,
       most_recent_versions: await renderVersionMetadata(context, versions, caller),
+      // Extension (the list has it upstream; the single branch did not): where it was merged.
+      merged_into_branch_id: branch.merged_into_branch_id,
     };
   }
 

@@ -172,7 +172,10 @@ export function deploymentsService(context: AppContext) {
         });
         return deployed;
       });
-      context.metrics?.deployments.inc({ source: 'rollback' });
+      // The history item says "manual" (the contract's enum has no rollback; the SDK refuses other
+      // values), and so does the deployments metric; rollbacks have a counter of their own.
+      context.metrics?.deployments.inc({ source: row.source });
+      context.metrics?.rollbacks.inc();
       const [rendered] = await renderHistory(caller, [row]);
       return rendered;
     },

@@ -35,15 +35,22 @@ function sectionsOf(document: AgentDocument): Record<Section, Json> {
   };
 }
 
+/** Where a request carried `resolutions`: errors point there (`["query", "resolutions", path]`). */
+export type ResolutionsLocation = 'body' | 'query';
+
 /** Resolutions per section, accepting `section.path` and section-relative paths (DESIGN §12.6). */
-function resolutionsBySection(input: ResolutionInput | undefined, conflicts: FieldConflict[]): Map<Section, Map<string, Resolution>> {
+function resolutionsBySection(
+  input: ResolutionInput | undefined,
+  location: ResolutionsLocation,
+  conflicts: FieldConflict[],
+): Map<Section, Map<string, Resolution>> {
   const result = new Map<Section, Map<string, Resolution>>();
   for (const [key, resolution] of Object.entries(input ?? {})) {
     const matches = conflicts.filter((conflict) => key === `${conflict.section}.${conflict.path}` || key === conflict.path || (conflict.path === '' && key === conflict.section));
     const sections = new Set(matches.map((conflict) => conflict.section));
     if (matches.length === 0 || sections.size > 1) {
       throw RequestValidationError.at(
-        ['body', 'resolutions', key],
+        [location, 'resolutions', key],
         matches.length === 0
           ? `No conflict at "${key}"; the merge preview lists the conflicts and their paths.`
           : `"${key}" names a conflict in several sections; write it as section.path.`,
@@ -117,9 +124,16 @@ export interface MergedDocuments {
  * conflicts of a plain merge, then applied; the result is validated and filled as a commit would
  * be. A result that is not valid is a 409 `merge_result_invalid`.
  */
-export function mergeAndFill(base: AgentDocument, source: AgentDocument, target: AgentDocument, winner: Side, resolutionInput: ResolutionInput | undefined): MergedDocuments {
+export function mergeAndFill(
+  base: AgentDocument,
+  source: AgentDocument,
+  target: AgentDocument,
+  winner: Side,
+  resolutionInput: ResolutionInput | undefined,
+  resolutionsIn: ResolutionsLocation = 'body',
+): MergedDocuments {
   const plain = mergeDocuments(base, source, target, winner, new Map());
-  const resolutions = resolutionsBySection(resolutionInput, plain.conflicts);
+  const resolutions = resolutionsBySection(resolutionInput, resolutionsIn, plain.conflicts);
   const { document, conflicts } = resolutions.size > 0 ? mergeDocuments(base, source, target, winner, resolutions) : plain;
   try {
     const sections = validateAgentConfig(

@@ -12,9 +12,9 @@ import type { BranchRow } from '../branches/branches.store.js';
 import type { DocumentStore, PreparedDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
-import { defaultWinner, type FieldConflict, mergeAndFill, type ResolutionInput } from './merge-documents.js';
+import { defaultWinner, type FieldConflict, mergeAndFill, type ResolutionInput, type ResolutionsLocation } from './merge-documents.js';
 
-export { type FieldConflict, overriddenFields, type ResolutionInput, SECTIONS, type Section } from './merge-documents.js';
+export { type FieldConflict, overriddenFields, type ResolutionInput, type ResolutionsLocation, SECTIONS, type Section } from './merge-documents.js';
 
 export interface MergePlan {
   sourceHead: VersionRow;
@@ -36,6 +36,24 @@ export interface PlanOptions {
   /** Who wins conflicts without a resolution. */
   winner: Side | 'later';
   resolutions?: ResolutionInput;
+  /** Where `resolutions` came from (default the body). */
+  resolutionsIn?: ResolutionsLocation;
+}
+
+/**
+ * A merge that changes nothing because every conflict went the target's way (by default the later
+ * commit wins) says how to keep the source's side instead: that is what its author usually wants.
+ */
+function noChangeMessage(source: BranchRow, target: BranchRow, conflicts: FieldConflict[]): string {
+  const refusal = `Merging "${source.name}" would not change "${target.name}"`;
+  if (conflicts.length === 0) return `${refusal}.`;
+  const paths = conflicts.slice(0, 3).map((conflict) => (conflict.path === '' ? conflict.section : `${conflict.section}.${conflict.path}`));
+  const more = conflicts.length > 3 ? ` and ${conflicts.length - 3} more` : '';
+  return (
+    `${refusal}: its changes to ${paths.join(', ')}${more} conflict with "${target.name}" and are decided for "${target.name}" ` +
+    `(by default the later commit wins). To keep "${source.name}"'s side, merge with force=true, or with ` +
+    `resolutions {"<path>": "source"} for chosen paths; the merge preview lists the conflicts.`
+  );
 }
 
 /**
@@ -64,7 +82,13 @@ export async function planMerge(
   ]);
   const winner = options.winner === 'later' ? defaultWinner(sourceHead, targetHead) : options.winner;
 
-  const { document: filled, conflicts, prepared, sameAsTarget } = await mergeAndPrepare(context.documents, baseDocument, sourceDocument, targetDocument, winner, options.resolutions);
+  const { document: filled, conflicts, prepared, sameAsTarget } = await mergeAndPrepare(
+    context.documents,
+    [baseDocument, sourceDocument, targetDocument],
+    winner,
+    options.resolutions,
+    options.resolutionsIn ?? 'body',
+  );
   const resultingDocument = options.kind === 'merge' ? targetHead.document_hash : sourceHead.document_hash;
 
   let refusal: ConflictError | undefined;
@@ -75,7 +99,7 @@ export async function planMerge(
         : new ConflictError('no_new_changes_to_merge', `Branch "${source.name}" has no commits that "${target.name}" does not already have.`);
     } else if (prepared.rootHash === resultingDocument || sameAsTarget) {
       // Nothing a read would show changes (defaults one side stored and the other did not are no change).
-      refusal = new ConflictError('no_new_changes_to_merge', `Merging "${source.name}" would not change "${target.name}".`);
+      refusal = new ConflictError('no_new_changes_to_merge', noChangeMessage(source, target, conflicts));
     }
   } else if (comparison.behind === 0) {
     refusal = new ConflictError('branch_already_up_to_date', `Branch "${source.name}" already contains main's head.`);
@@ -90,16 +114,15 @@ export async function planMerge(
  */
 async function mergeAndPrepare(
   documents: DocumentStore,
-  base: AgentDocument,
-  source: AgentDocument,
-  target: AgentDocument,
+  [base, source, target]: [AgentDocument, AgentDocument, AgentDocument],
   winner: Side,
   resolutions: ResolutionInput | undefined,
+  resolutionsIn: ResolutionsLocation,
 ): Promise<{ document: AgentDocument; conflicts: FieldConflict[]; prepared: PreparedDocument; sameAsTarget: boolean }> {
   if (isLarge(base, source, target)) {
-    const merged = await offload('mergeDocuments', base, source, target, winner, resolutions);
+    const merged = await offload('mergeDocuments', base, source, target, winner, resolutions, resolutionsIn);
     return { ...merged, prepared: documents.adopt(merged.document, merged.tree) };
   }
-  const merged = mergeAndFill(base, source, target, winner, resolutions);
+  const merged = mergeAndFill(base, source, target, winner, resolutions, resolutionsIn);
   return { ...merged, prepared: await documents.prepare(merged.document), sameAsTarget: sameVisibleDocument(target, merged.document) };
 }

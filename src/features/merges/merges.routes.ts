@@ -129,6 +129,7 @@ export function mergeRoutes(context: AppContext): RouteDefinition[] {
           force: body.force,
           archiveSourceBranch: body.archive_source_branch,
           resolutions: (body.resolutions ?? query.resolutions) as Record<string, 'source' | 'target' | { value: Json }> | undefined,
+          resolutionsIn: body.resolutions === undefined && query.resolutions !== undefined ? 'query' : 'body',
           expectedTargetVersionId: body.expected_target_version_id ?? query.expected_target_version_id,
         }),
     }),

@@ -18,13 +18,15 @@ import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
-import { type MergePlan, overriddenFields, planMerge, type ResolutionInput } from './merge-plan.js';
+import { type MergePlan, overriddenFields, planMerge, type ResolutionInput, type ResolutionsLocation } from './merge-plan.js';
 
 export interface MergeOptions {
   force: boolean;
   archiveSourceBranch: boolean;
   /** Extension: settle conflicts by hand. */
   resolutions?: ResolutionInput;
+  /** Where `resolutions` came from, for the location of errors in them. */
+  resolutionsIn?: ResolutionsLocation;
   /** Extension: 409 when the target moved since the preview was read. */
   expectedTargetVersionId?: string;
 }
@@ -134,6 +136,7 @@ export async function mergeBranches(
     kind: 'merge',
     winner: options.force ? 'source' : 'later',
     resolutions: options.resolutions,
+    resolutionsIn: options.resolutionsIn,
   });
   if (plan.refusal) throw plan.refusal;
 
@@ -241,7 +244,12 @@ export function mergesService(context: AppContext) {
   return {
     async previewMerge(caller: Caller, agentId: string, sourceId: string, targetId: string, force: boolean, resolutions?: ResolutionInput) {
       const { agent, source, target } = await resolveBranches(db, caller, agentId, sourceId, targetId);
-      const plan = await planMerge(db, context, agent.id, source, target, { kind: 'merge', winner: force ? 'source' : 'later', resolutions });
+      const plan = await planMerge(db, context, agent.id, source, target, {
+        kind: 'merge',
+        winner: force ? 'source' : 'later',
+        resolutions,
+        resolutionsIn: 'query',
+      });
       return renderPreview(caller, agent, target, plan);
     },
 

@@ -12,6 +12,8 @@ import { type Caller, workspacesStore } from './workspaces.store.js';
 
 export const ROLES: readonly Role[] = ['admin', 'editor', 'commenter', 'viewer'];
 export const DEFAULT_WORKSPACE = 'default';
+/** The role of a user created by `keys create` without `--role`. */
+export const DEFAULT_ROLE: Role = 'editor';
 
 /**
  * How long a key lookup may be served from memory. Revocations reach the cache through the change
@@ -37,6 +39,39 @@ export interface CreatedKey {
   workspace: string;
   user: string;
   role: Role;
+  /** The user's role before this key, when the user existed already (a user's keys share its role). */
+  previousRole: Role | null;
+  /** The user's active keys, this one included. */
+  activeKeys: number;
+}
+
+/**
+ * A key for an existing user with another role would change the role of every key of that user:
+ * only on request (`keys create --change-role`), never as a side effect of issuing a key.
+ */
+export class RoleChangeRefusedError extends Error {
+  constructor(
+    readonly userName: string,
+    readonly workspace: string,
+    readonly currentRole: Role,
+    readonly requestedRole: Role,
+    readonly activeKeys: number,
+  ) {
+    super(
+      `User "${userName}" in "${workspace}" already exists with role ${currentRole}; a user's keys share its role, so a ` +
+        `${requestedRole} key would make all ${activeKeys} of their active key${activeKeys === 1 ? '' : 's'} ${requestedRole}. ` +
+        `Nothing was changed. Pass --change-role to change the role of the user and all their keys, or give the new ` +
+        `user another name.`,
+    );
+  }
+}
+
+/** Where a key is, for commands that name a key by its id alone (ids are unique across workspaces). */
+export interface KeyLocation {
+  keyId: string;
+  workspace: string;
+  userName: string;
+  revokedAtMs: number | null;
 }
 
 export function workspacesService(storeHandle: Store, now: () => number = Date.now) {
@@ -60,12 +95,25 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
   function keysIn(trx: Kysely<Database>, operator: OperatorKind) {
     const inTransaction = workspacesStore(trx);
 
-    async function ensureUser(workspaceId: string, userName: string, role: Role): Promise<{ id: string; previousRole: Role | null }> {
+    async function ensureUser(
+      workspaceName: string,
+      workspaceId: string,
+      userName: string,
+      role: Role | undefined,
+      changeRole: boolean,
+    ): Promise<{ id: string; role: Role; previousRole: Role | null }> {
       const existing = await inTransaction.findUser(workspaceId, userName);
       if (existing) {
-        if (existing.role !== role) await inTransaction.updateUserRole(existing.id, role);
-        return { id: existing.id, previousRole: existing.role };
+        const wanted = role ?? existing.role;
+        if (existing.role !== wanted) {
+          if (!changeRole) {
+            throw new RoleChangeRefusedError(userName, workspaceName, existing.role, wanted, await inTransaction.countActiveKeys(existing.id));
+          }
+          await inTransaction.updateUserRole(existing.id, wanted);
+        }
+        return { id: existing.id, role: wanted, previousRole: existing.role };
       }
+      role ??= DEFAULT_ROLE;
       const id = newId('user_');
       await inTransaction.insertUser({
         id,
@@ -75,12 +123,14 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
         role,
         created_at_ms: now(),
       });
-      return { id, previousRole: null };
+      return { id, role, previousRole: null };
     }
 
     return {
-      async issueKey(workspaceId: string, workspaceName: string, userName: string, role: Role, key = generateApiKey()) {
-        const user = await ensureUser(workspaceId, userName, role);
+      /** `role` undefined: an existing user's own role, else the default; another role needs `changeRole`. */
+      async issueKey(workspaceId: string, workspaceName: string, userName: string, requestedRole: Role | undefined, changeRole: boolean, key = generateApiKey()) {
+        const user = await ensureUser(workspaceName, workspaceId, userName, requestedRole, changeRole);
+        const role = user.role;
         const keyId = newId('key_');
         const at = now();
         await inTransaction.insertApiKey({
@@ -98,7 +148,8 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
           resourceId: keyId,
           details: { key_id: keyId, user_id: user.id, user_name: userName, role, previous_role: user.previousRole, user_created: user.previousRole === null },
         });
-        return { keyId, key, workspace: workspaceName, user: userName, role } satisfies CreatedKey;
+        const activeKeys = await inTransaction.countActiveKeys(user.id);
+        return { keyId, key, workspace: workspaceName, user: userName, role, previousRole: user.previousRole, activeKeys } satisfies CreatedKey;
       },
     };
   }
@@ -109,7 +160,7 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
       const at = now();
       await workspacesStore(trx).insertWorkspace({ id, name, created_at_ms: at });
       await recordOperatorAction(trx, operator, id, at, { action: 'workspace.create', resourceId: id, details: { name } });
-      return keysIn(trx, operator).issueKey(id, name, 'admin', 'admin', presetKey);
+      return keysIn(trx, operator).issueKey(id, name, 'admin', 'admin', false, presetKey);
     });
   }
 
@@ -134,14 +185,24 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
 
     listWorkspaces: () => store.listWorkspaces(),
 
-    /** Creates the user when missing; an existing user takes the given role. */
-    async createKey(workspaceName: string, userName: string, role: Role): Promise<CreatedKey> {
+    /**
+     * A new key for the user, created when missing (with `role`, default editor). An existing user
+     * keeps their role: `role` must be theirs or omitted, unless `changeRole` (then every key of the
+     * user takes it); otherwise RoleChangeRefusedError and nothing is written.
+     */
+    async createKey(workspaceName: string, userName: string, role?: Role, options: { changeRole?: boolean } = {}): Promise<CreatedKey> {
       const workspace = await requireWorkspace(workspaceName);
       // A role change of an existing user must reach other processes' key caches too.
       return writeTransaction(storeHandle, async ({ trx, publish }) => {
         publish({ kind: 'key' });
-        return keysIn(trx, 'cli').issueKey(workspace.id, workspace.name, userName, role);
+        return keysIn(trx, 'cli').issueKey(workspace.id, workspace.name, userName, role, options.changeRole === true);
       });
+    },
+
+    /** The key with this id, in whichever workspace it is. */
+    async locateKey(keyId: string): Promise<KeyLocation | undefined> {
+      const row = await store.locateApiKey(keyId);
+      return row && { keyId: row.id, workspace: row.workspace_name, userName: row.user_name, revokedAtMs: row.revoked_at_ms };
     },
 
     async listKeys(workspaceName: string) {

@@ -79,6 +79,27 @@ export function workspacesStore(db: Kysely<Database>) {
       return Number(result.numUpdatedRows) > 0;
     },
 
+    async countActiveKeys(userId: string): Promise<number> {
+      const row = await db
+        .selectFrom('api_keys')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('user_id', '=', userId)
+        .where('revoked_at_ms', 'is', null)
+        .executeTakeFirstOrThrow();
+      return Number(row.count);
+    },
+
+    /** A key by its id alone, with its workspace's and user's names. */
+    locateApiKey(keyId: string) {
+      return db
+        .selectFrom('api_keys')
+        .innerJoin('workspaces', 'workspaces.id', 'api_keys.workspace_id')
+        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .select(['api_keys.id', 'api_keys.revoked_at_ms', 'workspaces.name as workspace_name', 'users.name as user_name'])
+        .where('api_keys.id', '=', keyId)
+        .executeTakeFirst();
+    },
+
     /** The user a key of the workspace belongs to. */
     async apiKeyOwner(workspaceId: string, keyId: string): Promise<string | undefined> {
       const row = await db.selectFrom('api_keys').select('user_id').where('workspace_id', '=', workspaceId).where('id', '=', keyId).executeTakeFirst();
