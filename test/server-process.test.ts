@@ -37,7 +37,9 @@ afterAll(async () => {
 
 const cli = (...args: string[]) => runCli(env, ...args);
 
-describe('a server started as `npm start` does', () => {
+// Many of these tests run the CLI several times, a process each (about a second each, more on a
+// loaded machine): they get more than the default 30 s.
+describe('a server started as `npm start` does', { timeout: 120_000 }, () => {
   it('bootstrap an admin key, shown once and written to DATA_DIR/admin-api-key with mode 0600', async () => {
     const keyFile = path.join(database.options.dataDir, 'admin-api-key');
     const key = readFileSync(keyFile, 'utf8').trim();
