@@ -124,7 +124,6 @@ async function measureShape(shape: Shape, dialect: BenchDialect): Promise<Figure
     steps.length = 0;
     const bodyA = buildBody(shape, 'a');
     const bodyB = buildBody(shape, 'b');
-    const bodyC = buildBody(shape, 'c');
     const withName = (body: Buffer) => Buffer.concat([Buffer.from('{"name":"big",'), body.subarray(1)]);
     const created = await send('create', 'POST', '/v1/convai/agents/create', withName(bodyA));
     const agentId: string =
@@ -143,8 +142,10 @@ async function measureShape(shape: Shape, dialect: BenchDialect): Promise<Figure
       });
       return response.json().created_branch_id as string;
     };
-    const left = await branch('left', bodyC);
-    const right = await branch('right', bodyB);
+    // Two sides that each hold most of a request's values, so that the merge of their differences
+    // stays within what one version may hold (MAX_DOCUMENT_VALUES): the largest merge there can be.
+    const left = await branch('left', buildBody(shape, 'c', MAX_JSON_VALUES * 0.7));
+    const right = await branch('right', buildBody(shape, 'd', MAX_JSON_VALUES * 0.7));
     if (left && right) {
       await send('merge preview', 'GET', `/v1/convai/agents/${agentId}/branches/${left}/merge-preview?target_branch_id=${right}`);
       await send('merge', 'POST', `/v1/convai/agents/${agentId}/branches/${left}/merge?target_branch_id=${right}`, { force: true, archive_source_branch: false });

@@ -267,4 +267,28 @@ describe('beyond the limits: refused up front, nothing written', () => {
     await restart();
     okJson(await injectAs(testApp, 'GET', `/v1/convai/agents/${agentId}`, testApp.keys.admin));
   }, 240_000);
+
+  it('a merge of two sides within the limit whose result would pass it is refused (409), and changes nothing', async () => {
+    const { agentId, branchId: main } = await createAgent();
+    const part = (name: string): Json => Array.from({ length: 9_000 }, (_, i) => ({ [name]: i }));
+    const head = okJson<{ version_id: string }>(await injectAs(testApp, 'GET', `/v1/convai/agents/${agentId}`, testApp.keys.admin));
+    const side = okJson<{ created_branch_id: string }>(
+      await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/branches`, testApp.keys.editor, { parent_version_id: head.version_id, name: 'side', description: '' }),
+    ).created_branch_id;
+    // 18,000 values a commit: two on the side, one on main, each version well within the limit.
+    for (const [branch, key] of [[side, 'x_s1'], [side, 'x_s2'], [main, 'x_m1']]) {
+      okJson(await injectAs(testApp, 'PATCH', `/v1/convai/agents/${agentId}?branch_id=${branch}`, testApp.keys.editor, { conversation_config: { [key]: part(key) } }));
+    }
+    const before = okJson<{ version_id: string }>(await injectAs(testApp, 'GET', `/v1/convai/agents/${agentId}`, testApp.keys.admin));
+    for (const [method, url] of [
+      ['GET', `/v1/convai/agents/${agentId}/branches/${side}/merge-preview?target_branch_id=${main}`],
+      ['POST', `/v1/convai/agents/${agentId}/branches/${side}/merge?target_branch_id=${main}`],
+    ] as const) {
+      const refused = await injectAs(testApp, method, url, testApp.keys.admin, method === 'POST' ? {} : undefined);
+      expect(refused.statusCode, refused.body.slice(0, 300)).toBe(409);
+      expect(refused.json().detail).toMatchObject({ code: 'merge_result_invalid', message: expect.stringContaining(`the limit is ${MAX_DOCUMENT_VALUES}`) });
+    }
+    const after = okJson<{ version_id: string }>(await injectAs(testApp, 'GET', `/v1/convai/agents/${agentId}`, testApp.keys.admin));
+    expect(after.version_id).toBe(before.version_id);
+  }, 120_000);
 });

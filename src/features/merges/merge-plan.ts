@@ -5,7 +5,7 @@ import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
 import type { Side } from '../../domain/three-way-merge.js';
-import { ConflictError } from '../../http/errors.js';
+import { ConflictError, RequestValidationError } from '../../http/errors.js';
 import { type AgentDocument, sameVisibleDocument } from '../agents/agent-document.js';
 import { loadDocument } from '../agents/agents.service.js';
 import type { BranchRow } from '../branches/branches.store.js';
@@ -119,10 +119,18 @@ async function mergeAndPrepare(
   resolutions: ResolutionInput | undefined,
   resolutionsIn: ResolutionsLocation,
 ): Promise<{ document: AgentDocument; conflicts: FieldConflict[]; prepared: PreparedDocument; sameAsTarget: boolean }> {
-  if (isLarge(base, source, target)) {
-    const merged = await offload('mergeDocuments', base, source, target, winner, resolutions, resolutionsIn);
-    return { ...merged, prepared: documents.adopt(merged.document, merged.tree) };
+  try {
+    if (isLarge(base, source, target)) {
+      const merged = await offload('mergeDocuments', base, source, target, winner, resolutions, resolutionsIn);
+      return { ...merged, prepared: documents.adopt(merged.document, merged.tree) };
+    }
+    const merged = mergeAndFill(base, source, target, winner, resolutions, resolutionsIn);
+    return { ...merged, prepared: await documents.prepare(merged.document), sameAsTarget: sameVisibleDocument(target, merged.document) };
+  } catch (error) {
+    // Two sides within the limit can merge into a config over it: the merge is refused, not the request.
+    if (error instanceof RequestValidationError && error.issues[0]?.type === 'document_too_large') {
+      throw new ConflictError('merge_result_invalid', `The merged config would be too large: ${error.issues[0].msg}.`);
+    }
+    throw error;
   }
-  const merged = mergeAndFill(base, source, target, winner, resolutions, resolutionsIn);
-  return { ...merged, prepared: await documents.prepare(merged.document), sameAsTarget: sameVisibleDocument(target, merged.document) };
 }
