@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 import SqliteDatabase from 'better-sqlite3';
 import { type Dialect as KyselyDialect, type Driver, Kysely, type Migration, Migrator, PostgresDialect, type Selectable, SqliteDialect, sql } from 'kysely';
@@ -75,6 +76,16 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous ?? 'NORMAL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
+  // Checkpoints run in a thread of their own (checkpointer.mjs), not inside this connection's commits.
+  sqlite.pragma('wal_autocheckpoint = 0');
+  const checkpointer = new Worker(new URL('./checkpointer.mjs', import.meta.url), {
+    // SQLite's own default threshold: 1,000 pages of 4 KiB.
+    workerData: { file, walBytes: 4 * 1024 * 1024, intervalMs: 200 },
+  });
+  checkpointer.unref();
+  const checkpointerExited = new Promise<void>((resolve) => checkpointer.once('exit', () => resolve()));
+  // Should the thread fail, this connection checkpoints as SQLite does by default.
+  checkpointer.once('error', () => sqlite.pragma('wal_autocheckpoint = 1000'));
   const writeGuard = {};
   const db = new Kysely<Database>({ dialect: guarded(new SqliteDialect({ database: withStatementCache(sqlite) }), writeGuard) });
   await migrate(db);
@@ -90,10 +101,15 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
     async close() {
       await changes.close();
       reader.close();
+      // Held until it has closed its connection (unreferenced, it would not keep the process waiting).
+      checkpointer.ref();
+      checkpointer.postMessage('close');
+      await checkpointerExited;
       await db.destroy();
     },
   };
 }
+
 
 /** An agent row with one of its versions (id, branch, document), as the hot path reads it. */
 export type AgentVersionRow = Selectable<Database['agents']> & { version_id: string; version_branch_id: string; version_document_hash: string };
