@@ -1,0 +1,14 @@
+import { fileURLToPath } from 'node:url';
+
+import { defineConfig } from 'vitest/config';
+
+// The test files of the domain mutation run (stryker/domain.config.mjs): pure, no database.
+export default defineConfig({
+  root: fileURLToPath(new URL('..', import.meta.url)),
+  test: {
+    include: ['test/domain/**/*.test.ts'],
+    env: { TEST_DIALECT: 'sqlite' },
+    // Instrumented code on a busy two-core machine: the rollback property takes 10 s plain.
+    testTimeout: 180_000,
+  },
+});
