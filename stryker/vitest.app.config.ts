@@ -11,6 +11,7 @@ export default defineConfig({
     include: [
       'test/domain/routing-cache.test.ts',
       'test/key-cache.test.ts',
+      'test/fast-path-answers.test.ts',
       'test/access-matrix.test.ts',
       'test/stamped-reads.test.ts',
       'test/merge-resolutions-query.test.ts',
@@ -18,6 +19,7 @@ export default defineConfig({
       'test/e2e/merges.sdk.test.ts',
     ],
     env: { TEST_DIALECT: 'sqlite' },
+    setupFiles: ['stryker/fast-check-runs.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     include: ['test/domain/**/*.test.ts'],
     env: { TEST_DIALECT: 'sqlite' },
+    setupFiles: ['stryker/fast-check-runs.ts'],
     // Instrumented code on a busy two-core machine: the rollback property takes 10 s plain.
     testTimeout: 180_000,
   },
