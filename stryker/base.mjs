@@ -17,14 +17,20 @@ export const base = {
   thresholds: { high: 90, low: 80, break: null },
 };
 
-/** The options of one run: its vitest config and report files are named after it. */
-export function run(name, mutate) {
+/**
+ * The options of one run: its vitest config and report files are named after it. To mutate a
+ * part of a run only, name the files in MUTATE (comma-separated) and the reports in REPORT:
+ * `MUTATE=src/domain/lru.ts REPORT=lru npm run mutate:domain`.
+ */
+export function run(name, files) {
+  const mutate = process.env.MUTATE ? process.env.MUTATE.split(',') : files;
+  const report = process.env.REPORT ?? name;
   return {
     ...base,
     mutate,
     vitest: { configFile: `stryker/vitest.${name}.config.ts`, related: false },
-    htmlReporter: { fileName: `reports/mutation/${name}.html` },
-    jsonReporter: { fileName: `reports/mutation/${name}.json` },
-    incrementalFile: `reports/mutation/${name}-incremental.json`,
+    htmlReporter: { fileName: `reports/mutation/${report}.html` },
+    jsonReporter: { fileName: `reports/mutation/${report}.json` },
+    incrementalFile: `reports/mutation/${report}-incremental.json`,
   };
 }

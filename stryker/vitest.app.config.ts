@@ -12,6 +12,7 @@ export default defineConfig({
       'test/domain/routing-cache.test.ts',
       'test/key-cache.test.ts',
       'test/fast-path-answers.test.ts',
+      'test/deployment-rules.test.ts',
       'test/access-matrix.test.ts',
       'test/stamped-reads.test.ts',
       'test/merge-resolutions-query.test.ts',
