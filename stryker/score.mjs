@@ -15,8 +15,13 @@ for (const file of process.argv.slice(2).filter((name) => !name.includes('increm
     rows.push(`| ${path} | ${score.toFixed(1)}% | ${detected} | ${count('Survived')} | ${count('NoCoverage')} | ${count('Ignored')} | ${count('RuntimeError', 'CompileError')} |`);
     const lines = source.split('\n');
     for (const mutant of mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage')) {
-      const line = mutant.location.start.line;
-      survivors.push(`${path}:${line} ${mutant.status} ${mutant.mutatorName}: ${lines[line - 1].trim().slice(0, 110)}  =>  ${String(mutant.replacement ?? '').replace(/\s+/g, ' ').slice(0, 90)}`);
+      const { start, end } = mutant.location;
+      const original =
+        start.line === end.line
+          ? lines[start.line - 1].slice(start.column - 1, end.column - 1)
+          : `${lines[start.line - 1].slice(start.column - 1)} …`;
+      const squash = (text) => String(text ?? '').replace(/\s+/g, ' ').slice(0, 100);
+      survivors.push(`${path}:${start.line}:${start.column} ${mutant.status} ${mutant.mutatorName}: ${squash(original)}  =>  ${squash(mutant.replacement)}`);
     }
   }
 }
