@@ -12,6 +12,7 @@ export default defineConfig({
   test: {
     include: [
       'test/domain/routing-cache.test.ts',
+      'test/domain/role-rules.test.ts',
       'test/key-cache.test.ts',
       'test/fast-path-answers.test.ts',
       'test/deployment-rules.test.ts',

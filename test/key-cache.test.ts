@@ -105,4 +105,35 @@ describe('the API-key cache', () => {
     expect(await workspacesStore(store.db).revokeApiKey(workspaceId, created.keyId, clock)).toBe(true);
     expect(await uncached.authenticate(created.key)).toBeUndefined();
   });
+
+  it('stops serving from memory while the feed is down, and keeps nothing looked up meanwhile', async () => {
+    let live = true;
+    const flaky: ChangeFeed = {
+      get live() {
+        return live;
+      },
+      origin: 'test',
+      subscribe: () => () => undefined,
+      emitLocal: () => undefined,
+      close: async () => undefined,
+    };
+    const service = workspacesService({ ...store, changes: flaky }, now);
+    const first = await workspaces.createKey('default', 'cache-flaky-1', 'editor');
+    const second = await workspaces.createKey('default', 'cache-flaky-2', 'editor');
+    const caller = await service.authenticate(first.key);
+    expect(service.cachedCaller(first.key)).toEqual(caller);
+
+    // Down: a revocation could go unnoticed, so memory answers nothing and lookups are not kept.
+    live = false;
+    expect(service.cachedCaller(first.key)).toBeUndefined();
+    expect(await service.authenticate(second.key)).toMatchObject({ userName: 'cache-flaky-2' });
+    const workspaceId = caller?.workspaceId as string;
+    // Revoked behind its back (this feed delivers nothing).
+    await workspacesStore(store.db).revokeApiKey(workspaceId, second.keyId, clock);
+
+    // Back up: what was looked up while it was down was not kept, so the revocation is seen.
+    live = true;
+    expect(service.cachedCaller(second.key)).toBeUndefined();
+    expect(await service.authenticate(second.key)).toBeUndefined();
+  });
 });
