@@ -127,6 +127,17 @@ describe('refusals of a split', () => {
   });
 });
 
+describe('refusals at the first item', () => {
+  it('point into the list at index 0, not at the list', async () => {
+    const { agentId, main } = await agentWithBranches();
+    const refused = await deploy(agentId, testApp.keys.admin, [['agtbrch_stranger', 60], [main, 40]]);
+    expect(refused.statusCode).toBe(422);
+    expect(refused.json().detail).toEqual([
+      { loc: ['body', 'deployment_request', 'requests', 0, 'branch_id'], msg: `branch agtbrch_stranger is not a branch of agent ${agentId}`, type: 'value_error' },
+    ]);
+  });
+});
+
 describe('history', () => {
   it('pages newest first, with whole seconds, one active item, and who deployed it', async () => {
     const { agentId, main, canary } = await agentWithBranches();
@@ -143,6 +154,7 @@ describe('history', () => {
     expect(all.results.map((item) => item.is_active)).toEqual([true, false, false, false]);
     expect(all.results.slice(0, 3).map((item) => item.deployed_at_unix_secs)).toEqual(deployedAt.reverse().map((ms) => Math.floor(ms / 1000)));
     expect(all.results.every((item) => item.source === 'manual')).toBe(true);
+    expect(all.results.every((item) => /^agtdpl_[0-9a-z]{28}$/.test(item.id))).toBe(true);
     // The editor reads: the second deployment is theirs, the others the admin's.
     expect(all.results[1].access_info).toMatchObject({ is_creator: true, creator_name: 'editor-user', role: 'editor', access_source: 'creator' });
     expect(all.results[0].access_info).toMatchObject({ is_creator: false, creator_name: 'admin', role: 'editor', access_source: 'workspace_default' });
@@ -171,6 +183,17 @@ describe('rollback', () => {
     expect(okJson<HistoryItem>(await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments/${earlier.id}/rollback`, testApp.keys.admin)).traffic_percentage_branch_id_map).toEqual({
       [main]: 100,
     });
+  });
+
+  it('answers 404 for a deployment that is not in this agent\'s history', async () => {
+    const { agentId } = await agentWithBranches();
+    const other = await agentWithBranches();
+    const foreignDeployment = okJson<History>(await injectAs(testApp, 'GET', `${AGENTS}/${other.agentId}/deployments`, testApp.keys.admin)).results[0];
+    for (const id of ['agtdpl_unknown', foreignDeployment.id]) {
+      const refused = await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments/${id}/rollback`, testApp.keys.admin);
+      expect(refused.statusCode).toBe(404);
+      expect(refused.json().detail).toMatchObject({ code: 'deployment_not_found', message: `Deployment "${id}" was not found.` });
+    }
   });
 
   it('refuses one that would send traffic to a branch archived since, saying how much and where', async () => {
