@@ -1,0 +1,17 @@
+import { run } from './base.mjs';
+
+// Auth and role rules, the fast path and its caches, deployments: the app's own code,
+// against the fast SQLite test files that exercise it (stryker/vitest.app.config.ts). Store
+// queries, routes, the admin side of workspaces and the merge service are left out: each of their
+// mutants reruns whole app test files (a minute or more here); merges are mutated in their pure
+// core, src/domain/three-way-merge.ts. docs/testing.md has the measurements behind this.
+export default run('app', [
+  'src/http/route.ts',
+  'src/features/branches/branch-access.ts',
+  // authenticate and cachedCaller: the key cache.
+  'src/features/workspaces/workspaces.service.ts:166-196',
+  'src/http/fast-path.ts',
+  'src/features/deployments/routing-cache.ts',
+  'src/features/deployments/deployment-writer.ts',
+  'src/features/deployments/deployments.service.ts',
+]);
