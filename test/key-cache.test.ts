@@ -81,7 +81,7 @@ describe('the API-key cache', () => {
   it("applies a user's new role at once to the keys it already has", async () => {
     const first = await workspaces.createKey('default', 'cache-demoted', 'editor');
     expect(await workspaces.authenticate(first.key)).toMatchObject({ role: 'editor' });
-    await workspaces.createKey('default', 'cache-demoted', 'viewer');
+    await workspaces.createKey('default', 'cache-demoted', 'viewer', { changeRole: true });
     expect(workspaces.cachedCaller(first.key)).toBeUndefined();
     expect(await workspaces.authenticate(first.key)).toMatchObject({ role: 'viewer' });
   });
