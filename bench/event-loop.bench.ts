@@ -144,8 +144,8 @@ async function measureShape(shape: Shape, dialect: BenchDialect): Promise<Figure
     };
     // Two sides that each hold most of a request's values, so that the merge of their differences
     // stays within what one version may hold (MAX_DOCUMENT_VALUES): the largest merge there can be.
-    const left = await branch('left', buildBody(shape, 'c', MAX_JSON_VALUES * 0.7));
-    const right = await branch('right', buildBody(shape, 'd', MAX_JSON_VALUES * 0.7));
+    const left = await branch('left', buildBody(shape, 'c', MAX_JSON_VALUES * 0.4));
+    const right = await branch('right', buildBody(shape, 'd', MAX_JSON_VALUES * 0.4));
     if (left && right) {
       await send('merge preview', 'GET', `/v1/convai/agents/${agentId}/branches/${left}/merge-preview?target_branch_id=${right}`);
       await send('merge', 'POST', `/v1/convai/agents/${agentId}/branches/${left}/merge?target_branch_id=${right}`, { force: true, archive_source_branch: false });
