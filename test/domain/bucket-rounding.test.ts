@@ -13,6 +13,7 @@ import {
   routeToBranch,
   type SplitItem,
 } from '../../src/domain/traffic-split.js';
+import { splitArbitrary } from './split-arbitraries.js';
 
 // Edges of the bucket tables that the properties of traffic-split.test.ts do not reach (found by
 // mutation testing, docs/testing.md): remainders that are not whole hundredths, a preferred table
@@ -59,14 +60,7 @@ describe('a new table that prefers an earlier one', () => {
   });
 
   it('has the new split’s counts and moves the minimum from the previous table, for any preferred table', () => {
-    const splits = fc
-      .array(fc.integer({ min: 0, max: 10_000 }), { minLength: 1, maxLength: 5 })
-      .map((weights): SplitItem[] => {
-        const total = weights.reduce((sum, weight) => sum + weight, 0) || 1;
-        const hundredths = weights.map((weight) => Math.floor((weight * 10_000) / total));
-        hundredths[0] += 10_000 - hundredths.reduce((sum, value) => sum + value, 0);
-        return hundredths.map((value, index) => ({ branchId: `branch_${index}`, percentage: value / 100 }));
-      });
+    const splits = splitArbitrary(5);
     fc.assert(
       fc.property(splits, splits, splits, (before, after, preferredSplit) => {
         const previous = freshBucketTable(before);

@@ -19,6 +19,7 @@ import {
   routeToBranch,
   type SplitItem,
 } from '../../src/domain/traffic-split.js';
+import { splitArbitrary as randomSplits } from './split-arbitraries.js';
 
 const encoder = new TextEncoder();
 const referenceHash = (text: string) => reference.x86.hash32(encoder.encode(text), 0) >>> 0;
@@ -94,15 +95,8 @@ describe('murmur3 and buckets', () => {
   });
 });
 
-/** Random splits over a few branches, in percentages with up to two decimals, totalling 100. */
-const splitArbitrary = fc
-  .array(fc.integer({ min: 0, max: 10_000 }), { minLength: 1, maxLength: 6 })
-  .map((weights): SplitItem[] => {
-    const total = weights.reduce((sum, weight) => sum + weight, 0) || 1;
-    const hundredths = weights.map((weight) => Math.floor((weight * 10_000) / total));
-    hundredths[0] += 10_000 - hundredths.reduce((sum, value) => sum + value, 0);
-    return hundredths.map((value, index) => ({ branchId: `branch_${index}`, percentage: value / 100 }));
-  });
+/** Random splits over a few branches. */
+const splitArbitrary = randomSplits(6);
 
 function countsOf(table: ReturnType<typeof freshBucketTable>): Map<string, number> {
   const counts = new Map<string, number>();
