@@ -2,7 +2,6 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { buildApp } from './app.js';
-import { startCompute } from './compute/offload.js';
 import { type Config, loadConfig } from './config.js';
 import { openStore } from './db/connect.js';
 
@@ -56,7 +55,6 @@ export async function serve(config: Config = loadConfig()): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   await app.server.listen({ host: config.host, port: config.port });
-  startCompute();
   // Rate limiting is off unless configured (the official SDK retries 429s): say which, at start.
   app.server.log.info({ rateLimit: config.rateLimit ?? 'off', httpTimeouts: config.httpTimeouts }, 'request limits');
 }

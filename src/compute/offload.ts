@@ -53,25 +53,22 @@ export function isLarge(...values: unknown[]): boolean {
 
 let pool: Piscina | undefined;
 
-function workers(minThreads = 0): Piscina {
+/**
+ * Workers start with the first large task (about a second: they load the wire schemas), not with
+ * the server: a worker starting beside the hot path took a core from it for that second.
+ */
+function workers(): Piscina {
   pool ??= new Piscina({
     filename: new URL('./worker.mjs', import.meta.url).href,
     // One core stays with the event loop.
     maxThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
-    minThreads,
+    minThreads: 0,
     // A worker starts in about a second (it loads the wire schemas): keep it between bursts.
     idleTimeout: 60_000,
   });
   return pool;
 }
 
-/**
- * A server keeps a worker ready from its start, so that its first large request does not wait a
- * second for one. Elsewhere (tests, the CLI) workers start with the first large task.
- */
-export function startCompute(): void {
-  workers(1);
-}
 
 /** Tasks run in a worker thread, by name, since the process started (for metrics). */
 export const offloaded = new Map<TaskName, number>();
