@@ -63,7 +63,10 @@ export async function renderAgentResponse(sections: SectionCache, view: AgentVie
     await setImmediate();
   }
   const rendered = await withinBudgetOr(renderHere, 'renderSections', document, agentSettings());
-  for (const section of ['conversation_config', 'platform_settings', 'workflow'] as const) sections.set(keys[section], rendered[section]);
+  // Rendered in a worker: keep what the cache lacks (rendered here, `cachedSection` kept it already).
+  for (const section of ['conversation_config', 'platform_settings', 'workflow'] as const) {
+    if (sections.peek(keys[section]) === undefined) sections.set(keys[section], rendered[section]);
+  }
   const { conversation_config: conversationConfig, platform_settings: platformSettings, workflow } = rendered;
   const agentIdentity = view.branchId === agent.main_branch_id && !view.documentIdentity;
   const head = {

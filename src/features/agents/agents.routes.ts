@@ -16,7 +16,6 @@ import { agentsService } from './agents.service.js';
 const agentParams = z.object({ agent_id: z.string() });
 const TAG = 'agents';
 
-export { MAX_AGENT_NAME, MAX_TAG, MAX_TAGS } from '../../wire/request-bodies.js';
 const agentName = z.string().max(MAX_AGENT_NAME).nullish();
 
 export function agentRoutes(context: AppContext): RouteDefinition[] {
