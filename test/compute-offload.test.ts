@@ -16,8 +16,13 @@ import { injectAs, startTestApp, type TestApp } from './support/test-app.js';
 
 let testApp: TestApp;
 
+// A clock a second further on at every reading: no two commits share a millisecond, so which one is
+// later (the merge's default winner) does not depend on how fast each run happens to be.
+let time = Date.UTC(2026, 0, 1);
+const now = () => (time += 1_000);
+
 beforeAll(async () => {
-  testApp = await startTestApp();
+  testApp = await startTestApp({ now });
 });
 
 afterAll(async () => {
@@ -32,7 +37,7 @@ async function restart(): Promise<void> {
   await testApp.app.server.close();
   await testApp.store.close();
   testApp.store = await openStore(testApp.database.options);
-  testApp.app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent' }, store: testApp.store, logger: false });
+  testApp.app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent' }, store: testApp.store, now, logger: false });
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
