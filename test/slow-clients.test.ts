@@ -70,30 +70,36 @@ function dribble(socket: net.Socket, text: string): void {
   socket.on('close', () => clearInterval(timer));
 }
 
-/** Normal requests, one after another, for as long as `until` is pending: every one must succeed. */
-async function normalTrafficDuring(until: Promise<unknown>): Promise<number[]> {
+/**
+ * Normal requests, one after another, for as long as `until` is pending: every one must succeed.
+ * `whileHeld` counts the answers that arrived before `until` settled.
+ */
+async function normalTrafficDuring(until: Promise<unknown>): Promise<{ statuses: number[]; whileHeld: number }> {
   let done = false;
   void until.finally(() => {
     done = true;
   });
   const statuses: number[] = [];
+  let whileHeld = 0;
   while (!done) {
     const response = await fetch(`http://127.0.0.1:${port}/v1/convai/agents/${agentId}`, { headers: { 'xi-api-key': testApp.keys.viewer } });
     await response.arrayBuffer();
     statuses.push(response.status);
+    if (!done) whileHeld++;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return statuses;
+  return { statuses, whileHeld };
 }
 
 describe('slow clients', () => {
   it('cuts off a client that sends its headers a byte at a time (408 after HEADERS_TIMEOUT_MS) while others are answered', async () => {
     const slow = connection((socket) => dribble(socket, `GET /v1/convai/agents/${agentId} HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(1_000)}`));
-    const [ending, statuses] = await Promise.all([slow, normalTrafficDuring(slow)]);
+    const [ending, { statuses, whileHeld }] = await Promise.all([slow, normalTrafficDuring(slow)]);
     expect(ending.received).toMatch(/^HTTP\/1\.1 408 Request Timeout/);
     expect(ending.afterMs).toBeGreaterThanOrEqual(TIMEOUTS.headersMs - 50);
     expect(ending.afterMs).toBeLessThan(TIMEOUTS.headersMs + 2_000);
-    expect(statuses.length).toBeGreaterThan(3);
+    // Others were answered while it was held (how many fit in 300 ms depends on the machine's load).
+    expect(whileHeld).toBeGreaterThan(0);
     expect(new Set(statuses)).toEqual(new Set([200]));
   });
 
@@ -112,8 +118,9 @@ describe('slow clients', () => {
       );
       dribble(socket, body);
     });
-    const [ending, statuses] = await Promise.all([slow, normalTrafficDuring(slow)]);
+    const [ending, { statuses, whileHeld }] = await Promise.all([slow, normalTrafficDuring(slow)]);
     expect(ending.received).toMatch(/^HTTP\/1\.1 408 Request Timeout/);
+    expect(whileHeld).toBeGreaterThan(0);
     expect(ending.afterMs).toBeGreaterThanOrEqual(TIMEOUTS.requestMs - 50);
     expect(ending.afterMs).toBeLessThan(TIMEOUTS.requestMs + 2_000);
     expect(new Set(statuses)).toEqual(new Set([200]));
