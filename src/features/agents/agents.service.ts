@@ -6,21 +6,22 @@ import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
-import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
-import { roleCanWriteBranch } from '../branches/branch-access.js';
-import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import { ConflictError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { assertCanChangeAgentSettings, assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
+import { branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
+import { loadDocument } from '../versions/documents.store.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
-import { type AgentDocument, copyNameOf, PER_AGENT_SETTINGS, voiceIdOf } from './agent-document.js';
-import { type AgentSettingsChange, agentSettingsChange } from './agent-settings.js';
+import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
+import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
@@ -53,81 +54,6 @@ export interface AgentListQuery {
   showOnlyOwnedAgents: boolean;
   sortBy?: AgentSort;
   sortDirection: 'asc' | 'desc';
-}
-
-/** Who may write to a branch: `roleCanWriteBranch`. */
-export function assertCanWriteBranch(caller: Caller, branch: BranchRow): void {
-  if (!roleCanWriteBranch(caller.role, branch)) {
-    throw new ForbiddenError(
-      branch.protection_status === 'admin_perms_required'
-        ? `Branch "${branch.name}" is protected: writing to it requires the admin role.`
-        : `The ${caller.role} role cannot write to branch "${branch.name}".`,
-    );
-  }
-}
-
-export function assertNotArchived(branch: BranchRow): void {
-  if (branch.is_archived) {
-    throw new ConflictError('branch_archived', `Branch "${branch.name}" is archived; unarchive it before writing to it.`);
-  }
-}
-
-/**
- * Agent-wide settings (auth, call limits, privacy, ban, archived) change what main serves,
- * whichever branch a write names: changing them needs write access to main as well.
- */
-export async function assertCanChangeAgentSettings(trx: Kysely<Database>, caller: Caller, agent: AgentRow, written?: BranchRow): Promise<void> {
-  const main = written?.id === agent.main_branch_id ? written : await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
-  if (main.protection_status === 'admin_perms_required' && caller.role !== 'admin') {
-    throw new ForbiddenError(
-      `Agent-wide settings (${PER_AGENT_SETTINGS.join(', ')}) change what main serves: changing them requires the admin role, ` +
-        `since branch "${main.name}" is protected.`,
-    );
-  }
-}
-
-/** The agent row's columns that hold its agent-wide settings. */
-export function agentSettingsColumns(settings: JsonObject): Pick<AgentRow, 'agent_settings' | 'archived'> {
-  return { agent_settings: canonicalJson(settings), archived: settings.archived === true ? 1 : 0 };
-}
-
-/** Every change of agent-wide settings is an audit event (they are not versioned). */
-export async function recordAgentSettingsChange(
-  trx: Kysely<Database>,
-  caller: Caller,
-  atMs: number,
-  agentId: string,
-  branchId: string,
-  change: AgentSettingsChange,
-): Promise<void> {
-  await recordUserAction(trx, caller, atMs, {
-    action: 'agent.settings_update',
-    agentId,
-    resourceId: agentId,
-    details: { branch_id: branchId, paths: change.paths, changes: change.changes },
-  });
-}
-
-export async function findAgentOrThrow(db: Kysely<Database>, caller: Caller, agentId: string): Promise<AgentRow> {
-  const agent = await agentsStore(db).find(caller.workspaceId, agentId);
-  if (!agent) throw new NotFoundError('agent', agentId);
-  return agent;
-}
-
-export async function findBranchOrThrow(db: Kysely<Database>, agentId: string, branchId: string): Promise<BranchRow> {
-  const branch = await branchesStore(db).find(agentId, branchId);
-  if (!branch) throw new NotFoundError('branch', branchId);
-  return branch;
-}
-
-async function findVersionOrThrow(db: Kysely<Database>, agentId: string, versionId: string): Promise<VersionRow> {
-  const version = await versionsStore(db).find(agentId, versionId);
-  if (!version) throw new NotFoundError('version', versionId);
-  return version;
-}
-
-export async function loadDocument(context: AppContext, db: Kysely<Database>, version: VersionRow): Promise<AgentDocument> {
-  return (await context.documents.load(db, version.document_hash)) as AgentDocument;
 }
 
 export function agentsService(context: AppContext) {
@@ -185,9 +111,9 @@ export function agentsService(context: AppContext) {
 
   async function resolveVersion(agent: AgentRow, selector: AgentSelector): Promise<VersionRow> {
     if (selector.versionId) {
-      const version = await findVersionOrThrow(db, agent.id, selector.versionId);
+      const version = await versionsStore(db).findOrThrow(agent.id, selector.versionId);
       if (selector.branchId) {
-        await findBranchOrThrow(db, agent.id, selector.branchId);
+        await branchesStore(db).findOrThrow(agent.id, selector.branchId);
         if (version.branch_id !== selector.branchId) {
           throw RequestValidationError.at(
             ['query', 'version_id'],
@@ -197,8 +123,8 @@ export function agentsService(context: AppContext) {
       }
       return version;
     }
-    const branch = await findBranchOrThrow(db, agent.id, selector.branchId ?? agent.main_branch_id);
-    return findVersionOrThrow(db, agent.id, branch.head_version_id);
+    const branch = await branchesStore(db).findOrThrow(agent.id, selector.branchId ?? agent.main_branch_id);
+    return versionsStore(db).findOrThrow(agent.id, branch.head_version_id);
   }
 
   /**
@@ -253,14 +179,14 @@ export function agentsService(context: AppContext) {
   ): Promise<Buffer> {
     const { agent, version } = await context.write(async (scope) => {
       const { trx, publish, afterCommit } = scope;
-      const found = await findAgentOrThrow(trx, caller, agentId);
+      const found = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
       const branchId = options.branchId ?? found.main_branch_id;
       // The agent lock first, then the branch (the order every write keeps): a commit updates
       // the agent row, and a main commit rebases the auto-rebase branches. Taking the branch
       // first deadlocked against merges and deployments on PostgreSQL.
       await lockAgent(trx, found.id);
       // Read again under the lock: the agent-wide settings this commit merges into are the latest.
-      const agent = await findAgentOrThrow(trx, caller, agentId);
+      const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
       const locked = await branchesStore(trx).findLocked(agent.id, branchId);
       if (!locked) throw new NotFoundError('branch', branchId);
       assertCanWriteBranch(caller, locked);
@@ -271,7 +197,7 @@ export function agentsService(context: AppContext) {
           `Branch "${locked.name}" has moved: its head is ${locked.head_version_id}, not ${options.expectedVersionId}.`,
         );
       }
-      const head = await findVersionOrThrow(trx, agent.id, locked.head_version_id);
+      const head = await versionsStore(trx).findOrThrow(agent.id, locked.head_version_id);
       const current = await loadDocument(context, trx, head);
       const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
       const next = await produce({ trx, agent, current: { document: current, agentSettings: currentSettings } });
@@ -427,7 +353,7 @@ export function agentsService(context: AppContext) {
         const view = await agentsStore(db).headView(caller.workspaceId, agentId, selector.branchId);
         if (view) return renderAt(caller, view.agent, view.version);
       }
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
@@ -458,9 +384,9 @@ export function agentsService(context: AppContext) {
 
     async delete(caller: Caller, agentId: string): Promise<void> {
       await context.write(async ({ trx, publish }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         publish({ kind: 'agent', agentId: agent.id });
-        const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+        const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
         assertCanWriteBranch(caller, main);
         await deploymentsStore(trx).deleteForAgent(agent.id);
         await mergeProposalsStore(trx).deleteForAgent(agent.id);
@@ -478,12 +404,12 @@ export function agentsService(context: AppContext) {
       const now = context.now();
       const newAgentId = newId('agent_', now);
       await context.write(async ({ trx, afterCommit }) => {
-        const source = await findAgentOrThrow(trx, caller, agentId);
+        const source = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
         const copyName = name ?? copyNameOf(source.name);
         for (const branch of branches) {
-          const head = await findVersionOrThrow(trx, source.id, branch.head_version_id);
+          const head = await versionsStore(trx).findOrThrow(source.id, branch.head_version_id);
           const isMain = branch.id === source.main_branch_id;
           const newBranchId = branchIds.get(branch.id) as string;
           let document = await loadDocument(context, trx, head);

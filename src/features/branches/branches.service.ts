@@ -4,27 +4,20 @@ import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, RequestValidationError } from '../../http/errors.js';
-import {
-  agentSettingsColumns,
-  assertCanChangeAgentSettings,
-  assertCanWriteBranch,
-  findAgentOrThrow,
-  findBranchOrThrow,
-  loadDocument,
-  recordAgentSettingsChange,
-} from '../agents/agents.service.js';
-import { agentSettingsChange } from '../agents/agent-settings.js';
+import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from '../agents/agent-settings.js';
 import { agentsStore } from '../agents/agents.store.js';
 import type { ConfigChanges } from '../agents/config-changes.js';
 import { prepareChange } from '../agents/prepared-change.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
+import { loadDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
+import { assertCanChangeAgentSettings, assertCanWriteBranch } from './branch-access.js';
 import { validateBranchName } from './branch-name.js';
 import { type BranchRow, branchesStore } from './branches.store.js';
 
@@ -85,7 +78,7 @@ export function branchesService(context: AppContext) {
 
   return {
     async list(caller: Caller, agentId: string, options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean }) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const store = branchesStore(db);
       const [branches, total, shares, drafts] = await Promise.all([
         store.list(agent.id, { includeArchived: options.includeArchived, limit: options.limit }),
@@ -124,8 +117,8 @@ export function branchesService(context: AppContext) {
     },
 
     async get(caller: Caller, agentId: string, branchId: string) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
-      const branch = await findBranchOrThrow(db, agent.id, branchId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      const branch = await branchesStore(db).findOrThrow(agent.id, branchId);
       return renderBranch(caller, branch);
     },
 
@@ -133,10 +126,10 @@ export function branchesService(context: AppContext) {
     async create(caller: Caller, agentId: string, input: CreateBranchInput) {
       const name = validateBranchName(input.name, ['body', 'name']);
       return context.write(async ({ trx, afterCommit, publish }) => {
-        const found = await findAgentOrThrow(trx, caller, agentId);
+        const found = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         // Agent-wide settings in the body change the agent: read it under the agent lock, as a commit does.
         if (input.platform_settings) await lockAgent(trx, found.id);
-        const agent = input.platform_settings ? await findAgentOrThrow(trx, caller, agentId) : found;
+        const agent = input.platform_settings ? await agentsStore(trx).findOrThrow(caller.workspaceId, agentId) : found;
         const parent = await versionsStore(trx).find(agent.id, input.parent_version_id);
         if (!parent) {
           throw RequestValidationError.at(
@@ -145,7 +138,7 @@ export function branchesService(context: AppContext) {
           );
         }
         if (input.include_draft) {
-          const parentBranch = await findBranchOrThrow(trx, agent.id, parent.branch_id);
+          const parentBranch = await branchesStore(trx).findOrThrow(agent.id, parent.branch_id);
           if (parentBranch.head_version_id !== parent.id) {
             throw RequestValidationError.at(
               ['body', 'include_draft'],
@@ -214,12 +207,12 @@ export function branchesService(context: AppContext) {
 
     async update(caller: Caller, agentId: string, branchId: string, input: UpdateBranchInput) {
       const { branch } = await context.write(async ({ trx, publish }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        await findBranchOrThrow(trx, agent.id, branchId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        await branchesStore(trx).findOrThrow(agent.id, branchId);
         // Archiving checks the live split: hold the agent lock that deployments take.
         await lockAgent(trx, agent.id);
         await lockBranch(trx, branchId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         const isMain = branch.id === agent.main_branch_id;
         assertCanWriteBranch(caller, branch);
         const changes: Partial<BranchRow> = {};

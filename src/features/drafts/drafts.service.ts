@@ -2,8 +2,9 @@ import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import type { AgentDocument } from '../agents/agent-document.js';
-import { findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
+import { branchesStore } from '../branches/branches.store.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 
 export interface DraftInput {
@@ -28,8 +29,8 @@ export function draftsService(context: AppContext) {
       const prepared = await context.documents.prepare(document);
       const now = context.now();
       return context.write(async ({ trx, afterCommit }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         await context.documents.write(trx, prepared);
         afterCommit(() => context.documents.markStored(prepared));
         // One statement, so that two saves racing on PostgreSQL cannot both insert.
@@ -47,8 +48,8 @@ export function draftsService(context: AppContext) {
     /** Discards the caller's draft on the branch; discarding a draft that does not exist is fine. */
     async discard(caller: Caller, agentId: string, branchId: string) {
       return context.write(async ({ trx }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         const result = await trx.deleteFrom('drafts').where('branch_id', '=', branch.id).where('user_id', '=', caller.userId).executeTakeFirst();
         const discarded = Number(result.numDeletedRows) > 0;
         // Discarding a draft that does not exist writes nothing, so it records nothing.

@@ -7,9 +7,9 @@ import type { WriteScope } from '../../db/write.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
 import { voiceIdOf } from '../agents/agent-document.js';
 import { renderAgentResponse } from '../agents/agent-response.js';
-import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
+import { assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, splitOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
@@ -79,8 +79,8 @@ export async function autoRebaseBranches(scope: WriteScope, context: AppContext,
   for (const candidate of branches) {
     if (!candidate.auto_rebase || candidate.id === agent.main_branch_id) continue;
     await lockBranch(trx, candidate.id);
-    const branch = await findBranchOrThrow(trx, agent.id, candidate.id);
-    const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+    const branch = await branchesStore(trx).findOrThrow(agent.id, candidate.id);
+    const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
     const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
     if (plan.refusal) continue;
     scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'auto' }));
@@ -118,8 +118,8 @@ export async function mergeBranches(
   // Agent first, then branches in id order: the lock order every writer follows.
   await lockAgent(trx, agent.id);
   for (const id of [resolved.source.id, resolved.target.id].sort()) await lockBranch(trx, id);
-  const source = await findBranchOrThrow(trx, agent.id, resolved.source.id);
-  const target = await findBranchOrThrow(trx, agent.id, resolved.target.id);
+  const source = await branchesStore(trx).findOrThrow(agent.id, resolved.source.id);
+  const target = await branchesStore(trx).findOrThrow(agent.id, resolved.target.id);
   assertNotArchived(target);
   assertNotArchived(source);
   assertCanWriteBranch(caller, target);
@@ -207,9 +207,9 @@ export async function mergeBranches(
 }
 
 async function resolveBranches(trx: Kysely<Database>, caller: Caller, agentId: string, sourceId: string, targetId: string) {
-  const agent = await findAgentOrThrow(trx, caller, agentId);
-  const source = await findBranchOrThrow(trx, agent.id, sourceId);
-  const target = await findBranchOrThrow(trx, agent.id, targetId);
+  const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+  const source = await branchesStore(trx).findOrThrow(agent.id, sourceId);
+  const target = await branchesStore(trx).findOrThrow(agent.id, targetId);
   if (source.id === target.id) {
     throw RequestValidationError.at(['query', 'target_branch_id'], 'A branch cannot be merged into itself.');
   }
@@ -258,10 +258,10 @@ export function mergesService(context: AppContext) {
     },
 
     async previewRebase(caller: Caller, agentId: string, branchId: string) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
-      const branch = await findBranchOrThrow(db, agent.id, branchId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      const branch = await branchesStore(db).findOrThrow(agent.id, branchId);
       if (branch.id === agent.main_branch_id) throw new ConflictError('cannot_rebase_main', 'The main branch cannot be rebased; other branches are rebased onto it.');
-      const main = await findBranchOrThrow(db, agent.id, agent.main_branch_id);
+      const main = await branchesStore(db).findOrThrow(agent.id, agent.main_branch_id);
       const plan = await planMerge(db, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
       return renderPreview(caller, agent, branch, plan);
     },
@@ -269,15 +269,15 @@ export function mergesService(context: AppContext) {
     async rebase(caller: Caller, agentId: string, branchId: string) {
       return context.write(async (scope) => {
         const { trx } = scope;
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        await findBranchOrThrow(trx, agent.id, branchId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        await branchesStore(trx).findOrThrow(agent.id, branchId);
         if (branchId === agent.main_branch_id) throw new ConflictError('cannot_rebase_main', 'The main branch cannot be rebased; other branches are rebased onto it.');
         await lockAgent(trx, agent.id);
         await lockBranch(trx, branchId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         assertNotArchived(branch);
         assertCanWriteBranch(caller, branch);
-        const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+        const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
         const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
         if (plan.refusal) throw plan.refusal;
         scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'manual' }));
