@@ -13,7 +13,7 @@ import { activateDeployment, bucketTableOf } from '../deployments/deployment-wri
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { recordUserAction } from '../audit/audit.events.js';
-import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
+import { draftsStore } from '../drafts/drafts.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
 import { loadDocument } from '../versions/documents.store.js';
 import { insertVersion } from '../versions/versions.service.js';
@@ -21,6 +21,7 @@ import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
+import { deleteAgentAndOwned } from './agent-owned-tables.js';
 import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
@@ -245,7 +246,7 @@ export function agentsService(context: AppContext) {
         isMain ? next.document.tags : undefined,
       );
       if (settingsChange) await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
-      await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
+      await draftsStore(trx).discardOfUser(locked.id, caller.userId);
       if (isMain) await autoRebaseBranches(scope, context, updated, caller);
       return { agent: updated, version };
     });
@@ -388,9 +389,7 @@ export function agentsService(context: AppContext) {
         publish({ kind: 'agent', agentId: agent.id });
         const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
         assertCanWriteBranch(caller, main);
-        await deploymentsStore(trx).deleteForAgent(agent.id);
-        await mergeProposalsStore(trx).deleteForAgent(agent.id);
-        await agentsStore(trx).delete(agent.id);
+        await deleteAgentAndOwned(trx, agent.id);
         // The agent's versions go with it: this event is what remains of who deleted it.
         await recordUserAction(trx, caller, context.now(), { action: 'agent.delete', agentId: agent.id, resourceId: agent.id, details: { name: agent.name } });
       });

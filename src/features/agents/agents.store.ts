@@ -96,11 +96,8 @@ export function agentsStore(db: Kysely<Database>) {
       return row;
     },
 
-    /** Removes the agent and everything under it. */
+    /** Removes the agent row and its tags; what else it owns goes first (`deleteAgentAndOwned`). */
     async delete(agentId: string): Promise<void> {
-      await db.deleteFrom('drafts').where('agent_id', '=', agentId).execute();
-      await db.deleteFrom('versions').where('agent_id', '=', agentId).execute();
-      await db.deleteFrom('branches').where('agent_id', '=', agentId).execute();
       await db.deleteFrom('agent_tags').where('agent_id', '=', agentId).execute();
       await db.deleteFrom('agents').where('id', '=', agentId).execute();
     },

@@ -10,6 +10,7 @@ import type { ConfigChanges } from '../agents/config-changes.js';
 import { prepareChange } from '../agents/prepared-change.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
+import { draftsStore } from '../drafts/drafts.store.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { loadDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
@@ -84,12 +85,7 @@ export function branchesService(context: AppContext) {
         store.list(agent.id, { includeArchived: options.includeArchived, limit: options.limit }),
         store.count(agent.id, options.includeArchived),
         liveShares(db, agent.id),
-        db
-          .selectFrom('drafts')
-          .select(['branch_id', 'created_at_ms', 'based_on_seq_no'])
-          .where('agent_id', '=', agent.id)
-          .where('user_id', '=', caller.userId)
-          .execute(),
+        draftsStore(db).listOfUser(agent.id, caller.userId),
       ]);
       const users = await context.users.describe(branches.map((branch) => branch.created_by_user_id));
       const commitStatus = options.includeCommitStatus ? await commitStatusAgainstMain(agent.id, agent.main_branch_id, branches) : undefined;

@@ -85,6 +85,10 @@ export function branchesStore(db: Kysely<Database>) {
       const keyed = changes.name === undefined ? changes : { ...changes, name_key: branchNameKey(changes.name) };
       await db.updateTable('branches').set(keyed).where('id', '=', branchId).execute();
     },
+
+    async deleteForAgent(agentId: string): Promise<void> {
+      await db.deleteFrom('branches').where('agent_id', '=', agentId).execute();
+    },
   };
   return store;
 }

@@ -11,6 +11,7 @@ import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import { draftsStore } from '../drafts/drafts.store.js';
 import { activateDeployment, splitOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { insertVersion } from '../versions/versions.service.js';
@@ -57,7 +58,7 @@ async function landVersion(
   });
   await branchesStore(trx).update(onto.id, { head_version_id: row.id, head_seq_no: row.seq_no_in_branch, last_committed_at_ms: now });
   // A merge or rebase landing on a branch discards every draft on it (DESIGN §5).
-  await trx.deleteFrom('drafts').where('branch_id', '=', onto.id).execute();
+  await draftsStore(trx).discardAll(onto.id);
   if (onto.id === agent.main_branch_id) {
     await agentsStore(trx).update(
       agent.id,

@@ -80,6 +80,10 @@ export function versionsStore(db: Kysely<Database>) {
     async insert(row: VersionRow): Promise<void> {
       await db.insertInto('versions').values(row).execute();
     },
+
+    async deleteForAgent(agentId: string): Promise<void> {
+      await db.deleteFrom('versions').where('agent_id', '=', agentId).execute();
+    },
   };
   return store;
 }
