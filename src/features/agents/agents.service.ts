@@ -1,33 +1,26 @@
-import type { Kysely } from 'kysely';
-
 import type { AppContext } from '../../context.js';
-import { lockAgent } from '../../db/locks.js';
-import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
-import { ConflictError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
-import { assertCanChangeAgentSettings, assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
+import { InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { assertCanWriteBranch } from '../branches/branch-access.js';
 import { branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { recordUserAction } from '../audit/audit.events.js';
-import { draftsStore } from '../drafts/drafts.store.js';
-import { autoRebaseBranches } from '../merges/merges.service.js';
 import { loadDocument } from '../versions/documents.store.js';
-import { insertVersion } from '../versions/versions.service.js';
+import { type CommitOptions, commitToBranch, startBranch } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
 import { deleteAgentAndOwned } from './agent-owned-tables.js';
-import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
-import type { ChangedConfig, ConfigChanges } from './config-changes.js';
-import { type PreparedChange, prepareChange, sameVisible } from './prepared-change.js';
+import type { ConfigChanges } from './config-changes.js';
+import { prepareChange } from './prepared-change.js';
 
 export const MAIN_BRANCH_NAME = 'Main';
 
@@ -36,13 +29,6 @@ export interface AgentSelector {
   branchId?: string;
   /** Extension: route by the active deployment (`conversation_id` or `routing_key`). */
   routingKey?: string;
-}
-
-export interface CommitOptions {
-  branchId?: string;
-  /** Extension: refuse with 409 when the branch head is no longer this version. */
-  expectedVersionId?: string;
-  description?: string | null;
 }
 
 export interface AgentListQuery {
@@ -167,89 +153,14 @@ export function agentsService(context: AppContext) {
     return response;
   }
 
-  /**
-   * One commit to a branch (DESIGN §5): under the branch lock, `produce` turns the head's config
-   * into the next one. A document that reads the same makes no version; agent-wide settings that
-   * read the same are not written. Returns the agent at the head.
-   */
+  /** A commit (`commitToBranch`), as the agent at the resulting head. */
   async function commit(
     caller: Caller,
     agentId: string,
     options: CommitOptions,
-    produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string } & Partial<PreparedChange>>,
+    produce: Parameters<typeof commitToBranch>[4],
   ): Promise<Buffer> {
-    const { agent, version } = await context.write(async (scope) => {
-      const { trx, publish, afterCommit } = scope;
-      const found = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
-      const branchId = options.branchId ?? found.main_branch_id;
-      // The agent lock first, then the branch (the order every write keeps): a commit updates
-      // the agent row, and a main commit rebases the auto-rebase branches. Taking the branch
-      // first deadlocked against merges and deployments on PostgreSQL.
-      await lockAgent(trx, found.id);
-      // Read again under the lock: the agent-wide settings this commit merges into are the latest.
-      const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
-      const locked = await branchesStore(trx).findLocked(agent.id, branchId);
-      if (!locked) throw new NotFoundError('branch', branchId);
-      assertCanWriteBranch(caller, locked);
-      assertNotArchived(locked);
-      if (options.expectedVersionId && options.expectedVersionId !== locked.head_version_id) {
-        throw new ConflictError(
-          'concurrent_modification',
-          `Branch "${locked.name}" has moved: its head is ${locked.head_version_id}, not ${options.expectedVersionId}.`,
-        );
-      }
-      const head = await versionsStore(trx).findOrThrow(agent.id, locked.head_version_id);
-      const current = await loadDocument(context, trx, head);
-      const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
-      const next = await produce({ trx, agent, current: { document: current, agentSettings: currentSettings } });
-      const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
-      if (settingsChange) await assertCanChangeAgentSettings(trx, caller, agent, locked);
-      const isMain = locked.id === agent.main_branch_id;
-      const now = Math.max(context.now(), locked.last_committed_at_ms);
-
-      const prepared = next.prepared ?? (await context.documents.prepare(next.document));
-      if (prepared.rootHash === head.document_hash || (next.same ?? (await sameVisible(current, next.document)))) {
-        // Deliberate difference: a commit that changes nothing a read shows makes no version.
-        if (!settingsChange) return { agent, version: head };
-        publish({ kind: 'agent', agentId: agent.id });
-        const updated = await agentsStore(trx).update(agent.id, { ...agentSettingsColumns(next.agentSettings), updated_at_ms: now });
-        await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
-        return { agent: updated, version: head };
-      }
-
-      const version = await insertVersion(trx, context, {
-        agentId: agent.id,
-        branchId: locked.id,
-        seqNo: locked.head_seq_no + 1,
-        prepared,
-        description: next.description ?? options.description ?? '',
-        authorUserId: caller.userId,
-        parents: { in_branch_parent_id: head.id },
-        parentRows: [head],
-        committedAtMs: now,
-      });
-      afterCommit(() => context.documents.markStored(prepared));
-      afterCommit(() => context.metrics?.commits.inc());
-      publish({ kind: 'agent', agentId: agent.id });
-      await branchesStore(trx).update(locked.id, {
-        head_version_id: version.id,
-        head_seq_no: version.seq_no_in_branch,
-        last_committed_at_ms: now,
-      });
-      const updated = await agentsStore(trx).update(
-        agent.id,
-        {
-          ...(settingsChange ? agentSettingsColumns(next.agentSettings) : {}),
-          updated_at_ms: now,
-          ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
-        },
-        isMain ? next.document.tags : undefined,
-      );
-      if (settingsChange) await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
-      await draftsStore(trx).discardOfUser(locked.id, caller.userId);
-      if (isMain) await autoRebaseBranches(scope, context, updated, caller);
-      return { agent: updated, version };
-    });
+    const { agent, version } = await commitToBranch(context, caller, agentId, options, produce);
     return renderAt(caller, agent, version);
   }
 
@@ -260,19 +171,28 @@ export function agentsService(context: AppContext) {
       const now = context.now();
       const agentId = newId('agent_', now);
       const branchId = newId('agtbrch_', now);
-      await context.write(async ({ trx, afterCommit }) => {
-        afterCommit(() => context.documents.markStored(prepared));
-        const version = await insertVersion(trx, context, {
-          agentId,
-          branchId,
-          seqNo: 1,
-          prepared,
-          description: 'Initial version',
-          authorUserId: caller.userId,
-          parents: {},
-          parentRows: [],
-          committedAtMs: now,
-        });
+      await context.write(async (scope) => {
+        const { trx } = scope;
+        await startBranch(
+          scope,
+          context,
+          caller,
+          {
+            id: branchId,
+            agent_id: agentId,
+            name: MAIN_BRANCH_NAME,
+            description: '',
+            parent_branch_id: null,
+            protection_status: 'writer_perms_required',
+            auto_rebase: 0,
+            is_archived: 0,
+            merged_into_branch_id: null,
+            created_by_user_id: caller.userId,
+            created_at_ms: now,
+            last_committed_at_ms: now,
+          },
+          { prepared, description: 'Initial version', parents: {}, parentRows: [] },
+        );
         await agentsStore(trx).insert(
           {
             id: agentId,
@@ -289,22 +209,6 @@ export function agentsService(context: AppContext) {
           },
           config.document.tags,
         );
-        await branchesStore(trx).insert({
-          id: branchId,
-          agent_id: agentId,
-          name: MAIN_BRANCH_NAME,
-          description: '',
-          parent_branch_id: null,
-          head_version_id: version.id,
-          head_seq_no: 1,
-          protection_status: 'writer_perms_required',
-          auto_rebase: 0,
-          is_archived: 0,
-          merged_into_branch_id: null,
-          created_by_user_id: caller.userId,
-          created_at_ms: now,
-          last_committed_at_ms: now,
-        });
         // Every agent has exactly one active deployment from its creation on (DESIGN §12.3).
         await activateDeployment(trx, {
           agentId,
@@ -402,7 +306,8 @@ export function agentsService(context: AppContext) {
     async duplicate(caller: Caller, agentId: string, name: string | null | undefined): Promise<{ agent_id: string }> {
       const now = context.now();
       const newAgentId = newId('agent_', now);
-      await context.write(async ({ trx, afterCommit }) => {
+      await context.write(async (scope) => {
+        const { trx } = scope;
         const source = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
@@ -414,30 +319,23 @@ export function agentsService(context: AppContext) {
           let document = await loadDocument(context, trx, head);
           if (isMain) document = { ...document, name: copyName };
           const prepared = await context.documents.prepare(document);
-          afterCommit(() => context.documents.markStored(prepared));
-          const version = await insertVersion(trx, context, {
-            agentId: newAgentId,
-            branchId: newBranchId,
-            seqNo: 1,
-            prepared,
-            description: `Duplicated from ${source.id}`,
-            authorUserId: caller.userId,
-            parents: {},
-            parentRows: [],
-            committedAtMs: now,
-          });
-          await branchesStore(trx).insert({
-            ...branch,
-            id: newBranchId,
-            agent_id: newAgentId,
-            parent_branch_id: branch.parent_branch_id ? (branchIds.get(branch.parent_branch_id) ?? null) : null,
-            head_version_id: version.id,
-            head_seq_no: 1,
-            merged_into_branch_id: null,
-            created_by_user_id: caller.userId,
-            created_at_ms: now,
-            last_committed_at_ms: now,
-          });
+          const { head_version_id: _head, head_seq_no: _seqNo, ...copied } = branch;
+          await startBranch(
+            scope,
+            context,
+            caller,
+            {
+              ...copied,
+              id: newBranchId,
+              agent_id: newAgentId,
+              parent_branch_id: branch.parent_branch_id ? (branchIds.get(branch.parent_branch_id) ?? null) : null,
+              merged_into_branch_id: null,
+              created_by_user_id: caller.userId,
+              created_at_ms: now,
+              last_committed_at_ms: now,
+            },
+            { prepared, description: `Duplicated from ${source.id}`, parents: {}, parentRows: [] },
+          );
           if (isMain) {
             const tags = JSON.parse(source.tags) as string[];
             const { revision: _sourceRevision, ...sourceRow } = source;

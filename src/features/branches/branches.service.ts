@@ -14,7 +14,8 @@ import { draftsStore } from '../drafts/drafts.store.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { loadDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
-import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
+import { startBranch } from '../versions/commit.js';
+import { renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
@@ -121,7 +122,8 @@ export function branchesService(context: AppContext) {
     /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
     async create(caller: Caller, agentId: string, input: CreateBranchInput) {
       const name = validateBranchName(input.name, ['body', 'name']);
-      return context.write(async ({ trx, afterCommit, publish }) => {
+      return context.write(async (scope) => {
+        const { trx, publish } = scope;
         const found = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         // Agent-wide settings in the body change the agent: read it under the agent lock, as a commit does.
         if (input.platform_settings) await lockAgent(trx, found.id);
@@ -154,7 +156,6 @@ export function branchesService(context: AppContext) {
         const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
         // A body that reads the same as the parent (a read sent back) keeps the parent's document as stored.
         const prepared = next.same ? await context.documents.prepare(base) : next.prepared;
-        afterCommit(() => context.documents.markStored(prepared));
         const now = context.now();
         const branchId = newId('agtbrch_', now);
         if (settingsChange) {
@@ -164,33 +165,26 @@ export function branchesService(context: AppContext) {
           await agentsStore(trx).update(agent.id, { ...agentSettingsColumns(next.agentSettings), updated_at_ms: now });
           await recordAgentSettingsChange(trx, caller, now, agent.id, branchId, settingsChange);
         }
-        const version = await insertVersion(trx, context, {
-          agentId: agent.id,
-          branchId,
-          seqNo: 1,
-          prepared,
-          description: '',
-          authorUserId: caller.userId,
-          parents: { out_of_branch_parent_id: parent.id },
-          parentRows: [parent],
-          committedAtMs: now,
-        });
-        await branchesStore(trx).insert({
-          id: branchId,
-          agent_id: agent.id,
-          name,
-          description: input.description,
-          parent_branch_id: parent.branch_id,
-          head_version_id: version.id,
-          head_seq_no: 1,
-          protection_status: 'writer_perms_required',
-          auto_rebase: 0,
-          is_archived: 0,
-          merged_into_branch_id: null,
-          created_by_user_id: caller.userId,
-          created_at_ms: now,
-          last_committed_at_ms: now,
-        });
+        const version = await startBranch(
+          scope,
+          context,
+          caller,
+          {
+            id: branchId,
+            agent_id: agent.id,
+            name,
+            description: input.description,
+            parent_branch_id: parent.branch_id,
+            protection_status: 'writer_perms_required',
+            auto_rebase: 0,
+            is_archived: 0,
+            merged_into_branch_id: null,
+            created_by_user_id: caller.userId,
+            created_at_ms: now,
+            last_committed_at_ms: now,
+          },
+          { prepared, description: '', parents: { out_of_branch_parent_id: parent.id }, parentRows: [parent] },
+        );
         await recordUserAction(trx, caller, now, {
           action: 'branch.create',
           agentId: agent.id,

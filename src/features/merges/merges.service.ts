@@ -5,16 +5,14 @@ import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
-import { voiceIdOf } from '../agents/agent-document.js';
 import { renderAgentResponse } from '../agents/agent-response.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
-import { draftsStore } from '../drafts/drafts.store.js';
 import { activateDeployment, splitOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
-import { insertVersion } from '../versions/versions.service.js';
+import { commitTimeOn, landRebase, landVersion } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
@@ -30,74 +28,6 @@ export interface MergeOptions {
   resolutionsIn?: ResolutionsLocation;
   /** Extension: 409 when the target moved since the preview was read. */
   expectedTargetVersionId?: string;
-}
-
-/** Writes a merge's or rebase's version on `onto`, moves its head and discards its drafts. */
-async function landVersion(
-  scope: WriteScope,
-  context: AppContext,
-  agent: AgentRow,
-  onto: BranchRow,
-  plan: MergePlan,
-  version: { description: string; parents: Partial<VersionRow>; parentRows: VersionRow[]; authorUserId: string; mergedAuthorIds?: string[] },
-): Promise<VersionRow> {
-  const { trx } = scope;
-  const now = Math.max(context.now(), onto.last_committed_at_ms);
-  scope.afterCommit(() => context.documents.markStored(plan.prepared));
-  const row = await insertVersion(trx, context, {
-    agentId: agent.id,
-    branchId: onto.id,
-    seqNo: onto.head_seq_no + 1,
-    prepared: plan.prepared,
-    description: version.description,
-    authorUserId: version.authorUserId,
-    parents: version.parents,
-    parentRows: version.parentRows,
-    committedAtMs: now,
-    mergedAuthorIds: version.mergedAuthorIds,
-  });
-  await branchesStore(trx).update(onto.id, { head_version_id: row.id, head_seq_no: row.seq_no_in_branch, last_committed_at_ms: now });
-  // A merge or rebase landing on a branch discards every draft on it (DESIGN §5).
-  await draftsStore(trx).discardAll(onto.id);
-  if (onto.id === agent.main_branch_id) {
-    await agentsStore(trx).update(
-      agent.id,
-      { name: plan.document.name, tags: JSON.stringify(plan.document.tags), voice_id: voiceIdOf(plan.document), updated_at_ms: now },
-      plan.document.tags,
-    );
-  }
-  scope.publish({ kind: 'agent', agentId: agent.id });
-  return row;
-}
-
-/**
- * After every new main version, each `auto_rebase` branch is rebased onto it (the branch's value
- * wins conflicts). The caller holds the agent lock.
- */
-export async function autoRebaseBranches(scope: WriteScope, context: AppContext, agent: AgentRow, caller: Caller): Promise<void> {
-  const { trx } = scope;
-  const branches = await branchesStore(trx).list(agent.id, { includeArchived: false });
-  for (const candidate of branches) {
-    if (!candidate.auto_rebase || candidate.id === agent.main_branch_id) continue;
-    await lockBranch(trx, candidate.id);
-    const branch = await branchesStore(trx).findOrThrow(agent.id, candidate.id);
-    const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
-    const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
-    if (plan.refusal) continue;
-    scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'auto' }));
-    const version = await landVersion(scope, context, agent, branch, plan, {
-      description: 'Automatic rebase onto main',
-      parents: { in_branch_parent_id: plan.sourceHead.id, out_of_branch_parent_id: plan.targetHead.id, rebased_from_version_id: plan.sourceHead.id },
-      parentRows: [plan.sourceHead, plan.targetHead],
-      authorUserId: caller.userId,
-    });
-    await recordUserAction(trx, caller, context.now(), {
-      action: 'rebase',
-      agentId: agent.id,
-      resourceId: branch.id,
-      details: { automatic: true, version_id: version.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overriddenFields(plan.conflicts) },
-    });
-  }
 }
 
 /**
@@ -143,7 +73,13 @@ export async function mergeBranches(
 
   scope.afterCommit(() => context.metrics?.merges.inc());
   const intoMain = target.id === agent.main_branch_id;
-  const version = await landVersion(scope, context, agent, target, plan, {
+  const mergedAuthorIds = intoMain ? await versionsStore(trx).authorsIn(agent.id, plan.aheadRanges) : undefined;
+  let movedPercentage = 0;
+  const { version } = await landVersion(scope, context, caller, {
+    agent,
+    onto: target,
+    document: plan.document,
+    prepared: plan.prepared,
     description: `Merge branch "${source.name}" into "${target.name}"`,
     parents: {
       in_branch_parent_id: plan.targetHead.id,
@@ -151,9 +87,35 @@ export async function mergeBranches(
       merged_from_version_id: plan.sourceHead.id,
     },
     parentRows: [plan.targetHead, plan.sourceHead],
-    authorUserId: caller.userId,
-    mergedAuthorIds: intoMain ? await versionsStore(trx).authorsIn(agent.id, plan.aheadRanges) : undefined,
+    mergedAuthorIds,
+    committedAtMs: commitTimeOn(context, target),
+    discards: 'all drafts',
+    record: async ({ version }) => {
+      movedPercentage = await recordMerge(scope, context, caller, { agent, source, target, plan, version, archive, force: options.force });
+    },
   });
+  return {
+    version_id: version.id,
+    target_branch_id: target.id,
+    merged_from_version_id: plan.sourceHead.id,
+    source_archived: archive,
+    moved_traffic_percentage: movedPercentage,
+    overridden_fields: overriddenFields(plan.conflicts),
+  };
+}
+
+/**
+ * What a merge writes besides its version: the source marked merged (and archived, its traffic
+ * moved to the target, its proposals closed) and the `merge` event. Returns the traffic moved.
+ */
+async function recordMerge(
+  scope: WriteScope,
+  context: AppContext,
+  caller: Caller,
+  merge: { agent: AgentRow; source: BranchRow; target: BranchRow; plan: MergePlan; version: VersionRow; archive: boolean; force: boolean },
+): Promise<number> {
+  const { trx } = scope;
+  const { agent, source, target, plan, version, archive } = merge;
   await branchesStore(trx).update(source.id, { merged_into_branch_id: target.id, ...(archive ? { is_archived: 1 } : {}) });
   if (archive) await closeProposalsOfArchivedBranch(trx, source.id, caller.userId, context.now());
 
@@ -192,19 +154,11 @@ export async function mergeBranches(
       source_archived: archive,
       moved_traffic_percentage: movedPercentage,
       deployment_id: deploymentId,
-      force: options.force,
+      force: merge.force,
       overridden_fields: overriddenFields(plan.conflicts),
     },
   });
-  if (intoMain) await autoRebaseBranches(scope, context, agent, caller);
-  return {
-    version_id: version.id,
-    target_branch_id: target.id,
-    merged_from_version_id: plan.sourceHead.id,
-    source_archived: archive,
-    moved_traffic_percentage: movedPercentage,
-    overridden_fields: overriddenFields(plan.conflicts),
-  };
+  return movedPercentage;
 }
 
 async function resolveBranches(trx: Kysely<Database>, caller: Caller, agentId: string, sourceId: string, targetId: string) {
@@ -281,21 +235,8 @@ export function mergesService(context: AppContext) {
         const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
         const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
         if (plan.refusal) throw plan.refusal;
-        scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'manual' }));
-        const version = await landVersion(scope, context, agent, branch, plan, {
-          description: 'Rebase onto main',
-          parents: { in_branch_parent_id: plan.sourceHead.id, out_of_branch_parent_id: plan.targetHead.id, rebased_from_version_id: plan.sourceHead.id },
-          parentRows: [plan.sourceHead, plan.targetHead],
-          authorUserId: caller.userId,
-        });
-        const overridden = overriddenFields(plan.conflicts);
-        await recordUserAction(trx, caller, context.now(), {
-          action: 'rebase',
-          agentId: agent.id,
-          resourceId: branch.id,
-          details: { automatic: false, version_id: version.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overridden },
-        });
-        return { version_id: version.id, branch_id: branch.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overridden };
+        const version = await landRebase(scope, context, caller, agent, branch, plan, 'manual');
+        return { version_id: version.id, branch_id: branch.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overriddenFields(plan.conflicts) };
       });
     },
   };
