@@ -10,7 +10,7 @@ import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { loadDocument } from '../versions/documents.store.js';
-import { type CommitOptions, commitToBranch, startBranch } from '../versions/commit.js';
+import { type CommitOptions, commitToBranch, type ProduceChange, startBranch } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
@@ -158,7 +158,7 @@ export function agentsService(context: AppContext) {
     caller: Caller,
     agentId: string,
     options: CommitOptions,
-    produce: Parameters<typeof commitToBranch>[4],
+    produce: ProduceChange,
   ): Promise<Buffer> {
     const { agent, version } = await commitToBranch(context, caller, agentId, options, produce);
     return renderAt(caller, agent, version);

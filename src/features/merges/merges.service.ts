@@ -17,7 +17,7 @@ import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
-import { type MergePlan, overriddenFields, planMerge, type ResolutionInput, type ResolutionsLocation } from './merge-plan.js';
+import { type MergePlan, overriddenFields, planMerge, planRebase, type ResolutionInput, type ResolutionsLocation } from './merge-plan.js';
 
 export interface MergeOptions {
   force: boolean;
@@ -216,8 +216,7 @@ export function mergesService(context: AppContext) {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const branch = await branchesStore(db).findOrThrow(agent.id, branchId);
       if (branch.id === agent.main_branch_id) throw new ConflictError('cannot_rebase_main', 'The main branch cannot be rebased; other branches are rebased onto it.');
-      const main = await branchesStore(db).findOrThrow(agent.id, agent.main_branch_id);
-      const plan = await planMerge(db, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
+      const plan = await planRebase(db, context, agent, branch);
       return renderPreview(caller, agent, branch, plan);
     },
 
@@ -232,8 +231,7 @@ export function mergesService(context: AppContext) {
         const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         assertNotArchived(branch);
         assertCanWriteBranch(caller, branch);
-        const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
-        const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
+        const plan = await planRebase(trx, context, agent, branch);
         if (plan.refusal) throw plan.refusal;
         const version = await landRebase(scope, context, caller, agent, branch, plan, 'manual');
         return { version_id: version.id, branch_id: branch.id, rebased_onto_version_id: plan.targetHead.id, overridden_fields: overriddenFields(plan.conflicts) };

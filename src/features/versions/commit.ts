@@ -17,7 +17,7 @@ import { recordUserAction } from '../audit/audit.events.js';
 import { assertCanChangeAgentSettings, assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
 import { type BranchRow, type NewBranchRow, branchesStore } from '../branches/branches.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
-import { type MergePlan, overriddenFields, planMerge } from '../merges/merge-plan.js';
+import { type MergePlan, overriddenFields, planRebase } from '../merges/merge-plan.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import { loadDocument, type PreparedDocument } from './documents.store.js';
 import { positionOf } from './history.js';
@@ -189,8 +189,12 @@ export interface CommitOptions {
   description?: string | null;
 }
 
-/** What a commit's `produce` returns: the next config, and what it knows of it already. */
-export type ProducedChange = ChangedConfig & { description?: string } & Partial<PreparedChange>;
+/** Turns the head's config into the next one, under the locks; with what it knows of it already (`PreparedChange`). */
+export type ProduceChange = (input: {
+  trx: Kysely<Database>;
+  agent: AgentRow;
+  current: ChangedConfig;
+}) => Promise<ChangedConfig & { description?: string } & Partial<PreparedChange>>;
 
 /**
  * One commit to a branch (DESIGN §5): under the branch lock, `produce` turns the head's config
@@ -202,7 +206,7 @@ export async function commitToBranch(
   caller: Caller,
   agentId: string,
   options: CommitOptions,
-  produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ProducedChange>,
+  produce: ProduceChange,
 ): Promise<{ agent: AgentRow; version: VersionRow }> {
   return context.write(async (scope) => {
     const { trx, publish, afterCommit } = scope;
@@ -306,8 +310,7 @@ async function autoRebaseBranches(scope: WriteScope, context: AppContext, agent:
     if (!candidate.auto_rebase || candidate.id === agent.main_branch_id) continue;
     await lockBranch(trx, candidate.id);
     const branch = await branchesStore(trx).findOrThrow(agent.id, candidate.id);
-    const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
-    const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
+    const plan = await planRebase(trx, context, agent, branch);
     if (plan.refusal) continue;
     await landRebase(scope, context, caller, agent, branch, plan, 'auto');
   }
