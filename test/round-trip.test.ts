@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { JsonObject } from '../src/domain/canonical-json.js';
-import { insertVersion } from '../src/features/versions/versions.service.js';
+import { insertVersion } from '../src/features/versions/commit.js';
 import { injectAs, listen, okJson, sdk, startTestApp, type TestApp } from './support/test-app.js';
 
 // Issue 14, defect 6: a pull-edit-push tool (the Python SDK, the CLI's `push`) sends back what

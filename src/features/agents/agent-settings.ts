@@ -1,7 +1,13 @@
+import type { Kysely } from 'kysely';
+
+import type { Database } from '../../db/schema.js';
 import { canonicalJson, type Json, type JsonObject, isJsonObject } from '../../domain/canonical-json.js';
 import { diffValues } from '../../domain/three-way-merge.js';
 import { renderSectionMember } from '../../wire/agent-config.js';
+import { recordUserAction } from '../audit/audit.events.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
 import { PER_AGENT_SETTINGS } from './agent-document.js';
+import type { AgentRow } from './agents.store.js';
 
 /**
  * The agent-wide (unversioned) parts of `platform_settings` as a read shows them: with every
@@ -47,4 +53,26 @@ function masked(path: string, value: Json): Json {
   if (Array.isArray(value)) return value.map((item, i) => masked(`${path}.${i}`, item));
   if (isJsonObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, masked(`${path}.${key}`, item)]));
   return value;
+}
+
+/** The agent row's columns that hold its agent-wide settings. */
+export function agentSettingsColumns(settings: JsonObject): Pick<AgentRow, 'agent_settings' | 'archived'> {
+  return { agent_settings: canonicalJson(settings), archived: settings.archived === true ? 1 : 0 };
+}
+
+/** Every change of agent-wide settings is an audit event (they are not versioned). */
+export async function recordAgentSettingsChange(
+  trx: Kysely<Database>,
+  caller: Caller,
+  atMs: number,
+  agentId: string,
+  branchId: string,
+  change: AgentSettingsChange,
+): Promise<void> {
+  await recordUserAction(trx, caller, atMs, {
+    action: 'agent.settings_update',
+    agentId,
+    resourceId: agentId,
+    details: { branch_id: branchId, paths: change.paths, changes: change.changes },
+  });
 }

@@ -1,31 +1,26 @@
-import type { Kysely } from 'kysely';
-
 import type { AppContext } from '../../context.js';
-import { lockAgent } from '../../db/locks.js';
-import type { Database } from '../../db/schema.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
-import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
-import { roleCanWriteBranch } from '../branches/branch-access.js';
-import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import { InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { assertCanWriteBranch } from '../branches/branch-access.js';
+import { branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { recordUserAction } from '../audit/audit.events.js';
-import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
-import { autoRebaseBranches } from '../merges/merges.service.js';
-import { insertVersion } from '../versions/versions.service.js';
+import { loadDocument } from '../versions/documents.store.js';
+import { type CommitOptions, commitToBranch, type ProduceChange, startBranch } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
-import { type AgentDocument, copyNameOf, PER_AGENT_SETTINGS, voiceIdOf } from './agent-document.js';
-import { type AgentSettingsChange, agentSettingsChange } from './agent-settings.js';
+import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
+import { deleteAgentAndOwned } from './agent-owned-tables.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
-import type { ChangedConfig, ConfigChanges } from './config-changes.js';
-import { type PreparedChange, prepareChange, sameVisible } from './prepared-change.js';
+import type { ConfigChanges } from './config-changes.js';
+import { prepareChange } from './prepared-change.js';
 
 export const MAIN_BRANCH_NAME = 'Main';
 
@@ -34,13 +29,6 @@ export interface AgentSelector {
   branchId?: string;
   /** Extension: route by the active deployment (`conversation_id` or `routing_key`). */
   routingKey?: string;
-}
-
-export interface CommitOptions {
-  branchId?: string;
-  /** Extension: refuse with 409 when the branch head is no longer this version. */
-  expectedVersionId?: string;
-  description?: string | null;
 }
 
 export interface AgentListQuery {
@@ -53,81 +41,6 @@ export interface AgentListQuery {
   showOnlyOwnedAgents: boolean;
   sortBy?: AgentSort;
   sortDirection: 'asc' | 'desc';
-}
-
-/** Who may write to a branch: `roleCanWriteBranch`. */
-export function assertCanWriteBranch(caller: Caller, branch: BranchRow): void {
-  if (!roleCanWriteBranch(caller.role, branch)) {
-    throw new ForbiddenError(
-      branch.protection_status === 'admin_perms_required'
-        ? `Branch "${branch.name}" is protected: writing to it requires the admin role.`
-        : `The ${caller.role} role cannot write to branch "${branch.name}".`,
-    );
-  }
-}
-
-export function assertNotArchived(branch: BranchRow): void {
-  if (branch.is_archived) {
-    throw new ConflictError('branch_archived', `Branch "${branch.name}" is archived; unarchive it before writing to it.`);
-  }
-}
-
-/**
- * Agent-wide settings (auth, call limits, privacy, ban, archived) change what main serves,
- * whichever branch a write names: changing them needs write access to main as well.
- */
-export async function assertCanChangeAgentSettings(trx: Kysely<Database>, caller: Caller, agent: AgentRow, written?: BranchRow): Promise<void> {
-  const main = written?.id === agent.main_branch_id ? written : await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
-  if (main.protection_status === 'admin_perms_required' && caller.role !== 'admin') {
-    throw new ForbiddenError(
-      `Agent-wide settings (${PER_AGENT_SETTINGS.join(', ')}) change what main serves: changing them requires the admin role, ` +
-        `since branch "${main.name}" is protected.`,
-    );
-  }
-}
-
-/** The agent row's columns that hold its agent-wide settings. */
-export function agentSettingsColumns(settings: JsonObject): Pick<AgentRow, 'agent_settings' | 'archived'> {
-  return { agent_settings: canonicalJson(settings), archived: settings.archived === true ? 1 : 0 };
-}
-
-/** Every change of agent-wide settings is an audit event (they are not versioned). */
-export async function recordAgentSettingsChange(
-  trx: Kysely<Database>,
-  caller: Caller,
-  atMs: number,
-  agentId: string,
-  branchId: string,
-  change: AgentSettingsChange,
-): Promise<void> {
-  await recordUserAction(trx, caller, atMs, {
-    action: 'agent.settings_update',
-    agentId,
-    resourceId: agentId,
-    details: { branch_id: branchId, paths: change.paths, changes: change.changes },
-  });
-}
-
-export async function findAgentOrThrow(db: Kysely<Database>, caller: Caller, agentId: string): Promise<AgentRow> {
-  const agent = await agentsStore(db).find(caller.workspaceId, agentId);
-  if (!agent) throw new NotFoundError('agent', agentId);
-  return agent;
-}
-
-export async function findBranchOrThrow(db: Kysely<Database>, agentId: string, branchId: string): Promise<BranchRow> {
-  const branch = await branchesStore(db).find(agentId, branchId);
-  if (!branch) throw new NotFoundError('branch', branchId);
-  return branch;
-}
-
-async function findVersionOrThrow(db: Kysely<Database>, agentId: string, versionId: string): Promise<VersionRow> {
-  const version = await versionsStore(db).find(agentId, versionId);
-  if (!version) throw new NotFoundError('version', versionId);
-  return version;
-}
-
-export async function loadDocument(context: AppContext, db: Kysely<Database>, version: VersionRow): Promise<AgentDocument> {
-  return (await context.documents.load(db, version.document_hash)) as AgentDocument;
 }
 
 export function agentsService(context: AppContext) {
@@ -185,9 +98,9 @@ export function agentsService(context: AppContext) {
 
   async function resolveVersion(agent: AgentRow, selector: AgentSelector): Promise<VersionRow> {
     if (selector.versionId) {
-      const version = await findVersionOrThrow(db, agent.id, selector.versionId);
+      const version = await versionsStore(db).findOrThrow(agent.id, selector.versionId);
       if (selector.branchId) {
-        await findBranchOrThrow(db, agent.id, selector.branchId);
+        await branchesStore(db).findOrThrow(agent.id, selector.branchId);
         if (version.branch_id !== selector.branchId) {
           throw RequestValidationError.at(
             ['query', 'version_id'],
@@ -197,8 +110,8 @@ export function agentsService(context: AppContext) {
       }
       return version;
     }
-    const branch = await findBranchOrThrow(db, agent.id, selector.branchId ?? agent.main_branch_id);
-    return findVersionOrThrow(db, agent.id, branch.head_version_id);
+    const branch = await branchesStore(db).findOrThrow(agent.id, selector.branchId ?? agent.main_branch_id);
+    return versionsStore(db).findOrThrow(agent.id, branch.head_version_id);
   }
 
   /**
@@ -240,89 +153,14 @@ export function agentsService(context: AppContext) {
     return response;
   }
 
-  /**
-   * One commit to a branch (DESIGN §5): under the branch lock, `produce` turns the head's config
-   * into the next one. A document that reads the same makes no version; agent-wide settings that
-   * read the same are not written. Returns the agent at the head.
-   */
+  /** A commit (`commitToBranch`), as the agent at the resulting head. */
   async function commit(
     caller: Caller,
     agentId: string,
     options: CommitOptions,
-    produce: (input: { trx: Kysely<Database>; agent: AgentRow; current: ChangedConfig }) => Promise<ChangedConfig & { description?: string } & Partial<PreparedChange>>,
+    produce: ProduceChange,
   ): Promise<Buffer> {
-    const { agent, version } = await context.write(async (scope) => {
-      const { trx, publish, afterCommit } = scope;
-      const found = await findAgentOrThrow(trx, caller, agentId);
-      const branchId = options.branchId ?? found.main_branch_id;
-      // The agent lock first, then the branch (the order every write keeps): a commit updates
-      // the agent row, and a main commit rebases the auto-rebase branches. Taking the branch
-      // first deadlocked against merges and deployments on PostgreSQL.
-      await lockAgent(trx, found.id);
-      // Read again under the lock: the agent-wide settings this commit merges into are the latest.
-      const agent = await findAgentOrThrow(trx, caller, agentId);
-      const locked = await branchesStore(trx).findLocked(agent.id, branchId);
-      if (!locked) throw new NotFoundError('branch', branchId);
-      assertCanWriteBranch(caller, locked);
-      assertNotArchived(locked);
-      if (options.expectedVersionId && options.expectedVersionId !== locked.head_version_id) {
-        throw new ConflictError(
-          'concurrent_modification',
-          `Branch "${locked.name}" has moved: its head is ${locked.head_version_id}, not ${options.expectedVersionId}.`,
-        );
-      }
-      const head = await findVersionOrThrow(trx, agent.id, locked.head_version_id);
-      const current = await loadDocument(context, trx, head);
-      const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
-      const next = await produce({ trx, agent, current: { document: current, agentSettings: currentSettings } });
-      const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
-      if (settingsChange) await assertCanChangeAgentSettings(trx, caller, agent, locked);
-      const isMain = locked.id === agent.main_branch_id;
-      const now = Math.max(context.now(), locked.last_committed_at_ms);
-
-      const prepared = next.prepared ?? (await context.documents.prepare(next.document));
-      if (prepared.rootHash === head.document_hash || (next.same ?? (await sameVisible(current, next.document)))) {
-        // Deliberate difference: a commit that changes nothing a read shows makes no version.
-        if (!settingsChange) return { agent, version: head };
-        publish({ kind: 'agent', agentId: agent.id });
-        const updated = await agentsStore(trx).update(agent.id, { ...agentSettingsColumns(next.agentSettings), updated_at_ms: now });
-        await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
-        return { agent: updated, version: head };
-      }
-
-      const version = await insertVersion(trx, context, {
-        agentId: agent.id,
-        branchId: locked.id,
-        seqNo: locked.head_seq_no + 1,
-        prepared,
-        description: next.description ?? options.description ?? '',
-        authorUserId: caller.userId,
-        parents: { in_branch_parent_id: head.id },
-        parentRows: [head],
-        committedAtMs: now,
-      });
-      afterCommit(() => context.documents.markStored(prepared));
-      afterCommit(() => context.metrics?.commits.inc());
-      publish({ kind: 'agent', agentId: agent.id });
-      await branchesStore(trx).update(locked.id, {
-        head_version_id: version.id,
-        head_seq_no: version.seq_no_in_branch,
-        last_committed_at_ms: now,
-      });
-      const updated = await agentsStore(trx).update(
-        agent.id,
-        {
-          ...(settingsChange ? agentSettingsColumns(next.agentSettings) : {}),
-          updated_at_ms: now,
-          ...(isMain ? { name: next.document.name, tags: JSON.stringify(next.document.tags), voice_id: voiceIdOf(next.document) } : {}),
-        },
-        isMain ? next.document.tags : undefined,
-      );
-      if (settingsChange) await recordAgentSettingsChange(trx, caller, now, agent.id, locked.id, settingsChange);
-      await trx.deleteFrom('drafts').where('branch_id', '=', locked.id).where('user_id', '=', caller.userId).execute();
-      if (isMain) await autoRebaseBranches(scope, context, updated, caller);
-      return { agent: updated, version };
-    });
+    const { agent, version } = await commitToBranch(context, caller, agentId, options, produce);
     return renderAt(caller, agent, version);
   }
 
@@ -333,19 +171,28 @@ export function agentsService(context: AppContext) {
       const now = context.now();
       const agentId = newId('agent_', now);
       const branchId = newId('agtbrch_', now);
-      await context.write(async ({ trx, afterCommit }) => {
-        afterCommit(() => context.documents.markStored(prepared));
-        const version = await insertVersion(trx, context, {
-          agentId,
-          branchId,
-          seqNo: 1,
-          prepared,
-          description: 'Initial version',
-          authorUserId: caller.userId,
-          parents: {},
-          parentRows: [],
-          committedAtMs: now,
-        });
+      await context.write(async (scope) => {
+        const { trx } = scope;
+        await startBranch(
+          scope,
+          context,
+          caller,
+          {
+            id: branchId,
+            agent_id: agentId,
+            name: MAIN_BRANCH_NAME,
+            description: '',
+            parent_branch_id: null,
+            protection_status: 'writer_perms_required',
+            auto_rebase: 0,
+            is_archived: 0,
+            merged_into_branch_id: null,
+            created_by_user_id: caller.userId,
+            created_at_ms: now,
+            last_committed_at_ms: now,
+          },
+          { prepared, description: 'Initial version', parents: {}, parentRows: [] },
+        );
         await agentsStore(trx).insert(
           {
             id: agentId,
@@ -362,22 +209,6 @@ export function agentsService(context: AppContext) {
           },
           config.document.tags,
         );
-        await branchesStore(trx).insert({
-          id: branchId,
-          agent_id: agentId,
-          name: MAIN_BRANCH_NAME,
-          description: '',
-          parent_branch_id: null,
-          head_version_id: version.id,
-          head_seq_no: 1,
-          protection_status: 'writer_perms_required',
-          auto_rebase: 0,
-          is_archived: 0,
-          merged_into_branch_id: null,
-          created_by_user_id: caller.userId,
-          created_at_ms: now,
-          last_committed_at_ms: now,
-        });
         // Every agent has exactly one active deployment from its creation on (DESIGN §12.3).
         await activateDeployment(trx, {
           agentId,
@@ -427,7 +258,7 @@ export function agentsService(context: AppContext) {
         const view = await agentsStore(db).headView(caller.workspaceId, agentId, selector.branchId);
         if (view) return renderAt(caller, view.agent, view.version);
       }
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
@@ -458,13 +289,11 @@ export function agentsService(context: AppContext) {
 
     async delete(caller: Caller, agentId: string): Promise<void> {
       await context.write(async ({ trx, publish }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         publish({ kind: 'agent', agentId: agent.id });
-        const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
+        const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
         assertCanWriteBranch(caller, main);
-        await deploymentsStore(trx).deleteForAgent(agent.id);
-        await mergeProposalsStore(trx).deleteForAgent(agent.id);
-        await agentsStore(trx).delete(agent.id);
+        await deleteAgentAndOwned(trx, agent.id);
         // The agent's versions go with it: this event is what remains of who deleted it.
         await recordUserAction(trx, caller, context.now(), { action: 'agent.delete', agentId: agent.id, resourceId: agent.id, details: { name: agent.name } });
       });
@@ -477,42 +306,36 @@ export function agentsService(context: AppContext) {
     async duplicate(caller: Caller, agentId: string, name: string | null | undefined): Promise<{ agent_id: string }> {
       const now = context.now();
       const newAgentId = newId('agent_', now);
-      await context.write(async ({ trx, afterCommit }) => {
-        const source = await findAgentOrThrow(trx, caller, agentId);
+      await context.write(async (scope) => {
+        const { trx } = scope;
+        const source = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
         const copyName = name ?? copyNameOf(source.name);
         for (const branch of branches) {
-          const head = await findVersionOrThrow(trx, source.id, branch.head_version_id);
+          const head = await versionsStore(trx).findOrThrow(source.id, branch.head_version_id);
           const isMain = branch.id === source.main_branch_id;
           const newBranchId = branchIds.get(branch.id) as string;
           let document = await loadDocument(context, trx, head);
           if (isMain) document = { ...document, name: copyName };
           const prepared = await context.documents.prepare(document);
-          afterCommit(() => context.documents.markStored(prepared));
-          const version = await insertVersion(trx, context, {
-            agentId: newAgentId,
-            branchId: newBranchId,
-            seqNo: 1,
-            prepared,
-            description: `Duplicated from ${source.id}`,
-            authorUserId: caller.userId,
-            parents: {},
-            parentRows: [],
-            committedAtMs: now,
-          });
-          await branchesStore(trx).insert({
-            ...branch,
-            id: newBranchId,
-            agent_id: newAgentId,
-            parent_branch_id: branch.parent_branch_id ? (branchIds.get(branch.parent_branch_id) ?? null) : null,
-            head_version_id: version.id,
-            head_seq_no: 1,
-            merged_into_branch_id: null,
-            created_by_user_id: caller.userId,
-            created_at_ms: now,
-            last_committed_at_ms: now,
-          });
+          const { head_version_id: _head, head_seq_no: _seqNo, ...copied } = branch;
+          await startBranch(
+            scope,
+            context,
+            caller,
+            {
+              ...copied,
+              id: newBranchId,
+              agent_id: newAgentId,
+              parent_branch_id: branch.parent_branch_id ? (branchIds.get(branch.parent_branch_id) ?? null) : null,
+              merged_into_branch_id: null,
+              created_by_user_id: caller.userId,
+              created_at_ms: now,
+              last_committed_at_ms: now,
+            },
+            { prepared, description: `Duplicated from ${source.id}`, parents: {}, parentRows: [] },
+          );
           if (isMain) {
             const tags = JSON.parse(source.tags) as string[];
             const { revision: _sourceRevision, ...sourceRow } = source;

@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 
 import type { AgentTable, Database } from '../../db/schema.js';
+import { NotFoundError } from '../../http/errors.js';
 
 export type AgentRow = Selectable<AgentTable>;
 
@@ -25,7 +26,7 @@ export interface AgentListFilter {
 }
 
 export function agentsStore(db: Kysely<Database>) {
-  return {
+  const store = {
     find(workspaceId: string, agentId: string): Promise<AgentRow | undefined> {
       return db
         .selectFrom('agents')
@@ -33,6 +34,13 @@ export function agentsStore(db: Kysely<Database>) {
         .where('id', '=', agentId)
         .where('workspace_id', '=', workspaceId)
         .executeTakeFirst();
+    },
+
+    /** The workspace's agent, or a 404. */
+    async findOrThrow(workspaceId: string, agentId: string): Promise<AgentRow> {
+      const agent = await store.find(workspaceId, agentId);
+      if (!agent) throw new NotFoundError('agent', agentId);
+      return agent;
     },
 
     /** An agent with the head version of a branch (main unless given), in one query. */
@@ -88,11 +96,8 @@ export function agentsStore(db: Kysely<Database>) {
       return row;
     },
 
-    /** Removes the agent and everything under it. */
+    /** Removes the agent row and its tags; what else it owns goes first (`deleteAgentAndOwned`). */
     async delete(agentId: string): Promise<void> {
-      await db.deleteFrom('drafts').where('agent_id', '=', agentId).execute();
-      await db.deleteFrom('versions').where('agent_id', '=', agentId).execute();
-      await db.deleteFrom('branches').where('agent_id', '=', agentId).execute();
       await db.deleteFrom('agent_tags').where('agent_id', '=', agentId).execute();
       await db.deleteFrom('agents').where('id', '=', agentId).execute();
     },
@@ -134,6 +139,7 @@ export function agentsStore(db: Kysely<Database>) {
       return query.orderBy(column, filter.direction).orderBy('id', filter.direction).limit(filter.limit).execute();
     },
   };
+  return store;
 }
 
 async function replaceTags(db: Kysely<Database>, agentId: string, tags: string[]): Promise<void> {

@@ -4,27 +4,22 @@ import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, RequestValidationError } from '../../http/errors.js';
-import {
-  agentSettingsColumns,
-  assertCanChangeAgentSettings,
-  assertCanWriteBranch,
-  findAgentOrThrow,
-  findBranchOrThrow,
-  loadDocument,
-  recordAgentSettingsChange,
-} from '../agents/agents.service.js';
-import { agentSettingsChange } from '../agents/agent-settings.js';
+import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from '../agents/agent-settings.js';
 import { agentsStore } from '../agents/agents.store.js';
 import type { ConfigChanges } from '../agents/config-changes.js';
 import { prepareChange } from '../agents/prepared-change.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
+import { draftsStore } from '../drafts/drafts.store.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
+import { loadDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
-import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
+import { startBranch } from '../versions/commit.js';
+import { renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
+import { assertCanChangeAgentSettings, assertCanWriteBranch } from './branch-access.js';
 import { validateBranchName } from './branch-name.js';
 import { type BranchRow, branchesStore } from './branches.store.js';
 
@@ -85,18 +80,13 @@ export function branchesService(context: AppContext) {
 
   return {
     async list(caller: Caller, agentId: string, options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean }) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const store = branchesStore(db);
       const [branches, total, shares, drafts] = await Promise.all([
         store.list(agent.id, { includeArchived: options.includeArchived, limit: options.limit }),
         store.count(agent.id, options.includeArchived),
         liveShares(db, agent.id),
-        db
-          .selectFrom('drafts')
-          .select(['branch_id', 'created_at_ms', 'based_on_seq_no'])
-          .where('agent_id', '=', agent.id)
-          .where('user_id', '=', caller.userId)
-          .execute(),
+        draftsStore(db).listOfUser(agent.id, caller.userId),
       ]);
       const users = await context.users.describe(branches.map((branch) => branch.created_by_user_id));
       const commitStatus = options.includeCommitStatus ? await commitStatusAgainstMain(agent.id, agent.main_branch_id, branches) : undefined;
@@ -124,19 +114,20 @@ export function branchesService(context: AppContext) {
     },
 
     async get(caller: Caller, agentId: string, branchId: string) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
-      const branch = await findBranchOrThrow(db, agent.id, branchId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      const branch = await branchesStore(db).findOrThrow(agent.id, branchId);
       return renderBranch(caller, branch);
     },
 
     /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
     async create(caller: Caller, agentId: string, input: CreateBranchInput) {
       const name = validateBranchName(input.name, ['body', 'name']);
-      return context.write(async ({ trx, afterCommit, publish }) => {
-        const found = await findAgentOrThrow(trx, caller, agentId);
+      return context.write(async (scope) => {
+        const { trx, publish } = scope;
+        const found = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         // Agent-wide settings in the body change the agent: read it under the agent lock, as a commit does.
         if (input.platform_settings) await lockAgent(trx, found.id);
-        const agent = input.platform_settings ? await findAgentOrThrow(trx, caller, agentId) : found;
+        const agent = input.platform_settings ? await agentsStore(trx).findOrThrow(caller.workspaceId, agentId) : found;
         const parent = await versionsStore(trx).find(agent.id, input.parent_version_id);
         if (!parent) {
           throw RequestValidationError.at(
@@ -145,7 +136,7 @@ export function branchesService(context: AppContext) {
           );
         }
         if (input.include_draft) {
-          const parentBranch = await findBranchOrThrow(trx, agent.id, parent.branch_id);
+          const parentBranch = await branchesStore(trx).findOrThrow(agent.id, parent.branch_id);
           if (parentBranch.head_version_id !== parent.id) {
             throw RequestValidationError.at(
               ['body', 'include_draft'],
@@ -165,7 +156,6 @@ export function branchesService(context: AppContext) {
         const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
         // A body that reads the same as the parent (a read sent back) keeps the parent's document as stored.
         const prepared = next.same ? await context.documents.prepare(base) : next.prepared;
-        afterCommit(() => context.documents.markStored(prepared));
         const now = context.now();
         const branchId = newId('agtbrch_', now);
         if (settingsChange) {
@@ -175,33 +165,26 @@ export function branchesService(context: AppContext) {
           await agentsStore(trx).update(agent.id, { ...agentSettingsColumns(next.agentSettings), updated_at_ms: now });
           await recordAgentSettingsChange(trx, caller, now, agent.id, branchId, settingsChange);
         }
-        const version = await insertVersion(trx, context, {
-          agentId: agent.id,
-          branchId,
-          seqNo: 1,
-          prepared,
-          description: '',
-          authorUserId: caller.userId,
-          parents: { out_of_branch_parent_id: parent.id },
-          parentRows: [parent],
-          committedAtMs: now,
-        });
-        await branchesStore(trx).insert({
-          id: branchId,
-          agent_id: agent.id,
-          name,
-          description: input.description,
-          parent_branch_id: parent.branch_id,
-          head_version_id: version.id,
-          head_seq_no: 1,
-          protection_status: 'writer_perms_required',
-          auto_rebase: 0,
-          is_archived: 0,
-          merged_into_branch_id: null,
-          created_by_user_id: caller.userId,
-          created_at_ms: now,
-          last_committed_at_ms: now,
-        });
+        const version = await startBranch(
+          scope,
+          context,
+          caller,
+          {
+            id: branchId,
+            agent_id: agent.id,
+            name,
+            description: input.description,
+            parent_branch_id: parent.branch_id,
+            protection_status: 'writer_perms_required',
+            auto_rebase: 0,
+            is_archived: 0,
+            merged_into_branch_id: null,
+            created_by_user_id: caller.userId,
+            created_at_ms: now,
+            last_committed_at_ms: now,
+          },
+          { prepared, description: '', parents: { out_of_branch_parent_id: parent.id }, parentRows: [parent] },
+        );
         await recordUserAction(trx, caller, now, {
           action: 'branch.create',
           agentId: agent.id,
@@ -214,12 +197,12 @@ export function branchesService(context: AppContext) {
 
     async update(caller: Caller, agentId: string, branchId: string, input: UpdateBranchInput) {
       const { branch } = await context.write(async ({ trx, publish }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        await findBranchOrThrow(trx, agent.id, branchId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        await branchesStore(trx).findOrThrow(agent.id, branchId);
         // Archiving checks the live split: hold the agent lock that deployments take.
         await lockAgent(trx, agent.id);
         await lockBranch(trx, branchId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         const isMain = branch.id === agent.main_branch_id;
         assertCanWriteBranch(caller, branch);
         const changes: Partial<BranchRow> = {};

@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { takesRowLocks } from '../../db/locks.js';
 import { queryInSlices } from '../../db/in-lists.js';
 import type { BranchTable, Database } from '../../db/schema.js';
+import { NotFoundError } from '../../http/errors.js';
 import { branchNameKey } from './branch-name.js';
 
 export type BranchRow = Selectable<BranchTable>;
@@ -10,7 +11,7 @@ export type BranchRow = Selectable<BranchTable>;
 export type NewBranchRow = Omit<BranchRow, 'name_key'>;
 
 export function branchesStore(db: Kysely<Database>) {
-  return {
+  const store = {
     find(agentId: string, branchId: string): Promise<BranchRow | undefined> {
       return db
         .selectFrom('branches')
@@ -18,6 +19,13 @@ export function branchesStore(db: Kysely<Database>) {
         .where('id', '=', branchId)
         .where('agent_id', '=', agentId)
         .executeTakeFirst();
+    },
+
+    /** The agent's branch, or a 404. */
+    async findOrThrow(agentId: string, branchId: string): Promise<BranchRow> {
+      const branch = await store.find(agentId, branchId);
+      if (!branch) throw new NotFoundError('branch', branchId);
+      return branch;
     },
 
     /** The branch, write-locked for the rest of the transaction (see `lockBranch`). */
@@ -77,5 +85,10 @@ export function branchesStore(db: Kysely<Database>) {
       const keyed = changes.name === undefined ? changes : { ...changes, name_key: branchNameKey(changes.name) };
       await db.updateTable('branches').set(keyed).where('id', '=', branchId).execute();
     },
+
+    async deleteForAgent(agentId: string): Promise<void> {
+      await db.deleteFrom('branches').where('agent_id', '=', agentId).execute();
+    },
   };
+  return store;
 }

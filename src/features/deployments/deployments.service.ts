@@ -5,8 +5,7 @@ import { lockAgent } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { SplitItem } from '../../domain/traffic-split.js';
 import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../http/errors.js';
-import { findAgentOrThrow } from '../agents/agents.service.js';
-import type { AgentRow } from '../agents/agents.store.js';
+import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
@@ -114,7 +113,7 @@ export function deploymentsService(context: AppContext) {
     async create(caller: Caller, agentId: string, requests: DeploymentRequestItem[]) {
       const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
       const row = await context.write(async ({ trx, publish }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
         publish({ kind: 'agent', agentId: agent.id });
         const deployed = await deploy(trx, caller, agent, split, (index) =>
@@ -133,7 +132,7 @@ export function deploymentsService(context: AppContext) {
     },
 
     async list(caller: Caller, agentId: string, page: number, pageSize: number) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const store = deploymentsStore(db);
       const [rows, total] = await Promise.all([store.page(agent.id, (page - 1) * pageSize, pageSize), store.count(agent.id)]);
       return { meta: { total, page, page_size: pageSize }, results: await renderHistory(caller, rows) };
@@ -145,7 +144,7 @@ export function deploymentsService(context: AppContext) {
      */
     async rollback(caller: Caller, agentId: string, deploymentId: string) {
       const row = await context.write(async ({ trx, publish }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
         const earlier = await deploymentsStore(trx).find(agent.id, deploymentId);
         if (!earlier) throw new NotFoundError('deployment', deploymentId);

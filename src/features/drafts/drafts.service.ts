@@ -2,9 +2,11 @@ import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import type { AgentDocument } from '../agents/agent-document.js';
-import { findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
+import { branchesStore } from '../branches/branches.store.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
+import { draftsStore } from './drafts.store.js';
 
 export interface DraftInput {
   conversation_config: JsonObject;
@@ -28,17 +30,18 @@ export function draftsService(context: AppContext) {
       const prepared = await context.documents.prepare(document);
       const now = context.now();
       return context.write(async ({ trx, afterCommit }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
         await context.documents.write(trx, prepared);
         afterCommit(() => context.documents.markStored(prepared));
-        // One statement, so that two saves racing on PostgreSQL cannot both insert.
-        const draft = { document_hash: prepared.rootHash, created_at_ms: now, based_on_seq_no: branch.head_seq_no };
-        await trx
-          .insertInto('drafts')
-          .values({ branch_id: branch.id, user_id: caller.userId, agent_id: agent.id, ...draft })
-          .onConflict((conflict) => conflict.columns(['branch_id', 'user_id']).doUpdateSet(draft))
-          .execute();
+        await draftsStore(trx).save({
+          branch_id: branch.id,
+          user_id: caller.userId,
+          agent_id: agent.id,
+          document_hash: prepared.rootHash,
+          created_at_ms: now,
+          based_on_seq_no: branch.head_seq_no,
+        });
         await recordUserAction(trx, caller, now, { action: 'draft.create', agentId: agent.id, resourceId: branch.id, details: { based_on_version_id: branch.head_version_id } });
         return { branch_id: branch.id, draft_created_at: Math.floor(now / 1000) };
       });
@@ -47,10 +50,9 @@ export function draftsService(context: AppContext) {
     /** Discards the caller's draft on the branch; discarding a draft that does not exist is fine. */
     async discard(caller: Caller, agentId: string, branchId: string) {
       return context.write(async ({ trx }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
-        const branch = await findBranchOrThrow(trx, agent.id, branchId);
-        const result = await trx.deleteFrom('drafts').where('branch_id', '=', branch.id).where('user_id', '=', caller.userId).executeTakeFirst();
-        const discarded = Number(result.numDeletedRows) > 0;
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
+        const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
+        const discarded = await draftsStore(trx).discardOfUser(branch.id, caller.userId);
         // Discarding a draft that does not exist writes nothing, so it records nothing.
         if (discarded) await recordUserAction(trx, caller, context.now(), { action: 'draft.delete', agentId: agent.id, resourceId: branch.id });
         return { branch_id: branch.id, discarded };

@@ -6,10 +6,10 @@ import type { Database, Role } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
 import { hasBadText } from '../../http/text.js';
-import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
+import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
-import { roleCanWriteBranch } from '../branches/branch-access.js';
-import type { BranchRow } from '../branches/branches.store.js';
+import { assertCanWriteBranch, assertNotArchived, roleCanWriteBranch } from '../branches/branch-access.js';
+import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
@@ -160,7 +160,7 @@ export function mergeProposalsService(context: AppContext) {
 
   return {
     async list(caller: Caller, agentId: string, query: ListProposalsQuery) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       let after: { createdAtMs: number; id: string } | undefined;
       if (query.cursor) {
         try {
@@ -195,7 +195,7 @@ export function mergeProposalsService(context: AppContext) {
       checkText(input.description, ['body', 'description'], 20_000);
       const reviewers = input.requested_reviewer_user_ids ?? [];
       return context.write(async ({ trx }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branchOrInvalid = async (id: string, field: string) => {
           const branch = await trx.selectFrom('branches').selectAll().where('agent_id', '=', agent.id).where('id', '=', id).executeTakeFirst();
           if (!branch) throw RequestValidationError.at(['body', field], `Branch ${JSON.stringify(id)} is not a branch of agent ${agent.id}.`);
@@ -239,7 +239,7 @@ export function mergeProposalsService(context: AppContext) {
     },
 
     async get(caller: Caller, agentId: string, proposalId: string) {
-      const agent = await findAgentOrThrow(db, caller, agentId);
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       return renderOne(caller, agent.id, proposalId);
     },
 
@@ -248,7 +248,7 @@ export function mergeProposalsService(context: AppContext) {
       if (input.title != null) checkText(input.title, ['body', 'title'], 500);
       if (input.description != null) checkText(input.description, ['body', 'description'], 20_000);
       const agent = await context.write(async ({ trx }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         if (input.requested_reviewer_user_ids) await assertWorkspaceUsers(trx, caller, input.requested_reviewer_user_ids, ['body', 'requested_reviewer_user_ids']);
         await lockAgent(trx, agent.id);
         const proposal = await findProposal(agent.id, proposalId, trx);
@@ -289,14 +289,14 @@ export function mergeProposalsService(context: AppContext) {
     async review(caller: Caller, agentId: string, proposalId: string, state: 'approved' | 'changes_requested', comment: string) {
       checkText(comment, ['body', 'comment'], 20_000);
       const agent = await context.write(async ({ trx }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
         const proposal = await findProposal(agent.id, proposalId, trx);
         assertOpen(proposal);
         if (state === 'approved' && proposal.author_user_id === caller.userId) {
           throw new ForbiddenError('Nobody approves their own merge proposal; ask another user to review it.');
         }
-        const source = await findBranchOrThrow(trx, agent.id, proposal.source_branch_id);
+        const source = await branchesStore(trx).findOrThrow(agent.id, proposal.source_branch_id);
         await recordUserAction(trx, caller, context.now(), {
           action: 'merge_proposal.review',
           agentId: agent.id,
@@ -322,7 +322,7 @@ export function mergeProposalsService(context: AppContext) {
     async comment(caller: Caller, agentId: string, proposalId: string, body: string) {
       checkText(body, ['body', 'body'], 20_000);
       const agent = await context.write(async ({ trx }) => {
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const proposal = await findProposal(agent.id, proposalId, trx);
         const row: CommentRow = { id: newId('agtmpcmt_'), proposal_id: proposal.id, user_id: caller.userId, body, created_at_ms: context.now() };
         await mergeProposalsStore(trx).insertComment(row);
@@ -336,13 +336,13 @@ export function mergeProposalsService(context: AppContext) {
     async merge(caller: Caller, agentId: string, proposalId: string, options: { archiveSourceBranch: boolean; force: boolean }) {
       const agent = await context.write(async (scope) => {
         const { trx } = scope;
-        const agent = await findAgentOrThrow(trx, caller, agentId);
+        const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
         const proposal = await findProposal(agent.id, proposalId, trx);
         assertOpen(proposal);
         for (const id of [proposal.source_branch_id, proposal.target_branch_id].sort()) await lockBranch(trx, id);
-        const source = await findBranchOrThrow(trx, agent.id, proposal.source_branch_id);
-        const target = await findBranchOrThrow(trx, agent.id, proposal.target_branch_id);
+        const source = await branchesStore(trx).findOrThrow(agent.id, proposal.source_branch_id);
+        const target = await branchesStore(trx).findOrThrow(agent.id, proposal.target_branch_id);
         assertCanWriteBranch(caller, target);
         if (caller.role !== 'admin') {
           const reviews = await mergeProposalsStore(trx).reviews([proposal.id]);

@@ -7,9 +7,9 @@ import type { SeqRange } from '../../domain/frontier.js';
 import type { Side } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
 import { type AgentDocument, sameVisibleDocument } from '../agents/agent-document.js';
-import { loadDocument } from '../agents/agents.service.js';
-import type { BranchRow } from '../branches/branches.store.js';
-import type { DocumentStore, PreparedDocument } from '../versions/documents.store.js';
+import type { AgentRow } from '../agents/agents.store.js';
+import { type BranchRow, branchesStore } from '../branches/branches.store.js';
+import { type DocumentStore, loadDocument, type PreparedDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { defaultWinner, type FieldConflict, mergeAndFill, type ResolutionInput, type ResolutionsLocation } from './merge-documents.js';
@@ -106,6 +106,12 @@ export async function planMerge(
   }
 
   return { sourceHead, targetHead, base, aheadRanges: comparison.aheadRanges, document: filled, prepared, conflicts, refusal };
+}
+
+/** What rebasing `branch` onto main would produce (the branch's value wins conflicts): the preview, the rebase and the automatic rebase. */
+export async function planRebase(trx: Kysely<Database>, context: AppContext, agent: Pick<AgentRow, 'id' | 'main_branch_id'>, branch: BranchRow): Promise<MergePlan> {
+  const main = await branchesStore(trx).findOrThrow(agent.id, agent.main_branch_id);
+  return planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
 }
 
 /**

@@ -9,6 +9,12 @@ import type { JsonObject } from '../../domain/canonical-json.js';
 import { type ContentNode, childHashes, decodeTreeInSteps, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
 import { LruCache } from '../../domain/lru.js';
 import { RequestValidationError } from '../../http/errors.js';
+import type { AgentDocument } from '../agents/agent-document.js';
+
+/** The document a version holds (through the documents store's cache). */
+export async function loadDocument(context: { documents: DocumentStore }, db: Kysely<Database>, version: { document_hash: string }): Promise<AgentDocument> {
+  return (await context.documents.load(db, version.document_hash)) as AgentDocument;
+}
 
 /**
  * Version documents in the content-addressed `blobs` table. Nodes are immutable, so decoded

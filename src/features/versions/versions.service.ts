@@ -1,16 +1,9 @@
-import type { Kysely } from 'kysely';
-
 import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
-import type { Database } from '../../db/schema.js';
-import { newId } from '../../domain/ids.js';
-import { frontierOf } from '../../domain/frontier.js';
-import { positionOf } from './history.js';
 import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import type { AgentDocument } from '../agents/agent-document.js';
-import type { PreparedDocument } from './documents.store.js';
 import { type VersionRow, versionsStore } from './versions.store.js';
 
 export interface VersionParents {
@@ -30,48 +23,6 @@ export const NO_PARENTS: VersionParents = {
   merged_from_version_id: null,
   rebased_from_version_id: null,
 };
-
-export interface VersionDraft {
-  agentId: string;
-  branchId: string;
-  /** 1 for a branch's first version, else the locked head's number + 1. */
-  seqNo: number;
-  prepared: PreparedDocument;
-  description: string;
-  authorUserId: string;
-  parents: Partial<VersionParents>;
-  /** The versions named in `parents`, for the generation number. */
-  parentRows: VersionRow[];
-  committedAtMs: number;
-  mergedAuthorIds?: string[];
-}
-
-/**
- * Writes a version and its document. The caller holds the branch lock and moves the head;
- * the unique key (branch_id, seq_no_in_branch) refuses a duplicate number if it did not.
- */
-export async function insertVersion(trx: Kysely<Database>, context: AppContext, draft: VersionDraft): Promise<VersionRow> {
-  await context.documents.write(trx, draft.prepared);
-  const parentPositions = await Promise.all(draft.parentRows.map((parent) => positionOf(context, trx, parent)));
-  const frontierHash = await context.frontiers.write(trx, frontierOf(draft.branchId, parentPositions));
-  const row: VersionRow = {
-    id: newId('agtvrsn_', draft.committedAtMs),
-    agent_id: draft.agentId,
-    branch_id: draft.branchId,
-    seq_no_in_branch: draft.seqNo,
-    ...NO_PARENTS,
-    ...draft.parents,
-    generation: Math.max(0, ...draft.parentRows.map((parent) => parent.generation)) + 1,
-    description: draft.description,
-    author_user_id: draft.authorUserId,
-    committed_at_ms: draft.committedAtMs,
-    document_hash: draft.prepared.rootHash,
-    merged_author_ids: draft.mergedAuthorIds ? JSON.stringify(draft.mergedAuthorIds) : null,
-    frontier_hash: frontierHash,
-  };
-  await versionsStore(trx).insert(row);
-  return row;
-}
 
 export function parentsOf(version: VersionRow): VersionParents {
   return {

@@ -3,11 +3,12 @@ import type { Kysely, Selectable } from 'kysely';
 import { queryInSlices } from '../../db/in-lists.js';
 import type { Database, VersionTable } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
+import { NotFoundError } from '../../http/errors.js';
 
 export type VersionRow = Selectable<VersionTable>;
 
 export function versionsStore(db: Kysely<Database>) {
-  return {
+  const store = {
     find(agentId: string, versionId: string): Promise<VersionRow | undefined> {
       return db
         .selectFrom('versions')
@@ -15,6 +16,13 @@ export function versionsStore(db: Kysely<Database>) {
         .where('id', '=', versionId)
         .where('agent_id', '=', agentId)
         .executeTakeFirst();
+    },
+
+    /** The agent's version, or a 404. */
+    async findOrThrow(agentId: string, versionId: string): Promise<VersionRow> {
+      const version = await store.find(agentId, versionId);
+      if (!version) throw new NotFoundError('version', versionId);
+      return version;
     },
 
     findMany(agentId: string, ids: string[]): Promise<VersionRow[]> {
@@ -72,5 +80,10 @@ export function versionsStore(db: Kysely<Database>) {
     async insert(row: VersionRow): Promise<void> {
       await db.insertInto('versions').values(row).execute();
     },
+
+    async deleteForAgent(agentId: string): Promise<void> {
+      await db.deleteFrom('versions').where('agent_id', '=', agentId).execute();
+    },
   };
+  return store;
 }
