@@ -24,7 +24,7 @@ import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import type { Caller } from './features/workspaces/workspaces.store.js';
-import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './http/errors.js';
+import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './errors.js';
 import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
 import { JSON_NULL_BODY, registerJsonBodyParser } from './http/json-body.js';
 import { deepObjectParamsOf, foldDeepObjects } from './http/query.js';

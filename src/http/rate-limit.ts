@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RateLimit } from '../config.js';
 import { hashApiKey } from '../features/workspaces/workspaces.service.js';
 import type { Caller } from '../features/workspaces/workspaces.store.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../errors.js';
 
 /**
  * Upstream's 429 (contract §1.4: `rate_limit_error`, `rate_limit_exceeded`). The error handler adds

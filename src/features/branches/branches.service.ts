@@ -3,7 +3,7 @@ import { isUniqueViolation } from '../../db/errors.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
-import { ConflictError, ForbiddenError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, ForbiddenError, RequestValidationError } from '../../errors.js';
 import {
   agentSettingsColumns,
   assertCanChangeAgentSettings,

@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.js';
 import { lockAgent } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { SplitItem } from '../../domain/traffic-split.js';
-import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../http/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../errors.js';
 import { findAgentOrThrow } from '../agents/agents.service.js';
 import type { AgentRow } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';

@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database, Role } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
-import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
 import { hasBadText } from '../../http/text.js';
 import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
 import { recordUserAction } from '../audit/audit.events.js';

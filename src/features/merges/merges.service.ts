@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
-import { ConflictError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, RequestValidationError } from '../../errors.js';
 import { voiceIdOf } from '../agents/agent-document.js';
 import { renderAgentResponse } from '../agents/agent-response.js';
 import { assertCanWriteBranch, assertNotArchived, findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';

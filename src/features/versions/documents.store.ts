@@ -8,7 +8,7 @@ import type { Database } from '../../db/schema.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { type ContentNode, childHashes, decodeTreeInSteps, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
 import { LruCache } from '../../domain/lru.js';
-import { RequestValidationError } from '../../http/errors.js';
+import { RequestValidationError } from '../../errors.js';
 
 /**
  * Version documents in the content-addressed `blobs` table. Nodes are immutable, so decoded

@@ -6,7 +6,7 @@ import type { Database } from '../../db/schema.js';
 import { newId } from '../../domain/ids.js';
 import { frontierOf } from '../../domain/frontier.js';
 import { positionOf } from './history.js';
-import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
+import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../workspaces/workspaces.store.js';
 import type { AgentDocument } from '../agents/agent-document.js';
