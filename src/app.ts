@@ -23,14 +23,14 @@ import { mergeProposalRoutes } from './features/merge-proposals/merge-proposals.
 import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
-import type { Caller } from './features/workspaces/workspaces.store.js';
+import { type Caller, type Permission, roleAllows } from './domain/caller.js';
 import { ApiError, AuthenticationError, ForbiddenError, PayloadTooLargeError, RequestValidationError } from './errors.js';
 import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
 import { JSON_NULL_BODY, registerJsonBodyParser } from './http/json-body.js';
 import { deepObjectParamsOf, foldDeepObjects } from './http/query.js';
 import { RateLimitedError, RateLimiter } from './http/rate-limit.js';
 import { createHttpServer } from './http/server.js';
-import { type Permission, type RouteDefinition, roleAllows } from './http/route.js';
+import type { RouteDefinition } from './http/route.js';
 import { validatePart } from './http/validate-part.js';
 import { LatencyRecorder } from './metrics/latency.js';
 import { type ConfigBodyName, configBodyName } from './wire/request-bodies.js';

@@ -4,7 +4,7 @@ import { ElevenLabsClient, ElevenLabsError } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadConfig } from '../src/config.js';
-import type { Caller } from '../src/features/workspaces/workspaces.store.js';
+import type { Caller } from '../src/domain/caller.js';
 import { RateLimiter } from '../src/http/rate-limit.js';
 import { detailOf, failure } from './support/sdk-errors.js';
 import { injectAs, listen, sdk, startTestApp, type TestApp } from './support/test-app.js';

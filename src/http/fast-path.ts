@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type { RoutingCache } from '../features/deployments/routing-cache.js';
 import type { WorkspacesService } from '../features/workspaces/workspaces.service.js';
-import type { Caller } from '../features/workspaces/workspaces.store.js';
+import type { Caller } from '../domain/caller.js';
 import type { LatencyRecorder } from '../metrics/latency.js';
 import type { RateLimiter } from './rate-limit.js';
 import { hasBadText } from './text.js';

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 
 import type { RateLimit } from '../config.js';
 import { hashApiKey } from '../features/workspaces/workspaces.service.js';
-import type { Caller } from '../features/workspaces/workspaces.store.js';
+import type { Caller } from '../domain/caller.js';
 import { ApiError } from '../errors.js';
 
 /**

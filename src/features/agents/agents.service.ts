@@ -18,7 +18,7 @@ import { autoRebaseBranches } from '../merges/merges.service.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { type AgentDocument, copyNameOf, PER_AGENT_SETTINGS, voiceIdOf } from './agent-document.js';
 import { type AgentSettingsChange, agentSettingsChange } from './agent-settings.js';
 import { renderAgentResponse } from './agent-response.js';

@@ -1,4 +1,4 @@
-import type { Role } from '../../db/schema.js';
+import type { Role } from '../../domain/caller.js';
 import type { BranchRow } from './branches.store.js';
 
 /**

@@ -24,7 +24,7 @@ import { compareVersions } from '../versions/history.js';
 import { insertVersion, renderVersionMetadata } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { validateBranchName } from './branch-name.js';
 import { type BranchRow, branchesStore } from './branches.store.js';
 

@@ -10,7 +10,7 @@ import type { AgentRow } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { activateDeployment, splitOf } from './deployment-writer.js';
 import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
 

@@ -1,7 +1,7 @@
 import type { ChangeFeed } from '../../db/change-feed.js';
 import { LruCache } from '../../domain/lru.js';
 import { AgentBuckets, type BucketTable } from '../../domain/traffic-split.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import type { AgentRow } from '../agents/agents.store.js';
 
 /** How long an entry may serve without a notification: bounds a lost one (DESIGN §12.2). */

@@ -4,7 +4,7 @@ import type { JsonObject } from '../../domain/canonical-json.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { findAgentOrThrow, findBranchOrThrow } from '../agents/agents.service.js';
 import { recordUserAction } from '../audit/audit.events.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 
 export interface DraftInput {
   conversation_config: JsonObject;

@@ -16,7 +16,7 @@ import { deploymentsStore } from '../deployments/deployments.store.js';
 import { insertVersion } from '../versions/versions.service.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { type MergePlan, overriddenFields, planMerge, type ResolutionInput, type ResolutionsLocation } from './merge-plan.js';
 

@@ -8,7 +8,7 @@ import { frontierOf } from '../../domain/frontier.js';
 import { positionOf } from './history.js';
 import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import type { PreparedDocument } from './documents.store.js';
 import { type VersionRow, versionsStore } from './versions.store.js';

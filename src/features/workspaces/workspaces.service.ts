@@ -4,13 +4,13 @@ import type { Kysely } from 'kysely';
 
 import type { Store } from '../../db/connect.js';
 import { isUniqueViolation } from '../../db/errors.js';
-import type { Database, Role } from '../../db/schema.js';
+import type { Database } from '../../db/schema.js';
+import type { Caller, Role } from '../../domain/caller.js';
 import { writeTransaction } from '../../db/write.js';
 import { newId } from '../../domain/ids.js';
 import { recordOperatorAction } from '../audit/audit.events.js';
-import { type Caller, workspacesStore } from './workspaces.store.js';
+import { workspacesStore } from './workspaces.store.js';
 
-export const ROLES: readonly Role[] = ['admin', 'editor', 'commenter', 'viewer'];
 export const DEFAULT_WORKSPACE = 'default';
 /** The role of a user created by `keys create` without `--role`. */
 export const DEFAULT_ROLE: Role = 'editor';
