@@ -9,9 +9,10 @@ import { hasBadText } from '../../http/text.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
 import { roleCanWriteBranch } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
-import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
+import { activateDeployment } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
+import { loadRoutingEntry } from '../deployments/routing-entry.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { autoRebaseBranches } from '../merges/merges.service.js';
@@ -205,25 +206,11 @@ export function agentsService(context: AppContext) {
    * The hot path: the branch head that the active split assigns to this routing key, served from
    * the routing cache (fresh within 1 s across processes, DESIGN §12.2).
    */
-  /** What the routed read needs of an agent, fresh from the database. */
-  async function loadRoutingEntry(agentId: string) {
-    const agent = await agentsStore(db).findById(agentId);
-    if (!agent) return undefined;
-    const [active, heads] = await Promise.all([deploymentsStore(db).active(agent.id), branchesStore(db).heads(agent.id)]);
-    if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
-    return {
-      agent,
-      table: bucketTableOf(active),
-      heads: new Map(heads.map((head) => [head.branch_id, { versionId: head.version_id, documentHash: head.document_hash }])),
-    };
-  }
-  context.routing.setLoader(loadRoutingEntry);
-
   async function routed(caller: Caller, agentId: string, routingKey: string): Promise<Buffer> {
     let entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'responses'> | undefined = context.routing.get(agentId);
     if (!entry) {
       const started = context.routing.startFill();
-      const loaded = await loadRoutingEntry(agentId);
+      const loaded = await loadRoutingEntry(db, agentId);
       if (!loaded || loaded.agent.workspace_id !== caller.workspaceId) throw new NotFoundError('agent', agentId);
       entry = context.routing.set(agentId, loaded, started) ?? { ...loaded, responses: new Map() };
     }
@@ -302,7 +289,7 @@ export function agentsService(context: AppContext) {
         committedAtMs: now,
       });
       afterCommit(() => context.documents.markStored(prepared));
-      afterCommit(() => context.metrics?.commits.inc());
+      afterCommit(() => context.metrics.commits.inc());
       publish({ kind: 'agent', agentId: agent.id });
       await branchesStore(trx).update(locked.id, {
         head_version_id: version.id,

@@ -128,7 +128,7 @@ export function deploymentsService(context: AppContext) {
         });
         return deployed;
       });
-      context.metrics?.deployments.inc({ source: 'manual' });
+      context.metrics.deployments.inc({ source: 'manual' });
       return { traffic_percentage_branch_id_map: splitOf(row) };
     },
 
@@ -174,8 +174,8 @@ export function deploymentsService(context: AppContext) {
       });
       // The history item says "manual" (the contract's enum has no rollback; the SDK refuses other
       // values), and so does the deployments metric; rollbacks have a counter of their own.
-      context.metrics?.deployments.inc({ source: row.source });
-      context.metrics?.rollbacks.inc();
+      context.metrics.deployments.inc({ source: row.source });
+      context.metrics.rollbacks.inc();
       const [rendered] = await renderHistory(caller, [row]);
       return rendered;
     },

@@ -83,7 +83,7 @@ export async function autoRebaseBranches(scope: WriteScope, context: AppContext,
     const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
     const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
     if (plan.refusal) continue;
-    scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'auto' }));
+    scope.afterCommit(() => context.metrics.rebases.inc({ trigger: 'auto' }));
     const version = await landVersion(scope, context, agent, branch, plan, {
       description: 'Automatic rebase onto main',
       parents: { in_branch_parent_id: plan.sourceHead.id, out_of_branch_parent_id: plan.targetHead.id, rebased_from_version_id: plan.sourceHead.id },
@@ -140,7 +140,7 @@ export async function mergeBranches(
   });
   if (plan.refusal) throw plan.refusal;
 
-  scope.afterCommit(() => context.metrics?.merges.inc());
+  scope.afterCommit(() => context.metrics.merges.inc());
   const intoMain = target.id === agent.main_branch_id;
   const version = await landVersion(scope, context, agent, target, plan, {
     description: `Merge branch "${source.name}" into "${target.name}"`,
@@ -164,7 +164,7 @@ export async function mergeBranches(
     const split = active ? splitOf(active) : {};
     movedPercentage = split[source.id] ?? 0;
     if (movedPercentage > 0) {
-      scope.afterCommit(() => context.metrics?.deployments.inc({ source: 'branch_merge' }));
+      scope.afterCommit(() => context.metrics.deployments.inc({ source: 'branch_merge' }));
       const next = Object.entries(split)
         .filter(([branchId]) => branchId !== source.id)
         .map(([branchId, percentage]) => ({ branchId, percentage: branchId === target.id ? percentage + movedPercentage : percentage }));
@@ -280,7 +280,7 @@ export function mergesService(context: AppContext) {
         const main = await findBranchOrThrow(trx, agent.id, agent.main_branch_id);
         const plan = await planMerge(trx, context, agent.id, branch, main, { kind: 'rebase', winner: 'source' });
         if (plan.refusal) throw plan.refusal;
-        scope.afterCommit(() => context.metrics?.rebases.inc({ trigger: 'manual' }));
+        scope.afterCommit(() => context.metrics.rebases.inc({ trigger: 'manual' }));
         const version = await landVersion(scope, context, agent, branch, plan, {
           description: 'Rebase onto main',
           parents: { in_branch_parent_id: plan.sourceHead.id, out_of_branch_parent_id: plan.targetHead.id, rebased_from_version_id: plan.sourceHead.id },
