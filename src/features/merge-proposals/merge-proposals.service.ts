@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
-import type { Role } from '../../domain/caller.js';
+import type { Caller, Role } from '../../domain/caller.js';
 import { newId } from '../../domain/ids.js';
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
 import { hasBadText } from '../../http/text.js';
@@ -13,7 +13,6 @@ import { roleCanWriteBranch } from '../branches/branch-access.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../../domain/caller.js';
 import { type CommentRow, mergeProposalsStore, type ProposalRow, type ReviewRow } from './merge-proposals.store.js';
 
 export interface CreateProposalInput {

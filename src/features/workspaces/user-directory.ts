@@ -2,9 +2,8 @@ import type { Kysely } from 'kysely';
 
 import { queryInSlices } from '../../db/in-lists.js';
 import type { Database } from '../../db/schema.js';
-import type { Role } from '../../domain/caller.js';
+import type { Caller, Role } from '../../domain/caller.js';
 import { LruCache } from '../../domain/lru.js';
-import type { Caller } from '../../domain/caller.js';
 
 export interface UserSummary {
   id: string;
