@@ -20,6 +20,13 @@ module.exports = {
       from: { path: '^src/domain/' },
       to: { path: '^src/', pathNot: '^src/domain/' },
     },
+    {
+      name: 'no-circular',
+      comment: 'No module reaches itself through its imports: each layer and slice can be read, tested and changed from the bottom up.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
   ],
   options: {
     // Type-only imports count: a type from a feature couples a layer to it as much as a value does.

@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 // The layers' import rules of .dependency-cruiser.cjs (issue 17): nothing under the features
-// imports one, the pure core imports only itself. Broken, this lists each import that breaks one.
+// imports one, the pure core imports only itself, and no module imports itself through others.
+// Broken, this lists each import (or cycle) that breaks one.
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const depcruise = fileURLToPath(new URL('../node_modules/dependency-cruiser/bin/dependency-cruise.mjs', import.meta.url));
