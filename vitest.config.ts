@@ -33,9 +33,9 @@ export default defineConfig({
               extends: true as const,
               test: {
                 name: 'postgres',
-                // The pure tests do not touch a database: once is enough.
+                // The pure tests and the import rules do not touch a database: once is enough.
                 include: ['test/**/*.test.ts'],
-                exclude: ['test/domain/**', 'test/wire/**'],
+                exclude: ['test/domain/**', 'test/wire/**', 'test/architecture.test.ts'],
                 env: { TEST_DIALECT: 'postgres' },
                 globalSetup: ['test/global-setup.ts'],
               },

@@ -12,6 +12,7 @@ import type { Database } from '../src/db/schema.js';
 import { frontierOf, type Positioned } from '../src/domain/frontier.js';
 import { compareVersions } from '../src/features/versions/history.js';
 import { versionsStore } from '../src/features/versions/versions.store.js';
+import { createWriteMetrics } from '../src/metrics/write-metrics.js';
 
 type VersionRow = Database['versions'];
 type Shape = 'forked-at-tip' | 'long-lived';
@@ -60,7 +61,7 @@ function history(mainLength: number, shape: Shape) {
 async function measure(mainLength: number, shape: Shape) {
   const dir = mkdtempSync(path.join(tmpdir(), 'branchwise-bench-'));
   const store = await openStore({ dataDir: dir });
-  const context = createContext(store);
+  const context = createContext(store, createWriteMetrics());
   try {
     const rows = history(mainLength, shape);
     await store.db.transaction().execute(async (trx) => {

@@ -7,12 +7,11 @@ import { loadConfig } from './config.js';
 import { isPostgresUrl, openStore, type StoreOptions } from './db/connect.js';
 import { auditStore } from './features/audit/audit.store.js';
 import { copyStore, exportStore, importStore, type TableDigest } from './features/portability/portability.js';
-import type { Role } from './db/schema.js';
+import { type Role, ROLES } from './domain/caller.js';
 import {
   type CreatedKey,
   DEFAULT_ROLE,
   DEFAULT_WORKSPACE,
-  ROLES,
   type WorkspacesService,
   workspacesService,
 } from './features/workspaces/workspaces.service.js';

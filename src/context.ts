@@ -7,11 +7,13 @@ import { type WriteScope, writeTransaction } from './db/write.js';
 import { LruCache } from './domain/lru.js';
 import type { SectionCache } from './features/agents/agent-response.js';
 import { RoutingCache } from './features/deployments/routing-cache.js';
+import { loadRoutingEntry } from './features/deployments/routing-entry.js';
 import { DocumentStore } from './features/versions/documents.store.js';
 import { FrontierStore } from './features/versions/frontiers.store.js';
 import { UserDirectory } from './features/workspaces/user-directory.js';
+import type { WriteMetrics } from './metrics/write-metrics.js';
 
-/** What every service needs: the database, the document store and the clock. */
+/** What every service needs: the database, the document store, the caches, the write counters and the clock. */
 export interface AppContext {
   store: Store;
   db: Kysely<Database>;
@@ -27,6 +29,8 @@ export interface AppContext {
     stamped: LruCache<string, StampedAnswer>;
     sections: SectionCache;
   };
+  /** Successful writes, counted once their transaction commits. */
+  metrics: WriteMetrics;
   now(): number;
   /** A write transaction whose published changes reach every process's caches. */
   write<T>(work: (scope: WriteScope) => Promise<T>): Promise<T>;
@@ -43,7 +47,12 @@ export interface StampedAnswer {
   bytes: Buffer;
 }
 
-export function createContext(store: Store, now: () => number = Date.now, cacheMaxBytes = DEFAULT_CACHE_MAX_BYTES): AppContext {
+export function createContext(
+  store: Store,
+  metrics: WriteMetrics,
+  now: () => number = Date.now,
+  cacheMaxBytes = DEFAULT_CACHE_MAX_BYTES,
+): AppContext {
   const budget = (share: keyof typeof BUDGET_SHARES) => Math.floor(cacheMaxBytes * BUDGET_SHARES[share]);
   return {
     store,
@@ -51,7 +60,7 @@ export function createContext(store: Store, now: () => number = Date.now, cacheM
     documents: new DocumentStore(budget('documents')),
     frontiers: new FrontierStore(),
     users: new UserDirectory(store.db),
-    routing: new RoutingCache(store.changes, now, budget('routing')),
+    routing: new RoutingCache(store.changes, now, (agentId) => loadRoutingEntry(store.db, agentId), budget('routing')),
     caches: {
       rendered: new LruCache({ maxEntries: 5_000, maxBytes: budget('rendered'), sizeOf: (bytes) => bytes.byteLength }),
       // Mostly the very buffers `rendered` holds, but counted again: they outlive an eviction there.
@@ -59,6 +68,7 @@ export function createContext(store: Store, now: () => number = Date.now, cacheM
       // JavaScript strings of JSON text are mostly one byte per character.
       sections: new LruCache({ maxEntries: 10_000, maxBytes: budget('sections'), sizeOf: (text) => text.length }),
     },
+    metrics,
     now,
     write: (work) => writeTransaction(store, work),
   };

@@ -6,10 +6,11 @@ import { run } from './base.mjs';
 // mutants reruns whole app test files (a minute or more here); merges are mutated in their pure
 // core, src/domain/three-way-merge.ts. docs/testing.md has the measurements behind this.
 export default run('app', [
-  'src/http/route.ts',
+  // roleAllows.
+  'src/domain/caller.ts',
   'src/features/branches/branch-access.ts',
-  // authenticate and cachedCaller: the key cache.
-  'src/features/workspaces/workspaces.service.ts:166-196',
+  // callerByKeyHash, cachedCallerByKeyHash and recentHashOf: the key cache.
+  'src/features/workspaces/workspaces.service.ts:167-202',
   'src/http/fast-path.ts',
   'src/features/deployments/routing-cache.ts',
   'src/features/deployments/deployment-writer.ts',

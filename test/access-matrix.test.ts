@@ -4,9 +4,9 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { openStore } from '../src/db/connect.js';
-import type { Role } from '../src/db/schema.js';
+import type { Permission, Role } from '../src/domain/caller.js';
 import { workspacesService } from '../src/features/workspaces/workspaces.service.js';
-import type { Permission, RouteDefinition } from '../src/http/route.js';
+import type { RouteDefinition } from '../src/http/route.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
 import {
   describeResponse,

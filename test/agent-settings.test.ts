@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { Role } from '../src/db/schema.js';
+import type { Role } from '../src/domain/caller.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { describeResponse, expectApiError, snapshotDiff } from './support/route-requests.js';
 import { injectAs, okJson, startTestApp, type TestApp, userIdsByRole } from './support/test-app.js';

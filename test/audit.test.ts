@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { Role } from '../src/db/schema.js';
+import type { Role } from '../src/domain/caller.js';
 import { recordUserAction } from '../src/features/audit/audit.events.js';
 import { zAuditEventsPage } from '../src/features/audit/audit.routes.js';
 import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';

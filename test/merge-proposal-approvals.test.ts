@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { Role } from '../src/db/schema.js';
+import type { Role } from '../src/domain/caller.js';
 import { describeResponse } from './support/route-requests.js';
 import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 

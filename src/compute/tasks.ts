@@ -5,7 +5,7 @@ import { type AgentDocument, sameVisibleDocument } from '../features/agents/agen
 import { applyConfigChanges, type ChangedConfig, type ConfigChanges, newConfig } from '../features/agents/config-changes.js';
 import { type MergedDocuments, mergeAndFill, type ResolutionInput, type ResolutionsLocation } from '../features/merges/merge-documents.js';
 import { diffDocuments } from '../features/versions/document-diff.js';
-import { ApiError, ConflictError, RequestValidationError, type ValidationIssue } from '../http/errors.js';
+import { ApiError, ConflictError, RequestValidationError, type ValidationIssue } from '../errors.js';
 import { validatePart } from '../http/validate-part.js';
 import { type AgentConfigSections, renderSection, validateAgentConfig } from '../wire/agent-config.js';
 import { CONFIG_BODIES, type ConfigBodyName } from '../wire/request-bodies.js';

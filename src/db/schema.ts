@@ -1,5 +1,7 @@
 import type { Generated } from 'kysely';
 
+import type { Role } from '../domain/caller.js';
+
 // Row types of every table, as Kysely sees them. Booleans are stored as 0/1 integers and
 // JSON as TEXT on both dialects, so the stores read the same rows from SQLite and PostgreSQL.
 // Times are unix milliseconds (the wire shows seconds; merges compare milliseconds, §12.5).
@@ -9,8 +11,6 @@ export interface WorkspaceTable {
   name: string;
   created_at_ms: number;
 }
-
-export type Role = 'admin' | 'editor' | 'commenter' | 'viewer';
 
 export interface UserTable {
   id: string;

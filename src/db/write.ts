@@ -2,9 +2,16 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 
 import { type Kysely, sql } from 'kysely';
 
-import { type Change, CHANGE_CHANNEL } from './change-feed.js';
-import type { Store } from './connect.js';
+import { type Change, CHANGE_CHANNEL, type ChangeFeed } from './change-feed.js';
 import type { Database } from './schema.js';
+
+/** What a write needs of a store: connect.ts's `Store`, which imports this module (for the guard) and so is not imported here. */
+export interface WritableStore {
+  db: Kysely<Database>;
+  dialect: 'sqlite' | 'postgres';
+  changes: Pick<ChangeFeed, 'origin' | 'emitLocal'>;
+  writeGuard: object;
+}
 
 export interface WriteScope {
   trx: Kysely<Database>;
@@ -55,7 +62,7 @@ export function assertNoWriteInProgress(writeGuard: object): void {
  * listeners hear at once after the commit. Inside `work`, the pool refuses connections: the
  * transaction's handle is the only one that answers.
  */
-export async function writeTransaction<T>(store: Store, work: (scope: WriteScope) => Promise<T>): Promise<T> {
+export async function writeTransaction<T>(store: WritableStore, work: (scope: WriteScope) => Promise<T>): Promise<T> {
   const changes: Change[] = [];
   const callbacks: (() => void)[] = [];
   const scope = { open: true, store: store.writeGuard };

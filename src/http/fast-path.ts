@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import type { RoutingCache } from '../features/deployments/routing-cache.js';
-import type { WorkspacesService } from '../features/workspaces/workspaces.service.js';
-import type { Caller } from '../features/workspaces/workspaces.store.js';
+import type { Caller } from '../domain/caller.js';
 import type { LatencyRecorder } from '../metrics/latency.js';
+import type { Authenticator } from './authenticator.js';
 import type { RateLimiter } from './rate-limit.js';
 import { hasBadText } from './text.js';
 
@@ -16,6 +15,11 @@ export interface FastPathCounters {
   served: number;
   /** How long its answers took (no allocation per request, unlike a prom-client observe). */
   latency: LatencyRecorder;
+}
+
+/** The routed read's cache, as the fast path reads it: a rendered answer, or undefined on any miss. */
+export interface RoutedAnswers {
+  peek(agentId: string, caller: Caller, routingKey: string): Buffer | undefined;
 }
 
 export type QuickGet = (caller: Caller, agentId: string, selector: { branchId?: string; versionId?: string }) => Buffer | undefined | Promise<Buffer | undefined>;
@@ -69,22 +73,6 @@ function parseAgentGet(request: IncomingMessage): AgentGet | undefined {
   return parsed;
 }
 
-/**
- * The `xi-api-key` header, read from the raw header list: `request.headers` builds an object of
- * every header on first use, which the hot path does not need. A key sent twice is left to the route.
- */
-function apiKeyOf(request: IncomingMessage): string | undefined {
-  const raw = request.rawHeaders;
-  let key: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i];
-    if (name.length !== 10 || name.toLowerCase() !== 'xi-api-key') continue;
-    if (key !== undefined) return undefined;
-    key = raw[i + 1];
-  }
-  return key === '' ? undefined : key;
-}
-
 function send(response: ServerResponse, body: Buffer, counters: FastPathCounters, startedMs: number): true {
   response.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
   response.end(body);
@@ -102,8 +90,8 @@ function send(response: ServerResponse, body: Buffer, counters: FastPathCounters
  * The rate limit is the route's too: a request over it is judged here and refused by the route.
  */
 export function agentFastPath(
-  workspaces: WorkspacesService,
-  routing: RoutingCache,
+  authenticator: Authenticator,
+  routing: RoutedAnswers,
   quickGet: QuickGet,
   counters: FastPathCounters,
   limiter: RateLimiter | undefined,
@@ -112,11 +100,10 @@ export function agentFastPath(
     const parsed = parseAgentGet(request);
     if (!parsed) return false;
     const startedMs = performance.now();
-    const key = apiKeyOf(request);
-    if (key === undefined) return false;
-    const caller = workspaces.cachedCaller(key);
-    if (!caller) return false;
-    if (limiter !== undefined && limiter.check(request, caller, key) > 0) return false;
+    const authenticated = authenticator.cachedCaller(request);
+    if (!authenticated) return false;
+    const { caller, credentialId } = authenticated;
+    if (limiter !== undefined && limiter.check(request, credentialId) > 0) return false;
     const { agentId, branchId, versionId, conversationId, routingKey } = parsed;
 
     if (conversationId !== undefined || routingKey !== undefined) {

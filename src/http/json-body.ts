@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 
-import { RequestValidationError } from './errors.js';
+import { RequestValidationError } from '../errors.js';
 
 /**
  * What the parser hands on for a body that is the JSON text `null`: Fastify gives `null` for a

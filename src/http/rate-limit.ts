@@ -1,9 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 
 import type { RateLimit } from '../config.js';
-import { hashApiKey } from '../features/workspaces/workspaces.service.js';
-import type { Caller } from '../features/workspaces/workspaces.store.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../errors.js';
 
 /**
  * Upstream's 429 (contract §1.4: `rate_limit_error`, `rate_limit_exceeded`). The error handler adds
@@ -42,8 +40,6 @@ type Judged = IncomingMessage & { [VERDICT]?: number };
  */
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
-  /** The key's hash by the caller the key cache resolved it to, so a request does not hash it again. */
-  private readonly keyHashes = new WeakMap<Caller, string>();
   /** Requests turned away (for metrics). */
   rejected = 0;
 
@@ -54,14 +50,15 @@ export class RateLimiter {
 
   /**
    * Spends one request of the caller's key (authenticated already: an invalid key is refused before
-   * it is limited). Returns 0 when the request may go on, otherwise the whole seconds to wait. A
-   * request judged once (on the fast path, then handed to the route) is not charged twice.
+   * it is limited), named by its `credentialId` (the key's hash). Returns 0 when the request may go
+   * on, otherwise the whole seconds to wait. A request judged once (on the fast path, then handed to
+   * the route) is not charged twice.
    */
-  check(request: IncomingMessage, caller: Caller, key: string): number {
+  check(request: IncomingMessage, credentialId: string): number {
     const judged = request as Judged;
     const earlier = judged[VERDICT];
     if (earlier !== undefined) return earlier;
-    const verdict = this.take(this.keyIdOf(caller, key));
+    const verdict = this.take(credentialId);
     judged[VERDICT] = verdict;
     return verdict;
   }
@@ -85,16 +82,6 @@ export class RateLimiter {
     }
     this.rejected++;
     return Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
-  }
-
-  private keyIdOf(caller: Caller, key: string): string {
-    // The key cache hands out one Caller object per key while its entry lives (≤ 1 s).
-    let keyHash = this.keyHashes.get(caller);
-    if (keyHash === undefined) {
-      keyHash = hashApiKey(key);
-      this.keyHashes.set(caller, keyHash);
-    }
-    return keyHash;
   }
 
   /** A full bucket is the same as no bucket. */

@@ -1,21 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type * as z from 'zod';
 
-import type { Role } from '../db/schema.js';
-import type { Caller } from '../features/workspaces/workspaces.store.js';
-
-/**
- * What a caller needs to reach a route at all. Data-dependent rules (protected branches)
- * are the services' business. `public` routes need no key.
- */
-export type Permission = 'public' | 'read' | 'comment' | 'write' | 'admin';
-
-const RANK: Record<Role, number> = { viewer: 0, commenter: 1, editor: 2, admin: 3 };
-const NEEDED: Record<Exclude<Permission, 'public'>, number> = { read: 0, comment: 1, write: 2, admin: 3 };
-
-export function roleAllows(role: Role, permission: Permission): boolean {
-  return permission === 'public' || RANK[role] >= NEEDED[permission];
-}
+import type { Caller, Permission } from '../domain/caller.js';
 
 type Infer<T> = T extends z.ZodType ? z.output<T> : undefined;
 

@@ -1,6 +1,6 @@
 import type * as z from 'zod';
 
-import { ApiError, RequestValidationError } from './errors.js';
+import { ApiError, RequestValidationError } from '../errors.js';
 import { findBadText } from './text.js';
 
 /**

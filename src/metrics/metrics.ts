@@ -5,22 +5,7 @@ import type { AppContext } from '../context.js';
 import type { Store } from '../db/connect.js';
 import type { RateLimiter } from '../http/rate-limit.js';
 import { LATENCY_BUCKETS_SECONDS, type LatencyRecorder, RecordedHistogram } from './latency.js';
-
-/** Successful writes, counted by the services once their transaction commits. */
-export interface WriteMetrics {
-  commits: Counter;
-  merges: Counter;
-  rebases: Counter<'trigger'>;
-  deployments: Counter<'source'>;
-  rollbacks: Counter;
-}
-
-declare module '../context.js' {
-  interface AppContext {
-    /** Set by `buildApp`; absent in a context built on its own (nothing is counted then). */
-    metrics?: WriteMetrics;
-  }
-}
+import type { WriteMetrics } from './write-metrics.js';
 
 /** What a cache reports about itself. */
 interface CacheStatistics {
@@ -113,29 +98,9 @@ export function createMetrics(sources: MetricSources): AppMetrics {
   absoluteCounter(registry, 'branchwise_fast_path_responses_total', 'Responses written by the GET agent fast path (it writes no log line).', () => fastPath.served);
   absoluteCounter(registry, 'branchwise_rate_limited_requests_total', 'Requests refused with 429 by the per-key rate limit.', () => limiter?.rejected ?? 0);
 
-  const writes: WriteMetrics = {
-    commits: new Counter({ name: 'branchwise_commits_total', help: 'Commits that made a new version (PATCH agent, restore).', registers }),
-    merges: new Counter({ name: 'branchwise_merges_total', help: 'Branch merges, by the merge route or a merge proposal.', registers }),
-    rebases: new Counter({
-      name: 'branchwise_rebases_total',
-      help: 'Rebases onto main: trigger="manual" by the rebase route, "auto" for an auto_rebase branch after a new main version.',
-      labelNames: ['trigger'] as const,
-      registers,
-    }),
-    // `source` is the history item's (upstream's enum: "manual" | "branch_merge"), so a rollback
-    // counts as "manual" here as in GET …/deployments; rollbacks are also counted on their own.
-    deployments: new Counter({
-      name: 'branchwise_deployments_total',
-      help: 'Deployments made active, by their history item\'s source: "manual" (a new split or a rollback) or "branch_merge" (a merge moving traffic). An agent\'s first deployment is not counted.',
-      labelNames: ['source'] as const,
-      registers,
-    }),
-    rollbacks: new Counter({
-      name: 'branchwise_deployment_rollbacks_total',
-      help: 'Rollbacks to an earlier split (each is also a deployment with source="manual").',
-      registers,
-    }),
-  };
+  // The services count writes on the context's counters; they are reported here.
+  const writes = sources.context.metrics;
+  for (const metric of Object.values(writes)) registry.registerMetric(metric);
 
   cacheMetrics(registry, () => ({
     routing: sources.context.routing,

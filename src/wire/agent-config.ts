@@ -2,7 +2,7 @@ import type * as z from 'zod';
 
 import { type Json, type JsonObject, isJsonObject, setMember } from '../domain/canonical-json.js';
 import { applyMergePatch } from '../domain/json-merge-patch.js';
-import { RequestValidationError } from '../http/errors.js';
+import { RequestValidationError } from '../errors.js';
 import {
   zAgentPlatformSettingsRequestModel,
   zAgentWorkflowRequestModel,

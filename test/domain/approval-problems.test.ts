@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import type { Role } from '../../src/db/schema.js';
+import type { Role } from '../../src/domain/caller.js';
 import type { BranchRow } from '../../src/features/branches/branches.store.js';
 import type { ProposalRow, ReviewRow } from '../../src/features/merge-proposals/merge-proposals.store.js';
 import { approvalProblems } from '../../src/features/merge-proposals/merge-proposals.service.js';

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { branchNameKey, MAX_BRANCH_NAME_LENGTH, validateBranchName } from '../../src/features/branches/branch-name.js';
-import { RequestValidationError } from '../../src/http/errors.js';
+import { RequestValidationError } from '../../src/errors.js';
 import { INVISIBLES, lookAlikeVariant } from '../support/look-alikes.js';
 
 const LOC = ['body', 'name'];

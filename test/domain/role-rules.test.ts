@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import type { Role } from '../../src/db/schema.js';
+import { type Permission, type Role, roleAllows } from '../../src/domain/caller.js';
 import { roleCanWriteBranch } from '../../src/features/branches/branch-access.js';
-import { type Permission, roleAllows } from '../../src/http/route.js';
 
 // The two role rules every request goes through (DESIGN §5), as whole tables: which role reaches
 // which route permission, and who may write to a branch of each protection.

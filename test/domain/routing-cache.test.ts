@@ -19,6 +19,9 @@ function feed(): ChangeFeed & { emit(event: ChangeEvent): void } {
   };
 }
 
+/** These tests fill the cache themselves; a background reload finds nothing. */
+const noReload = async () => undefined;
+
 const entryFor = (agentId: string) => ({
   agent: { id: agentId, workspace_id: 'ws', updated_at_ms: 1, created_by_user_id: 'user' } as AgentRow,
   table: freshBucketTable([{ branchId: 'main', percentage: 100 }]),
@@ -28,7 +31,7 @@ const entryFor = (agentId: string) => ({
 describe('RoutingCache', () => {
   it('keeps what it holds, responses included, within its byte budget, dropping the least recently used agent first', () => {
     const changes = feed();
-    const cache = new RoutingCache(changes, () => 0, 120_000);
+    const cache = new RoutingCache(changes, () => 0, noReload, 120_000);
     const response = Buffer.alloc(30_000);
     for (const agentId of ['a', 'b', 'c']) {
       const stored = cache.set(agentId, entryFor(agentId), cache.startFill())!;
@@ -47,7 +50,7 @@ describe('RoutingCache', () => {
 
   it('forgets an agent when a change to it is announced, and everything on a reset', () => {
     const changes = feed();
-    const cache = new RoutingCache(changes, () => 0);
+    const cache = new RoutingCache(changes, () => 0, noReload);
     cache.set('a', entryFor('a'), cache.startFill());
     cache.set('b', entryFor('b'), cache.startFill());
     changes.emit({ kind: 'agent', agentId: 'a' });
@@ -58,7 +61,7 @@ describe('RoutingCache', () => {
 
   it('counts an expired entry as a miss', () => {
     let now = 0;
-    const cache = new RoutingCache(feed(), () => now);
+    const cache = new RoutingCache(feed(), () => now, noReload);
     cache.set('a', entryFor('a'), cache.startFill());
     expect(cache.get('a')).toBeDefined();
     now = 5_000;

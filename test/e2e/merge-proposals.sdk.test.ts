@@ -1,7 +1,7 @@
 import { ElevenLabsError, type ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { Role } from '../../src/db/schema.js';
+import type { Role } from '../../src/domain/caller.js';
 import { detailOf, failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
 
-import type { Role } from '../../src/db/schema.js';
+import type { Role } from '../../src/domain/caller.js';
 import type { RouteDefinition } from '../../src/http/route.js';
 import { snapshotDatabase } from './db-snapshot.js';
 import type { TestApp } from './test-app.js';

@@ -10,7 +10,7 @@ import { expect, inject } from 'vitest';
 
 import { type App, type AppOptions, buildApp } from '../../src/app.js';
 import { openStore, type Store, type StoreOptions } from '../../src/db/connect.js';
-import type { Role } from '../../src/db/schema.js';
+import type { Role } from '../../src/domain/caller.js';
 import { adminQuery } from './postgres-cluster.js';
 
 /** The dialect this test run is on (vitest project `sqlite` or `postgres`). */

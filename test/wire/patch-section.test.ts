@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { canonicalJson, type Json, type JsonObject, isJsonObject } from '../../src/domain/canonical-json.js';
 import { applyMergePatch } from '../../src/domain/json-merge-patch.js';
-import { RequestValidationError } from '../../src/http/errors.js';
+import { RequestValidationError } from '../../src/errors.js';
 import { type AgentConfigSections, normalizeSection, patchSection, validateAgentConfig } from '../../src/wire/agent-config.js';
 import { specMember, specObjectMember, specRoot } from '../../src/wire/spec-defaults.js';
 import { largeConversationConfig } from '../support/builders.js';

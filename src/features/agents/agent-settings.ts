@@ -5,7 +5,7 @@ import { canonicalJson, type Json, type JsonObject, isJsonObject } from '../../d
 import { diffValues } from '../../domain/three-way-merge.js';
 import { renderSectionMember } from '../../wire/agent-config.js';
 import { recordUserAction } from '../audit/audit.events.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { PER_AGENT_SETTINGS } from './agent-document.js';
 import type { AgentRow } from './agents.store.js';
 

@@ -2,18 +2,19 @@ import type { AppContext } from '../../context.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { hasBadText } from '../../http/text.js';
-import { InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
 import { assertCanWriteBranch } from '../branches/branch-access.js';
 import { branchesStore } from '../branches/branches.store.js';
-import { activateDeployment, bucketTableOf } from '../deployments/deployment-writer.js';
+import { activateDeployment } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
+import { loadRoutingEntry } from '../deployments/routing-entry.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { loadDocument } from '../versions/documents.store.js';
 import { type CommitOptions, commitToBranch, type ProduceChange, startBranch } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
 import { deleteAgentAndOwned } from './agent-owned-tables.js';
 import { renderAgentResponse } from './agent-response.js';
@@ -118,25 +119,11 @@ export function agentsService(context: AppContext) {
    * The hot path: the branch head that the active split assigns to this routing key, served from
    * the routing cache (fresh within 1 s across processes, DESIGN §12.2).
    */
-  /** What the routed read needs of an agent, fresh from the database. */
-  async function loadRoutingEntry(agentId: string) {
-    const agent = await agentsStore(db).findById(agentId);
-    if (!agent) return undefined;
-    const [active, heads] = await Promise.all([deploymentsStore(db).active(agent.id), branchesStore(db).heads(agent.id)]);
-    if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
-    return {
-      agent,
-      table: bucketTableOf(active),
-      heads: new Map(heads.map((head) => [head.branch_id, { versionId: head.version_id, documentHash: head.document_hash }])),
-    };
-  }
-  context.routing.setLoader(loadRoutingEntry);
-
   async function routed(caller: Caller, agentId: string, routingKey: string): Promise<Buffer> {
     let entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'responses'> | undefined = context.routing.get(agentId);
     if (!entry) {
       const started = context.routing.startFill();
-      const loaded = await loadRoutingEntry(agentId);
+      const loaded = await loadRoutingEntry(db, agentId);
       if (!loaded || loaded.agent.workspace_id !== caller.workspaceId) throw new NotFoundError('agent', agentId);
       entry = context.routing.set(agentId, loaded, started) ?? { ...loaded, responses: new Map() };
     }

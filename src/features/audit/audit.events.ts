@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { auditStore } from './audit.store.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { AppContext } from '../../context.js';
 import type { Json } from '../../domain/canonical-json.js';
-import { InvalidRequestError } from '../../http/errors.js';
+import { InvalidRequestError } from '../../errors.js';
 import { hasBadText } from '../../http/text.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { type AuditEventRow, auditStore } from './audit.store.js';
 
 export interface AuditListQuery {

@@ -1,10 +1,11 @@
 import type { Kysely } from 'kysely';
 
-import type { Database, Role } from '../../db/schema.js';
-import { ConflictError, ForbiddenError } from '../../http/errors.js';
+import type { Database } from '../../db/schema.js';
+import type { Role } from '../../domain/caller.js';
+import { ConflictError, ForbiddenError } from '../../errors.js';
 import { PER_AGENT_SETTINGS } from '../agents/agent-document.js';
 import type { AgentRow } from '../agents/agents.store.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { type BranchRow, branchesStore } from './branches.store.js';
 
 /**

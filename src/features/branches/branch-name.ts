@@ -1,4 +1,4 @@
-import { RequestValidationError } from '../../http/errors.js';
+import { RequestValidationError } from '../../errors.js';
 
 export const MAX_BRANCH_NAME_LENGTH = 140;
 

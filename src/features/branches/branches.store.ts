@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { takesRowLocks } from '../../db/locks.js';
 import { queryInSlices } from '../../db/in-lists.js';
 import type { BranchTable, Database } from '../../db/schema.js';
-import { NotFoundError } from '../../http/errors.js';
+import { NotFoundError } from '../../errors.js';
 import { branchNameKey } from './branch-name.js';
 
 export type BranchRow = Selectable<BranchTable>;

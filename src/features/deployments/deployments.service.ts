@@ -4,12 +4,12 @@ import type { AppContext } from '../../context.js';
 import { lockAgent } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { SplitItem } from '../../domain/traffic-split.js';
-import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../http/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../errors.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { activateDeployment, splitOf } from './deployment-writer.js';
 import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
 
@@ -127,7 +127,7 @@ export function deploymentsService(context: AppContext) {
         });
         return deployed;
       });
-      context.metrics?.deployments.inc({ source: 'manual' });
+      context.metrics.deployments.inc({ source: 'manual' });
       return { traffic_percentage_branch_id_map: splitOf(row) };
     },
 
@@ -173,8 +173,8 @@ export function deploymentsService(context: AppContext) {
       });
       // The history item says "manual" (the contract's enum has no rollback; the SDK refuses other
       // values), and so does the deployments metric; rollbacks have a counter of their own.
-      context.metrics?.deployments.inc({ source: row.source });
-      context.metrics?.rollbacks.inc();
+      context.metrics.deployments.inc({ source: row.source });
+      context.metrics.rollbacks.inc();
       const [rendered] = await renderHistory(caller, [row]);
       return rendered;
     },

@@ -1,7 +1,7 @@
 import type { ChangeFeed } from '../../db/change-feed.js';
 import { LruCache } from '../../domain/lru.js';
 import { AgentBuckets, type BucketTable } from '../../domain/traffic-split.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import type { AgentRow } from '../agents/agents.store.js';
 
 /** How long an entry may serve without a notification: bounds a lost one (DESIGN §12.2). */
@@ -49,13 +49,14 @@ export class RoutingCache {
   private readonly entries: LruCache<string, RoutingEntry>;
   /** Moves on every invalidation: an entry read from the database before one is not stored. */
   private generation = 0;
-  private loader: RoutingEntryLoader | undefined;
   /** Entries found but expired: misses, though the LRU counted them as hits. */
   private expired = 0;
 
   constructor(
     private readonly changes: ChangeFeed,
     private readonly now: () => number,
+    /** How entries are reloaded in the background. */
+    private readonly loader: RoutingEntryLoader,
     maxBytes: number = Number.POSITIVE_INFINITY,
   ) {
     this.entries = new LruCache({ maxEntries: MAX_AGENTS, maxBytes, sizeOf: (entry) => entry.bytes });
@@ -84,11 +85,6 @@ export class RoutingCache {
     return this.entries.size;
   }
 
-  /** How entries are reloaded in the background (set once by the routed read's service). */
-  setLoader(loader: RoutingEntryLoader): void {
-    this.loader = loader;
-  }
-
   get(agentId: string): RoutingEntry | undefined {
     if (!this.changes.live) return undefined;
     const entry = this.entries.get(agentId);
@@ -99,7 +95,7 @@ export class RoutingCache {
       this.expired++;
       return undefined;
     }
-    if (entry.refreshAt <= now && !entry.refreshing && this.loader) {
+    if (entry.refreshAt <= now && !entry.refreshing) {
       entry.refreshing = true;
       const started = this.startFill();
       this.loader(agentId)

@@ -5,7 +5,7 @@ import type { AgentDocument } from '../agents/agent-document.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { branchesStore } from '../branches/branches.store.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { draftsStore } from './drafts.store.js';
 
 export interface DraftInput {

@@ -2,9 +2,10 @@ import type { Kysely } from 'kysely';
 
 import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
-import type { Database, Role } from '../../db/schema.js';
+import type { Database } from '../../db/schema.js';
+import type { Caller, Role } from '../../domain/caller.js';
 import { newId } from '../../domain/ids.js';
-import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
 import { hasBadText } from '../../http/text.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
@@ -12,7 +13,6 @@ import { assertCanWriteBranch, assertNotArchived, roleCanWriteBranch } from '../
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
 import { type CommentRow, mergeProposalsStore, type ProposalRow, type ReviewRow } from './merge-proposals.store.js';
 
 export interface CreateProposalInput {

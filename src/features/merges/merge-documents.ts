@@ -1,6 +1,6 @@
 import type { Json, JsonObject } from '../../domain/canonical-json.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
-import { ConflictError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, RequestValidationError } from '../../errors.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
 import { type AgentDocument, splitPlatformSettings } from '../agents/agent-document.js';
 import type { VersionRow } from '../versions/versions.store.js';

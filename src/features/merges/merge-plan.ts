@@ -5,7 +5,7 @@ import type { AppContext } from '../../context.js';
 import type { Database } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
 import type { Side } from '../../domain/three-way-merge.js';
-import { ConflictError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, RequestValidationError } from '../../errors.js';
 import { type AgentDocument, sameVisibleDocument } from '../agents/agent-document.js';
 import type { AgentRow } from '../agents/agents.store.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';

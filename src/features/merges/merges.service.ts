@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
-import { ConflictError, RequestValidationError } from '../../http/errors.js';
+import { ConflictError, RequestValidationError } from '../../errors.js';
 import { renderAgentResponse } from '../agents/agent-response.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
@@ -15,7 +15,7 @@ import { deploymentsStore } from '../deployments/deployments.store.js';
 import { commitTimeOn, landRebase, landVersion } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { type MergePlan, overriddenFields, planMerge, planRebase, type ResolutionInput, type ResolutionsLocation } from './merge-plan.js';
 
@@ -71,7 +71,7 @@ export async function mergeBranches(
   });
   if (plan.refusal) throw plan.refusal;
 
-  scope.afterCommit(() => context.metrics?.merges.inc());
+  scope.afterCommit(() => context.metrics.merges.inc());
   const intoMain = target.id === agent.main_branch_id;
   const mergedAuthorIds = intoMain ? await versionsStore(trx).authorsIn(agent.id, plan.aheadRanges) : undefined;
   let movedPercentage = 0;
@@ -127,7 +127,7 @@ async function recordMerge(
     const split = active ? splitOf(active) : {};
     movedPercentage = split[source.id] ?? 0;
     if (movedPercentage > 0) {
-      scope.afterCommit(() => context.metrics?.deployments.inc({ source: 'branch_merge' }));
+      scope.afterCommit(() => context.metrics.deployments.inc({ source: 'branch_merge' }));
       const next = Object.entries(split)
         .filter(([branchId]) => branchId !== source.id)
         .map(([branchId, percentage]) => ({ branchId, percentage: branchId === target.id ? percentage + movedPercentage : percentage }));

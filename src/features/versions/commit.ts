@@ -7,7 +7,7 @@ import type { WriteScope } from '../../db/write.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { frontierOf } from '../../domain/frontier.js';
 import { newId } from '../../domain/ids.js';
-import { ConflictError, NotFoundError } from '../../http/errors.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
 import { type AgentDocument, voiceIdOf } from '../agents/agent-document.js';
 import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from '../agents/agent-settings.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
@@ -18,7 +18,7 @@ import { assertCanChangeAgentSettings, assertCanWriteBranch, assertNotArchived }
 import { type BranchRow, type NewBranchRow, branchesStore } from '../branches/branches.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
 import { type MergePlan, overriddenFields, planRebase } from '../merges/merge-plan.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import { loadDocument, type PreparedDocument } from './documents.store.js';
 import { positionOf } from './history.js';
 import { NO_PARENTS, type VersionParents } from './versions.service.js';
@@ -246,7 +246,7 @@ export async function commitToBranch(
       return { agent: updated, version: head };
     }
 
-    afterCommit(() => context.metrics?.commits.inc());
+    afterCommit(() => context.metrics.commits.inc());
     return landVersion(scope, context, caller, {
       agent,
       onto: locked,
@@ -278,7 +278,7 @@ export async function landRebase(
   plan: MergePlan,
   trigger: 'manual' | 'auto',
 ): Promise<VersionRow> {
-  scope.afterCommit(() => context.metrics?.rebases.inc({ trigger }));
+  scope.afterCommit(() => context.metrics.rebases.inc({ trigger }));
   const { version } = await landVersion(scope, context, caller, {
     agent,
     onto: branch,

@@ -8,7 +8,7 @@ import type { Database } from '../../db/schema.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { type ContentNode, childHashes, decodeTreeInSteps, type EncodedTree, EncodingMemo, encodeTree } from '../../domain/content-tree.js';
 import { LruCache } from '../../domain/lru.js';
-import { RequestValidationError } from '../../http/errors.js';
+import { RequestValidationError } from '../../errors.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 
 /** The document a version holds (through the documents store's cache). */

@@ -1,8 +1,8 @@
 import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
-import { InvalidRequestError, NotFoundError } from '../../http/errors.js';
+import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import { accessInfo } from '../workspaces/user-directory.js';
-import type { Caller } from '../workspaces/workspaces.store.js';
+import type { Caller } from '../../domain/caller.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { type VersionRow, versionsStore } from './versions.store.js';
 

@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { queryInSlices } from '../../db/in-lists.js';
 import type { Database, VersionTable } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
-import { NotFoundError } from '../../http/errors.js';
+import { NotFoundError } from '../../errors.js';
 
 export type VersionRow = Selectable<VersionTable>;
 

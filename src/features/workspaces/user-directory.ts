@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
 
 import { queryInSlices } from '../../db/in-lists.js';
-import type { Database, Role } from '../../db/schema.js';
+import type { Database } from '../../db/schema.js';
+import type { Caller, Role } from '../../domain/caller.js';
 import { LruCache } from '../../domain/lru.js';
-import type { Caller } from './workspaces.store.js';
 
 export interface UserSummary {
   id: string;

@@ -4,13 +4,13 @@ import type { Kysely } from 'kysely';
 
 import type { Store } from '../../db/connect.js';
 import { isUniqueViolation } from '../../db/errors.js';
-import type { Database, Role } from '../../db/schema.js';
+import type { Database } from '../../db/schema.js';
+import type { Caller, Role } from '../../domain/caller.js';
 import { writeTransaction } from '../../db/write.js';
 import { newId } from '../../domain/ids.js';
 import { recordOperatorAction } from '../audit/audit.events.js';
-import { type Caller, workspacesStore } from './workspaces.store.js';
+import { workspacesStore } from './workspaces.store.js';
 
-export const ROLES: readonly Role[] = ['admin', 'editor', 'commenter', 'viewer'];
 export const DEFAULT_WORKSPACE = 'default';
 /** The role of a user created by `keys create` without `--role`. */
 export const DEFAULT_ROLE: Role = 'editor';
@@ -164,6 +164,43 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
     });
   }
 
+  /** `authenticate`, for a key already hashed. */
+  async function callerByKeyHash(keyHash: string): Promise<Caller | undefined> {
+    const cached = keyCache.get(keyHash);
+    const at = now();
+    // Without a live change feed, another process's revocation could go unnoticed: ask the database.
+    const cacheable = storeHandle.changes.live;
+    if (cacheable && cached && cached.expiresAt > at) return cached.caller;
+    const found = await store.callerByKeyHash(keyHash);
+    // The row was found by its hash; compare once more in constant time so that no code
+    // path ever compares key material with an early-exit equality.
+    const caller =
+      found && timingSafeEqual(Buffer.from(found.keyHash, 'hex'), Buffer.from(keyHash, 'hex'))
+        ? { workspaceId: found.workspaceId, userId: found.userId, userName: found.userName, email: found.email, role: found.role }
+        : undefined;
+    if (keyCache.size >= KEY_CACHE_MAX_ENTRIES) keyCache.clear();
+    if (cacheable) keyCache.set(keyHash, { caller, expiresAt: at + KEY_CACHE_TTL_MS });
+    return caller;
+  }
+
+  /** `cachedCaller`, for a key already hashed. */
+  function cachedCallerByKeyHash(keyHash: string): Caller | undefined {
+    if (!storeHandle.changes.live) return undefined;
+    const cached = keyCache.get(keyHash);
+    return cached && cached.expiresAt > now() ? cached.caller : undefined;
+  }
+
+  /** The key's hash, from memory for a key seen lately (hashing is most of the hot path's per-request cost). */
+  function recentHashOf(key: string): string {
+    let keyHash = recentHashes.get(key);
+    if (keyHash === undefined) {
+      keyHash = hashApiKey(key);
+      if (recentHashes.size >= 1_000) recentHashes.clear();
+      recentHashes.set(key, keyHash);
+    }
+    return keyHash;
+  }
+
   return {
     /**
      * On an empty store: workspace `default`, user `admin` and an admin key (DESIGN §10).
@@ -224,37 +261,14 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
       });
     },
 
-    async authenticate(key: string): Promise<Caller | undefined> {
-      const keyHash = hashApiKey(key);
-      const cached = keyCache.get(keyHash);
-      const at = now();
-      // Without a live change feed, another process's revocation could go unnoticed: ask the database.
-      const cacheable = storeHandle.changes.live;
-      if (cacheable && cached && cached.expiresAt > at) return cached.caller;
-      const found = await store.callerByKeyHash(keyHash);
-      // The row was found by its hash; compare once more in constant time so that no code
-      // path ever compares key material with an early-exit equality.
-      const caller =
-        found && timingSafeEqual(Buffer.from(found.keyHash, 'hex'), Buffer.from(keyHash, 'hex'))
-          ? { workspaceId: found.workspaceId, userId: found.userId, userName: found.userName, email: found.email, role: found.role }
-          : undefined;
-      if (keyCache.size >= KEY_CACHE_MAX_ENTRIES) keyCache.clear();
-      if (cacheable) keyCache.set(keyHash, { caller, expiresAt: at + KEY_CACHE_TTL_MS });
-      return caller;
-    },
+    authenticate: (key: string): Promise<Caller | undefined> => callerByKeyHash(hashApiKey(key)),
 
     /** The caller behind a key if it is in the cache and fresh, without any I/O (the hot path). */
-    cachedCaller(key: string): Caller | undefined {
-      if (!storeHandle.changes.live) return undefined;
-      let keyHash = recentHashes.get(key);
-      if (keyHash === undefined) {
-        keyHash = hashApiKey(key);
-        if (recentHashes.size >= 1_000) recentHashes.clear();
-        recentHashes.set(key, keyHash);
-      }
-      const cached = keyCache.get(keyHash);
-      return cached && cached.expiresAt > now() ? cached.caller : undefined;
-    },
+    cachedCaller: (key: string): Caller | undefined => (storeHandle.changes.live ? cachedCallerByKeyHash(recentHashOf(key)) : undefined),
+
+    callerByKeyHash,
+    cachedCallerByKeyHash,
+    recentHashOf,
 
     usersByIds: (ids: string[]) => store.usersByIds(ids),
   };

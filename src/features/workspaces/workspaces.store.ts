@@ -1,15 +1,8 @@
 import type { Kysely } from 'kysely';
 
 import { queryInSlices } from '../../db/in-lists.js';
-import type { Database, Role } from '../../db/schema.js';
-
-export interface Caller {
-  workspaceId: string;
-  userId: string;
-  userName: string;
-  email: string;
-  role: Role;
-}
+import type { Database } from '../../db/schema.js';
+import type { Caller, Role } from '../../domain/caller.js';
 
 export function workspacesStore(db: Kysely<Database>) {
   return {
