@@ -5,15 +5,14 @@
  * `DOCUMENT_SECTIONS` in features/agents/agent-document.ts for merge, diff and reads), which the
  * type checker asks for when a section is added here. A section's `name` is what a merge conflict
  * and a diff change report as their `section`; paths in them are relative to it.
+ *
+ * Adding a section (procedures: a map of procedure id → version id, whose ids merge one by one) is
+ * an entry here, its entry in `DOCUMENT_SECTIONS`, and its own code (what a commit, a read and a
+ * merge preview do with it).
  */
 export interface SectionSpec {
   readonly name: string;
-  /**
-   * `version`: kept in each version's document under its name. `branch`: fields a branch commits
-   * that become the agent's own on main (committed on main, or merged into it).
-   */
-  readonly level: 'version' | 'branch';
-  /** The document's keys it holds, in the order reads show them. */
+  /** The keys of a version's document that it holds (a section of its own is one key: its name). */
   readonly keys: readonly string[];
   /**
    * An upstream config object: validated against upstream's request schema with its defaults
@@ -25,11 +24,12 @@ export interface SectionSpec {
 }
 
 export const SECTIONS = [
-  { name: 'conversation_config', level: 'version', keys: ['conversation_config'], upstreamConfig: true, anyText: true },
-  { name: 'platform_settings', level: 'version', keys: ['platform_settings'], upstreamConfig: true, anyText: true },
-  { name: 'workflow', level: 'version', keys: ['workflow'], upstreamConfig: true, anyText: true },
-  // Extension section: the name and tags as committed on a branch (kept in the agent's columns too).
-  { name: 'agent', level: 'branch', keys: ['name', 'tags'], upstreamConfig: false, anyText: false },
+  { name: 'conversation_config', keys: ['conversation_config'], upstreamConfig: true, anyText: true },
+  { name: 'platform_settings', keys: ['platform_settings'], upstreamConfig: true, anyText: true },
+  { name: 'workflow', keys: ['workflow'], upstreamConfig: true, anyText: true },
+  // Extension: the name and tags as committed on a branch. They become the agent's own (its
+  // columns) when committed on main or merged into it; name and tags are checked as text.
+  { name: 'agent', keys: ['name', 'tags'], upstreamConfig: false, anyText: false },
 ] as const satisfies readonly SectionSpec[];
 
 type Spec = (typeof SECTIONS)[number];
