@@ -1,7 +1,7 @@
-import type { Json, JsonObject } from '../../domain/canonical-json.js';
+import type { Json } from '../../domain/canonical-json.js';
+import { configSectionsOf, SECTION_NAMES, type SectionName } from '../../domain/sections.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../http/errors.js';
-import { configSectionsOf, SECTION_NAMES, type SectionName } from '../../domain/sections.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
 import { type AgentDocument, documentFromMerged, sectionValue, splitPlatformSettings } from '../agents/agent-document.js';
 import type { VersionRow } from '../versions/versions.store.js';
