@@ -1,13 +1,14 @@
 import type { JsonObject } from '../domain/canonical-json.js';
 import { encodeTree } from '../domain/content-tree.js';
 import type { Side } from '../domain/three-way-merge.js';
-import { type AgentDocument, sameVisibleDocument } from '../features/agents/agent-document.js';
+import { CONFIG_SECTION_NAMES, type ConfigSectionName } from '../domain/sections.js';
+import { type AgentDocument, renderedSection, sameVisibleDocument } from '../features/agents/agent-document.js';
 import { applyConfigChanges, type ChangedConfig, type ConfigChanges, newConfig } from '../features/agents/config-changes.js';
 import { type MergedDocuments, mergeAndFill, type ResolutionInput, type ResolutionsLocation } from '../features/merges/merge-documents.js';
 import { diffDocuments } from '../features/versions/document-diff.js';
 import { ApiError, ConflictError, RequestValidationError, type ValidationIssue } from '../errors.js';
 import { validatePart } from '../http/validate-part.js';
-import { type AgentConfigSections, renderSection, validateAgentConfig } from '../wire/agent-config.js';
+import { type AgentConfigSections, validateAgentConfig } from '../wire/agent-config.js';
 import { CONFIG_BODIES, type ConfigBodyName } from '../wire/request-bodies.js';
 
 /**
@@ -74,13 +75,11 @@ export const TASKS = {
     return { ...merged, sameAsTarget: sameVisibleDocument(target, merged.document), tree: encodeDocument(merged.document) };
   },
 
-  /** The three sections of a read as JSON text (agent-response.ts caches them by document). */
-  renderSections(document: AgentDocument, agentSettings: JsonObject): { conversation_config: string; platform_settings: string; workflow: string } {
-    return {
-      conversation_config: JSON.stringify(renderSection('conversation_config', document.conversation_config)),
-      platform_settings: JSON.stringify(renderSection('platform_settings', { ...document.platform_settings, ...agentSettings })),
-      workflow: JSON.stringify(renderSection('workflow', document.workflow)),
-    };
+  /** The config sections of a read as JSON text (agent-response.ts caches them by document). */
+  renderSections(document: AgentDocument, agentSettings: JsonObject): Record<ConfigSectionName, string> {
+    return Object.fromEntries(
+      CONFIG_SECTION_NAMES.map((section) => [section, JSON.stringify(renderedSection(section, document, () => agentSettings))]),
+    ) as Record<ConfigSectionName, string>;
   },
 };
 

@@ -2,6 +2,7 @@ import type * as z from 'zod';
 
 import { type Json, type JsonObject, isJsonObject, setMember } from '../domain/canonical-json.js';
 import { applyMergePatch } from '../domain/json-merge-patch.js';
+import { CONFIG_SECTION_NAMES, type ConfigSectionName } from '../domain/sections.js';
 import { RequestValidationError } from '../errors.js';
 import {
   zAgentPlatformSettingsRequestModel,
@@ -21,18 +22,17 @@ import {
   specRoot,
 } from './spec-defaults.js';
 
-/** The three versioned sections of an agent config, as upstream names them. */
-export interface AgentConfigSections {
-  conversation_config: JsonObject;
-  platform_settings: JsonObject;
-  workflow: JsonObject;
-}
+/** The upstream config sections of an agent config (domain/sections.ts), as upstream names them. */
+export type AgentConfigSections = Record<ConfigSectionName, JsonObject>;
 
-const SECTIONS = [
-  { key: 'conversation_config', zod: zConversationalConfigApiModelInput, input: 'ConversationalConfigAPIModel-Input', output: 'ConversationalConfigAPIModel-Output' },
-  { key: 'platform_settings', zod: zAgentPlatformSettingsRequestModel, input: 'AgentPlatformSettingsRequestModel', output: 'AgentPlatformSettingsResponseModel' },
-  { key: 'workflow', zod: zAgentWorkflowRequestModel, input: 'AgentWorkflowRequestModel', output: 'AgentWorkflowResponseModel' },
-] as const;
+/** Upstream's schemas of each config section: its request schema (zod and spec) and its response spec. */
+const SECTION_SCHEMAS: Record<ConfigSectionName, { zod: z.ZodType; input: string; output: string }> = {
+  conversation_config: { zod: zConversationalConfigApiModelInput, input: 'ConversationalConfigAPIModel-Input', output: 'ConversationalConfigAPIModel-Output' },
+  platform_settings: { zod: zAgentPlatformSettingsRequestModel, input: 'AgentPlatformSettingsRequestModel', output: 'AgentPlatformSettingsResponseModel' },
+  workflow: { zod: zAgentWorkflowRequestModel, input: 'AgentWorkflowRequestModel', output: 'AgentWorkflowResponseModel' },
+};
+
+type Issue = { loc: (string | number)[]; msg: string; type: string };
 
 /**
  * Validates a whole config against upstream's request schemas and fills every declared
@@ -40,47 +40,61 @@ const SECTIONS = [
  * ...path]`, e.g. `["body", "conversation_config", "agent", "prompt", "temperature"]`.
  */
 export function validateAgentConfig(config: AgentConfigSections, locPrefix: (string | number)[]): AgentConfigSections {
-  const issues: { loc: (string | number)[]; msg: string; type: string }[] = [];
-  const result = {} as Record<keyof AgentConfigSections, JsonObject>;
-  for (const section of SECTIONS) {
-    const parsed = (section.zod as z.ZodType).safeParse(normalizeAliases(config[section.key], section.input));
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        issues.push({ loc: [...locPrefix, section.key, ...issue.path.map(pathSegment)], msg: issue.message, type: issue.code });
-      }
-      continue;
-    }
-    result[section.key] = fillSpecDefaults(parsed.data as JsonObject, section.input, 'input');
+  const issues: Issue[] = [];
+  const result = {} as AgentConfigSections;
+  for (const section of CONFIG_SECTION_NAMES) {
+    const filled = checkSection(section, config[section], locPrefix, issues);
+    if (filled) result[section] = filled;
   }
   if (issues.length > 0) throw new RequestValidationError(issues);
   return result;
+}
+
+/** One section of a config as `validateAgentConfig` checks and fills it (a workflow sent whole). */
+export function validateSection(section: ConfigSectionName, value: JsonObject, locPrefix: (string | number)[]): JsonObject {
+  const issues: Issue[] = [];
+  const filled = checkSection(section, value, locPrefix, issues);
+  if (issues.length > 0) throw new RequestValidationError(issues);
+  return filled!;
+}
+
+function checkSection(section: ConfigSectionName, value: JsonObject, locPrefix: (string | number)[], issues: Issue[]): JsonObject | undefined {
+  const schema = schemaOf(section);
+  const parsed = schema.zod.safeParse(normalizeAliases(value, schema.input));
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      issues.push({ loc: [...locPrefix, section, ...issue.path.map(pathSegment)], msg: issue.message, type: issue.code });
+    }
+    return undefined;
+  }
+  return fillSpecDefaults(parsed.data as JsonObject, schema.input, 'input');
+}
+
+function schemaOf(section: ConfigSectionName) {
+  if (!Object.hasOwn(SECTION_SCHEMAS, section)) throw new Error(`unknown section ${section}`);
+  return SECTION_SCHEMAS[section];
 }
 
 /**
  * A section of a commit or create body with camelCase aliases renamed to the real fields, so that
  * it can be merged into a stored config (see `normalizeAliases`). Nulls (removals) are kept.
  */
-export function normalizeSection(section: keyof AgentConfigSections, value: JsonObject): JsonObject {
-  const schema = SECTIONS.find((candidate) => candidate.key === section);
-  if (!schema) throw new Error(`unknown section ${section}`);
+export function normalizeSection(section: ConfigSectionName, value: JsonObject): JsonObject {
+  const schema = schemaOf(section);
   return normalizeAliases(value, schema.input);
 }
 
 /** Fills what the SDK's response schemas require, for configs stored before a default existed. */
-export function renderSection(section: keyof AgentConfigSections, value: JsonObject): JsonObject {
-  const schema = SECTIONS.find((candidate) => candidate.key === section);
-  if (!schema) throw new Error(`unknown section ${section}`);
+export function renderSection(section: ConfigSectionName, value: JsonObject): JsonObject {
+  const schema = schemaOf(section);
   return fillSpecDefaults(value, schema.output, 'output');
 }
 
 /** One member of a section as `renderSection` shows it (undefined: absent), the rest unfilled. */
-export function renderSectionMember(section: keyof AgentConfigSections, key: string, value: Json | undefined): Json | undefined {
-  const schema = SECTIONS.find((candidate) => candidate.key === section);
-  if (!schema) throw new Error(`unknown section ${section}`);
+export function renderSectionMember(section: ConfigSectionName, key: string, value: Json | undefined): Json | undefined {
+  const schema = schemaOf(section);
   return fillRootMember(schema.output, key, value, 'output');
 }
-
-type Issue = { loc: (string | number)[]; msg: string; type: string };
 
 /**
  * Applies a merge patch (aliases already normalized) to a section that is valid and filled,
@@ -89,11 +103,10 @@ type Issue = { loc: (string | number)[]; msg: string; type: string };
  * `validateAgentConfig` (test/wire/patch-section.test.ts holds it to that). Untouched subtrees
  * are the current section's own objects, so encoding the result can reuse their hashes.
  */
-export function patchSection(section: keyof AgentConfigSections, current: JsonObject, patch: JsonObject, locPrefix: (string | number)[]): JsonObject {
-  const schema = SECTIONS.find((candidate) => candidate.key === section);
-  if (!schema) throw new Error(`unknown section ${section}`);
+export function patchSection(section: ConfigSectionName, current: JsonObject, patch: JsonObject, locPrefix: (string | number)[]): JsonObject {
+  const schema = schemaOf(section);
   const issues: Issue[] = [];
-  const result = patchObject(current, patch, plainObject(schema.zod as z.ZodType)!, specRoot(schema.input), [...locPrefix, section], 0, issues);
+  const result = patchObject(current, patch, plainObject(schema.zod)!, specRoot(schema.input), [...locPrefix, section], 0, issues);
   if (issues.length > 0) throw new RequestValidationError(issues);
   return result;
 }

@@ -1,18 +1,80 @@
 import type { Json, JsonObject } from '../../domain/canonical-json.js';
 import { deepEqual, isJsonObject } from '../../domain/canonical-json.js';
+import { type ConfigSectionName, SECTION_NAMES, type SectionName } from '../../domain/sections.js';
 import { renderSection } from '../../wire/agent-config.js';
 import { MAX_AGENT_NAME } from '../../wire/request-bodies.js';
 
 /**
- * What a version holds: the versioned sections of the config plus the name and tags as
- * committed on its branch (they reach the agent itself when committed or merged to main).
+ * What a version holds: the sections of domain/sections.ts, that is the versioned sections of the
+ * config plus the name and tags as committed on its branch (they reach the agent itself when
+ * committed or merged to main).
  */
-export interface AgentDocument extends JsonObject {
-  conversation_config: JsonObject;
-  platform_settings: JsonObject;
-  workflow: JsonObject;
+export interface AgentDocument extends JsonObject, Record<ConfigSectionName, JsonObject> {
   name: string;
   tags: string[];
+}
+
+/** What merge, diff and reads do with one section of a document (its facts: domain/sections.ts). */
+interface DocumentSection {
+  /** Its part of an empty document (a new agent's start, the base of histories with no common ancestor). */
+  empty(): Partial<AgentDocument>;
+  /** Its value as merge and diff walk it: the paths of conflicts and changes are relative to it. */
+  valueOf(document: AgentDocument): Json;
+  /** Its part of a document from its merged value (undefined: absent); what the merge left out is the target's. */
+  fromMerged(value: Json | undefined, target: AgentDocument): Partial<AgentDocument>;
+  /** Its part of a document as reads show it (defaults filled): what the no-op comparison and the diff compare. */
+  visible(document: AgentDocument): Partial<AgentDocument>;
+}
+
+/** An upstream config section: an object, merged and diffed path by path, shown with upstream's defaults. */
+function configSection(section: ConfigSectionName): DocumentSection {
+  return {
+    empty: () => ({ [section]: {} }),
+    valueOf: (document) => document[section],
+    fromMerged: (value) => ({ [section]: (value ?? {}) as JsonObject }),
+    visible: (document) => ({ [section]: renderSection(section, document[section]) }),
+  };
+}
+
+/** The branch-level name and tags, merged as one object `{name, tags}` (conflict paths `name`, `tags`). */
+const agentSection: DocumentSection = {
+  empty: () => ({ name: '', tags: [] }),
+  valueOf: (document) => ({ name: document.name, tags: document.tags }),
+  fromMerged: (value, target) => {
+    const identity = (value ?? {}) as JsonObject;
+    return {
+      name: typeof identity.name === 'string' ? identity.name : target.name,
+      tags: Array.isArray(identity.tags) ? (identity.tags as string[]) : target.tags,
+    };
+  },
+  visible: (document) => ({ name: document.name, tags: document.tags }),
+};
+
+/** Each section's behaviour, by its name in domain/sections.ts (the type asks for every one). */
+const DOCUMENT_SECTIONS: Record<SectionName, DocumentSection> = {
+  conversation_config: configSection('conversation_config'),
+  platform_settings: configSection('platform_settings'),
+  workflow: configSection('workflow'),
+  agent: agentSection,
+};
+
+function documentOf(parts: (section: DocumentSection, name: SectionName) => Partial<AgentDocument>): AgentDocument {
+  return Object.assign({}, ...SECTION_NAMES.map((name) => parts(DOCUMENT_SECTIONS[name], name))) as AgentDocument;
+}
+
+/** A document with every section empty. */
+export function emptyDocument(): AgentDocument {
+  return documentOf((section) => section.empty());
+}
+
+/** A section's value as merge and diff walk it. */
+export function sectionValue(document: AgentDocument, section: SectionName): Json {
+  return DOCUMENT_SECTIONS[section].valueOf(document);
+}
+
+/** The document that merged section values make; a section the merge left out is the target's. */
+export function documentFromMerged(values: Record<SectionName, Json | undefined>, target: AgentDocument): AgentDocument {
+  return documentOf((section, name) => section.fromMerged(values[name], target));
 }
 
 
@@ -56,13 +118,15 @@ export function voiceIdOf(document: AgentDocument): string {
  * anything change" is asked of this form: what a client cannot see is no change.
  */
 export function visibleDocument(document: AgentDocument): AgentDocument {
-  return {
-    conversation_config: renderSection('conversation_config', document.conversation_config),
-    platform_settings: renderSection('platform_settings', document.platform_settings),
-    workflow: renderSection('workflow', document.workflow),
-    name: document.name,
-    tags: document.tags,
-  };
+  return documentOf((section) => section.visible(document));
+}
+
+/**
+ * A config section as a read of the agent shows it: defaults filled, and `platform_settings` with
+ * the agent's own (unversioned) settings in it.
+ */
+export function renderedSection(section: ConfigSectionName, document: AgentDocument, agentSettings: () => JsonObject): JsonObject {
+  return renderSection(section, section === 'platform_settings' ? { ...document.platform_settings, ...agentSettings() } : document[section]);
 }
 
 /**

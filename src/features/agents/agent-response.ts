@@ -4,9 +4,9 @@ import { setImmediate } from 'node:timers/promises';
 import { withinBudgetOr } from '../../compute/offload.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { LruCache } from '../../domain/lru.js';
-import { renderSection } from '../../wire/agent-config.js';
+import { CONFIG_SECTION_NAMES, type ConfigSectionName } from '../../domain/sections.js';
 import type { AccessInfo } from '../workspaces/user-directory.js';
-import type { AgentDocument } from './agent-document.js';
+import { type AgentDocument, renderedSection } from './agent-document.js';
 import type { AgentRow } from './agents.store.js';
 
 /**
@@ -37,9 +37,11 @@ export interface AgentView {
 }
 
 /** Where the cache keeps the view's sections. */
-function sectionKeys(view: AgentView): Record<'conversation_config' | 'platform_settings' | 'workflow', string> {
+function sectionKeys(view: AgentView): Record<ConfigSectionName, string> {
   const settingsKey = createHash('sha1').update(view.agent.agent_settings).digest('base64url');
-  return { conversation_config: `cc:${view.documentHash}`, platform_settings: `ps:${view.documentHash}:${settingsKey}`, workflow: `wf:${view.documentHash}` };
+  // platform_settings shows the agent's own settings too (`renderedSection`).
+  const keyOf = (section: ConfigSectionName) => (section === 'platform_settings' ? `${section}:${view.documentHash}:${settingsKey}` : `${section}:${view.documentHash}`);
+  return Object.fromEntries(CONFIG_SECTION_NAMES.map((section) => [section, keyOf(section)])) as Record<ConfigSectionName, string>;
 }
 
 /**
@@ -51,23 +53,19 @@ export async function renderAgentResponse(sections: SectionCache, view: AgentVie
   const { agent, document } = view;
   const keys = sectionKeys(view);
   const agentSettings = (): JsonObject => JSON.parse(agent.agent_settings) as JsonObject;
-  const renderHere = () => ({
-    conversation_config: cachedSection(sections, keys.conversation_config, () => renderSection('conversation_config', document.conversation_config)),
-    platform_settings: cachedSection(sections, keys.platform_settings, () =>
-      renderSection('platform_settings', { ...document.platform_settings, ...agentSettings() }),
-    ),
-    workflow: cachedSection(sections, keys.workflow, () => renderSection('workflow', document.workflow)),
-  });
+  const renderHere = () =>
+    Object.fromEntries(
+      CONFIG_SECTION_NAMES.map((section) => [section, cachedSection(sections, keys[section], () => renderedSection(section, document, agentSettings))]),
+    ) as Record<ConfigSectionName, string>;
   if (Object.values(keys).some((key) => sections.peek(key) === undefined)) {
     // Rendering may be long work after other work (a load, a commit): let other requests run first.
     await setImmediate();
   }
   const rendered = await withinBudgetOr(renderHere, 'renderSections', document, agentSettings());
   // Rendered in a worker: keep what the cache lacks (rendered here, `cachedSection` kept it already).
-  for (const section of ['conversation_config', 'platform_settings', 'workflow'] as const) {
+  for (const section of CONFIG_SECTION_NAMES) {
     if (sections.peek(keys[section]) === undefined) sections.set(keys[section], rendered[section]);
   }
-  const { conversation_config: conversationConfig, platform_settings: platformSettings, workflow } = rendered;
   const agentIdentity = view.branchId === agent.main_branch_id && !view.documentIdentity;
   const head = {
     agent_id: agent.id,
@@ -84,8 +82,10 @@ export async function renderAgentResponse(sections: SectionCache, view: AgentVie
     version_id: view.versionId,
     branch_id: view.branchId,
     main_branch_id: agent.main_branch_id,
+    // Upstream's field (required by the SDK); empty until this server has a procedures section.
     procedures: {},
   };
   const prefix = JSON.stringify(head).slice(0, -1);
-  return `${prefix},"conversation_config":${conversationConfig},"platform_settings":${platformSettings},"workflow":${workflow}}`;
+  const configSections = CONFIG_SECTION_NAMES.map((section) => `${JSON.stringify(section)}:${rendered[section]}`).join(',');
+  return `${prefix},${configSections}}`;
 }

@@ -1,12 +1,10 @@
 import type { JsonObject } from '../../domain/canonical-json.js';
-import { type AgentConfigSections, normalizeSection, patchSection, validateAgentConfig } from '../../wire/agent-config.js';
-import { type AgentDocument, splitPlatformSettings } from './agent-document.js';
+import { CONFIG_SECTION_NAMES, type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
+import { type AgentConfigSections, normalizeSection, patchSection, validateAgentConfig, validateSection } from '../../wire/agent-config.js';
+import { type AgentDocument, emptyDocument, splitPlatformSettings } from './agent-document.js';
 
 /** The config part of a commit, branch creation or create body, as sent (nullish = not sent). */
-export interface ConfigChanges {
-  conversation_config?: JsonObject | null;
-  platform_settings?: JsonObject | null;
-  workflow?: JsonObject | null;
+export interface ConfigChanges extends Partial<Record<ConfigSectionName, JsonObject | null>> {
   name?: string | null;
   tags?: string[] | null;
 }
@@ -15,6 +13,14 @@ export interface ChangedConfig {
   document: AgentDocument;
   agentSettings: JsonObject;
 }
+
+/** How a commit changes each config section (DESIGN §5): a JSON Merge Patch, or replaced whole. */
+const ON_COMMIT: Record<ConfigSectionName, 'merge_patch' | 'replace'> = {
+  conversation_config: 'merge_patch',
+  platform_settings: 'merge_patch',
+  // One graph: a node deleted from a pushed file must go.
+  workflow: 'replace',
+};
 
 /**
  * Applies a commit body to a version's document (DESIGN §5): JSON Merge Patch for
@@ -25,39 +31,36 @@ export interface ChangedConfig {
  * `platform_settings` come back separately: they are not versioned.
  */
 export function applyConfigChanges(current: ChangedConfig, sent: ConfigChanges): ChangedConfig {
-  const platformSettings = { ...current.document.platform_settings, ...current.agentSettings };
-  const conversationConfig = sent.conversation_config
-    ? patchSection('conversation_config', current.document.conversation_config, normalizeSection('conversation_config', sent.conversation_config), ['body'])
-    : current.document.conversation_config;
-  const patchedSettings = sent.platform_settings
-    ? patchSection('platform_settings', platformSettings, normalizeSection('platform_settings', sent.platform_settings), ['body'])
-    : platformSettings;
-  const workflow = sent.workflow
-    ? validateAgentConfig({ conversation_config: {}, platform_settings: {}, workflow: normalizeSection('workflow', sent.workflow) }, ['body']).workflow
-    : current.document.workflow;
-  return withConfig(current.document, sent, { conversation_config: conversationConfig, platform_settings: patchedSettings, workflow });
+  const stored: AgentConfigSections = {
+    ...configSectionsOf(current.document),
+    platform_settings: { ...current.document.platform_settings, ...current.agentSettings },
+  };
+  const sections = {} as AgentConfigSections;
+  for (const section of CONFIG_SECTION_NAMES) {
+    const value = sent[section];
+    if (!value) sections[section] = stored[section];
+    else if (ON_COMMIT[section] === 'merge_patch') sections[section] = patchSection(section, stored[section], normalizeSection(section, value), ['body']);
+    else sections[section] = validateSection(section, normalizeSection(section, value), ['body']);
+  }
+  return withConfig(current.document, sent, sections);
 }
 
 /** A brand-new config from a create body: every section validated whole, defaults filled. */
 export function newConfig(sent: ConfigChanges): ChangedConfig {
-  const normalized = (section: 'conversation_config' | 'platform_settings' | 'workflow') => {
+  const normalized = {} as AgentConfigSections;
+  for (const section of CONFIG_SECTION_NAMES) {
     const value = sent[section];
-    return value ? normalizeSection(section, value) : {};
-  };
-  const sections = validateAgentConfig(
-    { conversation_config: normalized('conversation_config'), platform_settings: normalized('platform_settings'), workflow: normalized('workflow') },
-    ['body'],
-  );
-  return withConfig({ conversation_config: {}, platform_settings: {}, workflow: {}, name: '', tags: [] }, sent, sections);
+    normalized[section] = value ? normalizeSection(section, value) : {};
+  }
+  return withConfig(emptyDocument(), sent, validateAgentConfig(normalized, ['body']));
 }
 
 function withConfig(current: AgentDocument, sent: ConfigChanges, sections: AgentConfigSections): ChangedConfig {
   const { versioned, perAgent } = splitPlatformSettings(sections.platform_settings);
   return {
     document: {
-      conversation_config: sections.conversation_config,
+      ...sections,
       platform_settings: versioned,
-      workflow: sections.workflow,
       name: sent.name ?? current.name,
       tags: sent.tags ?? current.tags,
     },

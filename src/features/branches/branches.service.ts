@@ -3,6 +3,7 @@ import { isUniqueViolation } from '../../db/errors.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
+import { type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
 import { ConflictError, ForbiddenError, RequestValidationError } from '../../errors.js';
 import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from '../agents/agent-settings.js';
 import { agentsStore } from '../agents/agents.store.js';
@@ -26,7 +27,7 @@ import { type BranchRow, branchesStore } from './branches.store.js';
 /** How many versions `GET …/branches/{id}` lists in `most_recent_versions` (upstream: undocumented). */
 export const MOST_RECENT_VERSIONS = 20;
 
-export interface CreateBranchInput extends Pick<ConfigChanges, 'conversation_config' | 'platform_settings' | 'workflow'> {
+export interface CreateBranchInput extends Pick<ConfigChanges, ConfigSectionName> {
   parent_version_id: string;
   name: string;
   description: string;
@@ -151,7 +152,7 @@ export function branchesService(context: AppContext) {
         const next = await prepareChange(
           context.documents,
           { document: base, agentSettings: currentSettings },
-          { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow },
+          configSectionsOf(input),
         );
         const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
         // A body that reads the same as the parent (a read sent back) keeps the parent's document as stored.

@@ -1,6 +1,7 @@
 import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
-import type { JsonObject } from '../../domain/canonical-json.js';
+import { configSectionsOf } from '../../domain/sections.js';
+import type { AgentConfigSections } from '../../wire/agent-config.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
@@ -8,10 +9,7 @@ import { branchesStore } from '../branches/branches.store.js';
 import type { Caller } from '../../domain/caller.js';
 import { draftsStore } from './drafts.store.js';
 
-export interface DraftInput {
-  conversation_config: JsonObject;
-  platform_settings: JsonObject;
-  workflow: JsonObject;
+export interface DraftInput extends AgentConfigSections {
   name: string;
   tags?: string[] | null;
 }
@@ -24,7 +22,7 @@ export function draftsService(context: AppContext) {
   return {
     /** Stores the caller's draft on the branch, replacing theirs (and its `draft_created_at`). */
     async save(caller: Caller, agentId: string, branchId: string, input: DraftInput) {
-      const sent = { conversation_config: input.conversation_config, platform_settings: input.platform_settings, workflow: input.workflow };
+      const sent = configSectionsOf(input);
       const sections = await compute(isLarge(sent), 'validateSections', sent, ['body']);
       const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [] };
       const prepared = await context.documents.prepare(document);

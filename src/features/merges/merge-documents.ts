@@ -1,19 +1,19 @@
-import type { Json, JsonObject } from '../../domain/canonical-json.js';
+import type { Json } from '../../domain/canonical-json.js';
+import { configSectionsOf, SECTION_NAMES, type SectionName } from '../../domain/sections.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../errors.js';
 import { validateAgentConfig } from '../../wire/agent-config.js';
-import { type AgentDocument, splitPlatformSettings } from '../agents/agent-document.js';
+import { type AgentDocument, documentFromMerged, sectionValue, splitPlatformSettings } from '../agents/agent-document.js';
 import type { VersionRow } from '../versions/versions.store.js';
 
 // The pure part of a merge plan: no database, so that a large merge can run off the event loop
 // (src/compute).
 
 /**
- * Where a conflict lives. Upstream's sections, plus `agent` (extension) for the branch-level
- * `name` and `tags`, which reach the agent when merged into main.
+ * Where a conflict lives (domain/sections.ts): upstream's sections, plus `agent` (extension) for
+ * the branch-level `name` and `tags`, which reach the agent when merged into main.
  */
-export const SECTIONS = ['conversation_config', 'platform_settings', 'workflow'] as const;
-export type Section = (typeof SECTIONS)[number] | 'agent';
+export type Section = SectionName;
 
 export interface FieldConflict {
   path: string;
@@ -25,15 +25,6 @@ export interface FieldConflict {
 
 /** `{path → resolution}` as sent: paths relative to a section, or `section.path`. */
 export type ResolutionInput = Record<string, 'source' | 'target' | { value: Json }>;
-
-function sectionsOf(document: AgentDocument): Record<Section, Json> {
-  return {
-    conversation_config: document.conversation_config,
-    platform_settings: document.platform_settings,
-    workflow: document.workflow,
-    agent: { name: document.name, tags: document.tags },
-  };
-}
 
 /** Where a request carried `resolutions`: errors point there (`["query", "resolutions", path]`). */
 export type ResolutionsLocation = 'body' | 'query';
@@ -72,30 +63,17 @@ export function defaultWinner(sourceHead: VersionRow, targetHead: VersionRow): S
 }
 
 function mergeDocuments(base: AgentDocument, source: AgentDocument, target: AgentDocument, winner: Side, resolutions: Map<Section, Map<string, Resolution>>) {
-  const baseSections = sectionsOf(base);
-  const sourceSections = sectionsOf(source);
-  const targetSections = sectionsOf(target);
-  const merged = {} as Record<Section, Json>;
+  const merged = {} as Record<Section, Json | undefined>;
   const conflicts: FieldConflict[] = [];
-  for (const section of [...SECTIONS, 'agent'] as const) {
-    const outcome = threeWayMerge(baseSections[section], sourceSections[section], targetSections[section], {
+  for (const section of SECTION_NAMES) {
+    const outcome = threeWayMerge(sectionValue(base, section), sectionValue(source, section), sectionValue(target, section), {
       winner,
       resolutions: resolutions.get(section),
     });
-    merged[section] = outcome.merged ?? {};
+    merged[section] = outcome.merged;
     conflicts.push(...outcome.conflicts.map((conflict: Conflict) => toFieldConflict(section, conflict)));
   }
-  const identity = merged.agent as JsonObject;
-  return {
-    document: {
-      conversation_config: merged.conversation_config as JsonObject,
-      platform_settings: merged.platform_settings as JsonObject,
-      workflow: merged.workflow as JsonObject,
-      name: typeof identity.name === 'string' ? identity.name : target.name,
-      tags: Array.isArray(identity.tags) ? (identity.tags as string[]) : target.tags,
-    },
-    conflicts,
-  };
+  return { document: documentFromMerged(merged, target), conflicts };
 }
 
 function toFieldConflict(section: Section, conflict: Conflict): FieldConflict {
@@ -136,10 +114,7 @@ export function mergeAndFill(
   const resolutions = resolutionsBySection(resolutionInput, resolutionsIn, plain.conflicts);
   const { document, conflicts } = resolutions.size > 0 ? mergeDocuments(base, source, target, winner, resolutions) : plain;
   try {
-    const sections = validateAgentConfig(
-      { conversation_config: document.conversation_config, platform_settings: document.platform_settings, workflow: document.workflow },
-      ['merge_result'],
-    );
+    const sections = validateAgentConfig(configSectionsOf(document), ['merge_result']);
     // Validation fills the per-agent settings' defaults too; versions keep only the versioned part.
     return { document: { ...document, ...sections, platform_settings: splitPlatformSettings(sections.platform_settings).versioned }, conflicts };
   } catch (error) {

@@ -6,7 +6,7 @@ import type { Database } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
 import type { Side } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../errors.js';
-import { type AgentDocument, sameVisibleDocument } from '../agents/agent-document.js';
+import { type AgentDocument, emptyDocument, sameVisibleDocument } from '../agents/agent-document.js';
 import type { AgentRow } from '../agents/agents.store.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { type DocumentStore, loadDocument, type PreparedDocument } from '../versions/documents.store.js';
@@ -14,7 +14,7 @@ import { compareVersions } from '../versions/history.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { defaultWinner, type FieldConflict, mergeAndFill, type ResolutionInput, type ResolutionsLocation } from './merge-documents.js';
 
-export { type FieldConflict, overriddenFields, type ResolutionInput, type ResolutionsLocation, SECTIONS, type Section } from './merge-documents.js';
+export { type FieldConflict, overriddenFields, type ResolutionInput, type ResolutionsLocation, type Section } from './merge-documents.js';
 
 export interface MergePlan {
   sourceHead: VersionRow;
@@ -29,7 +29,7 @@ export interface MergePlan {
   refusal: ConflictError | undefined;
 }
 
-const EMPTY_DOCUMENT: AgentDocument = { conversation_config: {}, platform_settings: {}, workflow: {}, name: '', tags: [] };
+const EMPTY_DOCUMENT: AgentDocument = emptyDocument();
 
 export interface PlanOptions {
   kind: 'merge' | 'rebase';

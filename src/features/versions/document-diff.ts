@@ -1,11 +1,10 @@
 import type { Json } from '../../domain/canonical-json.js';
+import { SECTION_NAMES, type SectionName } from '../../domain/sections.js';
 import { type Change, diffValues } from '../../domain/three-way-merge.js';
-import { type AgentDocument, visibleDocument } from '../agents/agent-document.js';
-
-const DIFF_SECTIONS = ['conversation_config', 'platform_settings', 'workflow'] as const;
+import { type AgentDocument, sectionValue, visibleDocument } from '../agents/agent-document.js';
 
 export interface DocumentChange {
-  section: (typeof DIFF_SECTIONS)[number] | 'agent';
+  section: SectionName;
   path: string;
   before: Json;
   after: Json;
@@ -20,14 +19,9 @@ export interface DocumentChange {
 export function diffDocuments(from: AgentDocument, to: AgentDocument): DocumentChange[] {
   const [before, after] = [visibleDocument(from), visibleDocument(to)];
   const changes: DocumentChange[] = [];
-  for (const section of DIFF_SECTIONS) {
-    for (const change of diffValues(before[section], after[section])) {
+  for (const section of SECTION_NAMES) {
+    for (const change of diffValues(sectionValue(before, section), sectionValue(after, section))) {
       changes.push({ section, path: change.path, before: change.before ?? null, after: change.after ?? null, kind: kindOf(change) });
-    }
-  }
-  for (const field of ['name', 'tags'] as const) {
-    for (const change of diffValues({ [field]: before[field] }, { [field]: after[field] })) {
-      changes.push({ section: 'agent', path: change.path, before: change.before ?? null, after: change.after ?? null, kind: kindOf(change) });
     }
   }
   return changes;

@@ -2,6 +2,7 @@ import * as z from 'zod';
 
 import type { AppContext } from '../../context.js';
 import { queryInteger } from '../../http/query.js';
+import { SECTION_NAMES } from '../../domain/sections.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { zAgentVersionMetadata } from '../../wire/responses.js';
 import { versionsService } from './versions.service.js';
@@ -59,7 +60,7 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
           to_version_id: z.string(),
           changes: z.array(
             z.object({
-              section: z.enum(['conversation_config', 'platform_settings', 'workflow', 'agent']),
+              section: z.enum(SECTION_NAMES),
               path: z.string(),
               before: z.json().nullable(),
               after: z.json().nullable(),
