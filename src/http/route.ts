@@ -3,6 +3,7 @@ import type * as z from 'zod';
 
 import type { Role } from '../db/schema.js';
 import type { Caller } from '../features/workspaces/workspaces.store.js';
+import type { RouteExample } from './route-example.js';
 
 /**
  * What a caller needs to reach a route at all. Data-dependent rules (protected branches)
@@ -43,8 +44,10 @@ export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
   body?: B;
   /** Response schemas by status, for the OpenAPI document. */
   responses: Record<number, z.ZodType>;
-  /** Marks a route or behaviour that upstream does not have. */
+  /** A route upstream does not have: `x-branchwise-extension: true` in the OpenAPI document. */
   extension?: boolean;
+  /** A request this route accepts, for the test suites (see route-example.ts); every route has one. */
+  example?: RouteExample;
   /** A hot read: no per-request log line (errors are still logged), DESIGN §12.12. */
   quiet?: boolean;
   handler(context: RouteContext<P, Q, B>): Promise<unknown>;

@@ -60,6 +60,10 @@ export function auditRoutes(context: AppContext): RouteDefinition[] {
         page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
         cursor: z.string().max(1_000).optional(),
       }),
+      example: {
+        references: (ids) => ({ query: { agent_id: ids.agentId, actor_user_id: ids.reviewerUserId } }),
+        queryIds: { agent_id: { kind: 'agent', role: 'filters' }, actor_user_id: { kind: 'user', role: 'filters' } },
+      },
       responses: { 200: zAuditEventsPage },
       handler: ({ caller, query }) =>
         audit.list(caller, {

@@ -48,6 +48,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         limit: queryInteger({ min: 1, max: 100, fallback: 100 }),
         include_commit_status: queryBoolean(false),
       }),
+      example: { params: { agent_id: 'agentId' } },
       responses: { 200: zListResponseAgentBranchSummary },
       handler: ({ caller, params, query }) =>
         branches.list(caller, params.agent_id, {
@@ -69,6 +70,10 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: agentParams,
       body: CONFIG_BODIES.createBranch,
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({ parent_version_id: ids.mainVersionId, name: 'Sample branch', description: 'made by a sample request' }),
+      },
       responses: { 200: zCreateAgentBranchResponseModel },
       handler: ({ caller, params, body }) =>
         branches.create(caller, params.agent_id, {
@@ -91,6 +96,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       params: branchParams,
+      example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: branchResponse },
       handler: ({ caller, params }) => branches.get(caller, params.agent_id, params.branch_id),
     }),
@@ -111,6 +117,10 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         protection_status: z.enum(['writer_perms_required', 'admin_perms_required']).nullish(),
         description: z.string().nullish().describe('Extension: a new description (at most 4096 characters).'),
       }),
+      example: {
+        params: { agent_id: 'agentId', branch_id: 'branchId' },
+        body: () => ({ description: 'changed' }),
+      },
       responses: { 200: branchResponse },
       handler: ({ caller, params, body }) =>
         branches.update(caller, params.agent_id, params.branch_id, {
@@ -139,6 +149,10 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         version_id: z.string().describe('The version whose config to restore.'),
         version_description: z.string().max(4096).nullish().describe('Added to the description of the new version.'),
       }),
+      example: {
+        params: { agent_id: 'agentId', branch_id: 'branchId' },
+        body: (ids) => ({ version_id: ids.mainVersionId }),
+      },
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, body, reply }) => {
         reply.type('application/json');

@@ -32,6 +32,17 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       body: z.object({
         deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
       }),
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({
+          deployment_request: {
+            requests: [
+              { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
+              { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
+            ],
+          },
+        }),
+      },
       responses: { 200: zAgentDeploymentResponse },
       handler: ({ caller, params, body }) => deployments.create(caller, params.agent_id, body.deployment_request.requests),
     }),
@@ -49,6 +60,7 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
         page: queryInteger({ min: 1, max: 1_000_000, fallback: 1 }),
         page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
       }),
+      example: { params: { agent_id: 'agentId' } },
       responses: { 200: zListResponseAgentDeploymentHistoryItem },
       handler: ({ caller, params, query }) => deployments.list(caller, params.agent_id, query.page, query.page_size),
     }),
@@ -66,6 +78,7 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       extension: true,
       params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
+      example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
       responses: { 200: zAgentDeploymentHistoryItem },
       handler: ({ caller, params }) => deployments.rollback(caller, params.agent_id, params.deployment_id),
     }),

@@ -46,6 +46,11 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
         page_size: queryInteger({ min: 1, max: 100, fallback: 100 }),
         cursor: z.string().optional(),
       }),
+      example: {
+        params: { agent_id: 'agentId' },
+        references: (ids) => ({ query: { source_branch_id: ids.branchId, target_branch_id: ids.mainBranchId } }),
+        queryIds: { source_branch_id: { kind: 'branch', role: 'filters' }, target_branch_id: { kind: 'branch', role: 'filters' } },
+      },
       responses: { 200: zPaginatedResultAgentMergeProposalResponse },
       handler: ({ caller, params, query }) =>
         proposals.list(caller, params.agent_id, {
@@ -68,6 +73,15 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: agentParams,
       body: zBodyCreateAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsPost,
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({
+          source_branch_id: ids.branchId,
+          target_branch_id: ids.mainBranchId,
+          title: 'Sample proposal',
+          requested_reviewer_user_ids: [ids.reviewerUserId],
+        }),
+      },
       responses: { 200: zCreateAgentMergeProposalResponseModel },
       handler: ({ caller, params, body }) => proposals.create(caller, params.agent_id, body),
     }),
@@ -83,6 +97,7 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       params: proposalParams,
+      example: { params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' } },
       responses: { 200: zAgentMergeProposalResponse },
       handler: ({ caller, params }) => proposals.get(caller, params.agent_id, params.merge_proposal_id),
     }),
@@ -99,6 +114,10 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: proposalParams,
       body: zBodyUpdateAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsMergeProposalIdPatch,
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        body: (ids) => ({ title: 'Renamed proposal', requested_reviewer_user_ids: [ids.reviewerUserId] }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
       handler: ({ caller, params, body }) => proposals.update(caller, params.agent_id, params.merge_proposal_id, body),
     }),
@@ -114,6 +133,11 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       params: proposalParams,
       // Closed, unlike most enums: an unknown verdict must not pass as one of these.
       body: z.object({ state: z.enum(['approved', 'changes_requested']), comment: z.string().default('') }),
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        // The example proposal is the admin's own: an approval would be refused, a request for changes is not.
+        body: () => ({ state: 'changes_requested', comment: 'please' }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
       handler: ({ caller, params, body }) => proposals.review(caller, params.agent_id, params.merge_proposal_id, body.state, body.comment),
     }),
@@ -130,6 +154,10 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'comment',
       params: proposalParams,
       body: zBodyCommentOnAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsMergeProposalIdCommentsPost,
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        body: () => ({ body: 'A *comment*' }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
       handler: ({ caller, params, body }) => proposals.comment(caller, params.agent_id, params.merge_proposal_id, body.body),
     }),
@@ -144,6 +172,10 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: proposalParams,
       body: zBodyMergeAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsMergeProposalIdMergePost,
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        body: () => ({ archive_source_branch: false }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
       handler: ({ caller, params, body }) =>
         proposals.merge(caller, params.agent_id, params.merge_proposal_id, { archiveSourceBranch: body.archive_source_branch, force: body.force }),

@@ -18,6 +18,7 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       tag: 'versions',
       permission: 'read',
       params: z.object({ agent_id: z.string(), version_id: z.string() }),
+      example: { params: { agent_id: 'agentId', version_id: 'mainVersionId' } },
       responses: { 200: zAgentVersionMetadata },
       handler: ({ caller, params }) => versions.getMetadata(caller, params.agent_id, params.version_id),
     }),
@@ -35,6 +36,7 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       extension: true,
       params: z.object({ agent_id: z.string(), branch_id: z.string() }),
       query: z.object({ page_size: queryInteger({ min: 1, max: 100, fallback: 30 }), cursor: z.string().optional() }),
+      example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: z.object({ versions: z.array(zAgentVersionMetadata), has_more: z.boolean(), next_cursor: z.string().nullable() }) },
       handler: ({ caller, params, query }) => versions.history(caller, params.agent_id, params.branch_id, query.page_size, query.cursor),
     }),
@@ -53,6 +55,11 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       extension: true,
       params: z.object({ agent_id: z.string() }),
       query: z.object({ from_version_id: z.string(), to_version_id: z.string() }),
+      example: {
+        params: { agent_id: 'agentId' },
+        query: (ids) => ({ from_version_id: ids.mainVersionId, to_version_id: ids.branchVersionId }),
+        queryIds: { from_version_id: { kind: 'version', role: 'selects' }, to_version_id: { kind: 'version', role: 'selects' } },
+      },
       responses: {
         200: z.object({
           from_version_id: z.string(),
