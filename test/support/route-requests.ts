@@ -5,6 +5,7 @@ import type { Role } from '../../src/db/schema.js';
 import type { RouteDefinition } from '../../src/http/route.js';
 import { EXAMPLE_ID_KINDS, type ExampleIds, type IdKind, type RouteExample } from '../../src/http/route-example.js';
 import { snapshotDatabase } from './db-snapshot.js';
+import { type CreatedAgent, createAgent as createSharedAgent } from './fixtures.js';
 import type { TestApp } from './test-app.js';
 
 // Requests against every route of the route table, a fixture every route's sample request works
@@ -183,7 +184,8 @@ export interface World extends Fixture {
 }
 
 /** Requests through `app.server.inject`, and the fixtures they build, for one test app. */
-export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
+export function routeRequests(testApp: TestApp) {
+  const { app, store, keys, foreignKey } = testApp;
   async function send({ method, url, key, payload, contentType = 'application/json' }: Send): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = {};
     if (key !== null) headers['xi-api-key'] = key;
@@ -207,19 +209,9 @@ export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
     return response.json() as T;
   }
 
-  async function createAgent(key: string, name = 'A'): Promise<{ agentId: string; versionId: string; mainBranchId: string }> {
-    const { agent_id: agentId } = await ok<{ agent_id: string }>(
-      await send({
-        method: 'POST',
-        url: '/v1/convai/agents/create',
-        key,
-        payload: { conversation_config: { agent: { prompt: { prompt: 'hi' } } }, name },
-      }),
-    );
-    const agent = await ok<{ version_id: string; main_branch_id: string }>(
-      await send({ method: 'GET', url: `/v1/convai/agents/${agentId}`, key }),
-    );
-    return { agentId, versionId: agent.version_id, mainBranchId: agent.main_branch_id };
+  /** An agent of `key`'s workspace (support/fixtures.ts). */
+  function createAgent(key: string, name = 'A'): Promise<CreatedAgent> {
+    return createSharedAgent(testApp, { key, name });
   }
 
   /** A fixture owned by `key`'s workspace (ours unless told). */
