@@ -11,7 +11,11 @@ import { CONFIG_BODIES } from '../../wire/request-bodies.js';
 import { zAgentBranchResponse, zCreateAgentBranchResponseModel, zListResponseAgentBranchSummary } from '../../wire/responses.js';
 import { agentsService } from '../agents/agents.service.js';
 import { zGetAgentResponseModel } from '../../wire/responses.js';
-import { branchesService } from './branches.service.js';
+import { versionMetadataWire } from '../versions/versions.wire.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { type BranchDetail, type BranchSummary, branchesService } from './branches.service.js';
+import type { BranchRow } from './branches.store.js';
 
 /**
  * Upstream's single-branch response plus `merged_into_branch_id` (extension: upstream shows it only
@@ -23,6 +27,51 @@ const branchResponse = zAgentBranchResponse.extend({
     .nullable()
     .describe('Extension: the branch this one was last merged into (as in the branch list), or null.'),
 });
+
+/** Upstream's `AgentBranchSummary` fields of a branch. */function branchBasics(branch: BranchRow) {
+  return {
+    id: branch.id,
+    name: branch.name,
+    agent_id: branch.agent_id,
+    description: branch.description,
+    created_at: Math.floor(branch.created_at_ms / 1000),
+    last_committed_at: Math.floor(branch.last_committed_at_ms / 1000),
+    is_archived: branch.is_archived === 1,
+    protection_status: branch.protection_status,
+    auto_rebase: branch.auto_rebase === 1,
+  };
+}
+
+/** The list's items, as `caller` sees them (upstream's `AgentBranchSummary` plus `merged_into_branch_id`). */
+function branchSummaryWire({ branch, creator, liveShare, draft, commitStatus }: BranchSummary, caller: Caller) {
+  return {
+    ...branchBasics(branch),
+    access_info: accessInfo(creator, caller),
+    current_live_percentage: liveShare,
+    parent_branch_id: branch.parent_branch_id,
+    draft_exists: draft !== undefined,
+    draft_created_at: draft ? Math.floor(draft.createdAtMs / 1000) : null,
+    draft_is_behind_tip: draft ? draft.isBehindTip : false,
+    calls_7d: 0,
+    // Null when not asked for (`include_commit_status`), as upstream.
+    commits_ahead: commitStatus?.ahead ?? null,
+    commits_behind: commitStatus?.behind ?? null,
+    merged_into_branch_id: branch.merged_into_branch_id,
+  };
+}
+
+/** `branchResponse` of a branch, as `caller` sees it. */
+function branchWire({ branch, creator, liveShare, parent, recentVersions }: BranchDetail, caller: Caller) {
+  return {
+    ...branchBasics(branch),
+    access_info: accessInfo(creator, caller),
+    current_live_percentage: liveShare,
+    parent_branch: parent ? { id: parent.id, name: parent.name } : null,
+    most_recent_versions: recentVersions.map((authored) => versionMetadataWire(authored, caller)),
+    // Extension (the list has it upstream; the single branch did not): where it was merged.
+    merged_into_branch_id: branch.merged_into_branch_id,
+  };
+}
 
 const TAG = 'branches';
 const agentParams = z.object({ agent_id: z.string() });
@@ -50,12 +99,14 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       }),
       example: { params: { agent_id: 'agentId' } },
       responses: { 200: zListResponseAgentBranchSummary },
-      handler: ({ caller, params, query }) =>
-        branches.list(caller, params.agent_id, {
+      handler: async ({ caller, params, query }) => {
+        const { total, branches: found } = await branches.list(caller, params.agent_id, {
           includeArchived: query.include_archived,
           limit: query.limit,
           includeCommitStatus: query.include_commit_status,
-        }),
+        });
+        return { meta: { total, page: 1, page_size: query.limit }, results: found.map((summary) => branchSummaryWire(summary, caller)) };
+      },
     }),
 
     defineRoute({
@@ -98,7 +149,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       params: branchParams,
       example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: branchResponse },
-      handler: ({ caller, params }) => branches.get(caller, params.agent_id, params.branch_id),
+      handler: async ({ caller, params }) => branchWire(await branches.get(caller, params.agent_id, params.branch_id), caller),
     }),
 
     defineRoute({
@@ -122,14 +173,17 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         body: () => ({ description: 'changed' }),
       },
       responses: { 200: branchResponse },
-      handler: ({ caller, params, body }) =>
-        branches.update(caller, params.agent_id, params.branch_id, {
-          name: body.name,
-          description: body.description,
-          is_archived: body.is_archived,
-          protection_status: body.protection_status,
-          auto_rebase: body.auto_rebase,
-        }),
+      handler: async ({ caller, params, body }) =>
+        branchWire(
+          await branches.update(caller, params.agent_id, params.branch_id, {
+            name: body.name,
+            description: body.description,
+            is_archived: body.is_archived,
+            protection_status: body.protection_status,
+            auto_rebase: body.auto_rebase,
+          }),
+          caller,
+        ),
     }),
   
     defineRoute({

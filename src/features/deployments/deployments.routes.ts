@@ -9,7 +9,22 @@ import {
   zAgentDeploymentResponse,
   zListResponseAgentDeploymentHistoryItem,
 } from '../../wire/generated/zod.gen.js';
-import { deploymentsService } from './deployments.service.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../workspaces/workspaces.store.js';
+import { splitOf } from './deployment-writer.js';
+import { type DeploymentItem, deploymentsService } from './deployments.service.js';
+
+/** Upstream's `AgentDeploymentHistoryItem`, as `caller` sees it. */
+function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) {
+  return {
+    id: deployment.id,
+    traffic_percentage_branch_id_map: splitOf(deployment),
+    deployed_at_unix_secs: Math.floor(deployment.deployed_at_ms / 1000),
+    is_active: deployment.is_active === 1,
+    source: deployment.source,
+    access_info: accessInfo(author, caller),
+  };
+}
 
 const TAG = 'deployments';
 const agentParams = z.object({ agent_id: z.string() });
@@ -62,7 +77,10 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       }),
       example: { params: { agent_id: 'agentId' } },
       responses: { 200: zListResponseAgentDeploymentHistoryItem },
-      handler: ({ caller, params, query }) => deployments.list(caller, params.agent_id, query.page, query.page_size),
+      handler: async ({ caller, params, query }) => {
+        const { total, deployments: items } = await deployments.list(caller, params.agent_id, query.page, query.page_size);
+        return { meta: { total, page: query.page, page_size: query.page_size }, results: items.map((item) => deploymentWire(item, caller)) };
+      },
     }),
 
     defineRoute({
@@ -80,7 +98,7 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
       example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
       responses: { 200: zAgentDeploymentHistoryItem },
-      handler: ({ caller, params }) => deployments.rollback(caller, params.agent_id, params.deployment_id),
+      handler: async ({ caller, params }) => deploymentWire(await deployments.rollback(caller, params.agent_id, params.deployment_id), caller),
     }),
   ];
 }

@@ -5,6 +5,7 @@ import { queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { zAgentVersionMetadata } from '../../wire/responses.js';
 import { versionsService } from './versions.service.js';
+import { versionMetadataWire } from './versions.wire.js';
 
 export function versionRoutes(context: AppContext): RouteDefinition[] {
   const versions = versionsService(context);
@@ -20,7 +21,7 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       params: z.object({ agent_id: z.string(), version_id: z.string() }),
       example: { params: { agent_id: 'agentId', version_id: 'mainVersionId' } },
       responses: { 200: zAgentVersionMetadata },
-      handler: ({ caller, params }) => versions.getMetadata(caller, params.agent_id, params.version_id),
+      handler: async ({ caller, params }) => versionMetadataWire(await versions.getMetadata(caller, params.agent_id, params.version_id), caller),
     }),
 
     defineRoute({
@@ -38,7 +39,14 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       query: z.object({ page_size: queryInteger({ min: 1, max: 100, fallback: 30 }), cursor: z.string().optional() }),
       example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: z.object({ versions: z.array(zAgentVersionMetadata), has_more: z.boolean(), next_cursor: z.string().nullable() }) },
-      handler: ({ caller, params, query }) => versions.history(caller, params.agent_id, params.branch_id, query.page_size, query.cursor),
+      handler: async ({ caller, params, query }) => {
+        const page = await versions.history(caller, params.agent_id, params.branch_id, query.page_size, query.cursor);
+        return {
+          versions: page.versions.map((authored) => versionMetadataWire(authored, caller)),
+          has_more: page.hasMore,
+          next_cursor: page.nextCursor,
+        };
+      },
     }),
 
     defineRoute({
