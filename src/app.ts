@@ -177,6 +177,8 @@ function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
       description: route.description,
       tags: [route.tag],
       security: route.permission === 'public' ? [] : [{ apiKey: [] }],
+      // Routes upstream does not have; @fastify/swagger copies `x-` keys into the operation.
+      ...(route.extension ? { 'x-branchwise-extension': true } : {}),
       ...(route.params ? { params: route.params } : {}),
       ...(route.query ? { querystring: route.query } : {}),
       ...(route.body ? { body: route.body } : {}),

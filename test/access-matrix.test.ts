@@ -93,7 +93,7 @@ function unknownFixture(fixture: Fixture): Fixture {
 
 /**
  * The route's sample request (URL with its required query, body) against a fixture, as a caller,
- * with every optional field that names another object set to a real one (`OPTIONAL_REFERENCES`).
+ * with every optional field that names another object set to a real one (its example's `references`).
  */
 function sampleRequest(route: RouteDefinition, fixture: Fixture, key: string | null, pathOverrides: Record<string, string> = {}): Send {
   return { method: route.method, key, ...referencingRequest(route, fixture, undefined, pathOverrides) };
@@ -186,8 +186,8 @@ for (const route of routes) {
           // exactly like an id that exists nowhere.
           for (const param of route.url.match(/:([a-z_]+)/g)!.map((name) => name.slice(1)).filter((name) => name !== 'agent_id')) {
             it(`another workspace admin, their agent with our :${param}: the same 404 as for a :${param} that exists nowhere`, async () => {
-              const ourId = pathValues(shared)[param];
-              const unknownId = pathValues(unknownFixture(shared))[param];
+              const ourId = pathValues(route, shared)[param];
+              const unknownId = pathValues(route, unknownFixture(shared))[param];
               const ours = await expectNothingWritten(sampleRequest(route, foreign, key(), { [param]: ourId }));
               expectApiError(ours, 404, 'not_found');
               const unknown = await expectNothingWritten(sampleRequest(route, foreign, key(), { [param]: unknownId }));

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Role } from '../src/domain/caller.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
+import { createAgent } from './support/fixtures.js';
 import { describeResponse, expectApiError, snapshotDiff } from './support/route-requests.js';
 import { injectAs, okJson, startTestApp, type TestApp, userIdsByRole } from './support/test-app.js';
 
@@ -79,17 +80,16 @@ interface Fixture {
 /** An agent (by the admin) with an unprotected branch, and main at the given protection. */
 async function fixture(protection: (typeof PROTECTIONS)[number]): Promise<Fixture> {
   const { admin } = testApp.keys;
-  const { agent_id: agentId } = okJson<{ agent_id: string }>(await send('POST', '/v1/convai/agents/create', admin, { name: 'Guarded', conversation_config: {} }));
-  const main = okJson<{ branch_id: string; version_id: string }>(await send('GET', `/v1/convai/agents/${agentId}`, admin));
+  const { agentId, mainBranchId, versionId } = await createAgent(testApp, { key: admin, name: 'Guarded', conversationConfig: {} });
   const branch = okJson<{ created_branch_id: string; created_version_id: string }>(
-    await send('POST', `/v1/convai/agents/${agentId}/branches`, admin, { parent_version_id: main.version_id, name: 'Feature', description: '' }),
+    await send('POST', `/v1/convai/agents/${agentId}/branches`, admin, { parent_version_id: versionId, name: 'Feature', description: '' }),
   );
-  okJson(await send('PATCH', `/v1/convai/agents/${agentId}/branches/${main.branch_id}`, admin, { protection_status: protection }));
+  okJson(await send('PATCH', `/v1/convai/agents/${agentId}/branches/${mainBranchId}`, admin, { protection_status: protection }));
   return {
     agentId,
-    mainBranchId: main.branch_id,
+    mainBranchId,
     branchId: branch.created_branch_id,
-    heads: { [main.branch_id]: main.version_id, [branch.created_branch_id]: branch.created_version_id },
+    heads: { [mainBranchId]: versionId, [branch.created_branch_id]: branch.created_version_id },
   };
 }
 

@@ -5,6 +5,7 @@ import { recordUserAction } from '../src/features/audit/audit.events.js';
 import { zAuditEventsPage } from '../src/features/audit/audit.routes.js';
 import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
+import { createAgent as createSharedAgent } from './support/fixtures.js';
 import { runCli } from './support/server-process.js';
 import { injectAs, okJson, startTestApp, type TestApp, userIdsByRole } from './support/test-app.js';
 
@@ -88,11 +89,9 @@ async function refusedWithoutTrace(status: number, method: 'POST' | 'PATCH' | 'D
 }
 
 async function createAgent(key: string, name: string) {
-  const { agent_id: agentId } = await ok<{ agent_id: string }>(
-    await send('POST', '/v1/convai/agents/create', key, { name, conversation_config: { agent: { first_message: 'Hello', prompt: { prompt: 'Be kind.' } } } }),
-  );
-  const agent = await ok<{ main_branch_id: string; version_id: string }>(await send('GET', `/v1/convai/agents/${agentId}`, key));
-  return { agentId, mainBranchId: agent.main_branch_id, mainVersionId: agent.version_id };
+  const conversationConfig = { agent: { first_message: 'Hello', prompt: { prompt: 'Be kind.' } } };
+  const { agentId, mainBranchId, versionId } = await createSharedAgent(testApp, { key, name, conversationConfig });
+  return { agentId, mainBranchId, mainVersionId: versionId };
 }
 
 async function createBranch(key: string, agentId: string, parentVersionId: string, name: string, firstMessage: string) {

@@ -10,7 +10,6 @@ import {
   expectValidationError,
   locs,
   pathParams,
-  pathValues,
   percentEncode,
   ROLES_REFUSED,
   routeName,
@@ -78,7 +77,7 @@ for (const route of routes) {
   describe(routeName(route), () => {
     const request = (overrides: Partial<Send> & Pick<Send, 'key'>): Send => ({
       method: route.method,
-      url: urlOf(route, pathValues(world)),
+      url: urlOf(route, world),
       payload: sampleBody(route, world),
       ...overrides,
     });
@@ -103,7 +102,7 @@ for (const route of routes) {
       });
 
       it("our admin key on another workspace's agent (and its branch and version): 404", async () => {
-        const url = urlOf(route, pathValues(world), {
+        const url = urlOf(route, world, {
           agent_id: world.foreignAgentId,
           branch_id: world.foreignMainBranchId,
           version_id: world.foreignVersionId,
@@ -115,14 +114,14 @@ for (const route of routes) {
     for (const param of pathParams(route).filter((name) => name !== 'agent_id')) {
       it(`a :${param} of another agent of ours under our agent: 404`, async () => {
         const others: Record<string, string> = { branch_id: world.otherMainBranchId, version_id: world.otherVersionId };
-        const url = urlOf(route, pathValues(world), { [param]: others[param] ?? `unknown_${param}` });
+        const url = urlOf(route, world, { [param]: others[param] ?? `unknown_${param}` });
         expectApiError(await refused(request({ key: keys.admin, url })), 404, 'not_found');
       });
     }
 
     for (const param of pathParams(route)) {
       it(`an unknown :${param}: 404`, async () => {
-        const url = urlOf(route, pathValues(world), { [param]: UNKNOWN_ID[param] ?? `unknown_${param}` });
+        const url = urlOf(route, world, { [param]: UNKNOWN_ID[param] ?? `unknown_${param}` });
         expectApiError(await refused(request({ key: keys.admin, url })), 404, 'not_found');
       });
     }
@@ -214,14 +213,14 @@ for (const route of routes) {
     it('the sample request itself succeeds with the admin key (the refusals above are not vacuous)', async () => {
       // A fresh fixture: the request may write (or delete) it.
       const fresh = await createFixture();
-      const response = await send({ method: route.method, url: urlOf(route, pathValues(fresh)), key: keys.admin, payload: sampleBody(route, fresh) });
+      const response = await send({ method: route.method, url: urlOf(route, fresh), key: keys.admin, payload: sampleBody(route, fresh) });
       expectClean(response);
       expect([200, 204], describeResponse(response)).toContain(response.statusCode);
     });
 
     if (route.method === 'GET') {
       it('unknown query parameters are ignored: 200', async () => {
-        const base = urlOf(route, pathValues(world));
+        const base = urlOf(route, world);
         const url = `${base}${base.includes('?') ? '&' : '?'}definitely_not_a_parameter=1&another=%F0%9F%A4%96`;
         // The least privileged role the route admits (a viewer for most reads, an admin for the audit log).
         const role = (['viewer', 'commenter', 'editor', 'admin'] as const).find((candidate) => !ROLES_REFUSED[route.permission].includes(candidate));

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { createAgent } from './support/fixtures.js';
 import { describeResponse, routeRequests } from './support/route-requests.js';
 import { waitFor } from './support/server-process.js';
 import { listen, type OtherApp, startOtherApp, startTestApp } from './support/test-app.js';
@@ -31,13 +32,10 @@ const SERVERS = [
 
 /** An agent whose main and further branches each say their name in `first_message`. */
 async function agentWithBranches(...names: string[]) {
-  const { agent_id: agentId } = await ok<{ agent_id: string }>(
-    await send({ method: 'POST', url: '/v1/convai/agents/create', key, payload: { name: 'Routed', conversation_config: { agent: { first_message: 'main' } } } }),
-  );
-  const main = await ok<{ version_id: string; main_branch_id: string }>(await send({ method: 'GET', url: `/v1/convai/agents/${agentId}`, key }));
-  const branches: Record<string, string> = { main: main.main_branch_id };
+  const { agentId, mainBranchId, versionId } = await createAgent(testApp, { key, name: 'Routed', conversationConfig: { agent: { first_message: 'main' } } });
+  const branches: Record<string, string> = { main: mainBranchId };
   for (const name of names) {
-    const payload = { parent_version_id: main.version_id, name, description: '', conversation_config: { agent: { first_message: name } } };
+    const payload = { parent_version_id: versionId, name, description: '', conversation_config: { agent: { first_message: name } } };
     branches[name] = (await ok<{ created_branch_id: string }>(await send({ method: 'POST', url: `/v1/convai/agents/${agentId}/branches`, key, payload }))).created_branch_id;
   }
   return { agentId, branches };

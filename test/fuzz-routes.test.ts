@@ -7,6 +7,7 @@ import * as z from 'zod';
 
 import { MAX_JSON_DEPTH } from '../src/http/json-body.js';
 import type { RouteDefinition } from '../src/http/route.js';
+import type { IdKind } from '../src/http/route-example.js';
 import { jsonValue } from './domain/json-arbitraries.js';
 import { largeConversationConfig } from './support/builders.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
@@ -15,15 +16,18 @@ import {
   expectApiError,
   expectValidationError,
   type Fixture,
+  idKindsOf,
   INTERNALS,
+  optionalReferences,
+  pathIdKind,
   pathParams,
-  OPTIONAL_REFERENCES,
   pathValues,
   percentEncode,
+  queryIds,
   referencingRequest,
+  requiredQuery,
   routeName,
   routeRequests,
-  SAMPLE_QUERIES,
   sampleBody,
   snapshotDiff,
   unknownIdLike,
@@ -53,17 +57,8 @@ const LEAK = new RegExp(`${INTERNALS.source}|    at |/src/|\\.ts:`);
 // Ids: ours, another agent's of ours, another workspace's, unknown ones
 // ---------------------------------------------------------------------------------------------
 
-type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user';
 type IdSource = 'another agent of ours' | 'another workspace' | 'unknown' | 'another kind';
 const ID_SOURCES: IdSource[] = ['another agent of ours', 'another workspace', 'unknown', 'another kind'];
-
-const PATH_PARAM_KINDS: Record<string, IdKind> = {
-  agent_id: 'agent',
-  branch_id: 'branch',
-  version_id: 'version',
-  deployment_id: 'deployment',
-  merge_proposal_id: 'proposal',
-};
 
 type IdsByKind = Record<IdKind, string>;
 
@@ -98,36 +93,11 @@ function idFrom(ids: WorldIds, source: IdSource, kind: IdKind): string {
   }
 }
 
-/**
- * What an id in a query parameter does, so that an id that is not ours has one right answer:
- * `selects` a resource (404), `expects` a head (409), or `filters` a list (200). A query
- * parameter named `*_id`/`*_ids` that is missing here fails the table test below.
- */
-const QUERY_IDS: Record<string, Record<string, { kind: IdKind; role: 'selects' | 'expects' | 'filters' }>> = {
-  'GET /v1/convai/agents': { created_by_user_id: { kind: 'user', role: 'filters' } },
-  'GET /v1/convai/agents/summaries': { agent_ids: { kind: 'agent', role: 'filters' } },
-  'GET /v1/convai/agents/:agent_id': { version_id: { kind: 'version', role: 'selects' }, branch_id: { kind: 'branch', role: 'selects' } },
-  'PATCH /v1/convai/agents/:agent_id': {
-    branch_id: { kind: 'branch', role: 'selects' },
-    expected_version_id: { kind: 'version', role: 'expects' },
-  },
-  'GET /v1/convai/agents/:agent_id/branches/:branch_id/merge-preview': { target_branch_id: { kind: 'branch', role: 'selects' } },
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': {
-    target_branch_id: { kind: 'branch', role: 'selects' },
-    expected_target_version_id: { kind: 'version', role: 'expects' },
-  },
-  'POST /v1/convai/agents/:agent_id/drafts': { branch_id: { kind: 'branch', role: 'selects' } },
-  'DELETE /v1/convai/agents/:agent_id/drafts': { branch_id: { kind: 'branch', role: 'selects' } },
-  'GET /v1/convai/agents/:agent_id/diff': {
-    from_version_id: { kind: 'version', role: 'selects' },
-    to_version_id: { kind: 'version', role: 'selects' },
-  },
-  'GET /v1/convai/agents/:agent_id/merge-proposals': {
-    source_branch_id: { kind: 'branch', role: 'filters' },
-    target_branch_id: { kind: 'branch', role: 'filters' },
-  },
-  'GET /v1/convai/audit-events': { agent_id: { kind: 'agent', role: 'filters' }, actor_user_id: { kind: 'user', role: 'filters' } },
-};
+// What an id in a query parameter does (`selects` a resource: 404, `expects` a head: 409,
+// `filters` a list: 200) is in the route's example (`queryIds`, src/http/route-example.ts): an id
+// that is not ours then has one right answer. A query parameter named `*_id`/`*_ids` that is not
+// classified there fails the table test below.
+
 /** Query parameters named like ids that hold free text. */
 const NOT_IDS = new Set(['conversation_id']);
 
@@ -294,9 +264,9 @@ function urlFor(
   fixture: Fixture,
   change: { path?: Record<string, string>; query?: Record<string, string>; extraQuery?: string } = {},
 ): string {
-  const values = pathValues(fixture);
+  const values = pathValues(route, fixture);
   const path = route.url.replace(/:([a-z_]+)/g, (_, name: string) => change.path?.[name] ?? encodeURIComponent(values[name]));
-  const query = { ...SAMPLE_QUERIES[routeName(route)]?.(values), ...change.query };
+  const query = { ...requiredQuery(route, fixture), ...change.query };
   const parts = Object.entries(query).map(([name, value]) => `${percentEncode(name)}=${percentEncode(value)}`);
   if (change.extraQuery !== undefined) parts.push(change.extraQuery);
   return parts.length > 0 ? `${path}?${parts.join('&')}` : path;
@@ -487,25 +457,12 @@ function bodyIdPaths(body: unknown, fixtureIds: Map<string, IdKind>): { path: Js
     .map(({ path, value }) => ({ path, kind: fixtureIds.get(value)! }));
 }
 
-function fixtureIdKinds(fixture: Fixture): Map<string, IdKind> {
-  return new Map<string, IdKind>([
-    [fixture.agentId, 'agent'],
-    [fixture.mainBranchId, 'branch'],
-    [fixture.branchId, 'branch'],
-    [fixture.mainVersionId, 'version'],
-    [fixture.branchVersionId, 'version'],
-    [fixture.deploymentId, 'deployment'],
-    [fixture.proposalId, 'proposal'],
-    [fixture.reviewerUserId, 'user'],
-  ]);
-}
-
 function selectingQueryIds(route: RouteDefinition) {
-  return queryIdParams(route).filter((name) => QUERY_IDS[routeName(route)]?.[name]?.role !== 'filters');
+  return queryIdParams(route).filter((name) => queryIds(route)[name]?.role !== 'filters');
 }
 
 function filteringQueryIds(route: RouteDefinition) {
-  return queryIdParams(route).filter((name) => QUERY_IDS[routeName(route)]?.[name]?.role === 'filters');
+  return queryIdParams(route).filter((name) => queryIds(route)[name]?.role === 'filters');
 }
 
 /** Path parameters an id of `source` may replace without naming a resource the caller may use. */
@@ -520,7 +477,7 @@ function kindsFor(route: RouteDefinition, fixture: Fixture): Kind[] {
   if (route.method !== 'GET') kinds.push(...BODY_KINDS);
   if (pathParams(route).length > 0) kinds.push('odd path id', 'foreign id in path');
   if (selectingQueryIds(route).length > 0) kinds.push('foreign id in query');
-  if (route.body && bodyIdPaths(fuzzBaseBody(route, fixture), fixtureIdKinds(fixture)).length > 0) kinds.push('foreign id in body');
+  if (route.body && bodyIdPaths(fuzzBaseBody(route, fixture), idKindsOf(fixture)).length > 0) kinds.push('foreign id in body');
   kinds.push('unknown query parameter');
   if (filteringQueryIds(route).length > 0) kinds.push('foreign id in a filter');
   return kinds;
@@ -568,7 +525,7 @@ function buildRefusal(route: RouteDefinition, { fixture, ids }: RouteBench, reci
       const params = replaceablePathParams(route, recipe.source);
       if (params.length === 0) return undefined;
       const param = pick(params, recipe.param);
-      const id = idFrom(ids, recipe.source, PATH_PARAM_KINDS[param]);
+      const id = idFrom(ids, recipe.source, pathIdKind(route, param));
       return {
         request: request(urlFor(route, fixture, { path: { [param]: encodeURIComponent(id) } })),
         expectation: (response) => expectApiError(response, 404, 'not_found'),
@@ -576,7 +533,7 @@ function buildRefusal(route: RouteDefinition, { fixture, ids }: RouteBench, reci
     }
     case 'foreign id in query': {
       const param = pick(selectingQueryIds(route), recipe.param);
-      const { kind, role } = QUERY_IDS[routeName(route)][param];
+      const { kind, role } = queryIds(route)[param];
       return {
         request: request(urlFor(route, fixture, { query: { [param]: idFrom(ids, recipe.source, kind) } })),
         expectation: (response) =>
@@ -584,7 +541,7 @@ function buildRefusal(route: RouteDefinition, { fixture, ids }: RouteBench, reci
       };
     }
     case 'foreign id in body': {
-      const target = pick(bodyIdPaths(base, fixtureIdKinds(fixture)), recipe.at);
+      const target = pick(bodyIdPaths(base, idKindsOf(fixture)), recipe.at);
       // Users belong to the workspace, not to an agent: another agent of ours has the same ones.
       if (target.kind === 'user' && recipe.source === 'another agent of ours') return undefined;
       const body = withValueAt(base, target.path, idFrom(ids, recipe.source, target.kind));
@@ -643,7 +600,7 @@ function buildAny(route: RouteDefinition, { fixture, ids }: RouteBench, recipe: 
     }
     case 'foreign id in a filter': {
       const param = pick(filteringQueryIds(route), recipe.param);
-      return request(sample, urlFor(route, fixture, { query: { [param]: idFrom(ids, recipe.source, QUERY_IDS[routeName(route)][param].kind) } }));
+      return request(sample, urlFor(route, fixture, { query: { [param]: idFrom(ids, recipe.source, queryIds(route)[param].kind) } }));
     }
   }
 }
@@ -769,7 +726,7 @@ describe('the route table under fuzz', () => {
     expect(routes.length).toBeGreaterThanOrEqual(20);
     for (const route of routes) {
       for (const param of queryIdParams(route)) {
-        expect(QUERY_IDS[routeName(route)]?.[param], `classify ${param} of ${routeName(route)} in QUERY_IDS`).toBeDefined();
+        expect(queryIds(route)[param], `classify ${param} of ${routeName(route)} in its example's queryIds`).toBeDefined();
       }
     }
   });
@@ -786,7 +743,7 @@ describe('the route table under fuzz', () => {
         const values = valuesAtPath(where === 'body' ? sent.body : sent.query, path).flatMap((value) => (Array.isArray(value) ? value : [value]));
         // A fixture id, or a comma-separated list of them (`agent_ids`).
         const real = values.length > 0 && values.every((value) => typeof value === 'string' && value.split(',').every((id) => fixtureIds.has(id)));
-        if (!real) missing.push(`${routeName(route)} ${field}: add it to OPTIONAL_REFERENCES or the sample request`);
+        if (!real) missing.push(`${routeName(route)} ${field}: add it to its example's references or body`);
       }
     }
     expect(fields, 'the schema walk finds fields').toBeGreaterThanOrEqual(20);
@@ -856,7 +813,7 @@ for (const route of routes) {
     const references = referenceFields(route);
     if (references.length > 0) {
       it('real references in any combination: accepted or refused cleanly, never a 5xx', async () => {
-        const optional = Object.entries(OPTIONAL_REFERENCES[routeName(route)]?.(SHAPE_FIXTURE, () => true) ?? {}).flatMap(([, fields]) => Object.keys(fields ?? {}));
+        const optional = Object.entries(optionalReferences(route, SHAPE_FIXTURE)).flatMap(([, fields]) => Object.keys(fields ?? {}));
         await fc.assert(
           fc.asyncProperty(fc.subarray([...new Set(optional)]), fc.constantFrom('admin' as const, 'editor' as const), async (chosen, role) => {
             const fixture = route.method === 'GET' ? bench.fixture : await bench.requests.createFixture();

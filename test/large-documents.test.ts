@@ -6,6 +6,7 @@ import { openStore } from '../src/db/connect.js';
 import { MAX_DOCUMENT_VALUES } from '../src/features/versions/documents.store.js';
 import { MAX_JSON_DEPTH, MAX_JSON_VALUES } from '../src/http/json-body.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
+import { createAgent as createSharedAgent } from './support/fixtures.js';
 import { dialect, injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // Issue 14, defect 2: anything accepted is readable, committable and restorable forever, cold
@@ -89,11 +90,8 @@ function sizedToLimit(shape: ShapeName, fraction: number, seed: number): Json {
 }
 
 async function createAgent(): Promise<{ agentId: string; branchId: string }> {
-  const { agent_id: agentId } = okJson<{ agent_id: string }>(
-    await injectAs(testApp, 'POST', '/v1/convai/agents/create', testApp.keys.admin, { name: 'large', conversation_config: {} }),
-  );
-  const head = okJson<{ branch_id: string }>(await injectAs(testApp, 'GET', `/v1/convai/agents/${agentId}`, testApp.keys.admin));
-  return { agentId, branchId: head.branch_id };
+  const { agentId, mainBranchId } = await createSharedAgent(testApp, { name: 'large', conversationConfig: {} });
+  return { agentId, branchId: mainBranchId };
 }
 
 interface AgentBody {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FAST_PATH_ROUTE } from '../src/http/fast-path.js';
+import { createAgentId } from './support/fixtures.js';
 import { dialect, injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // GET /metrics (issue 9, item 7): Prometheus text from prom-client, one registry per app, admin
@@ -53,12 +54,7 @@ function valueOf(samples: Sample[], name: string, labels: Record<string, string>
   return found[0]?.value ?? 0;
 }
 
-async function createAgent(name = 'Metered'): Promise<string> {
-  const created = await ok<{ agent_id: string }>(
-    await send('POST', '/v1/convai/agents/create', testApp.keys.editor, { name, conversation_config: { agent: { first_message: 'hello' } } }),
-  );
-  return created.agent_id;
-}
+const createAgent = (name = 'Metered') => createAgentId(testApp, { key: testApp.keys.editor, name, conversationConfig: { agent: { first_message: 'hello' } } });
 
 describe('GET /metrics access', () => {
   it('is for admin keys of the default workspace only, in the Prometheus text format, and not in the OpenAPI document', async () => {

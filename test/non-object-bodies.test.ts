@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { expectValidationError, locs, pathValues, routeName, routeRequests, sampleBody, urlOf, type World } from './support/route-requests.js';
+import { expectValidationError, locs, routeName, routeRequests, sampleBody, urlOf, type World } from './support/route-requests.js';
 import { startTestApp } from './support/test-app.js';
 
 // Every route with a JSON body wants an object: any other JSON value (`null` included, which used to
@@ -39,7 +39,7 @@ describe('non-object JSON bodies', () => {
 
   for (const route of bodyRoutes) {
     describe(routeName(route), () => {
-      const request = (payload: string) => ({ method: route.method, url: urlOf(route, pathValues(world)), key: keys.admin, payload });
+      const request = (payload: string) => ({ method: route.method, url: urlOf(route, world), key: keys.admin, payload });
 
       it.each(FIXED)('%s: 422 at ["body"], nothing written', async (payload) => {
         const issues = expectValidationError(await refused(request(payload)));
@@ -63,7 +63,7 @@ describe('non-object JSON bodies', () => {
   it.each(bodyRoutes.map((route) => [routeName(route), route] as const))(
     '%s: its sample object body is not refused at ["body"] (the refusals above are about the type)',
     async (_, route) => {
-      const response = await send({ method: route.method, url: urlOf(route, pathValues(world)), key: keys.admin, payload: sampleBody(route, world) });
+      const response = await send({ method: route.method, url: urlOf(route, world), key: keys.admin, payload: sampleBody(route, world) });
       const refusedAtBody = response.statusCode === 422 && locs(expectValidationError(response)).some((loc) => loc.length === 1 && loc[0] === 'body');
       expect(refusedAtBody, response.body.slice(0, 300)).toBe(false);
     },

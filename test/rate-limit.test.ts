@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadConfig } from '../src/config.js';
 import { RateLimiter } from '../src/http/rate-limit.js';
+import { createAgentId } from './support/fixtures.js';
 import { detailOf, failure } from './support/sdk-errors.js';
 import { injectAs, listen, sdk, startTestApp, type TestApp } from './support/test-app.js';
 
@@ -13,11 +14,7 @@ import { injectAs, listen, sdk, startTestApp, type TestApp } from './support/tes
 
 const send = injectAs;
 
-async function createAgent(app: TestApp, key: string): Promise<string> {
-  const response = await send(app, 'POST', '/v1/convai/agents/create', key, { name: 'Limited', conversation_config: { agent: { first_message: 'hi' } } });
-  expect(response.statusCode).toBe(200);
-  return (response.json() as { agent_id: string }).agent_id;
-}
+const createAgent = (app: TestApp, key: string) => createAgentId(app, { key, name: 'Limited', conversationConfig: { agent: { first_message: 'hi' } } });
 
 function expectRateLimited(response: { statusCode: number; headers: Record<string, unknown>; body: string }, retryAfter: string) {
   expect(response.statusCode, response.body).toBe(429);

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type * as z from 'zod';
 
 import type { Caller, Permission } from '../domain/caller.js';
+import type { RouteExample } from './route-example.js';
 
 type Infer<T> = T extends z.ZodType ? z.output<T> : undefined;
 
@@ -29,8 +30,10 @@ export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
   body?: B;
   /** Response schemas by status, for the OpenAPI document. */
   responses: Record<number, z.ZodType>;
-  /** Marks a route or behaviour that upstream does not have. */
+  /** A route upstream does not have: `x-branchwise-extension: true` in the OpenAPI document. */
   extension?: boolean;
+  /** A request this route accepts, for the test suites (see route-example.ts); every route has one. */
+  example?: RouteExample;
   /** A hot read: no per-request log line (errors are still logged), DESIGN §12.12. */
   quiet?: boolean;
   handler(context: RouteContext<P, Q, B>): Promise<unknown>;

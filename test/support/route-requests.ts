@@ -3,7 +3,9 @@ import { expect } from 'vitest';
 
 import type { Role } from '../../src/domain/caller.js';
 import type { RouteDefinition } from '../../src/http/route.js';
+import { EXAMPLE_ID_KINDS, type ExampleIds, type IdKind, type RouteExample } from '../../src/http/route-example.js';
 import { snapshotDatabase } from './db-snapshot.js';
+import { type CreatedAgent, createAgent as createSharedAgent } from './fixtures.js';
 import type { TestApp } from './test-app.js';
 
 // Requests against every route of the route table, a fixture every route's sample request works
@@ -165,19 +167,11 @@ export function percentEncode(text: string): string {
 // Fixture: an agent with a second branch, and another workspace's agent
 // ---------------------------------------------------------------------------------------------
 
-export interface Fixture {
-  agentId: string;
-  mainBranchId: string;
-  mainVersionId: string;
-  branchId: string;
-  branchVersionId: string;
-  /** The agent's first (active) deployment. */
-  deploymentId: string;
-  /** An open merge proposal from the branch into main, by the admin, naming `reviewerUserId` as reviewer. */
-  proposalId: string;
-  /** A real user of the fixture's workspace (its editor when it has one). */
-  reviewerUserId: string;
-}
+/**
+ * The example agent every route's example request is written against (src/http/route-example.ts):
+ * an agent with a second branch, a main that moved on, its first deployment and an open proposal.
+ */
+export type Fixture = ExampleIds;
 
 export interface World extends Fixture {
   foreignAgentId: string;
@@ -190,7 +184,8 @@ export interface World extends Fixture {
 }
 
 /** Requests through `app.server.inject`, and the fixtures they build, for one test app. */
-export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
+export function routeRequests(testApp: TestApp) {
+  const { app, store, keys, foreignKey } = testApp;
   async function send({ method, url, key, payload, contentType = 'application/json' }: Send): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = {};
     if (key !== null) headers['xi-api-key'] = key;
@@ -214,19 +209,9 @@ export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
     return response.json() as T;
   }
 
-  async function createAgent(key: string, name = 'A'): Promise<{ agentId: string; versionId: string; mainBranchId: string }> {
-    const { agent_id: agentId } = await ok<{ agent_id: string }>(
-      await send({
-        method: 'POST',
-        url: '/v1/convai/agents/create',
-        key,
-        payload: { conversation_config: { agent: { prompt: { prompt: 'hi' } } }, name },
-      }),
-    );
-    const agent = await ok<{ version_id: string; main_branch_id: string }>(
-      await send({ method: 'GET', url: `/v1/convai/agents/${agentId}`, key }),
-    );
-    return { agentId, versionId: agent.version_id, mainBranchId: agent.main_branch_id };
+  /** An agent of `key`'s workspace (support/fixtures.ts). */
+  function createAgent(key: string, name = 'A'): Promise<CreatedAgent> {
+    return createSharedAgent(testApp, { key, name });
   }
 
   /** A fixture owned by `key`'s workspace (ours unless told). */
@@ -306,145 +291,93 @@ export function routeRequests({ app, store, keys, foreignKey }: TestApp) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Every route's URL and a sample request it accepts
+// Every route's URL and the example request it carries (src/http/route-example.ts)
 // ---------------------------------------------------------------------------------------------
 
-/** The path parameters a route's `:placeholders` are filled from. */
-export function pathValues(fixture: Fixture): Record<string, string> {
-  return {
-    agent_id: fixture.agentId,
-    branch_id: fixture.branchId,
-    version_id: fixture.mainVersionId,
-    deployment_id: fixture.deploymentId,
-    main_branch_id: fixture.mainBranchId,
-    branch_version_id: fixture.branchVersionId,
-    merge_proposal_id: fixture.proposalId,
-  };
+export function routeName(route: RouteDefinition): string {
+  return `${route.method} ${route.url}`;
+}
+
+/** The route's example request; every route of the table has one (the route-examples test checks). */
+export function exampleOf(route: RouteDefinition): RouteExample {
+  if (!route.example) throw new Error(`no example for ${routeName(route)}; give its defineRoute an example`);
+  return route.example;
 }
 
 export function pathParams(route: RouteDefinition): string[] {
   return [...route.url.matchAll(/:([a-z_]+)/g)].map((match) => match[1]);
 }
 
-/**
- * Query parameters a route requires, so that a refusal is caused by the one thing a test changes.
- * A new route with a required query parameter must add them here.
- */
-export const SAMPLE_QUERIES: Record<string, (values: Record<string, string>) => Record<string, string>> = {
-  'GET /v1/convai/agents/:agent_id/branches/:branch_id/merge-preview': (values) => ({ target_branch_id: values.main_branch_id }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': (values) => ({ target_branch_id: values.main_branch_id }),
-  'POST /v1/convai/agents/:agent_id/drafts': (values) => ({ branch_id: values.branch_id }),
-  'DELETE /v1/convai/agents/:agent_id/drafts': (values) => ({ branch_id: values.branch_id }),
-  'GET /v1/convai/agents/:agent_id/diff': (values) => ({ from_version_id: values.version_id, to_version_id: values.branch_version_id }),
-};
+/** The values of the route's `:placeholders` for a fixture, from its example. */
+export function pathValues(route: RouteDefinition, fixture: Fixture): Record<string, string> {
+  const params = exampleOf(route).params ?? {};
+  return Object.fromEntries(Object.entries(params).map(([param, id]) => [param, fixture[id]]));
+}
+
+/** What the id in the route's `:param` names. */
+export function pathIdKind(route: RouteDefinition, param: string): IdKind {
+  const id = exampleOf(route).params?.[param];
+  if (id === undefined) throw new Error(`no example id for :${param} in ${routeName(route)}; add it to the example's params`);
+  return EXAMPLE_ID_KINDS[id];
+}
+
+/** The query parameters the route names ids with: their kind and role, from its example. */
+export function queryIds(route: RouteDefinition): NonNullable<RouteExample['queryIds']> {
+  return exampleOf(route).queryIds ?? {};
+}
 
 /**
- * The optional fields of each route that name other objects (branches, versions, users...), with
- * real values from the fixture: the requests that name them take code paths the bare sample does
- * not (issue 14: a proposal naming reviewers deadlocked the server). The access matrix sends them
- * with every sample request, the fuzz suite in every combination; `expected_*` versions are the
- * heads of a fresh fixture. A new field named `*_id`/`*_ids` fails the fuzz suite's coverage test
- * until it is set here or in the sample request.
+ * The optional fields of the route that name other objects, with real values from the fixture
+ * (`RouteExample.references`): the access matrix sends them with every sample request, the fuzz
+ * suite in every combination; `expected_*` versions are the heads of a fresh fixture.
  */
-export const OPTIONAL_REFERENCES: Record<
-  string,
-  (fixture: Fixture, sent: (name: string) => boolean) => { query?: Record<string, string>; body?: Record<string, unknown> }
-> = {
-  'GET /v1/convai/agents': (fixture) => ({ query: { created_by_user_id: fixture.reviewerUserId } }),
-  'GET /v1/convai/agents/summaries': (fixture) => ({ query: { agent_ids: fixture.agentId } }),
-  'GET /v1/convai/agents/:agent_id': (fixture) => ({ query: { branch_id: fixture.branchId, version_id: fixture.branchVersionId } }),
-  // The head of the branch committed to: the one named, else main.
-  'PATCH /v1/convai/agents/:agent_id': (fixture, sent) => ({
-    query: { branch_id: fixture.branchId, expected_version_id: sent('branch_id') ? fixture.branchVersionId : fixture.mainVersionId },
-  }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': (fixture) => ({
-    query: { expected_target_version_id: fixture.mainVersionId },
-    body: { expected_target_version_id: fixture.mainVersionId },
-  }),
-  'GET /v1/convai/agents/:agent_id/merge-proposals': (fixture) => ({ query: { source_branch_id: fixture.branchId, target_branch_id: fixture.mainBranchId } }),
-  'GET /v1/convai/audit-events': (fixture) => ({ query: { agent_id: fixture.agentId, actor_user_id: fixture.reviewerUserId } }),
-};
+export function optionalReferences(route: RouteDefinition, fixture: Fixture, sent: (name: string) => boolean = () => true) {
+  return exampleOf(route).references?.(fixture, sent) ?? {};
+}
+
+/** The query parameters a route requires, so that a refusal is caused by the one thing a test changes. */
+export function requiredQuery(route: RouteDefinition, fixture: Fixture): Record<string, string> {
+  return exampleOf(route).query?.(fixture) ?? {};
+}
 
 /** The route's URL with its placeholders filled and its required query; `overrides` replace single values, `query` adds. */
-export function urlOf(route: RouteDefinition, values: Record<string, string>, overrides: Record<string, string> = {}, extraQuery: Record<string, string> = {}): string {
+export function urlOf(route: RouteDefinition, fixture: Fixture, overrides: Record<string, string> = {}, extraQuery: Record<string, string> = {}): string {
+  const values = pathValues(route, fixture);
   const path = route.url.replace(/:([a-z_]+)/g, (_, name: string) => {
     const value = overrides[name] ?? values[name];
-    if (value === undefined) throw new Error(`no fixture value for :${name} in ${route.url}; extend pathValues()`);
+    if (value === undefined) throw new Error(`no example value for :${name} in ${route.url}; add it to the example's params`);
     return encodeURIComponent(value);
   });
-  const query = { ...SAMPLE_QUERIES[`${route.method} ${route.url}`]?.(values), ...extraQuery };
+  const query = { ...requiredQuery(route, fixture), ...extraQuery };
   return Object.keys(query).length > 0 ? `${path}?${new URLSearchParams(query).toString()}` : path;
 }
 
 /**
- * The route's sample request with the optional references of `OPTIONAL_REFERENCES` (all, or the
- * `only` ones): URL and body.
+ * The route's sample request with its optional references (all, or the `only` ones): URL and body.
  */
 export function referencingRequest(route: RouteDefinition, fixture: Fixture, only?: (name: string) => boolean, pathOverrides: Record<string, string> = {}) {
   const sent = only ?? (() => true);
-  const references = OPTIONAL_REFERENCES[routeName(route)]?.(fixture, sent) ?? {};
+  const references = optionalReferences(route, fixture, sent);
   const keep = <T>(entries: Record<string, T> = {}) => Object.fromEntries(Object.entries(entries).filter(([name]) => sent(name)));
   const body = sampleBody(route, fixture);
   return {
-    url: urlOf(route, pathValues(fixture), pathOverrides, keep(references.query)),
+    url: urlOf(route, fixture, pathOverrides, keep(references.query)),
     payload: body === undefined ? undefined : { ...body, ...keep(references.body) },
   };
 }
 
 /**
- * A body each route accepts with the fixture, so that a refusal in these tests is caused by
- * the one thing each test changes. A new route with a body must add one here (a test fails
- * until it does).
+ * A body the route accepts with the fixture (its example's), so that a refusal in these tests is
+ * caused by the one thing each test changes.
  */
-export const SAMPLE_BODIES: Record<string, (fixture: Fixture) => Record<string, unknown>> = {
-  'POST /v1/convai/agents/create': () => ({ conversation_config: { agent: { prompt: { prompt: 'hi' } } }, name: 'A' }),
-  'PATCH /v1/convai/agents/:agent_id': () => ({ name: 'Renamed', version_description: 'rename' }),
-  'POST /v1/convai/agents/:agent_id/duplicate': () => ({ name: 'Copy' }),
-  'POST /v1/convai/agents/:agent_id/branches': (fixture) => ({
-    parent_version_id: fixture.mainVersionId,
-    name: 'Sample branch',
-    description: 'made by a sample request',
-  }),
-  'PATCH /v1/convai/agents/:agent_id/branches/:branch_id': () => ({ description: 'changed' }),
-  'POST /v1/convai/agents/:agent_id/deployments': (fixture) => ({
-    deployment_request: {
-      requests: [
-        { branch_id: fixture.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
-        { branch_id: fixture.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
-      ],
-    },
-  }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/restore': (fixture) => ({ version_id: fixture.mainVersionId }),
-  'POST /v1/convai/agents/:agent_id/branches/:branch_id/merge': () => ({ archive_source_branch: false }),
-  'POST /v1/convai/agents/:agent_id/merge-proposals': (fixture) => ({
-    source_branch_id: fixture.branchId,
-    target_branch_id: fixture.mainBranchId,
-    title: 'Sample proposal',
-    requested_reviewer_user_ids: [fixture.reviewerUserId],
-  }),
-  'PATCH /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id': (fixture) => ({
-    title: 'Renamed proposal',
-    requested_reviewer_user_ids: [fixture.reviewerUserId],
-  }),
-  // The fixture's proposal is the admin's own: an approval would be refused, a request for changes is not.
-  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/reviews': () => ({ state: 'changes_requested', comment: 'please' }),
-  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/comments': () => ({ body: 'A *comment*' }),
-  'POST /v1/convai/agents/:agent_id/merge-proposals/:merge_proposal_id/merge': () => ({ archive_source_branch: false }),
-  'POST /v1/convai/agents/:agent_id/drafts': () => ({
-    conversation_config: { agent: { first_message: 'draft' } },
-    platform_settings: {},
-    workflow: {},
-    name: 'Draft',
-  }),
-};
-
-export function routeName(route: RouteDefinition): string {
-  return `${route.method} ${route.url}`;
-}
-
 export function sampleBody(route: RouteDefinition, fixture: Fixture): Record<string, unknown> | undefined {
   if (!route.body) return undefined;
-  const make = SAMPLE_BODIES[routeName(route)];
-  if (!make) throw new Error(`no sample body for ${routeName(route)}; add one to SAMPLE_BODIES`);
+  const make = exampleOf(route).body;
+  if (!make) throw new Error(`no example body for ${routeName(route)}; add one to its example`);
   return make(fixture);
+}
+
+/** What each of the fixture's ids names, by id. */
+export function idKindsOf(fixture: Fixture): Map<string, IdKind> {
+  return new Map((Object.keys(EXAMPLE_ID_KINDS) as (keyof Fixture)[]).map((name) => [fixture[name], EXAMPLE_ID_KINDS[name]]));
 }

@@ -31,6 +31,9 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       query: z.object({ enable_versioning: queryBoolean(true).describe('Deprecated: all agents are versioned. This parameter is ignored.') }),
       body: CONFIG_BODIES.createAgent,
+      example: {
+        body: () => ({ conversation_config: { agent: { prompt: { prompt: 'hi' } } }, name: 'A' }),
+      },
       responses: { 200: zCreateAgentResponseModel },
       handler: ({ caller, body }) =>
         agents.create(caller, {
@@ -61,6 +64,10 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
         sort_by: z.enum(['name', 'created_at', 'call_count_7d']).optional(),
         cursor: z.string().optional(),
       }),
+      example: {
+        references: (ids) => ({ query: { created_by_user_id: ids.reviewerUserId } }),
+        queryIds: { created_by_user_id: { kind: 'user', role: 'filters' } },
+      },
       responses: { 200: zGetAgentsPageResponseModel },
       handler: ({ caller, query }) =>
         agents.list(caller, {
@@ -85,6 +92,10 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       query: z.object({ agent_ids: queryStringList().pipe(z.array(z.string()).max(100).optional()) }),
+      example: {
+        references: (ids) => ({ query: { agent_ids: ids.agentId } }),
+        queryIds: { agent_ids: { kind: 'agent', role: 'filters' } },
+      },
       responses: {
         200: z.record(z.string(), z.union([zAgentSummaryBatchSuccessfulResponseModel, zBatchFailureResponseModel])),
       },
@@ -126,6 +137,11 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
           message: 'Give conversation_id or routing_key, not both',
           path: ['routing_key'],
         }),
+      example: {
+        params: { agent_id: 'agentId' },
+        references: (ids) => ({ query: { branch_id: ids.branchId, version_id: ids.branchVersionId } }),
+        queryIds: { version_id: { kind: 'version', role: 'selects' }, branch_id: { kind: 'branch', role: 'selects' } },
+      },
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, query, reply }) => {
         reply.type('application/json');
@@ -155,6 +171,15 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
         expected_version_id: z.string().optional().describe('Extension: the head version this commit was made against.'),
       }),
       body: CONFIG_BODIES.updateAgent,
+      example: {
+        params: { agent_id: 'agentId' },
+        body: () => ({ name: 'Renamed', version_description: 'rename' }),
+        // The head of the branch committed to: the one named, else main.
+        references: (ids, sent) => ({
+          query: { branch_id: ids.branchId, expected_version_id: sent('branch_id') ? ids.branchVersionId : ids.mainVersionId },
+        }),
+        queryIds: { branch_id: { kind: 'branch', role: 'selects' }, expected_version_id: { kind: 'version', role: 'expects' } },
+      },
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, query, body, reply }) => {
         reply.type('application/json');
@@ -182,6 +207,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       params: agentParams,
+      example: { params: { agent_id: 'agentId' } },
       responses: { 204: z.null() },
       handler: async ({ caller, params, reply }) => {
         await agents.delete(caller, params.agent_id);
@@ -202,6 +228,10 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: agentParams,
       body: zBodyDuplicateAgentV1ConvaiAgentsAgentIdDuplicatePost.extend({ name: agentName }),
+      example: {
+        params: { agent_id: 'agentId' },
+        body: () => ({ name: 'Copy' }),
+      },
       responses: { 200: zCreateAgentResponseModel },
       handler: ({ caller, params, body }) => agents.duplicate(caller, params.agent_id, body?.name),
     }),

@@ -4,7 +4,7 @@ import type { AppContext } from '../../context.js';
 import { queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { AUDIT_ACTIONS } from './audit.events.js';
-import { auditService } from './audit.service.js';
+import { type AuditEvent, auditService } from './audit.service.js';
 
 const TAG = 'audit';
 
@@ -36,6 +36,21 @@ export const zAuditEventsPage = z.object({
   next_cursor: z.string().nullable(),
 });
 
+/** An event as `zAuditEvent` shows it. */
+function auditEventWire({ event, details, actor }: AuditEvent) {
+  return {
+    id: event.id,
+    at_unix_secs: Math.floor(event.at_ms / 1000),
+    action: event.action,
+    actor_kind: event.actor_kind,
+    actor_user_id: event.actor_user_id,
+    actor_name: event.actor_user_id ? (actor?.name ?? null) : null,
+    agent_id: event.agent_id,
+    resource_id: event.resource_id,
+    details,
+  };
+}
+
 export function auditRoutes(context: AppContext): RouteDefinition[] {
   const audit = auditService(context);
   return [
@@ -60,16 +75,22 @@ export function auditRoutes(context: AppContext): RouteDefinition[] {
         page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
         cursor: z.string().max(1_000).optional(),
       }),
+      example: {
+        references: (ids) => ({ query: { agent_id: ids.agentId, actor_user_id: ids.reviewerUserId } }),
+        queryIds: { agent_id: { kind: 'agent', role: 'filters' }, actor_user_id: { kind: 'user', role: 'filters' } },
+      },
       responses: { 200: zAuditEventsPage },
-      handler: ({ caller, query }) =>
-        audit.list(caller, {
+      handler: async ({ caller, query }) => {
+        const page = await audit.list(caller, {
           agentId: query.agent_id,
           action: query.action,
           actorUserId: query.actor_user_id,
           sinceUnixSecs: query.since_unix_secs,
           pageSize: query.page_size,
           cursor: query.cursor,
-        }),
+        });
+        return { events: page.events.map(auditEventWire), has_more: page.hasMore, next_cursor: page.nextCursor };
+      },
     }),
   ];
 }

@@ -3,6 +3,7 @@ import type { Json } from '../../domain/canonical-json.js';
 import { InvalidRequestError } from '../../errors.js';
 import { hasBadText } from '../../http/text.js';
 import type { Caller } from '../../domain/caller.js';
+import type { UserSummary } from '../workspaces/user-directory.js';
 import { type AuditEventRow, auditStore } from './audit.store.js';
 
 export interface AuditListQuery {
@@ -28,10 +29,18 @@ function decodeCursor(cursor: string): { atMs: number; id: string } {
   throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
 }
 
+/** An event of the audit log, with its details parsed and the user who acted. */
+export interface AuditEvent {
+  event: AuditEventRow;
+  details: Record<string, Json>;
+  /** `undefined` for an event no user made (`cli`, `system`), or a user that no longer exists. */
+  actor: UserSummary | undefined;
+}
+
 export function auditService(context: AppContext) {
   return {
     /** The caller's workspace's events, newest first; no other workspace's are ever read. */
-    async list(caller: Caller, query: AuditListQuery) {
+    async list(caller: Caller, query: AuditListQuery): Promise<{ events: AuditEvent[]; hasMore: boolean; nextCursor: string | null }> {
       const rows = await auditStore(context.db).list({
         workspaceId: caller.workspaceId,
         agentId: query.agentId,
@@ -46,18 +55,12 @@ export function auditService(context: AppContext) {
       const users = await context.users.describe(page.flatMap((row) => (row.actor_user_id ? [row.actor_user_id] : [])));
       return {
         events: page.map((row) => ({
-          id: row.id,
-          at_unix_secs: Math.floor(row.at_ms / 1000),
-          action: row.action,
-          actor_kind: row.actor_kind,
-          actor_user_id: row.actor_user_id,
-          actor_name: row.actor_user_id ? (users.get(row.actor_user_id)?.name ?? null) : null,
-          agent_id: row.agent_id,
-          resource_id: row.resource_id,
+          event: row,
           details: JSON.parse(row.details) as Record<string, Json>,
+          actor: row.actor_user_id ? users.get(row.actor_user_id) : undefined,
         })),
-        has_more: hasMore,
-        next_cursor: hasMore ? encodeCursor(page[page.length - 1]) : null,
+        hasMore,
+        nextCursor: hasMore ? encodeCursor(page[page.length - 1]) : null,
       };
     },
   };

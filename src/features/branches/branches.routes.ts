@@ -11,7 +11,11 @@ import { CONFIG_BODIES } from '../../wire/request-bodies.js';
 import { zAgentBranchResponse, zCreateAgentBranchResponseModel, zListResponseAgentBranchSummary } from '../../wire/responses.js';
 import { agentsService } from '../agents/agents.service.js';
 import { zGetAgentResponseModel } from '../../wire/responses.js';
-import { branchesService } from './branches.service.js';
+import { versionMetadataWire } from '../versions/versions.wire.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../../domain/caller.js';
+import { type BranchDetail, type BranchSummary, branchesService } from './branches.service.js';
+import type { BranchRow } from './branches.store.js';
 
 /**
  * Upstream's single-branch response plus `merged_into_branch_id` (extension: upstream shows it only
@@ -23,6 +27,51 @@ const branchResponse = zAgentBranchResponse.extend({
     .nullable()
     .describe('Extension: the branch this one was last merged into (as in the branch list), or null.'),
 });
+
+/** Upstream's `AgentBranchSummary` fields of a branch. */function branchBasics(branch: BranchRow) {
+  return {
+    id: branch.id,
+    name: branch.name,
+    agent_id: branch.agent_id,
+    description: branch.description,
+    created_at: Math.floor(branch.created_at_ms / 1000),
+    last_committed_at: Math.floor(branch.last_committed_at_ms / 1000),
+    is_archived: branch.is_archived === 1,
+    protection_status: branch.protection_status,
+    auto_rebase: branch.auto_rebase === 1,
+  };
+}
+
+/** The list's items, as `caller` sees them (upstream's `AgentBranchSummary` plus `merged_into_branch_id`). */
+function branchSummaryWire({ branch, creator, liveShare, draft, commitStatus }: BranchSummary, caller: Caller) {
+  return {
+    ...branchBasics(branch),
+    access_info: accessInfo(creator, caller),
+    current_live_percentage: liveShare,
+    parent_branch_id: branch.parent_branch_id,
+    draft_exists: draft !== undefined,
+    draft_created_at: draft ? Math.floor(draft.createdAtMs / 1000) : null,
+    draft_is_behind_tip: draft ? draft.isBehindTip : false,
+    calls_7d: 0,
+    // Null when not asked for (`include_commit_status`), as upstream.
+    commits_ahead: commitStatus?.ahead ?? null,
+    commits_behind: commitStatus?.behind ?? null,
+    merged_into_branch_id: branch.merged_into_branch_id,
+  };
+}
+
+/** `branchResponse` of a branch, as `caller` sees it. */
+function branchWire({ branch, creator, liveShare, parent, recentVersions }: BranchDetail, caller: Caller) {
+  return {
+    ...branchBasics(branch),
+    access_info: accessInfo(creator, caller),
+    current_live_percentage: liveShare,
+    parent_branch: parent ? { id: parent.id, name: parent.name } : null,
+    most_recent_versions: recentVersions.map((authored) => versionMetadataWire(authored, caller)),
+    // Extension (the list has it upstream; the single branch did not): where it was merged.
+    merged_into_branch_id: branch.merged_into_branch_id,
+  };
+}
 
 const TAG = 'branches';
 const agentParams = z.object({ agent_id: z.string() });
@@ -48,13 +97,16 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         limit: queryInteger({ min: 1, max: 100, fallback: 100 }),
         include_commit_status: queryBoolean(false),
       }),
+      example: { params: { agent_id: 'agentId' } },
       responses: { 200: zListResponseAgentBranchSummary },
-      handler: ({ caller, params, query }) =>
-        branches.list(caller, params.agent_id, {
+      handler: async ({ caller, params, query }) => {
+        const { total, branches: found } = await branches.list(caller, params.agent_id, {
           includeArchived: query.include_archived,
           limit: query.limit,
           includeCommitStatus: query.include_commit_status,
-        }),
+        });
+        return { meta: { total, page: 1, page_size: query.limit }, results: found.map((summary) => branchSummaryWire(summary, caller)) };
+      },
     }),
 
     defineRoute({
@@ -69,6 +121,10 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: agentParams,
       body: CONFIG_BODIES.createBranch,
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({ parent_version_id: ids.mainVersionId, name: 'Sample branch', description: 'made by a sample request' }),
+      },
       responses: { 200: zCreateAgentBranchResponseModel },
       handler: ({ caller, params, body }) =>
         branches.create(caller, params.agent_id, {
@@ -91,8 +147,9 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       params: branchParams,
+      example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: branchResponse },
-      handler: ({ caller, params }) => branches.get(caller, params.agent_id, params.branch_id),
+      handler: async ({ caller, params }) => branchWire(await branches.get(caller, params.agent_id, params.branch_id), caller),
     }),
 
     defineRoute({
@@ -111,15 +168,22 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         protection_status: z.enum(['writer_perms_required', 'admin_perms_required']).nullish(),
         description: z.string().nullish().describe('Extension: a new description (at most 4096 characters).'),
       }),
+      example: {
+        params: { agent_id: 'agentId', branch_id: 'branchId' },
+        body: () => ({ description: 'changed' }),
+      },
       responses: { 200: branchResponse },
-      handler: ({ caller, params, body }) =>
-        branches.update(caller, params.agent_id, params.branch_id, {
-          name: body.name,
-          description: body.description,
-          is_archived: body.is_archived,
-          protection_status: body.protection_status,
-          auto_rebase: body.auto_rebase,
-        }),
+      handler: async ({ caller, params, body }) =>
+        branchWire(
+          await branches.update(caller, params.agent_id, params.branch_id, {
+            name: body.name,
+            description: body.description,
+            is_archived: body.is_archived,
+            protection_status: body.protection_status,
+            auto_rebase: body.auto_rebase,
+          }),
+          caller,
+        ),
     }),
   
     defineRoute({
@@ -139,6 +203,10 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         version_id: z.string().describe('The version whose config to restore.'),
         version_description: z.string().max(4096).nullish().describe('Added to the description of the new version.'),
       }),
+      example: {
+        params: { agent_id: 'agentId', branch_id: 'branchId' },
+        body: (ids) => ({ version_id: ids.mainVersionId }),
+      },
       responses: { 200: zGetAgentResponseModel },
       handler: async ({ caller, params, body, reply }) => {
         reply.type('application/json');

@@ -16,9 +16,9 @@ import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposa
 import { loadDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { startBranch } from '../versions/commit.js';
-import { renderVersionMetadata } from '../versions/versions.service.js';
+import { type AuthoredVersion, withAuthors } from '../versions/versions.service.js';
 import { versionsStore } from '../versions/versions.store.js';
-import { accessInfo } from '../workspaces/user-directory.js';
+import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import { assertCanChangeAgentSettings, assertCanWriteBranch } from './branch-access.js';
 import { validateBranchName } from './branch-name.js';
@@ -42,10 +42,32 @@ export interface UpdateBranchInput {
   auto_rebase?: boolean | null;
 }
 
+/** A branch in the list: who made it, its share of live traffic, the caller's draft on it. */
+export interface BranchSummary {
+  branch: BranchRow;
+  /** `undefined`: a user that no longer exists. */
+  creator: UserSummary | undefined;
+  /** Its percentage of live traffic (0 when it gets none). */
+  liveShare: number;
+  /** The caller's own draft on the branch, if any. */
+  draft: { createdAtMs: number; isBehindTip: boolean } | undefined;
+  /** Commits ahead of and behind main; null when they have no common ancestor, `undefined` when not asked for. */
+  commitStatus: { ahead: number; behind: number } | null | undefined;
+}
+
+/** One branch in full: also its parent branch and its most recent versions, newest first. */
+export interface BranchDetail {
+  branch: BranchRow;
+  creator: UserSummary | undefined;
+  liveShare: number;
+  parent: BranchRow | undefined;
+  recentVersions: AuthoredVersion[];
+}
+
 export function branchesService(context: AppContext) {
   const { db } = context;
 
-  async function renderBranch(caller: Caller, branch: BranchRow) {
+  async function branchDetail(branch: BranchRow): Promise<BranchDetail> {
     const [users, versions, parent, shares] = await Promise.all([
       context.users.describe([branch.created_by_user_id]),
       versionsStore(db).recent(branch.id, MOST_RECENT_VERSIONS),
@@ -53,13 +75,11 @@ export function branchesService(context: AppContext) {
       liveShares(db, branch.agent_id),
     ]);
     return {
-      ...branchBasics(branch),
-      access_info: accessInfo(users.get(branch.created_by_user_id), caller),
-      current_live_percentage: shares.get(branch.id) ?? 0,
-      parent_branch: parent ? { id: parent.id, name: parent.name } : null,
-      most_recent_versions: await renderVersionMetadata(context, versions, caller),
-      // Extension (the list has it upstream; the single branch did not): where it was merged.
-      merged_into_branch_id: branch.merged_into_branch_id,
+      branch,
+      creator: users.get(branch.created_by_user_id),
+      liveShare: shares.get(branch.id) ?? 0,
+      parent,
+      recentVersions: await withAuthors(context, versions),
     };
   }
 
@@ -80,7 +100,11 @@ export function branchesService(context: AppContext) {
   }
 
   return {
-    async list(caller: Caller, agentId: string, options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean }) {
+    async list(
+      caller: Caller,
+      agentId: string,
+      options: { includeArchived: boolean; limit: number; includeCommitStatus: boolean },
+    ): Promise<{ total: number; branches: BranchSummary[] }> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const store = branchesStore(db);
       const [branches, total, shares, drafts] = await Promise.all([
@@ -93,31 +117,24 @@ export function branchesService(context: AppContext) {
       const commitStatus = options.includeCommitStatus ? await commitStatusAgainstMain(agent.id, agent.main_branch_id, branches) : undefined;
       const draftByBranch = new Map(drafts.map((draft) => [draft.branch_id, draft]));
       return {
-        meta: { total, page: 1, page_size: options.limit },
-        results: branches.map((branch) => {
+        total,
+        branches: branches.map((branch) => {
           const draft = draftByBranch.get(branch.id);
           return {
-            ...branchBasics(branch),
-            access_info: accessInfo(users.get(branch.created_by_user_id), caller),
-            current_live_percentage: shares.get(branch.id) ?? 0,
-            parent_branch_id: branch.parent_branch_id,
-            draft_exists: draft !== undefined,
-            draft_created_at: draft ? Math.floor(draft.created_at_ms / 1000) : null,
-            draft_is_behind_tip: draft ? draft.based_on_seq_no < branch.head_seq_no : false,
-            calls_7d: 0,
-            // Null when not asked for (`include_commit_status`), as upstream.
-            commits_ahead: commitStatus?.get(branch.id)?.ahead ?? null,
-            commits_behind: commitStatus?.get(branch.id)?.behind ?? null,
-            merged_into_branch_id: branch.merged_into_branch_id,
+            branch,
+            creator: users.get(branch.created_by_user_id),
+            liveShare: shares.get(branch.id) ?? 0,
+            draft: draft ? { createdAtMs: draft.created_at_ms, isBehindTip: draft.based_on_seq_no < branch.head_seq_no } : undefined,
+            commitStatus: commitStatus ? (commitStatus.get(branch.id) ?? null) : undefined,
           };
         }),
       };
     },
 
-    async get(caller: Caller, agentId: string, branchId: string) {
+    async get(caller: Caller, agentId: string, branchId: string): Promise<BranchDetail> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const branch = await branchesStore(db).findOrThrow(agent.id, branchId);
-      return renderBranch(caller, branch);
+      return branchDetail(branch);
     },
 
     /** A new branch whose first version is `parent_version_id`'s config with the given changes. */
@@ -251,7 +268,7 @@ export function branchesService(context: AppContext) {
         publish({ kind: 'agent', agentId: agent.id });
         return { branch: { ...branch, ...changes } };
       }).catch(rethrowTakenName(input.name ?? ''));
-      return renderBranch(caller, branch);
+      return branchDetail(branch);
     },
   };
 }
@@ -285,19 +302,5 @@ function rethrowTakenName(name: string) {
       throw new ConflictError('resource_already_exists', `A branch named "${name}" already exists on this agent.`);
     }
     throw error;
-  };
-}
-
-function branchBasics(branch: BranchRow) {
-  return {
-    id: branch.id,
-    name: branch.name,
-    agent_id: branch.agent_id,
-    description: branch.description,
-    created_at: Math.floor(branch.created_at_ms / 1000),
-    last_committed_at: Math.floor(branch.last_committed_at_ms / 1000),
-    is_archived: branch.is_archived === 1,
-    protection_status: branch.protection_status,
-    auto_rebase: branch.auto_rebase === 1,
   };
 }

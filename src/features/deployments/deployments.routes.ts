@@ -9,7 +9,22 @@ import {
   zAgentDeploymentResponse,
   zListResponseAgentDeploymentHistoryItem,
 } from '../../wire/generated/zod.gen.js';
-import { deploymentsService } from './deployments.service.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../../domain/caller.js';
+import { splitOf } from './deployment-writer.js';
+import { type DeploymentItem, deploymentsService } from './deployments.service.js';
+
+/** Upstream's `AgentDeploymentHistoryItem`, as `caller` sees it. */
+function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) {
+  return {
+    id: deployment.id,
+    traffic_percentage_branch_id_map: splitOf(deployment),
+    deployed_at_unix_secs: Math.floor(deployment.deployed_at_ms / 1000),
+    is_active: deployment.is_active === 1,
+    source: deployment.source,
+    access_info: accessInfo(author, caller),
+  };
+}
 
 const TAG = 'deployments';
 const agentParams = z.object({ agent_id: z.string() });
@@ -32,6 +47,17 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       body: z.object({
         deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
       }),
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({
+          deployment_request: {
+            requests: [
+              { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
+              { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
+            ],
+          },
+        }),
+      },
       responses: { 200: zAgentDeploymentResponse },
       handler: ({ caller, params, body }) => deployments.create(caller, params.agent_id, body.deployment_request.requests),
     }),
@@ -49,8 +75,12 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
         page: queryInteger({ min: 1, max: 1_000_000, fallback: 1 }),
         page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
       }),
+      example: { params: { agent_id: 'agentId' } },
       responses: { 200: zListResponseAgentDeploymentHistoryItem },
-      handler: ({ caller, params, query }) => deployments.list(caller, params.agent_id, query.page, query.page_size),
+      handler: async ({ caller, params, query }) => {
+        const { total, deployments: items } = await deployments.list(caller, params.agent_id, query.page, query.page_size);
+        return { meta: { total, page: query.page, page_size: query.page_size }, results: items.map((item) => deploymentWire(item, caller)) };
+      },
     }),
 
     defineRoute({
@@ -66,8 +96,9 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       extension: true,
       params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
+      example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
       responses: { 200: zAgentDeploymentHistoryItem },
-      handler: ({ caller, params }) => deployments.rollback(caller, params.agent_id, params.deployment_id),
+      handler: async ({ caller, params }) => deploymentWire(await deployments.rollback(caller, params.agent_id, params.deployment_id), caller),
     }),
   ];
 }

@@ -8,7 +8,7 @@ import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, t
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
-import { accessInfo } from '../workspaces/user-directory.js';
+import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import { activateDeployment, splitOf } from './deployment-writer.js';
 import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
@@ -45,19 +45,18 @@ function formatTotal(total: number): string {
   return String(Math.round(total * 1e9) / 1e9);
 }
 
+/** An item of an agent's deployment history, with who deployed it (`undefined`: a user that no longer exists). */
+export interface DeploymentItem {
+  deployment: DeploymentRow;
+  author: UserSummary | undefined;
+}
+
 export function deploymentsService(context: AppContext) {
   const { db } = context;
 
-  async function renderHistory(caller: Caller, rows: DeploymentRow[]) {
+  async function withAuthors(rows: DeploymentRow[]): Promise<DeploymentItem[]> {
     const users = await context.users.describe(rows.map((row) => row.author_user_id));
-    return rows.map((row) => ({
-      id: row.id,
-      traffic_percentage_branch_id_map: splitOf(row),
-      deployed_at_unix_secs: Math.floor(row.deployed_at_ms / 1000),
-      is_active: row.is_active === 1,
-      source: row.source,
-      access_info: accessInfo(users.get(row.author_user_id), caller),
-    }));
+    return rows.map((row) => ({ deployment: row, author: users.get(row.author_user_id) }));
   }
 
   /** Validates and activates a split; `loc` prefixes point into the request body. */
@@ -131,11 +130,11 @@ export function deploymentsService(context: AppContext) {
       return { traffic_percentage_branch_id_map: splitOf(row) };
     },
 
-    async list(caller: Caller, agentId: string, page: number, pageSize: number) {
+    async list(caller: Caller, agentId: string, page: number, pageSize: number): Promise<{ total: number; deployments: DeploymentItem[] }> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const store = deploymentsStore(db);
       const [rows, total] = await Promise.all([store.page(agent.id, (page - 1) * pageSize, pageSize), store.count(agent.id)]);
-      return { meta: { total, page, page_size: pageSize }, results: await renderHistory(caller, rows) };
+      return { total, deployments: await withAuthors(rows) };
     },
 
     /**
@@ -175,8 +174,8 @@ export function deploymentsService(context: AppContext) {
       // values), and so does the deployments metric; rollbacks have a counter of their own.
       context.metrics.deployments.inc({ source: row.source });
       context.metrics.rollbacks.inc();
-      const [rendered] = await renderHistory(caller, [row]);
-      return rendered;
+      const [item] = await withAuthors([row]);
+      return item;
     },
   };
 }

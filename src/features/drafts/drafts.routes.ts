@@ -26,6 +26,12 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       params,
       query,
       body: CONFIG_BODIES.saveDraft,
+      example: {
+        params: { agent_id: 'agentId' },
+        query: (ids) => ({ branch_id: ids.branchId }),
+        body: () => ({ conversation_config: { agent: { first_message: 'draft' } }, platform_settings: {}, workflow: {}, name: 'Draft' }),
+        queryIds: { branch_id: { kind: 'branch', role: 'selects' } },
+      },
       responses: { 200: z.object({ branch_id: z.string(), draft_created_at: z.int() }) },
       handler: ({ caller, params, query, body }) =>
         drafts.save(caller, params.agent_id, query.branch_id, {
@@ -47,6 +53,11 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params,
       query,
+      example: {
+        params: { agent_id: 'agentId' },
+        query: (ids) => ({ branch_id: ids.branchId }),
+        queryIds: { branch_id: { kind: 'branch', role: 'selects' } },
+      },
       responses: { 200: z.object({ branch_id: z.string(), discarded: z.boolean() }) },
       handler: ({ caller, params, query }) => drafts.discard(caller, params.agent_id, query.branch_id),
     }),

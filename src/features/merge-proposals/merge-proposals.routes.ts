@@ -12,7 +12,48 @@ import {
   zCreateAgentMergeProposalResponseModel,
   zPaginatedResultAgentMergeProposalResponse,
 } from '../../wire/generated/zod.gen.js';
-import { mergeProposalsService } from './merge-proposals.service.js';
+import { accessInfo } from '../workspaces/user-directory.js';
+import type { Caller } from '../../domain/caller.js';
+import { mergeProposalsService, type ProposalDetail } from './merge-proposals.service.js';
+import type { ProposalRow } from './merge-proposals.store.js';
+
+/** Upstream's `AgentMergeProposalResponse` of a proposal, as `caller` sees it. */
+function proposalWire({ proposal, reviews, comments, author }: ProposalDetail, caller: Caller) {
+  return {
+    id: proposal.id,
+    agent_id: proposal.agent_id,
+    source_branch_id: proposal.source_branch_id,
+    target_branch_id: proposal.target_branch_id,
+    source_tip_version_id_at_creation: proposal.source_tip_version_id_at_creation,
+    title: proposal.title,
+    description: proposal.description,
+    requested_reviewer_user_ids: JSON.parse(proposal.requested_reviewer_user_ids) as string[],
+    reviews: reviews.map(({ review, isStale }) => ({
+      user_id: review.user_id,
+      state: review.state,
+      submitted_at: Math.floor(review.submitted_at_ms / 1000),
+      comment: review.comment,
+      reviewer_role: review.reviewer_role,
+      // Extension: which source tip the review saw, and whether the source has moved since.
+      source_version_id: review.source_version_id,
+      is_stale: isStale,
+    })),
+    comments: comments.map((comment) => ({ id: comment.id, user_id: comment.user_id, body: comment.body, created_at: Math.floor(comment.created_at_ms / 1000) })),
+    outcome: outcomeOf(proposal),
+    created_at: Math.floor(proposal.created_at_ms / 1000),
+    updated_at: Math.floor(proposal.updated_at_ms / 1000),
+    author_user_id: proposal.author_user_id,
+    access_info: accessInfo(author, caller),
+    triage_ticket_id: proposal.triage_ticket_id,
+  };
+}
+
+function outcomeOf(proposal: ProposalRow) {
+  const at = proposal.outcome_at_ms === null ? 0 : Math.floor(proposal.outcome_at_ms / 1000);
+  if (proposal.status === 'merged') return { status: 'merged' as const, at, version_id: proposal.outcome_version_id, by_user_id: proposal.outcome_by_user_id };
+  if (proposal.status === 'closed') return { status: 'closed' as const, at, reason: proposal.close_reason, by_user_id: proposal.outcome_by_user_id };
+  return { status: 'open' as const };
+}
 
 const TAG = 'merge-proposals';
 const agentParams = z.object({ agent_id: z.string() });
@@ -46,16 +87,23 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
         page_size: queryInteger({ min: 1, max: 100, fallback: 100 }),
         cursor: z.string().optional(),
       }),
+      example: {
+        params: { agent_id: 'agentId' },
+        references: (ids) => ({ query: { source_branch_id: ids.branchId, target_branch_id: ids.mainBranchId } }),
+        queryIds: { source_branch_id: { kind: 'branch', role: 'filters' }, target_branch_id: { kind: 'branch', role: 'filters' } },
+      },
       responses: { 200: zPaginatedResultAgentMergeProposalResponse },
-      handler: ({ caller, params, query }) =>
-        proposals.list(caller, params.agent_id, {
+      handler: async ({ caller, params, query }) => {
+        const page = await proposals.list(caller, params.agent_id, {
           status: query.status,
           sourceBranchId: query.source_branch_id,
           targetBranchId: query.target_branch_id,
           search: query.search,
           pageSize: query.page_size,
           cursor: query.cursor,
-        }),
+        });
+        return { results: page.proposals.map((detail) => proposalWire(detail, caller)), has_more: page.hasMore, next_cursor: page.nextCursor };
+      },
     }),
 
     defineRoute({
@@ -68,6 +116,15 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: agentParams,
       body: zBodyCreateAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsPost,
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({
+          source_branch_id: ids.branchId,
+          target_branch_id: ids.mainBranchId,
+          title: 'Sample proposal',
+          requested_reviewer_user_ids: [ids.reviewerUserId],
+        }),
+      },
       responses: { 200: zCreateAgentMergeProposalResponseModel },
       handler: ({ caller, params, body }) => proposals.create(caller, params.agent_id, body),
     }),
@@ -83,8 +140,9 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       params: proposalParams,
+      example: { params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' } },
       responses: { 200: zAgentMergeProposalResponse },
-      handler: ({ caller, params }) => proposals.get(caller, params.agent_id, params.merge_proposal_id),
+      handler: async ({ caller, params }) => proposalWire(await proposals.get(caller, params.agent_id, params.merge_proposal_id), caller),
     }),
 
     defineRoute({
@@ -99,8 +157,12 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: proposalParams,
       body: zBodyUpdateAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsMergeProposalIdPatch,
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        body: (ids) => ({ title: 'Renamed proposal', requested_reviewer_user_ids: [ids.reviewerUserId] }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
-      handler: ({ caller, params, body }) => proposals.update(caller, params.agent_id, params.merge_proposal_id, body),
+      handler: async ({ caller, params, body }) => proposalWire(await proposals.update(caller, params.agent_id, params.merge_proposal_id, body), caller),
     }),
 
     defineRoute({
@@ -114,8 +176,14 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       params: proposalParams,
       // Closed, unlike most enums: an unknown verdict must not pass as one of these.
       body: z.object({ state: z.enum(['approved', 'changes_requested']), comment: z.string().default('') }),
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        // The example proposal is the admin's own: an approval would be refused, a request for changes is not.
+        body: () => ({ state: 'changes_requested', comment: 'please' }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
-      handler: ({ caller, params, body }) => proposals.review(caller, params.agent_id, params.merge_proposal_id, body.state, body.comment),
+      handler: async ({ caller, params, body }) =>
+        proposalWire(await proposals.review(caller, params.agent_id, params.merge_proposal_id, body.state, body.comment), caller),
     }),
 
     defineRoute({
@@ -130,8 +198,12 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'comment',
       params: proposalParams,
       body: zBodyCommentOnAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsMergeProposalIdCommentsPost,
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        body: () => ({ body: 'A *comment*' }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
-      handler: ({ caller, params, body }) => proposals.comment(caller, params.agent_id, params.merge_proposal_id, body.body),
+      handler: async ({ caller, params, body }) => proposalWire(await proposals.comment(caller, params.agent_id, params.merge_proposal_id, body.body), caller),
     }),
 
     defineRoute({
@@ -144,9 +216,16 @@ export function mergeProposalRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params: proposalParams,
       body: zBodyMergeAMergeProposalV1ConvaiAgentsAgentIdMergeProposalsMergeProposalIdMergePost,
+      example: {
+        params: { agent_id: 'agentId', merge_proposal_id: 'proposalId' },
+        body: () => ({ archive_source_branch: false }),
+      },
       responses: { 200: zAgentMergeProposalResponse },
-      handler: ({ caller, params, body }) =>
-        proposals.merge(caller, params.agent_id, params.merge_proposal_id, { archiveSourceBranch: body.archive_source_branch, force: body.force }),
+      handler: async ({ caller, params, body }) =>
+        proposalWire(
+          await proposals.merge(caller, params.agent_id, params.merge_proposal_id, { archiveSourceBranch: body.archive_source_branch, force: body.force }),
+          caller,
+        ),
     }),
   ];
 }

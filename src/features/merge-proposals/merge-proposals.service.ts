@@ -12,7 +12,7 @@ import { recordUserAction } from '../audit/audit.events.js';
 import { assertCanWriteBranch, assertNotArchived, roleCanWriteBranch } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
-import { accessInfo } from '../workspaces/user-directory.js';
+import type { UserSummary } from '../workspaces/user-directory.js';
 import { type CommentRow, mergeProposalsStore, type ProposalRow, type ReviewRow } from './merge-proposals.store.js';
 
 export interface CreateProposalInput {
@@ -91,10 +91,19 @@ function checkText(value: string, loc: (string | number)[], max: number): void {
   if (hasBadText(value)) throw RequestValidationError.at(loc, 'Text must not contain NUL characters or unpaired UTF-16 surrogates');
 }
 
+/** A merge proposal with its reviews (each marked stale when the source moved since), comments and author. */
+export interface ProposalDetail {
+  proposal: ProposalRow;
+  reviews: { review: ReviewRow; isStale: boolean }[];
+  comments: CommentRow[];
+  /** `undefined`: a user that no longer exists. */
+  author: UserSummary | undefined;
+}
+
 export function mergeProposalsService(context: AppContext) {
   const { db } = context;
 
-  async function render(caller: Caller, proposals: ProposalRow[]) {
+  async function withReviews(proposals: ProposalRow[]): Promise<ProposalDetail[]> {
     const ids = proposals.map((proposal) => proposal.id);
     const store = mergeProposalsStore(db);
     const [reviews, comments] = await Promise.all([store.reviews(ids), store.comments(ids)]);
@@ -104,42 +113,19 @@ export function mergeProposalsService(context: AppContext) {
       heads.set(branch.id, branch.head_version_id);
     }
     return proposals.map((proposal) => ({
-      id: proposal.id,
-      agent_id: proposal.agent_id,
-      source_branch_id: proposal.source_branch_id,
-      target_branch_id: proposal.target_branch_id,
-      source_tip_version_id_at_creation: proposal.source_tip_version_id_at_creation,
-      title: proposal.title,
-      description: proposal.description,
-      requested_reviewer_user_ids: JSON.parse(proposal.requested_reviewer_user_ids) as string[],
+      proposal,
       reviews: reviews
         .filter((review) => review.proposal_id === proposal.id)
-        .map((review) => ({
-          user_id: review.user_id,
-          state: review.state,
-          submitted_at: Math.floor(review.submitted_at_ms / 1000),
-          comment: review.comment,
-          reviewer_role: review.reviewer_role,
-          // Extension: which source tip the review saw, and whether the source has moved since.
-          source_version_id: review.source_version_id,
-          is_stale: heads.get(proposal.source_branch_id) !== review.source_version_id,
-        })),
-      comments: comments
-        .filter((comment) => comment.proposal_id === proposal.id)
-        .map((comment) => ({ id: comment.id, user_id: comment.user_id, body: comment.body, created_at: Math.floor(comment.created_at_ms / 1000) })),
-      outcome: outcomeOf(proposal),
-      created_at: Math.floor(proposal.created_at_ms / 1000),
-      updated_at: Math.floor(proposal.updated_at_ms / 1000),
-      author_user_id: proposal.author_user_id,
-      access_info: accessInfo(users.get(proposal.author_user_id), caller),
-      triage_ticket_id: proposal.triage_ticket_id,
+        .map((review) => ({ review, isStale: heads.get(proposal.source_branch_id) !== review.source_version_id })),
+      comments: comments.filter((comment) => comment.proposal_id === proposal.id),
+      author: users.get(proposal.author_user_id),
     }));
   }
 
-  async function renderOne(caller: Caller, agentId: string, proposalId: string) {
+  async function renderOne(caller: Caller, agentId: string, proposalId: string): Promise<ProposalDetail> {
     const proposal = await mergeProposalsStore(db).find(agentId, proposalId);
     if (!proposal) throw new NotFoundError('merge_proposal', proposalId);
-    return (await render(caller, [proposal]))[0];
+    return (await withReviews([proposal]))[0];
   }
 
   async function findProposal(agentId: string, proposalId: string, trx = db) {
@@ -159,7 +145,7 @@ export function mergeProposalsService(context: AppContext) {
   }
 
   return {
-    async list(caller: Caller, agentId: string, query: ListProposalsQuery) {
+    async list(caller: Caller, agentId: string, query: ListProposalsQuery): Promise<{ proposals: ProposalDetail[]; hasMore: boolean; nextCursor: string | null }> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       let after: { createdAtMs: number; id: string } | undefined;
       if (query.cursor) {
@@ -184,9 +170,9 @@ export function mergeProposalsService(context: AppContext) {
       const last = page.at(-1);
       const hasMore = rows.length > query.pageSize;
       return {
-        results: await render(caller, page),
-        has_more: hasMore,
-        next_cursor: hasMore && last ? Buffer.from(JSON.stringify([last.created_at_ms, last.id])).toString('base64url') : null,
+        proposals: await withReviews(page),
+        hasMore,
+        nextCursor: hasMore && last ? Buffer.from(JSON.stringify([last.created_at_ms, last.id])).toString('base64url') : null,
       };
     },
 
@@ -382,9 +368,3 @@ export function mergeProposalsService(context: AppContext) {
   };
 }
 
-function outcomeOf(proposal: ProposalRow) {
-  const at = proposal.outcome_at_ms === null ? 0 : Math.floor(proposal.outcome_at_ms / 1000);
-  if (proposal.status === 'merged') return { status: 'merged' as const, at, version_id: proposal.outcome_version_id, by_user_id: proposal.outcome_by_user_id };
-  if (proposal.status === 'closed') return { status: 'closed' as const, at, reason: proposal.close_reason, by_user_id: proposal.outcome_by_user_id };
-  return { status: 'open' as const };
-}

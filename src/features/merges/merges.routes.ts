@@ -94,6 +94,11 @@ export function mergeRoutes(context: AppContext): RouteDefinition[] {
       permission: 'read',
       params: branchParams,
       query: z.object({ target_branch_id: z.string(), force: queryBoolean(false), resolutions: resolutionsQuery }),
+      example: {
+        params: { agent_id: 'agentId', branch_id: 'branchId' },
+        query: (ids) => ({ target_branch_id: ids.mainBranchId }),
+        queryIds: { target_branch_id: { kind: 'branch', role: 'selects' } },
+      },
       responses: { 200: zMergePreviewResponseModel },
       handler: async ({ caller, params, query, reply }) => {
         reply.type('application/json');
@@ -123,6 +128,19 @@ export function mergeRoutes(context: AppContext): RouteDefinition[] {
         resolutions: resolutions.optional(),
         expected_target_version_id: z.string().optional(),
       }),
+      example: {
+        params: { agent_id: 'agentId', branch_id: 'branchId' },
+        query: (ids) => ({ target_branch_id: ids.mainBranchId }),
+        body: () => ({ archive_source_branch: false }),
+        references: (ids) => ({
+          query: { expected_target_version_id: ids.mainVersionId },
+          body: { expected_target_version_id: ids.mainVersionId },
+        }),
+        queryIds: {
+          target_branch_id: { kind: 'branch', role: 'selects' },
+          expected_target_version_id: { kind: 'version', role: 'expects' },
+        },
+      },
       responses: { 200: mergeResult },
       handler: ({ caller, params, query, body }) =>
         merges.merge(caller, params.agent_id, params.branch_id, query.target_branch_id, {
@@ -145,6 +163,7 @@ export function mergeRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'read',
       params: branchParams,
+      example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: zMergePreviewResponseModel },
       handler: async ({ caller, params, reply }) => {
         reply.type('application/json');
@@ -163,6 +182,7 @@ export function mergeRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       params: branchParams,
+      example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: {
         200: z.object({ version_id: z.string(), branch_id: z.string(), rebased_onto_version_id: z.string(), overridden_fields: z.array(z.string()) }),
       },

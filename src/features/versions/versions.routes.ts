@@ -6,6 +6,7 @@ import { SECTION_NAMES } from '../../domain/sections.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { zAgentVersionMetadata } from '../../wire/responses.js';
 import { versionsService } from './versions.service.js';
+import { versionMetadataWire } from './versions.wire.js';
 
 export function versionRoutes(context: AppContext): RouteDefinition[] {
   const versions = versionsService(context);
@@ -19,8 +20,9 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       tag: 'versions',
       permission: 'read',
       params: z.object({ agent_id: z.string(), version_id: z.string() }),
+      example: { params: { agent_id: 'agentId', version_id: 'mainVersionId' } },
       responses: { 200: zAgentVersionMetadata },
-      handler: ({ caller, params }) => versions.getMetadata(caller, params.agent_id, params.version_id),
+      handler: async ({ caller, params }) => versionMetadataWire(await versions.getMetadata(caller, params.agent_id, params.version_id), caller),
     }),
 
     defineRoute({
@@ -36,8 +38,16 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       extension: true,
       params: z.object({ agent_id: z.string(), branch_id: z.string() }),
       query: z.object({ page_size: queryInteger({ min: 1, max: 100, fallback: 30 }), cursor: z.string().optional() }),
+      example: { params: { agent_id: 'agentId', branch_id: 'branchId' } },
       responses: { 200: z.object({ versions: z.array(zAgentVersionMetadata), has_more: z.boolean(), next_cursor: z.string().nullable() }) },
-      handler: ({ caller, params, query }) => versions.history(caller, params.agent_id, params.branch_id, query.page_size, query.cursor),
+      handler: async ({ caller, params, query }) => {
+        const page = await versions.history(caller, params.agent_id, params.branch_id, query.page_size, query.cursor);
+        return {
+          versions: page.versions.map((authored) => versionMetadataWire(authored, caller)),
+          has_more: page.hasMore,
+          next_cursor: page.nextCursor,
+        };
+      },
     }),
 
     defineRoute({
@@ -54,6 +64,11 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
       extension: true,
       params: z.object({ agent_id: z.string() }),
       query: z.object({ from_version_id: z.string(), to_version_id: z.string() }),
+      example: {
+        params: { agent_id: 'agentId' },
+        query: (ids) => ({ from_version_id: ids.mainVersionId, to_version_id: ids.branchVersionId }),
+        queryIds: { from_version_id: { kind: 'version', role: 'selects' }, to_version_id: { kind: 'version', role: 'selects' } },
+      },
       responses: {
         200: z.object({
           from_version_id: z.string(),

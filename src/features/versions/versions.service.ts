@@ -1,7 +1,7 @@
 import { compute, isLarge } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import { InvalidRequestError, NotFoundError } from '../../errors.js';
-import { accessInfo } from '../workspaces/user-directory.js';
+import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { type VersionRow, versionsStore } from './versions.store.js';
@@ -35,22 +35,22 @@ export function parentsOf(version: VersionRow): VersionParents {
   };
 }
 
-/** Upstream's `AgentVersionMetadata` for a list of versions. */
-export async function renderVersionMetadata(context: AppContext, versions: VersionRow[], caller: Caller) {
+/** A version with the users who made it (`undefined`: a user that no longer exists). */
+export interface AuthoredVersion {
+  version: VersionRow;
+  author: UserSummary | undefined;
+  /** A merge's: the authors of the merged changes; null for any other version. */
+  mergedAuthors: (UserSummary | undefined)[] | null;
+}
+
+/** The versions with their authors (upstream's `AgentVersionMetadata` is `versionMetadataWire` of one). */
+export async function withAuthors(context: AppContext, versions: VersionRow[]): Promise<AuthoredVersion[]> {
   const mergedAuthors = (version: VersionRow) => (version.merged_author_ids ? (JSON.parse(version.merged_author_ids) as string[]) : []);
   const users = await context.users.describe(versions.flatMap((version) => [version.author_user_id, ...mergedAuthors(version)]));
   return versions.map((version) => ({
-    id: version.id,
-    agent_id: version.agent_id,
-    branch_id: version.branch_id,
-    version_description: version.description,
-    seq_no_in_branch: version.seq_no_in_branch,
-    time_committed_secs: Math.floor(version.committed_at_ms / 1000),
-    parents: parentsOf(version),
-    access_info: accessInfo(users.get(version.author_user_id), caller),
-    merged_authors: version.merged_author_ids
-      ? mergedAuthors(version).map((userId) => accessInfo(users.get(userId), caller))
-      : null,
+    version,
+    author: users.get(version.author_user_id),
+    mergedAuthors: version.merged_author_ids ? mergedAuthors(version).map((userId) => users.get(userId)) : null,
   }));
 }
 
@@ -81,9 +81,9 @@ export function versionsService(context: AppContext) {
       const page = rows.slice(0, pageSize);
       const hasMore = rows.length > pageSize;
       return {
-        versions: await renderVersionMetadata(context, page, caller),
-        has_more: hasMore,
-        next_cursor: hasMore ? String(page[page.length - 1].seq_no_in_branch) : null,
+        versions: await withAuthors(context, page),
+        hasMore,
+        nextCursor: hasMore ? String(page[page.length - 1].seq_no_in_branch) : null,
       };
     },
 
@@ -113,8 +113,8 @@ export function versionsService(context: AppContext) {
       if (!agent) throw new NotFoundError('agent', agentId);
       const version = await versionsStore(context.db).find(agentId, versionId);
       if (!version) throw new NotFoundError('version', versionId);
-      const [metadata] = await renderVersionMetadata(context, [version], caller);
-      return metadata;
+      const [authored] = await withAuthors(context, [version]);
+      return authored;
     },
   };
 }
