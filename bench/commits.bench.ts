@@ -11,7 +11,7 @@ import { largeConversationConfig } from '../test/support/builders.js';
 import type { BenchDatabase, BenchDialect } from './databases.js';
 import { KEY, seed, startProcess, stop, wrk } from './http.bench.js';
 
-/** What the database holds, and its version count: SQLite pages in use after a checkpoint (DESIGN §12.15), PostgreSQL relation sizes. */
+/** What the database holds, and its version count: SQLite pages in use after a checkpoint (decisions.md D6), PostgreSQL relation sizes. */
 async function measureStore(database: BenchDatabase): Promise<{ bytes: number; versions: number }> {
   if (!database.options.databaseUrl) {
     const sqlite = new SqliteDatabase(path.join(database.options.dataDir, 'branchwise.sqlite'));

@@ -1,4 +1,4 @@
-// The worst event-loop block while a server answers requests at the body limit (DESIGN §8: no
+// The worst event-loop block while a server answers requests at the body limit (decisions.md D18: no
 // request at or under the body limit blocks the event loop for more than 100 ms). Each shape is
 // built as large as the limits allow (the body limit, MAX_JSON_VALUES, MAX_DOCUMENT_VALUES) and
 // sent through every write that takes a config, then read after a restart (cold caches).

@@ -1,4 +1,4 @@
-// The hot path over HTTP (DESIGN §8): `GET agent` for a ~20 KB config — routed by a fresh
+// The hot path over HTTP (bench/README.md, targets): `GET agent` for a ~20 KB config — routed by a fresh
 // conversation id under a 90/10 split, at a branch head, at a version — against a bare node:http
 // server returning the same bytes, both measured by wrk in its own process in the same run.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';

@@ -1,4 +1,4 @@
-// Server RSS after serving many distinct agents (DESIGN §8): the caches that grow with the agents
+// Server RSS after serving many distinct agents (bench/README.md, targets): the caches that grow with the agents
 // served are bounded by one byte budget (CACHE_MAX_BYTES), so RSS must level off near the idle
 // server's plus that budget instead of growing with every agent.
 import type { ChildProcess } from 'node:child_process';

@@ -1,5 +1,5 @@
 // Merge base and ahead/behind cost what the difference costs, not what the history costs
-// (DESIGN §6, §8): a 100,000-version main against a 10-version one, for a branch forked after
+// (decisions.md D11): a 100,000-version main against a 10-version one, for a branch forked after
 // main's versions (≤ 10 commits each side) and for a long-lived branch forked near main's start
 // that has since been brought up to date. Run: npm run bench.
 import { mkdtempSync, rmSync } from 'node:fs';

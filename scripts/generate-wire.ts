@@ -1,5 +1,5 @@
 // Regenerates src/wire/generated/zod.gen.ts from spec/openapi-agents.json, then makes the
-// schemas tolerant where upstream moves fast (DESIGN §12.1): objects keep unknown keys and
+// schemas tolerant where upstream moves fast (decisions.md D1): objects keep unknown keys and
 // enums accept values newer than the spec.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -87,7 +87,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     limiter,
   );
   const server = Fastify({
-    // `GET agent` answers on raw node:http before Fastify sees the request (DESIGN §12.12).
+    // `GET agent` answers on raw node:http before Fastify sees the request (decisions.md D17).
     serverFactory: (handler) =>
       createHttpServer(options.config.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS, serveFast, handler, BODY_DRAIN_FACTOR * options.config.bodyLimitBytes),
     logger:

@@ -58,7 +58,7 @@ export interface ValidationIssue {
   type: string;
 }
 
-/** Request validation failures, also for ids inside a body that do not resolve (DESIGN §5). */
+/** Request validation failures, also for ids inside a body that do not resolve (decisions.md D2). */
 export class RequestValidationError extends Error {
   readonly statusCode = 422;
   constructor(readonly issues: ValidationIssue[]) {

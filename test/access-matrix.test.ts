@@ -43,7 +43,7 @@ const RANK: Record<Role, number> = { viewer: 0, commenter: 1, editor: 2, admin: 
 const LEAST_ROLE: Record<Exclude<Permission, 'public'>, Role> = { read: 'viewer', comment: 'commenter', write: 'editor', admin: 'admin' };
 
 /**
- * The permission each route must declare, from DESIGN §5: viewers read, commenters also comment
+ * The permission each route must declare, from decisions.md D22: viewers read, commenters also comment
  * on and review merge proposals, editors write; a few routes are admin-only. A new route that
  * fits none of these, or declares something else, fails the test until this says why.
  */
@@ -221,7 +221,7 @@ for (const route of routes) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Protected branches: data-dependent rules the route permission cannot express (DESIGN §5)
+// Protected branches: data-dependent rules the route permission cannot express (decisions.md D22)
 // ---------------------------------------------------------------------------------------------
 
 interface ProtectedCase {

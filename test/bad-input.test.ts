@@ -25,7 +25,7 @@ import {
 import { startTestApp } from './support/test-app.js';
 
 // Bad input of every kind, against every route in the route table: each is refused with a clean
-// 4xx in the documented shape (DESIGN §5), never a 5xx or a stack trace, and writes nothing.
+// 4xx in the documented shape (decisions.md D2), never a 5xx or a stack trace, and writes nothing.
 
 // Top-level await: the route table must exist before the per-route tests are declared.
 const testApp = await startTestApp();
@@ -559,7 +559,7 @@ describe('odd ids in the path', () => {
   });
 
   // The router refuses path parameters over `maxParamLength` itself: no such id can exist, so
-  // 404 fits DESIGN §5 and 414 fits HTTP; either way the body must be the documented shape.
+  // 404 fits decisions.md D2 and 414 fits HTTP; either way the body must be the documented shape.
   it.each([
     ['GET', `/v1/convai/agents/agent_${'x'.repeat(1_000)}`],
     ['DELETE', `/v1/convai/agents/agent_${'x'.repeat(1_000)}`],

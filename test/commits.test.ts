@@ -53,7 +53,7 @@ describe('commits', () => {
     expect(Object.keys(placeholders).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `key_${i}`).sort());
   });
 
-  // The measure is SQLite's pages after a checkpoint (DESIGN §12.15); PostgreSQL stores the same rows.
+  // The measure is SQLite's pages after a checkpoint (decisions.md D6); PostgreSQL stores the same rows.
   it.skipIf(dialect !== 'sqlite')('stores a one-field commit to a 20 KB config in at most 2 KB (measured on SQLite pages)', async () => {
     const config = largeConversationConfig(20_000);
     const created = await call('POST', '/v1/convai/agents/create', { conversation_config: config, name: 'Large' });

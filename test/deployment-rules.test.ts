@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
-// The rules of the deployments service that the SDK tests pass over (DESIGN §5, §7, §12.4): which
+// The rules of the deployments service that the SDK tests pass over (decisions.md D14, D15, D22): which
 // share changes need admin, what a refusal says, how history pages and timestamps read, and what a
 // rollback does with branches archived since. The clock is injected: timestamps are exact.
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
-// The fast path (DESIGN §12.12) reads the URL and the key header itself, in place, and hands
+// The fast path (decisions.md D17) reads the URL and the key header itself, in place, and hands
 // anything unusual to the full route. Whatever it does, a client must not be able to tell: for
 // every shape of `GET agent` below, asked twice over a real socket (the first fills the caches,
 // the second may come from them), the answer equals the full route's (`inject`, which never
@@ -93,7 +93,7 @@ describe('GET agent over a socket answers as the full route does', () => {
     for (const query of ['', `?branch_id=${mainId}`, `?branch_id=${canaryId}`, `?version_id=${versionId}`, `?branch_id=${mainId}&version_id=${versionId}`]) {
       expect((await expectSameAsRoute(`${AGENTS}${agentId}${query}`)).status).toBe(200);
     }
-    // The version is on main, not on the canary: 422 (DESIGN §12.9).
+    // The version is on main, not on the canary: 422 (decisions.md D2).
     expect((await expectSameAsRoute(`${AGENTS}${agentId}?branch_id=${canaryId}&version_id=${versionId}`)).status).toBe(422);
   });
 

@@ -39,7 +39,7 @@ import { listen, startTestApp, type TestApp } from './support/test-app.js';
 // out-of-range numbers, NaN-like strings, unicode edge cases, invalid UTF-8 bytes, unknown query
 // parameters, odd path ids, and ids of other agents and other workspaces in path, query and body.
 // Whatever comes in: never a 5xx, never internals on the wire, every error in its documented shape
-// (DESIGN §5), and after every 4xx the database is exactly as before.
+// (decisions.md D2), and after every 4xx the database is exactly as before.
 //
 // FUZZ_RUNS (default 100) is the number of property runs per route, shared among the kinds of
 // input that fit it; FUZZ_SEED replays a failure (fast-check prints the seed and the
@@ -547,7 +547,7 @@ function buildRefusal(route: RouteDefinition, { fixture, ids }: RouteBench, reci
       const body = withValueAt(base, target.path, idFrom(ids, recipe.source, target.kind));
       return {
         request: request(urlFor(route, fixture), JSON.stringify(body)),
-        // DESIGN §5: an id inside a body that does not resolve is a 422 at that item.
+        // decisions.md D2: an id inside a body that does not resolve is a 422 at that item.
         expectation: (response) => expect(expectValidationError(response).map((issue) => issue.loc)).toContainEqual(['body', ...target.path]),
       };
     }
@@ -861,7 +861,7 @@ describe('numbers out of range in a stored config', () => {
   const agentUrl = (response: LightMyRequestResponse) => `/v1/convai/agents/${(response.json() as { agent_id: string }).agent_id}`;
 
   // JSON.parse reads an overflowing literal as ±Infinity, which no JSON text can hold: stored, it
-  // would silently come back as null. Such a number must be refused (DESIGN §9: bad input gets a 4xx).
+  // would silently come back as null. Such a number must be refused (decisions.md D2: bad input gets a 4xx).
   it.each(ODD_NUMBERS)('%s: refused, or read back as it was sent', async (literal) => {
     const payload = `{"name":"Numbers","conversation_config":{"agent":{"first_message":"hi"},"${NEW_FIELD}":${literal}}}`;
     const request = { method: 'POST' as const, url: '/v1/convai/agents/create', key: tableApp.keys.admin, payload };
@@ -988,7 +988,7 @@ function keyOf({ testApp }: RouteBench, caller: Caller): string | null {
   }
 }
 
-describe('GET agent over a socket, where the fast path answers (DESIGN §12.12: same auth, same errors)', () => {
+describe('GET agent over a socket, where the fast path answers (decisions.md D17: same auth, same errors)', () => {
   let bench: RouteBench;
   let baseUrl: string;
   beforeAll(async () => {
@@ -1056,7 +1056,7 @@ describe('GET agent over a socket, where the fast path answers (DESIGN §12.12: 
   });
 
   // Bytes outside ASCII in the request line fail Node's HTTP parser before any route runs; the
-  // answer must still be the documented error shape (DESIGN §5), not Fastify's own.
+  // answer must still be the documented error shape (decisions.md D2), not Fastify's own.
   it('bytes that are not ASCII in the request line (overlong UTF-8, raw): 400 in the documented shape', async () => {
     const agent = `/v1/convai/agents/${bench.fixture.agentId}`;
     const paths = [

@@ -6,7 +6,7 @@ import { workspacesStore } from '../src/features/workspaces/workspaces.store.js'
 import { type WorkspacesService, workspacesService } from '../src/features/workspaces/workspaces.service.js';
 import { createTestDatabase, type TestDatabase } from './support/test-app.js';
 
-// The API-key cache behind every request and the fast path (DESIGN §12.2): what `authenticate`
+// The API-key cache behind every request and the fast path (decisions.md D16): what `authenticate`
 // answers, what `cachedCaller` (the fast path's only way to know a caller) answers after it, and
 // how long. The clock is injected, so ages are exact.
 

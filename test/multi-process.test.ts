@@ -6,7 +6,7 @@ import { workspacesService } from '../src/features/workspaces/workspaces.service
 import { runCli, type ServerProcess, startServerProcess, waitFor } from './support/server-process.js';
 import { createTestDatabase, dialect, type TestDatabase } from './support/test-app.js';
 
-// Scale-out (DESIGN §2, §12.2): several stateless server processes on one PostgreSQL database.
+// Scale-out (architecture.md "Two dialects", decisions.md D16): several stateless server processes on one PostgreSQL database.
 // SQLite is the single-machine store, so these run in the postgres project only.
 
 const ADMIN_KEY = 'sk_multi_process_admin_key';

@@ -91,7 +91,7 @@ describe('a server started as `npm start` does', { timeout: 120_000 }, () => {
     const keyId = listed.stdout.split('\n').find((line) => line.includes('alice'))!.split('\t')[0];
 
     await cli('keys', 'revoke', keyId);
-    // Another process revoked it: the server's key cache must reflect it within 1 s (DESIGN §12.2).
+    // Another process revoked it: the server's key cache must reflect it within 1 s (decisions.md D16).
     const took = await waitFor(
       async () => (await fetch(`${server.url}/v1/convai/agents`, { headers: { 'xi-api-key': key! } })).status === 401,
       'the revoked key to be refused',

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectAs, listen, okJson, type OtherApp, startOtherApp, startTestApp, type TestApp } from './support/test-app.js';
 
 // Head and version reads must see every write acknowledged before they began, by this process or
-// another (DESIGN §12.2). On SQLite the fast path answers again from what it read while no
+// another (decisions.md D16). On SQLite the fast path answers again from what it read while no
 // connection has committed since (`PRAGMA data_version`); this holds it to what the user sees:
 // every read after an acknowledged write, through either server, shows that write. (How many
 // answers came from the stamp is the bench's business: a count here failed on a loaded machine.)

@@ -7,7 +7,7 @@ import { type TaskName, type TaskOutcome, type Tasks, TASKS, taskError } from '.
 
 /**
  * Work over a large document runs in a worker thread, so that one tenant's large write cannot
- * hold every tenant's requests (DESIGN §8: no request at or under the body limit blocks the event
+ * hold every tenant's requests (decisions.md D18: no request at or under the body limit blocks the event
  * loop for more than 100 ms). Validation, merge, encoding and rendering cost about 10–25 µs per
  * value on a quiet machine (bench: "The event loop under the largest requests"), several times
  * that on a loaded one, so work over this many values (array items and object members) is sent

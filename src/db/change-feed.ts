@@ -5,7 +5,7 @@ import pg from 'pg';
 
 /**
  * Tells in-memory caches that data changed, in this process and in every other process on the
- * same database (DESIGN §12.2).
+ * same database (decisions.md D16).
  *
  * PostgreSQL: writers `pg_notify` inside their transaction (delivered at commit) and each process
  * LISTENs on a dedicated connection. If that connection drops, the process resets its caches,

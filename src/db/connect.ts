@@ -40,7 +40,7 @@ export interface StoreOptions {
   /** PostgreSQL connection string; when absent, SQLite in `dataDir`. */
   databaseUrl?: string;
   dataDir: string;
-  /** `NORMAL` survives a killed process; `FULL` also survives power loss (DESIGN §12.13). */
+  /** `NORMAL` survives a killed process; `FULL` also survives power loss (decisions.md D19). */
   sqliteSynchronous?: 'NORMAL' | 'FULL';
   /** Connections in the PostgreSQL pool. */
   poolSize?: number;
@@ -152,7 +152,7 @@ function fastReads(reader: SqliteDatabase.Database): FastReads {
 /**
  * The same reads on PostgreSQL: named prepared statements on the pool, without building the
  * query through Kysely on every request. Each is one round trip (every read sees every
- * acknowledged write, DESIGN §12.2).
+ * acknowledged write, decisions.md D16).
  */
 function postgresFastReads(pool: pg.Pool): FastReads {
   let n = 0;

@@ -7,7 +7,7 @@ import { spend } from './work-budget.js';
 /**
  * Version documents are stored as a Merkle tree of content-addressed nodes, so that versions
  * share every subtree they have in common: a one-field commit to a 20 KB config adds only the
- * nodes on the path from the root to the changed field (DESIGN §4, §12.15).
+ * nodes on the path from the root to the changed field (decisions.md D6).
  *
  * A node body is deterministic JSON (sorted object keys; array references in index order) of one of
  *   {"s": "<long string>"}

@@ -1,5 +1,5 @@
 /**
- * Ancestry by frontiers (DESIGN §6, §12.8): the merge base and ahead/behind of two versions at a
+ * Ancestry by frontiers (decisions.md D11): the merge base and ahead/behind of two versions at a
  * cost that grows with the number of branches, never with the length of the history.
  *
  * Versions of a branch form a chain (1, 2, 3 … by `seq_no_in_branch`, each the parent of the

@@ -1,5 +1,5 @@
 /**
- * MurmurHash3 x86_32 over UTF-8 bytes (DESIGN §7, §12.10). Hashes the bytes, not UTF-16 code
+ * MurmurHash3 x86_32 over UTF-8 bytes (decisions.md D15). Hashes the bytes, not UTF-16 code
  * units: `murmurhash-js` and `imurmurhash` hash code units and disagree on `agent_x:café`.
  * ASCII strings take a fast path without encoding.
  */

@@ -1,7 +1,7 @@
 import { deepEqual, type Json, type JsonObject, isJsonObject, setMember } from './canonical-json.js';
 
 /**
- * Three-way merge and diff of agent configs (DESIGN §6, §12.5, §12.6). Pure: no I/O.
+ * Three-way merge and diff of agent configs (decisions.md D9, D10). Pure: no I/O.
  *
  * Objects merge key by key. Arrays whose elements are all objects with a unique `id` (else
  * `tool_id`, else `name`) merge element by element by that key; other arrays are one value. A path

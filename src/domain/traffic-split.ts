@@ -1,7 +1,7 @@
 import { murmur3, Murmur3Prefix } from './murmur3.js';
 
 /**
- * Traffic splits and conversation routing (DESIGN §7).
+ * Traffic splits and conversation routing (decisions.md D15).
  *
  * A conversation's bucket is MurmurHash3 x86_32 (seed 0) of `"{agent_id}:{routing_key}"`, mapped
  * to 0…9999 by multiply-shift. Each deployment has a bucket table: which branch serves each
@@ -67,7 +67,7 @@ const UNITS_PER_BUCKET = (100 * UNITS_PER_PERCENT) / BUCKETS;
 
 /**
  * Buckets per branch: `percentage × 100` rounded by largest remainder so they sum to 10,000
- * (DESIGN §12.10). Ties go to the branch listed first.
+ * (decisions.md D15). Ties go to the branch listed first.
  */
 export function bucketCounts(split: readonly SplitItem[]): Map<string, number> {
   const units = split.map((item) => Math.round(item.percentage * UNITS_PER_PERCENT));

@@ -82,7 +82,7 @@ function send(response: ServerResponse, body: Buffer, counters: FastPathCounters
 }
 
 /**
- * `GET agent` on raw `node:http`, in front of Fastify (DESIGN §12.12). The routed read
+ * `GET agent` on raw `node:http`, in front of Fastify (decisions.md D17). The routed read
  * (`conversation_id` or `routing_key`) answers from the routing cache, head and version reads from
  * one query and the rendered-bytes cache, both only for a key already in the key cache. Anything
  * else — an unknown key, a miss, an error, any unusual parameter — goes to the full route, which

@@ -34,7 +34,7 @@ export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
   extension?: boolean;
   /** A request this route accepts, for the test suites (see route-example.ts); every route has one. */
   example?: RouteExample;
-  /** A hot read: no per-request log line (errors are still logged), DESIGN §12.12. */
+  /** A hot read: no per-request log line (errors are still logged), decisions.md D17. */
   quiet?: boolean;
   handler(context: RouteContext<P, Q, B>): Promise<unknown>;
 }

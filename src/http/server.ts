@@ -6,7 +6,7 @@ import type { HttpTimeouts } from '../config.js';
 export type FrontHandler = (request: IncomingMessage, response: ServerResponse) => boolean | Promise<boolean>;
 
 /**
- * The `node:http` server under Fastify: the fast path answers first (DESIGN §12.12), Fastify the
+ * The `node:http` server under Fastify: the fast path answers first (decisions.md D17), Fastify the
  * rest. Fastify applies its own timeout options only to servers it creates, so with a
  * `serverFactory` they are set here, on node:http itself. `drainLimitBytes`: how much of a body
  * left unread by an answer (a 413, a 401 before the body…) is read and discarded; see `discardUnread`.

@@ -11,7 +11,7 @@ import { spend } from '../domain/work-budget.js';
  * The generated zod schemas fill defaults only inside objects that were sent, so this walk
  * constructs the absent ones. In `output` mode it also fills the fields that a response
  * schema requires but gives no default for (workflow node `position`, `edge_order`, …), so
- * the official SDK's strict parser accepts every stored config (DESIGN §12.1).
+ * the official SDK's strict parser accepts every stored config (decisions.md D1).
  */
 
 export type Schema = {

@@ -6,7 +6,7 @@ import type { BranchRow } from '../../src/features/branches/branches.store.js';
 import type { ProposalRow, ReviewRow } from '../../src/features/merge-proposals/merge-proposals.store.js';
 import { approvalProblems } from '../../src/features/merge-proposals/merge-proposals.service.js';
 
-// The rule that gates a non-admin's merge of a proposal (DESIGN §12.11), as a pure function of the
+// The rule that gates a non-admin's merge of a proposal (decisions.md D13), as a pure function of the
 // proposal, its reviews, the reviewers' roles now and the target's protection. Pure, so it lives
 // with the domain tests and runs once (test/merge-proposal-approvals.test.ts holds the server to
 // the same rule through the API). The model below is the rule written out:

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { compareReach, type Frontier, frontierBody, frontierOf, type Positioned, reachOf, type ReachComparison } from '../../src/domain/frontier.js';
 
 // ---------------------------------------------------------------------------------------------
-// Random histories, built with the operations the service performs (DESIGN §6): main's first
+// Random histories, built with the operations the service performs (decisions.md D11): main's first
 // version; a commit on a branch (parent: its head); a branch cut from ANY version (its first
 // version, whose out-of-branch parent is that version); a merge of X into Y (a version on Y with
 // parents [Y's head, X's head], sometimes naming X's head twice, as when `out_of_branch_parent_id`

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { type Permission, type Role, roleAllows } from '../../src/domain/caller.js';
 import { roleCanWriteBranch } from '../../src/features/branches/branch-access.js';
 
-// The two role rules every request goes through (DESIGN §5), as whole tables: which role reaches
+// The two role rules every request goes through (decisions.md D22), as whole tables: which role reaches
 // which route permission, and who may write to a branch of each protection.
 
 const ROLES: Role[] = ['viewer', 'commenter', 'editor', 'admin'];

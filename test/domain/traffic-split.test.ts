@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 
 import fc from 'fast-check';
-// A well-kept byte-based reference implementation (DESIGN §12.10).
+// A well-kept byte-based reference implementation (decisions.md D15).
 import reference from 'murmurhash3js-revisited';
 import { describe, expect, it } from 'vitest';
 

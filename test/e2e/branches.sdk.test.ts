@@ -92,7 +92,7 @@ describe('branches through the SDK', () => {
     const all = await editor.conversationalAi.agents.branches.list(agentId, { includeCommitStatus: true });
     expect(all.results.map((branch) => branch.name)).toEqual(['Main', 'one', 'two', 'three']);
     expect(all.meta?.total).toBe(4);
-    // A branch's first version counts as ahead (git rev-list --count, DESIGN §12.8).
+    // A branch's first version counts as ahead (git rev-list --count, decisions.md D11).
     expect(all.results[1]).toMatchObject({ commitsAhead: 1, commitsBehind: 0 });
     const unasked = await editor.conversationalAi.agents.branches.list(agentId);
     expect(unasked.results[1].commitsAhead ?? null).toBeNull();

@@ -18,7 +18,7 @@ import {
 } from '../support/reliability.js';
 import { dialect, listen, startTestApp, type TestApp } from '../support/test-app.js';
 
-// DESIGN §9 "no lost updates under concurrent commits, merges and deployments": 50 clients race a
+// decisions.md D5, "no acknowledged write is lost under concurrency": 50 clients race a
 // seeded random mix of every write on ONE agent over real HTTP; afterwards the database must hold
 // exactly the acknowledged writes, in a consistent history. Each client draws its operations from
 // its own PRNG seeded from the run's seed, so FUZZ_SEED=<seed> replays the same operations (their
@@ -46,7 +46,7 @@ const WEIGHTS: [Operation, number][] = [
   ['setAutoRebase', 3],
 ];
 
-/** Refusals an operation may meet when racing others (DESIGN §5, §6, §7); anything else fails the test. */
+/** Refusals an operation may meet when racing others (decisions.md D5, D12, D14); anything else fails the test. */
 const EXPECTED_REFUSALS: Record<Operation, string[]> = {
   commit: ['409 branch_archived', '409 concurrent_modification'],
   commitSettings: ['409 branch_archived'],

@@ -18,7 +18,7 @@ import {
 import { type ServerProcess, startServerProcess, waitFor } from '../support/server-process.js';
 import { createTestDatabase, dialect, type TestDatabase } from '../support/test-app.js';
 
-// DESIGN §9: "a server killed with SIGKILL mid-load loses no acknowledged write", and §10: SIGTERM
+// The README's guarantees: "a killed server loses nothing it acknowledged" (decisions.md D19), and SIGTERM
 // drains in-flight requests. The server runs as `npm start` does, on a store of the current dialect.
 
 const seed = fuzzSeed();

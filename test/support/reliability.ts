@@ -167,7 +167,7 @@ export async function readAgentHistory(db: Kysely<Database>, agentId: string): P
 }
 
 /**
- * DESIGN §5 and §12.3, read from the rows: per branch, `seq_no_in_branch` is 1..n and each version's
+ * decisions.md D5 and D14, read from the rows: per branch, `seq_no_in_branch` is 1..n and each version's
  * in-branch parent is the one before; the head is the last version; every parent a version names
  * exists; every version's document and frontier are stored; deployments are numbered 1..n and
  * exactly one, the latest, is active, giving 100% to existing, unarchived branches.

@@ -9,7 +9,7 @@ import { type CreatedAgent, createAgent as createSharedAgent } from './fixtures.
 import type { TestApp } from './test-app.js';
 
 // Requests against every route of the route table, a fixture every route's sample request works
-// with, and the checks every refusal must pass (DESIGN §5). Shared by the bad-input, fuzz and
+// with, and the checks every refusal must pass (decisions.md D2). Shared by the bad-input, fuzz and
 // access-matrix tests.
 
 export const UNKNOWN_KEY = 'sk_000000000000000000000000000000000000000000000000';
@@ -23,7 +23,7 @@ export const UNKNOWN_ID: Record<string, string> = {
 export function unknownIdLike(id: string): string {
   return id.replace(/[^_]+$/, (suffix) => `${'0'.repeat(suffix.length - 1)}z`);
 }
-/** Roles that each permission shuts out (DESIGN §5: viewer never writes, commenter only comments). */
+/** Roles that each permission shuts out (decisions.md D22: viewer never writes, commenter only comments). */
 export const ROLES_REFUSED: Record<RouteDefinition['permission'], Role[]> = {
   public: [],
   read: [],

@@ -25,7 +25,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   // Exactly one active deployment per agent, enforced by the database itself.
   await sql`create unique index deployments_one_active on deployments (agent_id) where is_active = 1`.execute(db);
 
-  // Every existing agent gets its first deployment: all traffic on main (DESIGN §12.3).
+  // Every existing agent gets its first deployment: all traffic on main (decisions.md D14).
   const agents = await db.selectFrom('agents').select(['id', 'main_branch_id', 'created_by_user_id', 'created_at_ms']).execute();
   for (const agent of agents) {
     await db

@@ -117,7 +117,7 @@ export function agentsService(context: AppContext) {
 
   /**
    * The hot path: the branch head that the active split assigns to this routing key, served from
-   * the routing cache (fresh within 1 s across processes, DESIGN §12.2).
+   * the routing cache (fresh within 1 s across processes, decisions.md D16).
    */
   async function routed(caller: Caller, agentId: string, routingKey: string): Promise<Buffer> {
     let entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'responses'> | undefined = context.routing.get(agentId);
@@ -196,7 +196,7 @@ export function agentsService(context: AppContext) {
           },
           config.document.tags,
         );
-        // Every agent has exactly one active deployment from its creation on (DESIGN §12.3).
+        // Every agent has exactly one active deployment from its creation on (decisions.md D14).
         await activateDeployment(trx, {
           agentId,
           split: [{ branchId, percentage: 100 }],
@@ -227,7 +227,7 @@ export function agentsService(context: AppContext) {
       }
       if (stamp === undefined) return readQuick(caller, agentId, selector, undefined);
       // SQLite: no commit anywhere since this caller's answer was read means it is still the
-      // answer (DESIGN §12.2), for the cost of one pragma instead of a query.
+      // answer (decisions.md D16), for the cost of one pragma instead of a query.
       const key = `${caller.workspaceId}|${caller.userId}|${caller.role}|${agentId}|${selector.branchId ?? ''}|${selector.versionId ?? ''}`;
       const answer = context.caches.stamped.get(key);
       if (answer !== undefined && answer.stamp === stamp) return answer.bytes;
@@ -249,7 +249,7 @@ export function agentsService(context: AppContext) {
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
-    /** A commit (DESIGN §5); returns the agent at the resulting head. */
+    /** A commit (decisions.md D4); returns the agent at the resulting head. */
     async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<Buffer> {
       return commit(caller, agentId, options, async ({ current }) => prepareChange(context.documents, current, changes));
     },

@@ -14,7 +14,7 @@ export interface ChangedConfig {
   agentSettings: JsonObject;
 }
 
-/** How a commit changes each config section (DESIGN §5): a JSON Merge Patch, or replaced whole. */
+/** How a commit changes each config section (decisions.md D4): a JSON Merge Patch, or replaced whole. */
 const ON_COMMIT: Record<ConfigSectionName, 'merge_patch' | 'replace'> = {
   conversation_config: 'merge_patch',
   platform_settings: 'merge_patch',
@@ -23,7 +23,7 @@ const ON_COMMIT: Record<ConfigSectionName, 'merge_patch' | 'replace'> = {
 };
 
 /**
- * Applies a commit body to a version's document (DESIGN §5): JSON Merge Patch for
+ * Applies a commit body to a version's document (decisions.md D4): JSON Merge Patch for
  * `conversation_config` and `platform_settings`, `workflow` replaced whole, `name`/`tags`
  * replaced. The result is what validating it as a whole against upstream's request schemas
  * with defaults filled gives (so a removed key gets its default back), but only what the body

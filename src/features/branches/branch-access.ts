@@ -9,7 +9,7 @@ import type { Caller } from '../../domain/caller.js';
 import { type BranchRow, branchesStore } from './branches.store.js';
 
 /**
- * Whether a user of this role may write to the branch (DESIGN §5): admins always, editors unless
+ * Whether a user of this role may write to the branch (decisions.md D22): admins always, editors unless
  * the branch is `admin_perms_required`, commenters and viewers never. The one decision behind
  * every write (`assertCanWriteBranch`) and behind which reviews of a merge proposal count.
  */

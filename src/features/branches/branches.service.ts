@@ -83,7 +83,7 @@ export function branchesService(context: AppContext) {
     };
   }
 
-  /** `git rev-list --count` each way between every branch head and main's head (DESIGN §12.8). */
+  /** `git rev-list --count` each way between every branch head and main's head (decisions.md D11). */
   async function commitStatusAgainstMain(agentId: string, mainBranchId: string, branches: BranchRow[]) {
     const store = versionsStore(db);
     const main = await branchesStore(db).find(agentId, mainBranchId);

@@ -29,7 +29,7 @@ export async function liveShares(db: Kysely<Database>, agentId: string): Promise
 
 /**
  * A deployment or rollback that changes the share of an `admin_perms_required` branch needs
- * admin (DESIGN §5).
+ * admin (decisions.md D22).
  */
 function assertMayChangeShares(caller: Caller, branches: BranchRow[], before: Map<string, number>, after: Map<string, number>) {
   if (caller.role === 'admin') return;
@@ -139,7 +139,7 @@ export function deploymentsService(context: AppContext) {
 
     /**
      * Extension: makes an earlier split live again, as a new history item that moves as few
-     * conversations as possible from the current one (DESIGN §12.4).
+     * conversations as possible from the current one (decisions.md D14).
      */
     async rollback(caller: Caller, agentId: string, deploymentId: string) {
       const row = await context.write(async ({ trx, publish }) => {

@@ -4,7 +4,7 @@ import { AgentBuckets, type BucketTable } from '../../domain/traffic-split.js';
 import type { Caller } from '../../domain/caller.js';
 import type { AgentRow } from '../agents/agents.store.js';
 
-/** How long an entry may serve without a notification: bounds a lost one (DESIGN §12.2). */
+/** How long an entry may serve without a notification: bounds a lost one (decisions.md D16). */
 const ENTRY_TTL_MS = 1_000;
 /** From this age on, an entry in use is reloaded in the background, so it never expires under load. */
 const REFRESH_AFTER_MS = 400;
@@ -117,7 +117,7 @@ export class RoutingCache {
 
   /**
    * The routed response, if everything it needs is cached: no I/O, no serialization. The hot
-   * path (DESIGN §12.12) serves this and hands anything else to the full route.
+   * path (decisions.md D17) serves this and hands anything else to the full route.
    */
   peek(agentId: string, caller: Caller, routingKey: string): Buffer | undefined {
     const entry = this.get(agentId);

@@ -15,7 +15,7 @@ export interface DraftInput extends AgentConfigSections {
 }
 
 /**
- * Drafts: each user's unsaved snapshot of a branch's config (DESIGN §5). A draft never blocks an
+ * Drafts: each user's unsaved snapshot of a branch's config (decisions.md D8). A draft never blocks an
  * operation; a commit by its owner on its branch, or a merge or rebase landing there, discards it.
  */
 export function draftsService(context: AppContext) {

@@ -41,7 +41,7 @@ export interface ListProposalsQuery {
 }
 
 /**
- * Why a non-admin may not merge yet, or nothing (DESIGN §12.11). Upstream's rule: an approval from
+ * Why a non-admin may not merge yet, or nothing (decisions.md D13). Upstream's rule: an approval from
  * another user. Our extensions: a review counts only if it is **current** (of the source tip now)
  * and by a user who may write to the target (`roleCanWriteBranch`, with their role now). It takes
  * one counting approval by someone other than the author, and no counting `changes_requested`.

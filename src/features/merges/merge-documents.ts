@@ -29,7 +29,7 @@ export type ResolutionInput = Record<string, 'source' | 'target' | { value: Json
 /** Where a request carried `resolutions`: errors point there (`["query", "resolutions", path]`). */
 export type ResolutionsLocation = 'body' | 'query';
 
-/** Resolutions per section, accepting `section.path` and section-relative paths (DESIGN §12.6). */
+/** Resolutions per section, accepting `section.path` and section-relative paths (decisions.md D10). */
 function resolutionsBySection(
   input: ResolutionInput | undefined,
   location: ResolutionsLocation,
@@ -54,7 +54,7 @@ function resolutionsBySection(
   return result;
 }
 
-/** The later tip wins a conflict (milliseconds, then version id); `force` → source (DESIGN §12.5). */
+/** The later tip wins a conflict (milliseconds, then version id); `force` → source (decisions.md D9). */
 export function defaultWinner(sourceHead: VersionRow, targetHead: VersionRow): Side {
   if (sourceHead.committed_at_ms !== targetHead.committed_at_ms) {
     return sourceHead.committed_at_ms > targetHead.committed_at_ms ? 'source' : 'target';
@@ -98,7 +98,7 @@ export interface MergedDocuments {
 }
 
 /**
- * Merges `source` into `target` from `base` (DESIGN §6): resolutions are checked against the
+ * Merges `source` into `target` from `base` (decisions.md D9, D10): resolutions are checked against the
  * conflicts of a plain merge, then applied; the result is validated and filled as a commit would
  * be. A result that is not valid is a 409 `merge_result_invalid`.
  */

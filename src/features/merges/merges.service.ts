@@ -119,7 +119,7 @@ async function recordMerge(
   await branchesStore(trx).update(source.id, { merged_into_branch_id: target.id, ...(archive ? { is_archived: 1 } : {}) });
   if (archive) await closeProposalsOfArchivedBranch(trx, source.id, caller.userId, context.now());
 
-  // Archiving the source moves its live traffic to the target (DESIGN §12.7).
+  // Archiving the source moves its live traffic to the target (decisions.md D12).
   let movedPercentage = 0;
   let deploymentId: string | null = null;
   if (archive) {

@@ -89,7 +89,7 @@ export interface Landing {
   mergedAuthorIds?: string[];
   /** `commitTimeOn(context, onto)`. */
   committedAtMs: number;
-  /** A commit discards its author's draft on the branch; a merge or rebase landing there discards every draft (DESIGN §5). */
+  /** A commit discards its author's draft on the branch; a merge or rebase landing there discards every draft (decisions.md D8). */
   discards: 'own draft' | 'all drafts';
   /**
    * Columns of the agent row it changes besides those a new main version sets (name, tags,
@@ -197,7 +197,7 @@ export type ProduceChange = (input: {
 }) => Promise<ChangedConfig & { description?: string } & Partial<PreparedChange>>;
 
 /**
- * One commit to a branch (DESIGN §5): under the branch lock, `produce` turns the head's config
+ * One commit to a branch (decisions.md D4, D5): under the branch lock, `produce` turns the head's config
  * into the next one. A document that reads the same makes no version; agent-wide settings that
  * read the same are not written. Returns the agent and the branch's head.
  */

@@ -11,7 +11,7 @@ interface ApiKey {
 }
 type Keyed = IncomingMessage & { [API_KEY]?: ApiKey | null };
 
-/** Callers by the `xi-api-key` header, through the workspaces' key cache (DESIGN §12.2). */
+/** Callers by the `xi-api-key` header, through the workspaces' key cache (decisions.md D16). */
 export function apiKeyAuthenticator(workspaces: WorkspacesService): Authenticator {
   function apiKey(request: IncomingMessage): ApiKey | undefined {
     const keyed = request as Keyed;

@@ -17,7 +17,7 @@ export const DEFAULT_ROLE: Role = 'editor';
 
 /**
  * How long a key lookup may be served from memory. Revocations reach the cache through the change
- * feed within milliseconds; this bounds it if a notification is ever missed (DESIGN §12.2).
+ * feed within milliseconds; this bounds it if a notification is ever missed (decisions.md D16).
  */
 const KEY_CACHE_TTL_MS = 1_000;
 const KEY_CACHE_MAX_ENTRIES = 10_000;
@@ -203,7 +203,7 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
 
   return {
     /**
-     * On an empty store: workspace `default`, user `admin` and an admin key (DESIGN §10).
+     * On an empty store: workspace `default`, user `admin` and an admin key (README: Keys, users and workspaces).
      * Returns the key when one was made, so the caller can show it once.
      */
     async bootstrap(presetKey: string | undefined): Promise<CreatedKey | undefined> {
