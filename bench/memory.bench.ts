@@ -3,7 +3,6 @@
 // server's plus that budget instead of growing with every agent.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 
 import { buildApp } from '../src/app.js';
 import { openStore } from '../src/db/connect.js';

@@ -18,7 +18,6 @@ import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { apiKeyAuthenticator } from './features/workspaces/api-key-authenticator.js';
 import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
-import type { Caller } from './domain/caller.js';
 import { ForbiddenError } from './errors.js';
 import { checkAccess } from './http/authenticator.js';
 import { answerClientError, errorHandler, frameworkErrors, newRequestId, notFoundHandler } from './http/error-handler.js';
@@ -185,15 +184,11 @@ function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
       response: route.responses,
     },
     ...(configBody ? { preValidation: (request: FastifyRequest) => validateLargeBody(request, configBody) } : {}),
-    handler: async (request, reply) =>
-      route.handler({
-        params: request.params as never,
-        query: request.query as never,
-        body: request.body as never,
-        caller: request.caller as Caller,
-        request,
-        reply,
-      }),
+    handler: async (request, reply) => {
+      const caller = request.caller;
+      if (!caller) throw new Error(`${route.operationId} ran without a caller: its onRequest hook did not authenticate`);
+      return route.handler({ params: request.params as never, query: request.query as never, body: request.body as never, caller, request, reply });
+    },
   });
 }
 

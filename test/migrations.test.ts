@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { migrations, openStore } from '../src/db/connect.js';
+import { openStore } from '../src/db/connect.js';
 import { agentsStore } from '../src/features/agents/agents.store.js';
 import { migratedTo } from './support/migrations.js';
 import { createTestDatabase } from './support/test-app.js';

@@ -34,8 +34,6 @@ export function queryStringList() {
     .transform((value) => (value === undefined ? undefined : Array.isArray(value) ? value : [value]));
 }
 
-export const optionalString = z.string().optional();
-
 /** Query parameters that may also come as deepObject keys (see `foldDeepObjects`). */
 const deepObjectParams = new WeakSet<z.ZodType>();
 

@@ -10,7 +10,10 @@ export interface RouteContext<P, Q, B> {
   params: Infer<P>;
   query: Infer<Q>;
   body: Infer<B>;
-  /** Present on every route but `public` ones. */
+  /**
+   * Who called. Every route of the table needs a key today; the `onRequest` hook refuses a request
+   * without one, and the handler fails loudly if a route ever reaches it without a caller.
+   */
   caller: Caller;
   request: FastifyRequest;
   reply: FastifyReply;

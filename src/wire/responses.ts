@@ -6,7 +6,6 @@ export {
   zCreateAgentResponseModel,
   zGetAgentResponseModel,
   zGetAgentsPageResponseModel,
-  zHttpValidationError,
   zListResponseAgentBranchSummary,
 } from './generated/zod.gen.js';
 export { zMergePreviewResponseModel } from './generated/zod.gen.js';

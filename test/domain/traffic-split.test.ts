@@ -17,7 +17,6 @@ import {
   movedBuckets,
   nextBucketTable,
   routeToBranch,
-  type SplitItem,
 } from '../../src/domain/traffic-split.js';
 import { splitArbitrary as randomSplits } from './split-arbitraries.js';
 

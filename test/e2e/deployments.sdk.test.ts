@@ -1,4 +1,4 @@
-import { ElevenLabs, ElevenLabsError, type ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
+import { ElevenLabs, type ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bucketOf } from '../../src/domain/traffic-split.js';

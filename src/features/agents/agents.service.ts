@@ -1,12 +1,11 @@
 import type { AppContext } from '../../context.js';
 import { canonicalJson, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
-import { hasBadText } from '../../http/text.js';
-import { InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
+import { decodeCursor, encodeCursor, isSafeInteger, isString } from '../../http/cursor.js';
+import { NotFoundError, RequestValidationError } from '../../errors.js';
 import { assertCanWriteBranch } from '../branches/branch-access.js';
 import { branchesStore } from '../branches/branches.store.js';
 import { activateDeployment } from '../deployments/deployment-writer.js';
-import { deploymentsStore } from '../deployments/deployments.store.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { loadRoutingEntry } from '../deployments/routing-entry.js';
 import { recordUserAction } from '../audit/audit.events.js';
@@ -355,7 +354,7 @@ export function agentsService(context: AppContext) {
 
     async list(caller: Caller, query: AgentListQuery) {
       const sortBy = query.sortBy ?? 'created_at';
-      const after = query.cursor ? decodeCursor(query.cursor, sortBy) : undefined;
+      const after = query.cursor ? decodeCursor<string | number>(query.cursor, sortBy === 'name' ? isString : isSafeInteger) : undefined;
       const ownedOnly = query.createdByUserId ?? (query.showOnlyOwnedAgents ? '@me' : undefined);
       const rows = await agentsStore(db).list({
         workspaceId: caller.workspaceId,
@@ -406,21 +405,4 @@ function agentSummary(row: AgentRow, access: ReturnType<typeof accessInfo>) {
     last_call_time_unix_secs: null,
     archived: row.archived === 1,
   };
-}
-
-function encodeCursor(value: string | number, id: string): string {
-  return Buffer.from(JSON.stringify([value, id]), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string, sortBy: AgentSort): { value: string | number; id: string } {
-  try {
-    const [value, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    const fits = sortBy === 'name' ? typeof value === 'string' : Number.isSafeInteger(value);
-    if (fits && typeof id === 'string' && !hasBadText(id) && !(typeof value === 'string' && hasBadText(value))) {
-      return { value: value as string | number, id };
-    }
-  } catch {
-    // fall through to the error below
-  }
-  throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
 }

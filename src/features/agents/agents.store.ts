@@ -2,6 +2,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 
 import type { AgentTable, Database } from '../../db/schema.js';
 import { NotFoundError } from '../../errors.js';
+import { containsText } from '../../db/contains.js';
 
 export type AgentRow = Selectable<AgentTable>;
 
@@ -110,8 +111,7 @@ export function agentsStore(db: Kysely<Database>) {
         .where('workspace_id', '=', filter.workspaceId)
         .where('archived', '=', filter.archived ? 1 : 0);
       if (filter.search) {
-        const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        query = query.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
+        query = query.where(containsText('name', filter.search));
       }
       if (filter.tags && filter.tags.length > 0) {
         const tags = filter.tags;

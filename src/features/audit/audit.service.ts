@@ -1,7 +1,6 @@
 import type { AppContext } from '../../context.js';
 import type { Json } from '../../domain/canonical-json.js';
-import { InvalidRequestError } from '../../errors.js';
-import { hasBadText } from '../../http/text.js';
+import { decodeCursor, encodeCursor, isSafeInteger } from '../../http/cursor.js';
 import type { Caller } from '../../domain/caller.js';
 import type { UserSummary } from '../workspaces/user-directory.js';
 import { type AuditEventRow, auditStore } from './audit.store.js';
@@ -15,18 +14,10 @@ export interface AuditListQuery {
   cursor?: string;
 }
 
-function encodeCursor(row: AuditEventRow): string {
-  return Buffer.from(JSON.stringify([row.at_ms, row.id]), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { atMs: number; id: string } {
-  try {
-    const [atMs, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (Number.isSafeInteger(atMs) && typeof id === 'string' && !hasBadText(id)) return { atMs: atMs as number, id };
-  } catch {
-    // refused below
-  }
-  throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
+/** Where a page of events continues: before this event. */
+function afterCursor(cursor: string): { atMs: number; id: string } {
+  const { value, id } = decodeCursor(cursor, isSafeInteger);
+  return { atMs: value, id };
 }
 
 /** An event of the audit log, with its details parsed and the user who acted. */
@@ -47,7 +38,7 @@ export function auditService(context: AppContext) {
         action: query.action,
         actorUserId: query.actorUserId,
         sinceMs: query.sinceUnixSecs === undefined ? undefined : query.sinceUnixSecs * 1000,
-        before: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+        before: query.cursor === undefined ? undefined : afterCursor(query.cursor),
         limit: query.pageSize + 1,
       });
       const page = rows.slice(0, query.pageSize);
@@ -60,7 +51,7 @@ export function auditService(context: AppContext) {
           actor: row.actor_user_id ? users.get(row.actor_user_id) : undefined,
         })),
         hasMore,
-        nextCursor: hasMore ? encodeCursor(page[page.length - 1]) : null,
+        nextCursor: hasMore ? encodeCursor(page[page.length - 1].at_ms, page[page.length - 1].id) : null,
       };
     },
   };

@@ -1,7 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 
 import { takesRowLocks } from '../../db/locks.js';
-import { queryInSlices } from '../../db/in-lists.js';
 import type { BranchTable, Database } from '../../db/schema.js';
 import { NotFoundError } from '../../errors.js';
 import { branchNameKey } from './branch-name.js';
@@ -70,10 +69,6 @@ export function branchesStore(db: Kysely<Database>) {
         .select(['branches.id as branch_id', 'versions.id as version_id', 'versions.document_hash'])
         .where('branches.agent_id', '=', agentId)
         .execute();
-    },
-
-    byIds(ids: string[]): Promise<BranchRow[]> {
-      return queryInSlices(ids, (slice) => db.selectFrom('branches').selectAll().where('id', 'in', slice).execute());
     },
 
     async insert(row: NewBranchRow): Promise<void> {

@@ -111,10 +111,11 @@ export function deploymentsService(context: AppContext) {
   return {
     async create(caller: Caller, agentId: string, requests: DeploymentRequestItem[]) {
       const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
-      const row = await context.write(async ({ trx, publish }) => {
+      const row = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
         publish({ kind: 'agent', agentId: agent.id });
+        afterCommit(() => context.metrics.deployments.inc({ source: 'manual' }));
         const deployed = await deploy(trx, caller, agent, split, (index) =>
           index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
         );
@@ -126,7 +127,6 @@ export function deploymentsService(context: AppContext) {
         });
         return deployed;
       });
-      context.metrics.deployments.inc({ source: 'manual' });
       return { traffic_percentage_branch_id_map: splitOf(row) };
     },
 
@@ -142,7 +142,7 @@ export function deploymentsService(context: AppContext) {
      * conversations as possible from the current one (decisions.md D14).
      */
     async rollback(caller: Caller, agentId: string, deploymentId: string) {
-      const row = await context.write(async ({ trx, publish }) => {
+      const row = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
         const earlier = await deploymentsStore(trx).find(agent.id, deploymentId);
@@ -168,12 +168,14 @@ export function deploymentsService(context: AppContext) {
           resourceId: deployed.id,
           details: { rolled_back_to_deployment_id: earlier.id, traffic_percentage_branch_id_map: splitOf(deployed) },
         });
+        // The history item says "manual" (the contract's enum has no rollback; the SDK refuses other
+        // values), and so does the deployments metric; rollbacks have a counter of their own.
+        afterCommit(() => {
+          context.metrics.deployments.inc({ source: deployed.source });
+          context.metrics.rollbacks.inc();
+        });
         return deployed;
       });
-      // The history item says "manual" (the contract's enum has no rollback; the SDK refuses other
-      // values), and so does the deployments metric; rollbacks have a counter of their own.
-      context.metrics.deployments.inc({ source: row.source });
-      context.metrics.rollbacks.inc();
       const [item] = await withAuthors([row]);
       return item;
     },

@@ -5,7 +5,8 @@ import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { Caller, Role } from '../../domain/caller.js';
 import { newId } from '../../domain/ids.js';
-import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError } from '../../errors.js';
+import { decodeCursor, encodeCursor, isSafeInteger } from '../../http/cursor.js';
 import { hasBadText } from '../../http/text.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
@@ -147,16 +148,8 @@ export function mergeProposalsService(context: AppContext) {
   return {
     async list(caller: Caller, agentId: string, query: ListProposalsQuery): Promise<{ proposals: ProposalDetail[]; hasMore: boolean; nextCursor: string | null }> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
-      let after: { createdAtMs: number; id: string } | undefined;
-      if (query.cursor) {
-        try {
-          const [createdAtMs, id] = JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as [number, string];
-          if (Number.isSafeInteger(createdAtMs) && typeof id === 'string' && !hasBadText(id)) after = { createdAtMs, id };
-        } catch {
-          // refused below
-        }
-        if (!after) throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
-      }
+      const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor, isSafeInteger);
+      const after = cursor && { createdAtMs: cursor.value, id: cursor.id };
       const rows = await mergeProposalsStore(db).list({
         agentId: agent.id,
         status: query.status,
@@ -172,7 +165,7 @@ export function mergeProposalsService(context: AppContext) {
       return {
         proposals: await withReviews(page),
         hasMore,
-        nextCursor: hasMore && last ? Buffer.from(JSON.stringify([last.created_at_ms, last.id])).toString('base64url') : null,
+        nextCursor: hasMore && last ? encodeCursor(last.created_at_ms, last.id) : null,
       };
     },
 

@@ -1,6 +1,7 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 
 import type { Database, MergeProposalCommentTable, MergeProposalReviewTable, MergeProposalTable } from '../../db/schema.js';
+import { containsText } from '../../db/contains.js';
 
 export type ProposalRow = Selectable<MergeProposalTable>;
 export type ReviewRow = Selectable<MergeProposalReviewTable>;
@@ -29,8 +30,8 @@ export function mergeProposalsStore(db: Kysely<Database>) {
       if (filter.sourceBranchId) query = query.where('source_branch_id', '=', filter.sourceBranchId);
       if (filter.targetBranchId) query = query.where('target_branch_id', '=', filter.targetBranchId);
       if (filter.search) {
-        const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        query = query.where(sql<boolean>`(lower(title) like ${pattern} escape '\\' or lower(description) like ${pattern} escape '\\')`);
+        const search = filter.search;
+        query = query.where((eb) => eb.or([containsText('title', search), containsText('description', search)]));
       }
       const after = filter.after;
       if (after) {

@@ -269,8 +269,6 @@ export function workspacesService(storeHandle: Store, now: () => number = Date.n
     callerByKeyHash,
     cachedCallerByKeyHash,
     recentHashOf,
-
-    usersByIds: (ids: string[]) => store.usersByIds(ids),
   };
 }
 

@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
 
-import { queryInSlices } from '../../db/in-lists.js';
 import type { Database } from '../../db/schema.js';
 import type { Caller, Role } from '../../domain/caller.js';
 
@@ -33,10 +32,6 @@ export function workspacesStore(db: Kysely<Database>) {
 
     async updateUserRole(userId: string, role: Role) {
       await db.updateTable('users').set({ role }).where('id', '=', userId).execute();
-    },
-
-    usersByIds(ids: string[]) {
-      return queryInSlices(ids, (slice) => db.selectFrom('users').selectAll().where('id', 'in', slice).execute());
     },
 
     async insertApiKey(row: Database['api_keys']) {
@@ -134,5 +129,3 @@ export function workspacesStore(db: Kysely<Database>) {
     },
   };
 }
-
-export type WorkspacesStore = ReturnType<typeof workspacesStore>;
