@@ -35,7 +35,7 @@ export default defineConfig({
                 name: 'postgres',
                 // The pure tests and the import rules do not touch a database: once is enough.
                 include: ['test/**/*.test.ts'],
-                exclude: ['test/domain/**', 'test/wire/**', 'test/architecture.test.ts'],
+                exclude: ['test/domain/**', 'test/units/**', 'test/wire/**', 'test/architecture.test.ts'],
                 env: { TEST_DIALECT: 'postgres' },
                 globalSetup: ['test/global-setup.ts'],
               },

@@ -11,8 +11,8 @@ export default defineConfig({
   root: fileURLToPath(new URL('..', import.meta.url)),
   test: {
     include: [
-      'test/domain/routing-cache.test.ts',
-      'test/domain/role-rules.test.ts',
+      'test/units/routing-cache.test.ts',
+      'test/units/role-rules.test.ts',
       'test/key-cache.test.ts',
       'test/fast-path-answers.test.ts',
       'test/deployment-rules.test.ts',
