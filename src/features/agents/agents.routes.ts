@@ -1,6 +1,8 @@
 import * as z from 'zod';
 
 import type { AppContext } from '../../context.js';
+import type { JsonObject } from '../../domain/canonical-json.js';
+import { type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
 import { queryBoolean, queryInteger, queryStringList } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import {
@@ -10,7 +12,7 @@ import {
 } from '../../wire/generated/zod.gen.js';
 import { CONFIG_BODIES, MAX_AGENT_NAME } from '../../wire/request-bodies.js';
 import { zCreateAgentResponseModel, zGetAgentResponseModel, zGetAgentsPageResponseModel } from '../../wire/responses.js';
-import type { JsonObject } from '../../domain/canonical-json.js';
+import type { ConfigChanges } from './config-changes.js';
 import { agentsService } from './agents.service.js';
 
 const agentParams = z.object({ agent_id: z.string() });
@@ -37,9 +39,8 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       responses: { 200: zCreateAgentResponseModel },
       handler: ({ caller, body }) =>
         agents.create(caller, {
-          conversation_config: body.conversation_config as JsonObject,
-          platform_settings: body.platform_settings as JsonObject | null | undefined,
-          workflow: body.workflow as JsonObject | undefined,
+          // The config sections, as the registry lists them (domain/sections.ts).
+          ...(configSectionsOf(body) as Pick<ConfigChanges, ConfigSectionName> & { conversation_config: JsonObject }),
           name: body.name,
           tags: body.tags,
         }),
@@ -188,9 +189,8 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
           params.agent_id,
           { branchId: query.branch_id, expectedVersionId: query.expected_version_id, description: body.version_description },
           {
-            conversation_config: body.conversation_config as JsonObject | null | undefined,
-            platform_settings: body.platform_settings as JsonObject | null | undefined,
-            workflow: body.workflow as JsonObject | undefined,
+            // The config sections, as the registry lists them (domain/sections.ts).
+            ...(configSectionsOf(body) as Pick<ConfigChanges, ConfigSectionName>),
             name: body.name,
             tags: body.tags,
           },

@@ -1,7 +1,8 @@
 import * as z from 'zod';
 
 import type { AppContext } from '../../context.js';
-import type { JsonObject } from '../../domain/canonical-json.js';
+import { type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
+import type { ConfigChanges } from '../agents/config-changes.js';
 import { queryBoolean, queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import {
@@ -132,9 +133,8 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
           name: body.name,
           description: body.description,
           include_draft: body.include_draft,
-          conversation_config: body.conversation_config as JsonObject | null | undefined,
-          platform_settings: body.platform_settings as JsonObject | null | undefined,
-          workflow: body.workflow as JsonObject | null | undefined,
+          // The config sections, as the registry lists them (domain/sections.ts).
+          ...(configSectionsOf(body) as Pick<ConfigChanges, ConfigSectionName>),
         }),
     }),
 

@@ -1,6 +1,7 @@
 import * as z from 'zod';
 
 import type { AppContext } from '../../context.js';
+import { type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { CONFIG_BODIES } from '../../wire/request-bodies.js';
@@ -35,9 +36,8 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       responses: { 200: z.object({ branch_id: z.string(), draft_created_at: z.int() }) },
       handler: ({ caller, params, query, body }) =>
         drafts.save(caller, params.agent_id, query.branch_id, {
-          conversation_config: body.conversation_config as JsonObject,
-          platform_settings: body.platform_settings as JsonObject,
-          workflow: body.workflow as JsonObject,
+          // The config sections, as the registry lists them (domain/sections.ts).
+          ...(configSectionsOf(body) as Record<ConfigSectionName, JsonObject>),
           name: body.name,
           tags: body.tags,
         }),
