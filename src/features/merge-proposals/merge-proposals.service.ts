@@ -123,10 +123,9 @@ export function mergeProposalsService(context: AppContext) {
     }));
   }
 
-  async function renderOne(caller: Caller, agentId: string, proposalId: string): Promise<ProposalDetail> {
-    const proposal = await mergeProposalsStore(db).find(agentId, proposalId);
-    if (!proposal) throw new NotFoundError('merge_proposal', proposalId);
-    return (await withReviews([proposal]))[0];
+  /** A proposal with its reviews, comments and author, read after a write to it. */
+  async function detailOf(agentId: string, proposalId: string): Promise<ProposalDetail> {
+    return (await withReviews([await findProposal(agentId, proposalId)]))[0];
   }
 
   async function findProposal(agentId: string, proposalId: string, trx = db) {
@@ -219,7 +218,7 @@ export function mergeProposalsService(context: AppContext) {
 
     async get(caller: Caller, agentId: string, proposalId: string) {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
-      return renderOne(caller, agent.id, proposalId);
+      return detailOf(agent.id, proposalId);
     },
 
     /** Edit title, description or reviewers, or close: by the author `withdrawn`, by anyone else `rejected`. */
@@ -261,7 +260,7 @@ export function mergeProposalsService(context: AppContext) {
         });
         return agent;
       });
-      return renderOne(caller, agent.id, proposalId);
+      return detailOf(agent.id, proposalId);
     },
 
     /** A user's latest review replaces their previous one; it records the source tip it saw. */
@@ -294,7 +293,7 @@ export function mergeProposalsService(context: AppContext) {
         await mergeProposalsStore(trx).update(proposal.id, { updated_at_ms: context.now() });
         return agent;
       });
-      return renderOne(caller, agent.id, proposalId);
+      return detailOf(agent.id, proposalId);
     },
 
     /** Comments accumulate, also after the proposal is merged or closed. Markdown is kept as text. */
@@ -308,7 +307,7 @@ export function mergeProposalsService(context: AppContext) {
         await recordUserAction(trx, caller, row.created_at_ms, { action: 'merge_proposal.comment', agentId: agent.id, resourceId: proposal.id, details: { comment_id: row.id } });
         return agent;
       });
-      return renderOne(caller, agent.id, proposalId);
+      return detailOf(agent.id, proposalId);
     },
 
     /** The branch merge, gated on review; the proposal records its outcome in the same transaction. */
@@ -356,7 +355,7 @@ export function mergeProposalsService(context: AppContext) {
         await recordUserAction(trx, caller, now, { action: 'merge_proposal.merge', agentId: agent.id, resourceId: proposal.id, details: { version_id: result.version_id } });
         return agent;
       });
-      return renderOne(caller, agent.id, proposalId);
+      return detailOf(agent.id, proposalId);
     },
   };
 }
