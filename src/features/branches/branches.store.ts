@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 
+import { queryInSlices } from '../../db/in-lists.js';
 import { takesRowLocks } from '../../db/locks.js';
 import type { BranchTable, Database } from '../../db/schema.js';
 import { NotFoundError } from '../../errors.js';
@@ -59,6 +60,14 @@ export function branchesStore(db: Kysely<Database>) {
       if (!includeArchived) query = query.where('is_archived', '=', 0);
       const row = await query.executeTakeFirstOrThrow();
       return Number(row.count);
+    },
+
+    /** The head version of each of these branches (of any agent: callers pass ids they hold). */
+    async headVersionIds(branchIds: readonly string[]): Promise<Map<string, string>> {
+      const rows = await queryInSlices([...branchIds], (slice) =>
+        db.selectFrom('branches').select(['id', 'head_version_id']).where('id', 'in', slice).execute(),
+      );
+      return new Map(rows.map((row) => [row.id, row.head_version_id]));
     },
 
     /** Every branch's head version and its document, for routing. */

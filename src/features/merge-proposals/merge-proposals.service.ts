@@ -14,6 +14,7 @@ import { assertCanWriteBranch, assertNotArchived, roleCanWriteBranch } from '../
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { mergeBranches } from '../merges/merges.service.js';
 import type { UserSummary } from '../workspaces/user-directory.js';
+import { workspacesStore } from '../workspaces/workspaces.store.js';
 import { type CommentRow, mergeProposalsStore, type ProposalRow, type ReviewRow } from './merge-proposals.store.js';
 
 export interface CreateProposalInput {
@@ -109,10 +110,7 @@ export function mergeProposalsService(context: AppContext) {
     const store = mergeProposalsStore(db);
     const [reviews, comments] = await Promise.all([store.reviews(ids), store.comments(ids)]);
     const users = await context.users.describe(proposals.map((proposal) => proposal.author_user_id));
-    const heads = new Map<string, string>();
-    for (const branch of await db.selectFrom('branches').select(['id', 'head_version_id']).where('id', 'in', proposals.length ? proposals.map((p) => p.source_branch_id) : ['']).execute()) {
-      heads.set(branch.id, branch.head_version_id);
-    }
+    const heads = await branchesStore(db).headVersionIds(proposals.map((proposal) => proposal.source_branch_id));
     return proposals.map((proposal) => ({
       proposal,
       reviews: reviews
@@ -137,7 +135,7 @@ export function mergeProposalsService(context: AppContext) {
   /** `trx`: inside a write, its transaction (the pool answers no query there). */
   async function assertWorkspaceUsers(trx: Kysely<Database>, caller: Caller, userIds: string[], loc: (string | number)[]) {
     if (userIds.length === 0) return;
-    const found = await trx.selectFrom('users').select('id').where('workspace_id', '=', caller.workspaceId).where('id', 'in', userIds).execute();
+    const found = await workspacesStore(trx).usersIn(caller.workspaceId, userIds);
     const known = new Set(found.map((row) => row.id));
     userIds.forEach((userId, index) => {
       if (!known.has(userId)) throw RequestValidationError.at([...loc, index], `User ${JSON.stringify(userId)} is not a user of this workspace.`);
@@ -175,7 +173,7 @@ export function mergeProposalsService(context: AppContext) {
       return context.write(async ({ trx }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branchOrInvalid = async (id: string, field: string) => {
-          const branch = await trx.selectFrom('branches').selectAll().where('agent_id', '=', agent.id).where('id', '=', id).executeTakeFirst();
+          const branch = await branchesStore(trx).find(agent.id, id);
           if (!branch) throw RequestValidationError.at(['body', field], `Branch ${JSON.stringify(id)} is not a branch of agent ${agent.id}.`);
           return branch;
         };
@@ -324,7 +322,7 @@ export function mergeProposalsService(context: AppContext) {
         assertCanWriteBranch(caller, target);
         if (caller.role !== 'admin') {
           const reviews = await mergeProposalsStore(trx).reviews([proposal.id]);
-          const reviewers = await trx.selectFrom('users').select(['id', 'role', 'name']).where('id', 'in', reviews.length ? reviews.map((r) => r.user_id) : ['']).execute();
+          const reviewers = await workspacesStore(trx).usersIn(caller.workspaceId, reviews.map((review) => review.user_id));
           const problems = approvalProblems(
             proposal,
             reviews,

@@ -4,6 +4,8 @@ import { InvalidRequestError, NotFoundError } from '../../errors.js';
 import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import type { AgentDocument } from '../agents/agent-document.js';
+import { agentsStore } from '../agents/agents.store.js';
+import { branchesStore } from '../branches/branches.store.js';
 import { type VersionRow, versionsStore } from './versions.store.js';
 
 export interface VersionParents {
@@ -55,23 +57,11 @@ export async function withAuthors(context: AppContext, versions: VersionRow[]): 
 }
 
 export function versionsService(context: AppContext) {
-  async function agentOf(caller: Caller, agentId: string) {
-    const agent = await context.db
-      .selectFrom('agents')
-      .select('id')
-      .where('id', '=', agentId)
-      .where('workspace_id', '=', caller.workspaceId)
-      .executeTakeFirst();
-    if (!agent) throw new NotFoundError('agent', agentId);
-    return agent;
-  }
-
   return {
     /** Extension: a branch's versions, newest first, with a cursor (upstream shows only the latest few). */
     async history(caller: Caller, agentId: string, branchId: string, pageSize: number, cursor: string | undefined) {
-      const agent = await agentOf(caller, agentId);
-      const branch = await context.db.selectFrom('branches').select('id').where('id', '=', branchId).where('agent_id', '=', agent.id).executeTakeFirst();
-      if (!branch) throw new NotFoundError('branch', branchId);
+      const agent = await agentsStore(context.db).findOrThrow(caller.workspaceId, agentId);
+      const branch = await branchesStore(context.db).findOrThrow(agent.id, branchId);
       let before: number | undefined;
       if (cursor !== undefined) {
         before = Number(cursor);
@@ -92,7 +82,7 @@ export function versionsService(context: AppContext) {
      * rules of the merge (keyed arrays element by element).
      */
     async diff(caller: Caller, agentId: string, fromVersionId: string, toVersionId: string) {
-      const agent = await agentOf(caller, agentId);
+      const agent = await agentsStore(context.db).findOrThrow(caller.workspaceId, agentId);
       const store = versionsStore(context.db);
       const [from, to] = await Promise.all([store.find(agent.id, fromVersionId), store.find(agent.id, toVersionId)]);
       if (!from) throw new NotFoundError('version', fromVersionId);
@@ -104,15 +94,8 @@ export function versionsService(context: AppContext) {
     },
 
     async getMetadata(caller: Caller, agentId: string, versionId: string) {
-      const agent = await context.db
-        .selectFrom('agents')
-        .select('id')
-        .where('id', '=', agentId)
-        .where('workspace_id', '=', caller.workspaceId)
-        .executeTakeFirst();
-      if (!agent) throw new NotFoundError('agent', agentId);
-      const version = await versionsStore(context.db).find(agentId, versionId);
-      if (!version) throw new NotFoundError('version', versionId);
+      const agent = await agentsStore(context.db).findOrThrow(caller.workspaceId, agentId);
+      const version = await versionsStore(context.db).findOrThrow(agent.id, versionId);
       const [authored] = await withAuthors(context, [version]);
       return authored;
     },

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 
+import { queryInSlices } from '../../db/in-lists.js';
 import type { Database } from '../../db/schema.js';
 import type { Caller, Role } from '../../domain/caller.js';
 
@@ -24,6 +25,13 @@ export function workspacesStore(db: Kysely<Database>) {
         .where('workspace_id', '=', workspaceId)
         .where('name', '=', name)
         .executeTakeFirst();
+    },
+
+    /** Those of `userIds` that are users of the workspace, with their roles and names. */
+    usersIn(workspaceId: string, userIds: readonly string[]) {
+      return queryInSlices([...userIds], (slice) =>
+        db.selectFrom('users').select(['id', 'role', 'name']).where('workspace_id', '=', workspaceId).where('id', 'in', slice).execute(),
+      );
     },
 
     async insertUser(row: Database['users']) {
