@@ -4,7 +4,7 @@ import { newId } from '../../domain/ids.js';
 import { decodeCursor, encodeCursor, isSafeInteger, isString } from '../../http/cursor.js';
 import { NotFoundError, RequestValidationError } from '../../errors.js';
 import { assertCanWriteBranch } from '../branches/branch-access.js';
-import { branchesStore } from '../branches/branches.store.js';
+import { branchesStore, newBranch } from '../branches/branches.store.js';
 import { activateDeployment } from '../deployments/deployment-writer.js';
 import { RoutingCache, type RoutingEntry } from '../deployments/routing-cache.js';
 import { loadRoutingEntry } from '../deployments/routing-entry.js';
@@ -163,20 +163,7 @@ export function agentsService(context: AppContext) {
           scope,
           context,
           caller,
-          {
-            id: branchId,
-            agent_id: agentId,
-            name: MAIN_BRANCH_NAME,
-            description: '',
-            parent_branch_id: null,
-            protection_status: 'writer_perms_required',
-            auto_rebase: 0,
-            is_archived: 0,
-            merged_into_branch_id: null,
-            created_by_user_id: caller.userId,
-            created_at_ms: now,
-            last_committed_at_ms: now,
-          },
+          newBranch({ id: branchId, agent_id: agentId, name: MAIN_BRANCH_NAME, description: '', parent_branch_id: null }, caller.userId, now),
           { prepared, description: 'Initial version', parents: {}, parentRows: [] },
         );
         await agentsStore(trx).insert(

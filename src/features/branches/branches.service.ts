@@ -22,7 +22,7 @@ import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import { assertCanChangeAgentSettings, assertCanWriteBranch } from './branch-access.js';
 import { validateBranchName } from './branch-name.js';
-import { type BranchRow, branchesStore } from './branches.store.js';
+import { type BranchRow, branchesStore, newBranch } from './branches.store.js';
 
 /** How many versions `GET …/branches/{id}` lists in `most_recent_versions` (upstream: undocumented). */
 export const MOST_RECENT_VERSIONS = 20;
@@ -187,20 +187,7 @@ export function branchesService(context: AppContext) {
           scope,
           context,
           caller,
-          {
-            id: branchId,
-            agent_id: agent.id,
-            name,
-            description: input.description,
-            parent_branch_id: parent.branch_id,
-            protection_status: 'writer_perms_required',
-            auto_rebase: 0,
-            is_archived: 0,
-            merged_into_branch_id: null,
-            created_by_user_id: caller.userId,
-            created_at_ms: now,
-            last_committed_at_ms: now,
-          },
+          newBranch({ id: branchId, agent_id: agent.id, name, description: input.description, parent_branch_id: parent.branch_id }, caller.userId, now),
           { prepared, description: '', parents: { out_of_branch_parent_id: parent.id }, parentRows: [parent] },
         );
         await recordUserAction(trx, caller, now, {

@@ -10,6 +10,27 @@ export type BranchRow = Selectable<BranchTable>;
 /** A branch as callers write it: its `name_key` follows from its name. */
 export type NewBranchRow = Omit<BranchRow, 'name_key'>;
 
+/**
+ * A branch as a user makes it: unprotected for writers, no auto-rebase, not archived, created
+ * and last committed now by `userId`.
+ */
+export function newBranch(
+  fields: Pick<NewBranchRow, 'id' | 'agent_id' | 'name' | 'description' | 'parent_branch_id'>,
+  userId: string,
+  nowMs: number,
+): Omit<NewBranchRow, 'head_version_id' | 'head_seq_no'> {
+  return {
+    ...fields,
+    protection_status: 'writer_perms_required',
+    auto_rebase: 0,
+    is_archived: 0,
+    merged_into_branch_id: null,
+    created_by_user_id: userId,
+    created_at_ms: nowMs,
+    last_committed_at_ms: nowMs,
+  };
+}
+
 export function branchesStore(db: Kysely<Database>) {
   const store = {
     find(agentId: string, branchId: string): Promise<BranchRow | undefined> {
