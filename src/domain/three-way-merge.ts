@@ -103,7 +103,9 @@ function mergeValues(base: Value, source: Value, target: Value, path: string, op
   if (source !== ABSENT && target !== ABSENT && isJsonObject(source) && isJsonObject(target)) {
     const baseObject = base !== ABSENT && isJsonObject(base) ? base : {};
     const result: JsonObject = {};
-    const keys = new Set([...Object.keys(target), ...Object.keys(source), ...Object.keys(baseObject)]);
+    // In key order, not in the order either object happens to hold its keys (a document read back
+    // from storage has sorted keys, one just committed its sender's order): conflicts come out the same.
+    const keys = [...new Set([...Object.keys(target), ...Object.keys(source), ...Object.keys(baseObject)])].sort();
     for (const key of keys) {
       const value = mergeValues(
         Object.hasOwn(baseObject, key) ? baseObject[key] : ABSENT,
@@ -223,7 +225,8 @@ export function diffValues(before: Json | undefined, after: Json | undefined): C
 function diffInto(before: Value, after: Value, path: string, changes: Change[]): void {
   if (same(before, after)) return;
   if (before !== ABSENT && after !== ABSENT && isJsonObject(before) && isJsonObject(after)) {
-    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    // In key order, like the merge: the same changes whichever order the objects hold their keys in.
+    for (const key of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
       diffInto(Object.hasOwn(before, key) ? before[key] : ABSENT, Object.hasOwn(after, key) ? after[key] : ABSENT, joinKey(path, key), changes);
     }
     return;

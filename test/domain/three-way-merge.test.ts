@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { deepEqual, isJsonObject, type Json, type JsonObject } from '../../src/domain/canonical-json.js';
 import { type Conflict, diffValues, type MergeOutcome, type Resolution, type Side, threeWayMerge } from '../../src/domain/three-way-merge.js';
-import { changedLeaf, jsonValue, tinyJson } from './json-arbitraries.js';
+import { changedLeaf, jsonValue, tinyJson, withKeysReversed } from './json-arbitraries.js';
 
 /*
  * The oracle for most properties: a base document and a list of edits at locations that are
@@ -786,5 +786,22 @@ describe('diffValues', () => {
   it('tells an absent key from null', () => {
     expect(diffValues({ a: null }, {})).toEqual([{ path: 'a', before: null, after: undefined }]);
     expect(diffValues({}, { a: null })).toEqual([{ path: 'a', before: undefined, after: null }]);
+  });
+});
+
+describe('key order', () => {
+  // A document read back from storage has its keys sorted; one just committed keeps its sender's
+  // order. Conflicts and changes are lists: they must come out in the same order either way (a merge
+  // preview answered from a warm cache and after a restart must agree).
+  it('conflicts, the merged document and diffs do not depend on the order objects hold their keys in', () => {
+    fc.assert(
+      fc.property(jsonValue, jsonValue, jsonValue, fc.constantFrom<Side>('source', 'target'), (base, source, target, winner) => {
+        const reversed = threeWayMerge(withKeysReversed(base), withKeysReversed(source), withKeysReversed(target), { winner, resolutions: new Map() });
+        const plain = threeWayMerge(base, source, target, { winner, resolutions: new Map() });
+        expect(reversed.conflicts).toEqual(plain.conflicts);
+        expect(deepEqual(reversed.merged as Json, plain.merged as Json)).toBe(true);
+        expect(diffValues(withKeysReversed(base), withKeysReversed(source))).toEqual(diffValues(base, source));
+      }),
+    );
   });
 });
