@@ -4,39 +4,34 @@ import { AuthenticationError } from '../../errors.js';
 import type { Authenticated, Authenticator } from '../../http/authenticator.js';
 import type { WorkspacesService } from './workspaces.service.js';
 
-/** A request's API key and its hash, read once: by the fast path or the routes' hook, whichever is first. */
-const API_KEY = Symbol('branchwise.apiKey');
-interface ApiKey {
-  keyHash: string;
-}
-type Keyed = IncomingMessage & { [API_KEY]?: ApiKey | null };
+/** The hash of a request's API key (null: none sent), read once: by the fast path or the routes' hook, whichever is first. */
+const KEY_HASH = Symbol('branchwise.keyHash');
+type Keyed = IncomingMessage & { [KEY_HASH]?: string | null };
 
 /** Callers by the `xi-api-key` header, through the workspaces' key cache (decisions.md D16). */
 export function apiKeyAuthenticator(workspaces: WorkspacesService): Authenticator {
-  function apiKey(request: IncomingMessage): ApiKey | undefined {
+  function keyHashOf(request: IncomingMessage): string | undefined {
     const keyed = request as Keyed;
-    let found = keyed[API_KEY];
-    if (found === undefined) {
+    if (keyed[KEY_HASH] === undefined) {
       const key = apiKeyOf(request);
-      found = key === undefined ? null : { keyHash: workspaces.recentHashOf(key) };
-      keyed[API_KEY] = found;
+      keyed[KEY_HASH] = key === undefined ? null : workspaces.recentHashOf(key);
     }
-    return found ?? undefined;
+    return keyed[KEY_HASH] ?? undefined;
   }
 
   return {
     cachedCaller(request: IncomingMessage): Authenticated | undefined {
-      const key = apiKey(request);
-      const caller = key && workspaces.cachedCallerByKeyHash(key.keyHash);
-      return caller ? { caller, credentialId: key.keyHash } : undefined;
+      const keyHash = keyHashOf(request);
+      const caller = keyHash && workspaces.cachedCallerByKeyHash(keyHash);
+      return caller ? { caller, credentialId: keyHash } : undefined;
     },
 
     async authenticate(request: IncomingMessage): Promise<Authenticated> {
-      const key = apiKey(request);
-      if (!key) throw new AuthenticationError('missing_api_key', 'This request needs an API key in the xi-api-key header.');
-      const caller = await workspaces.callerByKeyHash(key.keyHash);
+      const keyHash = keyHashOf(request);
+      if (!keyHash) throw new AuthenticationError('missing_api_key', 'This request needs an API key in the xi-api-key header.');
+      const caller = await workspaces.callerByKeyHash(keyHash);
       if (!caller) throw new AuthenticationError('invalid_api_key', 'The API key is not valid.');
-      return { caller, credentialId: key.keyHash };
+      return { caller, credentialId: keyHash };
     },
   };
 }
