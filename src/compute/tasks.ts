@@ -75,6 +75,11 @@ export const TASKS = {
     return { ...merged, sameAsTarget: sameVisibleDocument(target, merged.document), tree: encodeDocument(merged.document) };
   },
 
+  /** A large response part as UTF-8 JSON: its text and bytes are made here, not on the event loop. */
+  jsonBytes(value: unknown): Uint8Array {
+    return Buffer.from(JSON.stringify(value));
+  },
+
   /** The config sections of a read as JSON text (agent-response.ts caches them by document). */
   renderSections(document: AgentDocument, agentSettings: JsonObject): Record<ConfigSectionName, string> {
     return Object.fromEntries(

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 
+import { isLarge, offload } from '../../compute/offload.js';
 import type { AppContext } from '../../context.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
@@ -18,6 +19,13 @@ import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
 import { type MergePlan, overriddenFields, planMerge, planRebase, type ResolutionInput, type ResolutionsLocation } from './merge-plan.js';
+
+const COMMA = Buffer.from(',');
+
+async function offloadedBytes(value: unknown): Promise<Buffer> {
+  const bytes = await offload('jsonBytes', value);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 
 export interface MergeOptions {
   force: boolean;
@@ -174,7 +182,12 @@ async function resolveBranches(trx: Kysely<Database>, caller: Caller, agentId: s
 export function mergesService(context: AppContext) {
   const { db } = context;
 
-  async function renderPreview(caller: Caller, agent: AgentRow, onto: BranchRow, plan: MergePlan): Promise<string> {
+  /**
+   * The preview as UTF-8 bytes. Its conflicts hold whole values of three versions (a replaced
+   * array of a 2 MB config is three such arrays): large ones are written out in a worker, and the
+   * parts are joined as bytes, never as one long string (decisions.md D18).
+   */
+  async function renderPreview(caller: Caller, agent: AgentRow, onto: BranchRow, plan: MergePlan): Promise<Buffer> {
     const users = await context.users.describe([agent.created_by_user_id]);
     const agentJson = await renderAgentResponse(context.caches.sections, {
       agent,
@@ -193,7 +206,8 @@ export function mergesService(context: AppContext) {
       target_version_id: plan.targetHead.id,
       merge_base_version_id: plan.base?.id ?? null,
     };
-    return `${agentJson.slice(0, -1)},${JSON.stringify(extra).slice(1)}`;
+    const extraJson = isLarge(plan.conflicts) ? await offloadedBytes(extra) : Buffer.from(JSON.stringify(extra));
+    return Buffer.concat([Buffer.from(agentJson.slice(0, -1)), COMMA, extraJson.subarray(1)]);
   }
 
   return {
