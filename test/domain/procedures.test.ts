@@ -328,6 +328,7 @@ describe('validateProcedures: the structural rules', () => {
     expect(errorsOf([toolCall({ on_failure: [] })])).toEqual([
       { path: 'steps[0].tool_call.on_failure', message: 'Step 1: Tool call step on_failure must be an object with branches and a fallback' },
     ]);
+    expect(errorsOf([toolCall({ on_failure: { branches: null, fallback: [say()] } })])).toEqual([]);
     expect(errorsOf([toolCall({ on_failure: { branches: 'x', fallback: [say()] } })])).toEqual([
       { path: 'steps[0].tool_call.on_failure.branches', message: 'Step 1: On failure branches must be a list' },
     ]);
@@ -436,6 +437,11 @@ describe('validateProcedures: fields of every type', () => {
       { path: 'content', message: 'Content must be a string' },
       { path: 'trigger', message: 'Trigger must be a string' },
     ]);
+    // A field of the wrong type is reported once, not read as what it should have been.
+    expect(validate([ID, procedure({ type: 'deterministic', content: 1 })])[ID]).toEqual([{ path: 'content', message: 'Content must be a string' }]);
+    expect(validate([ID, procedure({ type: 'folder', content: null, trigger: '' })])[ID]).toEqual([{ path: 'content', message: 'Content must be a string' }]);
+    const { folder_parent_id: _, ...withoutParent } = procedure();
+    expect(validate([ID, withoutParent as ProcedureBody])).toEqual({});
     expect(validateProcedures(new Map([[ID, 'x' as unknown as ProcedureBody]]), CONTEXT)[ID]).toEqual([
       { path: '', message: 'A procedure must be an object with name, content, type, trigger and folder_parent_id' },
     ]);
@@ -497,12 +503,13 @@ describe('validateProcedures never throws', () => {
   });
 
   it('on step lists nested far beyond any real procedure: reported at the depth limit', () => {
-    let steps: Json = [tell()];
+    let steps: Json = [toolCall({ tool_id: 'tool_deepest' })];
     for (let i = 0; i < 200; i++) steps = [toolCall({ on_failure: { branches: [], fallback: steps } })];
     const errors = errorsOf(steps);
     expect(errors).toHaveLength(1);
     expect(errors[0].path).toBe(`steps[0]${'.tool_call.on_failure.fallback[0]'.repeat(MAX_STEP_NESTING)}`.replace(/\[0\]$/, ''));
     expect(errors[0].message).toMatch(/: Steps are nested more than 32 levels deep$/);
+    // References are read down to the same depth.
     expect(procedureReferences(deterministic(steps)).referenced_tool_ids).toEqual(['tool_weather']);
   });
 
@@ -521,7 +528,7 @@ describe('procedureReferences', () => {
   it('free-form: inline tool, kb and procedure references and {{variables}}, sorted and unique', () => {
     const content = [
       '1. Ask for {{order_id}} and greet {{ user_name }}.',
-      '2. Look it up with [tool id="tool_b" name="Get order"] or [tool name="Other" id="tool_a"].',
+      '2. Look it up with [tool id="tool_b" name="Get order"] or [tool name="Other" data-id="tool_z" id="tool_a"].',
       '3. Check [kb id="kb_policy" name="Refund policy"] and [kb id=\'kb_faq\'].',
       '4. Escalate with [procedure id="agtprc_escalate" name="Escalate"]; again [tool id="tool_b"].',
       '5. End with [system_tool id="end_call" name="End call"]; {{system__time}} and {{order_id}}.',
@@ -561,6 +568,8 @@ describe('procedureReferences', () => {
     expect(procedureReferences(procedure({ type: 'folder', content: '[tool id="tool_a"]' }))).toEqual(none);
     expect(procedureReferences(procedure({ type: 'deterministic', content: '[tool id="tool_a"] {{x}}' }))).toEqual(none);
     expect(procedureReferences(procedure({ content: JSON.stringify({ steps: [toolCall()] }) }))).toEqual(none);
+    expect(procedureReferences(procedure({ content: 3 }))).toEqual(none);
+    expect(procedureReferences(procedure({ type: 'deterministic', content: '{"steps": {"type": "tool_call", "tool_id": "tool_a"}}' }))).toEqual(none);
   });
 
   it('never throws, and its lists are sorted and unique', () => {
@@ -584,6 +593,7 @@ describe('toolsOfConfig', () => {
             { tool_id: 'tool_c', type: 'client', name: 'show' },
             { type: 'client', name: 'no_id' },
             { id: 'tool_d' },
+            { id: 'tool_b', type: 'webhook' },
             'x',
           ],
           built_in_tools: { end_call: { type: 'system', name: 'end_call' }, transfer_to_number: null, skip_turn: { type: 'system', name: '' } },

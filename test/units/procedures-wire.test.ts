@@ -284,7 +284,7 @@ describe('the validation error bodies', () => {
   });
 
   it('the request schemas document themselves in the OpenAPI document', () => {
-    const paths = (app.swagger() as { paths: Record<string, Record<string, { requestBody: { content: { 'application/json': { schema: Record<string, unknown> } } } }>> }).paths;
+    const paths = (app.swagger() as unknown as { paths: Record<string, Record<string, { requestBody: { content: { 'application/json': { schema: Record<string, unknown> } } } }>> }).paths;
     const create = JSON.stringify(paths['/create'].post.requestBody.content['application/json'].schema);
     expect(create).toContain('"folder_parent_id"');
     expect(create).toContain('"deterministic"');
