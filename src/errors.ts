@@ -1,3 +1,5 @@
+import type { JsonObject } from './domain/canonical-json.js';
+
 /**
  * The one error hierarchy. Services throw these; the error handler turns them into upstream's
  * `{"detail": {...}}` shape (contract §1.4). Routes never build error bodies by hand.
@@ -17,6 +19,36 @@ export class ApiError extends Error {
 export class InvalidRequestError extends ApiError {
   constructor(message: string, code = 'invalid_request') {
     super(400, 'invalid_request', code, message);
+  }
+}
+
+/**
+ * A 400 whose `detail` also carries `data`: upstream's `procedure_validation_failed` puts every
+ * procedure's errors in `detail.data.errors`.
+ */
+export class InvalidRequestWithDataError extends InvalidRequestError {
+  constructor(
+    code: string,
+    message: string,
+    readonly data: JsonObject,
+  ) {
+    super(message, code);
+  }
+}
+
+/**
+ * An error answered with a body of upstream's own instead of the `{"detail": {...}}` shape:
+ * procedure compile's 400 is a flat `{"errors": {...}}`.
+ */
+export class OwnBodyError extends ApiError {
+  constructor(
+    statusCode: number,
+    type: string,
+    code: string,
+    message: string,
+    readonly body: JsonObject,
+  ) {
+    super(statusCode, type, code, message);
   }
 }
 

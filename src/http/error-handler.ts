@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
-import { ApiError, PayloadTooLargeError, RequestValidationError } from '../errors.js';
+import { ApiError, InvalidRequestWithDataError, OwnBodyError, PayloadTooLargeError, RequestValidationError } from '../errors.js';
 import { RateLimitedError } from './rate-limit.js';
 
 // Every error a request can meet, from a malformed request line to a service's ApiError, answered
@@ -18,6 +18,7 @@ export function errorHandler(bodyLimitBytes: number) {
     if (error instanceof RequestValidationError) {
       return reply.code(422).send({ detail: error.issues });
     }
+    if (error instanceof OwnBodyError) return reply.code(error.statusCode).send(error.body);
     let apiError: ApiError;
     if (error instanceof RateLimitedError) {
       apiError = error;
@@ -85,6 +86,7 @@ function errorBody(error: ApiError, request: FastifyRequest) {
       code: error.code,
       type: error.type,
       message: error.message,
+      ...(error instanceof InvalidRequestWithDataError ? { data: error.data } : {}),
       request_id: request.id,
     },
   };

@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { IdPrefix } from '../../src/domain/ids.js';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
-const PREFIXES: IdPrefix[] = ['agent_', 'agtbrch_', 'agtvrsn_', 'agtmprop_', 'agtdpl_', 'user_', 'ws_', 'key_'];
+const PREFIXES: IdPrefix[] = ['agent_', 'agtbrch_', 'agtvrsn_', 'agtmprop_', 'agtdpl_', 'agtprc_', 'agtprcv_', 'user_', 'ws_', 'key_'];
 
 /** 2100-01-01: later than any clock this suite runs under, so `newId` never moves it forward. */
 const FUTURE = 4_102_444_800_000;
