@@ -1,5 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
+import { patient } from './test/support/patience.js';
 import { findPostgresBin } from './test/support/postgres-cluster.js';
 
 // Every test runs twice: on SQLite and on PostgreSQL (Kysely's own practice). PostgreSQL comes
@@ -17,11 +18,12 @@ if (!postgresAvailable) {
 export default defineConfig({
   test: {
     reporters: ['default', './test/support/summary-reporter.ts'],
-    testTimeout: 30_000,
+    // Deadlines catch hangs; on a loaded machine they stretch (test/support/patience.ts).
+    testTimeout: patient(30_000),
     // Two files at a time: vitest's default on a 2-core machine is one, and much of the suite waits
     // on PostgreSQL and on server processes it starts rather than on the CPU.
     maxWorkers: 2,
-    hookTimeout: 60_000,
+    hookTimeout: patient(60_000),
     projects: [
       {
         extends: true,

@@ -5,6 +5,7 @@ import { createAgent } from './support/fixtures.js';
 import { describeResponse, routeRequests } from './support/route-requests.js';
 import { waitFor } from './support/server-process.js';
 import { listen, type OtherApp, startOtherApp, startTestApp } from './support/test-app.js';
+import { patient } from './support/patience.js';
 
 // What a deployment does to routed reads, as a user sees them through the API (issue 15, items 2
 // and 3): it reaches every warm cache at once, on the process that made it and, once that process
@@ -83,7 +84,7 @@ describe('a change of traffic reaches warm routed reads', () => {
     }
     for (const server of SERVERS.filter((server) => server !== by)) {
       // A bound for a failure, not a measure: a missed invalidation would never end with this clock.
-      await waitFor(async () => (await routedBranches(server.url, agentId, conversations)).every((branchId) => branchId === expected.branchId), `${server.name} to route by the change`, 10_000);
+      await waitFor(async () => (await routedBranches(server.url, agentId, conversations)).every((branchId) => branchId === expected.branchId), `${server.name} to route by the change`, patient(10_000));
     }
   }
 

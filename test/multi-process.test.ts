@@ -5,6 +5,7 @@ import { migrations as allMigrations, openStore } from '../src/db/connect.js';
 import { workspacesService } from '../src/features/workspaces/workspaces.service.js';
 import { runCli, type ServerProcess, startServerProcess, waitFor } from './support/server-process.js';
 import { createTestDatabase, dialect, type TestDatabase } from './support/test-app.js';
+import { patient } from './support/patience.js';
 
 // Scale-out (architecture.md "Two dialects", decisions.md D16): several stateless server processes on one PostgreSQL database.
 // SQLite is the single-machine store, so these run in the postgres project only.
@@ -116,8 +117,8 @@ describe.skipIf(dialect !== 'postgres')('several server processes on one Postgre
       expect(killed.rowCount).toBe(3);
       await runCli(env, 'keys', 'revoke', keyId);
       for (const server of servers) {
-        const took = await waitFor(async () => (await call(server, 'GET', '/v1/convai/agents', undefined, key)).status === 401, 'refusal', 1_000);
-        expect(took).toBeLessThan(1_000);
+        const took = await waitFor(async () => (await call(server, 'GET', '/v1/convai/agents', undefined, key)).status === 401, 'refusal', patient(1_000));
+        expect(took).toBeLessThan(patient(1_000));
       }
       // Each process listens again, and notifications flow again.
       await waitFor(async () => {
@@ -125,7 +126,7 @@ describe.skipIf(dialect !== 'postgres')('several server processes on one Postgre
           "select count(*)::int as n from pg_stat_activity where application_name = 'branchwise-listener' and datname = current_database()",
         );
         return listening.rows[0].n === 3;
-      }, 'the listeners to reconnect', 5_000);
+      }, 'the listeners to reconnect', patient(5_000));
     } finally {
       await admin.end();
     }
@@ -138,8 +139,9 @@ describe.skipIf(dialect !== 'postgres')('several server processes on one Postgre
       for (const server of servers) expect((await call(server, 'GET', '/v1/convai/agents', undefined, second.key)).status).toBe(200);
       await keys.revokeKey('default', second.keyId);
       for (const server of servers) {
-        const took = await waitFor(async () => (await call(server, 'GET', '/v1/convai/agents', undefined, second.key)).status === 401, 'refusal', 1_000);
-        expect(took).toBeLessThan(300);
+        const took = await waitFor(async () => (await call(server, 'GET', '/v1/convai/agents', undefined, second.key)).status === 401, 'refusal', patient(1_000));
+        // On a quiet machine (patience 1) this tells the notification from the expiry; loaded, only the bound holds.
+        expect(took).toBeLessThan(patient(300));
       }
     } finally {
       await store.close();

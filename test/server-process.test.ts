@@ -16,6 +16,7 @@ import {
   waitFor,
 } from './support/server-process.js';
 import { createTestDatabase, type TestDatabase } from './support/test-app.js';
+import { patient } from './support/patience.js';
 
 // The server and the key commands as a user runs them: `npm start` (bin/branchwise.mjs) and
 // `npx branchwise …`, as real processes on a fresh store of the current dialect.
@@ -39,7 +40,7 @@ const cli = (...args: string[]) => runCli(env, ...args);
 
 // Many of these tests run the CLI several times, a process each (about a second each, more on a
 // loaded machine): they get more than the default 30 s.
-describe('a server started as `npm start` does', { timeout: 120_000 }, () => {
+describe('a server started as `npm start` does', { timeout: patient(120_000) }, () => {
   it('bootstrap an admin key, shown once and written to DATA_DIR/admin-api-key with mode 0600', async () => {
     const keyFile = path.join(database.options.dataDir, 'admin-api-key');
     const key = readFileSync(keyFile, 'utf8').trim();
@@ -95,9 +96,9 @@ describe('a server started as `npm start` does', { timeout: 120_000 }, () => {
     const took = await waitFor(
       async () => (await fetch(`${server.url}/v1/convai/agents`, { headers: { 'xi-api-key': key! } })).status === 401,
       'the revoked key to be refused',
-      1_000,
+      patient(1_000),
     );
-    expect(took).toBeLessThan(1_000);
+    expect(took).toBeLessThan(patient(1_000));
     expect((await cli('keys', 'list')).stdout).toMatch(/alice\teditor\trevoked/);
 
     const workspace = await cli('workspaces', 'create', 'acme');

@@ -9,6 +9,7 @@ import type { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
+import { patient } from '../support/patience.js';
 
 // The official ElevenLabs CLI (`elevenlabs` 1.3, the native binary that @elevenlabs/cli installs
 // from its platform package) run as a child process in a temp folder against a listening
@@ -50,7 +51,7 @@ afterAll(async () => {
 
 async function cli(...args: string[]): Promise<string> {
   try {
-    const { stdout } = await run(CLI, args, { cwd: project, env, timeout: 60_000 });
+    const { stdout } = await run(CLI, args, { cwd: project, env, timeout: patient(60_000) });
     return stdout;
   } catch (error) {
     const failed = error as { stdout?: string; stderr?: string; message: string };
@@ -183,10 +184,10 @@ describe.skipIf(!available)('the ElevenLabs CLI against branchwise (needs the li
     await cli('agents', 'delete', '--agent-id', copy.agent_id);
     const gone = await client.conversationalAi.agents.get(copy.agent_id).catch((error: unknown) => (error as { statusCode: number }).statusCode);
     expect(gone).toBe(404);
-  }, 120_000); // about 20 CLI processes one after another: 28 s and over 30 s on this 2-core machine at load average 10
+  }, patient(120_000)); // about 20 CLI processes one after another: 28 s and over 30 s on this 2-core machine at load average 10
 
   it('answers commands outside the product with upstream\'s 404 shape, promptly', async () => {
-    const failed = (await run(CLI, ['agents', 'tools', 'list', '--format', 'json'], { cwd: project, env, timeout: 30_000 }).catch((error: unknown) => error)) as {
+    const failed = (await run(CLI, ['agents', 'tools', 'list', '--format', 'json'], { cwd: project, env, timeout: patient(30_000) }).catch((error: unknown) => error)) as {
       stdout: string;
       code: number;
     };

@@ -17,6 +17,7 @@ import {
 } from '../support/reliability.js';
 import { type ServerProcess, startServerProcess, waitFor } from '../support/server-process.js';
 import { createTestDatabase, dialect, type TestDatabase } from '../support/test-app.js';
+import { patient } from '../support/patience.js';
 
 // The README's guarantees: "a killed server loses nothing it acknowledged" (decisions.md D19), and SIGTERM
 // drains in-flight requests. The server runs as `npm start` does, on a store of the current dialect.
@@ -315,7 +316,7 @@ describe(`a server killed with SIGKILL mid-load (${dialect})`, () => {
         const killAfter = 40 + rng.int(200);
         const load = new Load(server.url, subject, ledger, rng);
         const running = load.run();
-        await waitFor(() => ledger.acknowledgedSince(roundStarted) >= killAfter || ledger.failures.length > 0, `${killAfter} acknowledged writes`, 30_000);
+        await waitFor(() => ledger.acknowledgedSince(roundStarted) >= killAfter || ledger.failures.length > 0, `${killAfter} acknowledged writes`, patient(30_000));
         expect(ledger.failures, withSeed(`round ${round}: no refusal or network error before the kill`)).toEqual([]);
         load.markKilled();
         const exitCode = await server.stop('SIGKILL');
@@ -428,7 +429,7 @@ const isCleanRefusal = (reply: Reply) => ('status' in reply ? reply.status === 5
 describe(`a server sent SIGTERM with requests in flight (${dialect})`, () => {
   const IN_FLIGHT = 20;
   /** How long after its last in-flight answer the process may take to exit. */
-  const EXIT_DEADLINE_MS = 10_000;
+  const EXIT_DEADLINE_MS = patient(10_000);
   let database: TestDatabase;
   let server: ServerProcess | undefined;
   // Keep-alive connections, as the SDK's fetch and every load balancer use them.
@@ -476,7 +477,7 @@ describe(`a server sent SIGTERM with requests in flight (${dialect})`, () => {
       await waitFor(async () => {
         const reply = await sendLateRequest();
         return 'error' in reply && reply.error === 'ECONNREFUSED';
-      }, 'the listener to close after SIGTERM', 5_000);
+      }, 'the listener to close after SIGTERM', patient(5_000));
       expect(exitCode, 'the process waits for its in-flight requests').toBeUndefined();
 
       for (const request of inFlight) request.upload.finish();
@@ -523,6 +524,6 @@ describe(`a server sent SIGTERM with requests in flight (${dialect})`, () => {
       ).toBe(0);
       server = undefined;
     },
-    60_000,
+    patient(60_000),
   );
 });

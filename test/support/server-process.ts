@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+import { patient } from './patience.js';
+
 const bin = path.resolve('bin/branchwise.mjs');
 const execFileAsync = promisify(execFile);
 
@@ -29,7 +31,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<number> {
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = patient(20_000)): Promise<number> {
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
     if (await check()) return Date.now() - started;
