@@ -308,7 +308,7 @@ function encodeLongString(value: string, encoding: Encoding): EncodedNode {
 }
 
 /** 256 pseudo-random 32-bit numbers, fixed forever: stored chunk boundaries depend on them. */
-const GEAR = Array.from({ length: 256 }, (_, i) => murmur3(`gear ${i}`));
+const GEAR = Int32Array.from({ length: 256 }, (_, i) => murmur3(`gear ${i}`));
 
 /** Splits a string where its content says (FastCDC-style gear hash), so an edit moves no boundary far from it. */
 export function stringChunks(text: string): string[] {
@@ -326,7 +326,8 @@ export function stringChunks(text: string): string[] {
   };
   for (let i = 0; i < text.length; i++) {
     const unit = text.charCodeAt(i);
-    const cost = jsonBytesAt(text, i);
+    // Printable ASCII but `"` and `\`, most of any text, is one byte of JSON.
+    const cost = unit >= 0x20 && unit < 0x7f && unit !== 0x22 && unit !== 0x5c ? 1 : jsonBytesAt(text, i);
     if (bytes + cost > STRING_CHUNK_MAX_BYTES) {
       let cut = afterNewline > start + STRING_CHUNK_MIN ? afterNewline : i;
       if (splitsPair(text, cut)) cut -= 1;
