@@ -1,9 +1,11 @@
+import { InsertQueryNode, type KyselyPlugin, PrimitiveValueListNode, type RootOperationNode, ValuesNode } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { buildApp } from '../src/app.js';
 import { openStore } from '../src/db/connect.js';
 import type { Json, JsonObject } from '../src/domain/canonical-json.js';
-import { hashNode } from '../src/domain/content-tree.js';
+import { hashNode, MAX_NODE_BYTES } from '../src/domain/content-tree.js';
+import { DocumentStore } from '../src/features/versions/documents.store.js';
 import { createAgent } from './support/fixtures.js';
 import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
@@ -157,4 +159,39 @@ describe('versions stored in the node format of earlier releases', () => {
     expect(merged.conversation_config.agent.prompt.prompt).toBe(editedPrompt);
     expect(merged.conversation_config.x_items).toEqual(changedItems);
   }, 120_000);
+});
+
+/** Counts the rows and the characters of bound text of every INSERT it sees. */
+function insertCounter(): { plugin: KyselyPlugin; inserts: { rows: number; characters: number }[] } {
+  const inserts: { rows: number; characters: number }[] = [];
+  const plugin: KyselyPlugin = {
+    transformQuery({ node }): RootOperationNode {
+      if (InsertQueryNode.is(node) && node.values && ValuesNode.is(node.values)) {
+        const rows = node.values.values;
+        let characters = 0;
+        for (const row of rows) if (PrimitiveValueListNode.is(row)) for (const value of row.values) if (typeof value === 'string') characters += value.length;
+        inserts.push({ rows: rows.length, characters });
+      }
+      return node;
+    },
+    transformResult: async ({ result }) => result,
+  };
+  return { plugin, inserts };
+}
+
+describe('the document store', () => {
+  it('writes a large document in INSERTs of at most 1 MB, each row at most a node', async () => {
+    // 600 distinct strings of 4,000 units: one 4 KB node each, 2.4 MB in all, under 500 rows an INSERT.
+    const document = { x_texts: Array.from({ length: 600 }, (_, i) => `${i}: ${prompt}`.slice(0, 4_000)) };
+    const documents = new DocumentStore();
+    const prepared = await documents.prepare(document);
+    const { plugin, inserts } = insertCounter();
+    await documents.write(testApp.app.context.db.withPlugin(plugin), prepared);
+    expect(inserts.reduce((sum, insert) => sum + insert.rows, 0)).toBe(prepared.nodes.size);
+    expect(inserts.length).toBeGreaterThanOrEqual(3);
+    for (const insert of inserts) expect(insert.characters).toBeLessThanOrEqual(1024 * 1024 + MAX_NODE_BYTES);
+    const stored = await testApp.app.context.db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', [...prepared.nodes.keys()].slice(0, 500)).execute();
+    for (const row of stored) expect(row.body).toBe(prepared.nodes.get(row.hash));
+    expect(await new DocumentStore().load(testApp.app.context.db, prepared.rootHash)).toEqual(document);
+  });
 });

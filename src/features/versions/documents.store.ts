@@ -40,11 +40,11 @@ export const MAX_DOCUMENT_VALUES = 50_000;
 
 /** Nodes read between turns of the event loop when a document is loaded… */
 const NODES_PER_STEP = 2_000;
-/** …or bytes of them parsed. */
+/** …or characters of them parsed. */
 const BYTES_PER_STEP = 1024 * 1024;
 /** Work (`decodeTreeInSteps`: about a node, a member copied or a KB of string) between turns of the event loop. */
 const DECODING_WORK_PER_STEP = 2_000;
-/** Most bytes of node bodies in one INSERT: a statement is one synchronous SQLite write. */
+/** Most characters of node bodies in one INSERT: a statement is one synchronous SQLite write. */
 const BYTES_PER_INSERT = 1024 * 1024;
 
 /** A parsed document, with its filled response subtrees (spec-defaults), takes about this many times its stored JSON size in memory. */
