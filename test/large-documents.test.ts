@@ -55,6 +55,11 @@ const SHAPES = {
   wideArrayOfEmptyObjects: (n: number): Json => Array.from({ length: n }, () => ({})),
   wideObject: (n: number, seed: number): Json => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}_${seed}`, { i }])),
   longStrings: (n: number, seed: number): Json => Array.from({ length: n }, (_, i) => text(seed + i, 200 + (i % 300))),
+  /** One string of `n` units in lines, stored in chunks (up to the whole body). */
+  longText: (n: number, seed: number): Json =>
+    Array.from({ length: Math.ceil(n / 60) }, (_, i) => `${seed}: line ${i} of a long procedure, "quoted" and tabbed\t.`.padEnd(59, '.'))
+      .join('\n')
+      .slice(0, n),
   /** Chains down to the nesting limit (the body adds 3 levels above this value). */
   deepTrees: (n: number, seed: number): Json =>
     Array.from({ length: n }, (_, i) => {
@@ -154,7 +159,7 @@ describe('large documents survive a restart (issue 14, defect 2)', () => {
     );
   }, 240_000);
 
-  it.each(['wideArrayOfSmallObjects', 'wideObject'] as const)(
+  it.each(['wideArrayOfSmallObjects', 'wideObject', 'longText'] as const)(
     'at the limit: %s as large as one request may be',
     async (shape) => roundTrip(sizedToLimit(shape, 1, 7)),
     120_000,

@@ -38,8 +38,14 @@ export interface PreparedDocument {
  */
 export const MAX_DOCUMENT_VALUES = 50_000;
 
-/** Nodes read or rebuilt between turns of the event loop when a document is loaded. */
+/** Nodes read between turns of the event loop when a document is loaded… */
 const NODES_PER_STEP = 2_000;
+/** …or characters of them parsed. */
+const BYTES_PER_STEP = 1024 * 1024;
+/** Work (`decodeTreeInSteps`: about a node, a member copied or a KB of string) between turns of the event loop. */
+const DECODING_WORK_PER_STEP = 2_000;
+/** Most characters of node bodies in one INSERT: a statement is one synchronous SQLite write. */
+const BYTES_PER_INSERT = 1024 * 1024;
 
 /** A parsed document, with its filled response subtrees (spec-defaults), takes about this many times its stored JSON size in memory. */
 const PARSED_OVERHEAD = 5;
@@ -96,18 +102,28 @@ export class DocumentStore {
 
   /** Writes the nodes of a prepared document that are not known to be stored already. */
   async write(db: Kysely<Database>, prepared: PreparedDocument): Promise<void> {
-    const rows = [...prepared.nodes]
-      .filter(([hash]) => this.storedHashes.get(hash) === undefined)
-      .map(([hash, body]) => ({ hash, body }));
     // Two bound values a row.
     const rowsPerInsert = MAX_BOUND_VALUES / 2;
+    const inserts: { hash: string; body: string }[][] = [[]];
+    let bytes = 0;
+    for (const [hash, body] of prepared.nodes) {
+      if (this.storedHashes.get(hash) !== undefined) continue;
+      const current = inserts[inserts.length - 1];
+      if (current.length === rowsPerInsert || (current.length > 0 && bytes + body.length > BYTES_PER_INSERT)) {
+        inserts.push([]);
+        bytes = 0;
+      }
+      inserts[inserts.length - 1].push({ hash, body });
+      bytes += body.length;
+    }
     // SQLite answers at once: a large document lets other requests run around each statement.
-    const large = rows.length > rowsPerInsert;
-    for (let i = 0; i < rows.length; i += rowsPerInsert) {
+    const large = inserts.length > 1;
+    for (const rows of inserts) {
+      if (rows.length === 0) continue;
       if (large) await setImmediate();
       await db
         .insertInto('blobs')
-        .values(rows.slice(i, i + rowsPerInsert))
+        .values(rows)
         .onConflict((conflict) => conflict.column('hash').doNothing())
         .execute();
     }
@@ -132,13 +148,19 @@ export class DocumentStore {
     let bytes = 0;
     let wanted = [rootHash];
     let parsed = 0;
+    let parsedBytes = 0;
     while (wanted.length > 0) {
       // A level of a wide document can hold more nodes than one statement may bind.
       const rows = await queryInSlices(wanted, (slice) => db.selectFrom('blobs').select(['hash', 'body']).where('hash', 'in', slice).execute());
       const next: string[] = [];
       for (const row of rows) {
         // SQLite answers at once: a large document lets other requests run as it is read.
-        if (++parsed % NODES_PER_STEP === 0) await setImmediate();
+        parsedBytes += row.body.length;
+        if (++parsed >= NODES_PER_STEP || parsedBytes >= BYTES_PER_STEP) {
+          parsed = 0;
+          parsedBytes = 0;
+          await setImmediate();
+        }
         const node = JSON.parse(row.body) as ContentNode;
         bytes += row.body.length;
         nodes.set(row.hash, node);
@@ -147,7 +169,7 @@ export class DocumentStore {
       if (rows.length < new Set(wanted).size) throw new Error(`document ${rootHash} has missing nodes`);
       wanted = [...new Set(next)];
     }
-    const steps = decodeTreeInSteps(rootHash, (hash) => nodes.get(hash), NODES_PER_STEP);
+    const steps = decodeTreeInSteps(rootHash, (hash) => nodes.get(hash), DECODING_WORK_PER_STEP);
     let step = steps.next();
     for (; !step.done; step = steps.next()) await setImmediate();
     const document = step.value;
