@@ -471,6 +471,42 @@ describe('threeWayMerge: examples', () => {
     expect(outcome.conflicts).toEqual([]);
     expect(outcome.merged).toEqual({ tools: [{ id: 'crm', description: 'c2' }, { id: 'weather', description: 'w' }] });
   });
+
+  it('both sides reordering a keyed array differently conflict at the array; the winner’s order is kept with both sides’ element edits', () => {
+    const tool = (id: string, d: number) => ({ id, d });
+    const base = { tools: [tool('a', 0), tool('b', 0), tool('c', 0)] };
+    // Each side reorders, and edits an element the other did not.
+    const source = { tools: [tool('c', 0), tool('a', 0), tool('b', 1)] };
+    const target = { tools: [tool('b', 0), tool('c', 0), tool('a', 2)] };
+    const orderConflict = { path: 'tools', base: base.tools, source: source.tools, target: target.tools };
+    expect(threeWayMerge(base, source, target, { winner: 'target' })).toEqual({
+      merged: { tools: [tool('b', 1), tool('c', 0), tool('a', 2)] },
+      conflicts: [orderConflict],
+    });
+    expect(threeWayMerge(base, source, target, { winner: 'source' })).toEqual({
+      merged: { tools: [tool('c', 0), tool('a', 2), tool('b', 1)] },
+      conflicts: [orderConflict],
+    });
+    // A resolution of the array's path settles it like any other conflict.
+    expect(threeWayMerge(base, source, target, { winner: 'target', resolutions: new Map([['tools', 'source']]) }).merged).toEqual({
+      tools: [tool('c', 0), tool('a', 2), tool('b', 1)],
+    });
+    const chosen = [tool('a', 9), tool('b', 9)];
+    expect(threeWayMerge(base, source, target, { winner: 'target', resolutions: new Map([['tools', { value: chosen }]]) })).toEqual({
+      merged: { tools: chosen },
+      conflicts: [orderConflict],
+    });
+  });
+
+  it('keys by a numeric `id` as by a string one', () => {
+    const base = { t: [{ id: 1, v: 0, w: 0 }, { id: 2, v: 0, w: 0 }] };
+    const source = { t: [{ id: 1, v: 1, w: 1 }, { id: 2, v: 0, w: 0 }] };
+    const target = { t: [{ id: 1, v: 2, w: 0 }, { id: 2, v: 2, w: 0 }] };
+    expect(threeWayMerge(base, source, target, { winner: 'target' })).toEqual({
+      merged: { t: [{ id: 1, v: 2, w: 1 }, { id: 2, v: 2, w: 0 }] },
+      conflicts: [{ path: 't[id=1].v', base: 0, source: 1, target: 2 }],
+    });
+  });
 });
 
 describe('threeWayMerge: properties', () => {
