@@ -472,6 +472,18 @@ describe('threeWayMerge: examples', () => {
     expect(outcome.merged).toEqual({ tools: [{ id: 'crm', description: 'c2' }, { id: 'weather', description: 'w' }] });
   });
 
+  it('a reordering made on the target only is kept, without a conflict, when the source edits an element', () => {
+    const base = { tools: [{ id: 'weather', description: 'w' }, { id: 'crm', description: 'c' }] };
+    const source = { tools: [{ id: 'weather', description: 'w' }, { id: 'crm', description: 'c2' }] };
+    const target = { tools: [{ id: 'crm', description: 'c' }, { id: 'weather', description: 'w' }] };
+    for (const winner of ['source', 'target'] as const) {
+      expect(threeWayMerge(base, source, target, { winner })).toEqual({
+        merged: { tools: [{ id: 'crm', description: 'c2' }, { id: 'weather', description: 'w' }] },
+        conflicts: [],
+      });
+    }
+  });
+
   it('both sides reordering a keyed array differently conflict at the array; the winner’s order is kept with both sides’ element edits', () => {
     const tool = (id: string, d: number) => ({ id, d });
     const base = { tools: [tool('a', 0), tool('b', 0), tool('c', 0)] };
