@@ -546,7 +546,7 @@ describe('threeWayMerge: examples', () => {
   it('an element deleted on one side and edited on the other goes back after the nearest element before it in the base', () => {
     const base = { t: [{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }] };
     // The source edits c and moves it last; the target deletes it. The source wins the conflict.
-    const source = { t: [{ id: 'a' }, { id: 'b' }, { id: 'd' }, { id: 'c', v: 1 }] };
+    const source: Json = { t: [{ id: 'a' }, { id: 'b' }, { id: 'd' }, { id: 'c', v: 1 }] };
     const target = { t: [{ id: 'a' }, { id: 'b' }, { id: 'd' }] };
     expect(threeWayMerge(base, source, target, { winner: 'source' })).toEqual({
       merged: { t: [{ id: 'a' }, { id: 'b' }, { id: 'c', v: 1 }, { id: 'd' }] },
