@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { type Json, canonicalJson, deepEqual } from '../../src/domain/canonical-json.js';
+import { type Json, type JsonObject, canonicalJson, deepEqual, setMember } from '../../src/domain/canonical-json.js';
+import { applyMergePatch } from '../../src/domain/json-merge-patch.js';
 import { changedLeaf, jsonValue, leafPaths, tinyJson, valueAt, withKeysReversed, withValueAt } from './json-arbitraries.js';
 
 /** Pairs that are equal about as often as not: independent tiny values, reorderings, one-leaf edits. */
@@ -26,6 +27,12 @@ describe('canonicalJson', () => {
 
   it('escapes keys and strings as JSON does', () => {
     expect(canonicalJson({ 'say "hi"': 'line\nbreak\\' })).toBe('{"say \\"hi\\"":"line\\nbreak\\\\"}');
+  });
+
+  it('leaves out members that are undefined, as JSON.stringify does', () => {
+    const value = { a: 1, b: undefined, c: { d: undefined } } as unknown as Json;
+    expect(canonicalJson(value)).toBe('{"a":1,"c":{}}');
+    expect(canonicalJson(value)).toBe(JSON.stringify(value));
   });
 
   it('does not depend on key insertion order', () => {
@@ -70,5 +77,26 @@ describe('deepEqual', () => {
   ])('tells apart %s', (_name, a, b) => {
     expect(deepEqual(a, b)).toBe(false);
     expect(deepEqual(b, a)).toBe(false);
+  });
+});
+
+describe('setMember', () => {
+  it('makes `__proto__` an own member like any other, as JSON.parse does: no prototype change', () => {
+    const target: JsonObject = {};
+    setMember(target, '__proto__', { x: 1 });
+    expect(Object.getPrototypeOf(target)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(target, '__proto__')).toEqual(Object.getOwnPropertyDescriptor(JSON.parse('{"__proto__":{"x":1}}'), '__proto__'));
+    expect(Object.keys(target)).toEqual(['__proto__']);
+  });
+
+  it('can set `__proto__` again, and a merge patch can change or remove it', () => {
+    const target: JsonObject = {};
+    setMember(target, '__proto__', 1);
+    setMember(target, '__proto__', 2);
+    expect(target['__proto__']).toBe(2);
+    const stored = JSON.parse('{"__proto__":1,"a":1}') as JsonObject;
+    const changed = applyMergePatch(stored, JSON.parse('{"__proto__":2}') as Json) as JsonObject;
+    expect(Object.getOwnPropertyDescriptor(changed, '__proto__')?.value).toBe(2);
+    expect(Object.keys(applyMergePatch(stored, JSON.parse('{"__proto__":null}') as Json) as JsonObject)).toEqual(['a']);
   });
 });

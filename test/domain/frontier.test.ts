@@ -369,6 +369,12 @@ describe('frontierOf', () => {
     expect(frontierOf('agtbrch_main', [])).toEqual({});
     expect(frontierBody(frontierOf('agtbrch_main', []))).toBe('{"f":{}}');
   });
+
+  it('records no branch reached at 0 (none of its versions): the same ancestry gives the same body', () => {
+    const parent: Positioned = { branchId: 'agtbrch_b', seqNo: 1, frontier: { agtbrch_c: 0, agtbrch_d: 2 } };
+    expect(frontierOf('agtbrch_a', [parent])).toEqual({ agtbrch_b: 1, agtbrch_d: 2 });
+    expect(frontierBody(frontierOf('agtbrch_a', [parent]))).toBe(frontierBody({ agtbrch_b: 1, agtbrch_d: 2 }));
+  });
 });
 
 describe('frontierBody', () => {

@@ -80,6 +80,32 @@ describe('newId', () => {
     expectStrictlyIncreasing(ids);
   });
 
+  it('makes a whole id at time 0 (the epoch), the first time it is asked', async () => {
+    // The module starts as if its last id had been made at 0: the first id must not take itself
+    // for a second one in that millisecond (there is no random part yet to increment).
+    const newId = await freshNewId();
+    const ids = [newId('agent_', 0), newId('agent_', 0)];
+    for (const id of ids) expect(id).toMatch(/^agent_0{10}[0-9a-hjkmnp-tv-z]{18}$/);
+    expectStrictlyIncreasing(ids);
+  });
+
+  it('carries into the first random character: the id after …zzzzz in the same millisecond still sorts after it', async () => {
+    // Random draws of 5 then seventeen 31s ('z'): the next id must increment the first character.
+    vi.doMock('node:crypto', async (importOriginal) => ({
+      ...(await importOriginal<typeof import('node:crypto')>()),
+      randomBytes: (size: number) => Buffer.from([5, ...Array<number>(size - 1).fill(31)]),
+    }));
+    try {
+      const newId = await freshNewId();
+      const ids = [newId('agent_', FUTURE), newId('agent_', FUTURE), newId('agent_', FUTURE)];
+      expect(ids.map((id) => id.slice(-18))).toEqual(['5' + 'z'.repeat(17), '6' + '0'.repeat(17), '6' + '0'.repeat(16) + '1']);
+      expectStrictlyIncreasing(ids);
+    } finally {
+      vi.doUnmock('node:crypto');
+      vi.resetModules();
+    }
+  });
+
   it('draws the random part afresh in each new millisecond', async () => {
     const newId = await freshNewId();
     const start = FUTURE;

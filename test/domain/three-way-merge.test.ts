@@ -471,6 +471,98 @@ describe('threeWayMerge: examples', () => {
     expect(outcome.conflicts).toEqual([]);
     expect(outcome.merged).toEqual({ tools: [{ id: 'crm', description: 'c2' }, { id: 'weather', description: 'w' }] });
   });
+
+  it('a reordering made on the target only is kept, without a conflict, when the source edits an element', () => {
+    const base = { tools: [{ id: 'weather', description: 'w' }, { id: 'crm', description: 'c' }] };
+    const source = { tools: [{ id: 'weather', description: 'w' }, { id: 'crm', description: 'c2' }] };
+    const target = { tools: [{ id: 'crm', description: 'c' }, { id: 'weather', description: 'w' }] };
+    for (const winner of ['source', 'target'] as const) {
+      expect(threeWayMerge(base, source, target, { winner })).toEqual({
+        merged: { tools: [{ id: 'crm', description: 'c2' }, { id: 'weather', description: 'w' }] },
+        conflicts: [],
+      });
+    }
+  });
+
+  it('both sides reordering a keyed array differently conflict at the array; the winner’s order is kept with both sides’ element edits', () => {
+    const tool = (id: string, d: number) => ({ id, d });
+    const base = { tools: [tool('a', 0), tool('b', 0), tool('c', 0)] };
+    // Each side reorders, and edits an element the other did not.
+    const source = { tools: [tool('c', 0), tool('a', 0), tool('b', 1)] };
+    const target = { tools: [tool('b', 0), tool('c', 0), tool('a', 2)] };
+    const orderConflict = { path: 'tools', base: base.tools, source: source.tools, target: target.tools };
+    expect(threeWayMerge(base, source, target, { winner: 'target' })).toEqual({
+      merged: { tools: [tool('b', 1), tool('c', 0), tool('a', 2)] },
+      conflicts: [orderConflict],
+    });
+    expect(threeWayMerge(base, source, target, { winner: 'source' })).toEqual({
+      merged: { tools: [tool('c', 0), tool('a', 2), tool('b', 1)] },
+      conflicts: [orderConflict],
+    });
+    // A resolution of the array's path settles it like any other conflict.
+    expect(threeWayMerge(base, source, target, { winner: 'target', resolutions: new Map([['tools', 'source']]) }).merged).toEqual({
+      tools: [tool('c', 0), tool('a', 2), tool('b', 1)],
+    });
+    const chosen = [tool('a', 9), tool('b', 9)];
+    expect(threeWayMerge(base, source, target, { winner: 'target', resolutions: new Map([['tools', { value: chosen }]]) })).toEqual({
+      merged: { tools: chosen },
+      conflicts: [orderConflict],
+    });
+  });
+
+  it('an array or a string in the base of two objects is no base for their members', () => {
+    expect(threeWayMerge(['x'], { a: 1 }, { 0: 'y' }, { winner: 'source' })).toEqual({ merged: { 0: 'y', a: 1 }, conflicts: [] });
+  });
+
+  it('merged members and conflicts come in key order, whatever order either side holds its keys in', () => {
+    const outcome = threeWayMerge({ a: 0, b: 0 }, { a: 1, b: 1 }, { b: 2, a: 2 }, { winner: 'target' });
+    expect(outcome.conflicts.map((conflict) => conflict.path)).toEqual(['a', 'b']);
+    expect(Object.keys(outcome.merged as JsonObject)).toEqual(['a', 'b']);
+  });
+
+  it('a keyed array both sides add where the base has none merges element by element', () => {
+    expect(threeWayMerge({}, { t: [{ id: 'a' }] }, { t: [{ id: 'b' }] }, { winner: 'target' })).toEqual({
+      merged: { t: [{ id: 'a' }, { id: 'b' }] },
+      conflicts: [],
+    });
+  });
+
+  it('the same element added by both sides at different places is no reordering', () => {
+    const base = { t: [{ id: 'a' }, { id: 'b' }] };
+    const outcome = threeWayMerge(base, { t: [{ id: 'a' }, { id: 'b' }, { id: 'x' }] }, { t: [{ id: 'x' }, { id: 'a' }, { id: 'b' }] }, { winner: 'source' });
+    expect(outcome.conflicts).toEqual([]);
+  });
+
+  it('new elements added one after another on the source stay together, in their order', () => {
+    const outcome = threeWayMerge(
+      { t: [{ id: 'a' }, { id: 'b' }] },
+      { t: [{ id: 'a' }, { id: 'x' }, { id: 'y' }, { id: 'b' }] },
+      { t: [{ id: 'a' }, { id: 'b', v: 1 }] },
+      { winner: 'target' },
+    );
+    expect(outcome).toEqual({ merged: { t: [{ id: 'a' }, { id: 'x' }, { id: 'y' }, { id: 'b', v: 1 }] }, conflicts: [] });
+  });
+
+  it('an element deleted on one side and edited on the other goes back after the nearest element before it in the base', () => {
+    const base = { t: [{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }] };
+    // The source edits c and moves it last; the target deletes it. The source wins the conflict.
+    const source: Json = { t: [{ id: 'a' }, { id: 'b' }, { id: 'd' }, { id: 'c', v: 1 }] };
+    const target = { t: [{ id: 'a' }, { id: 'b' }, { id: 'd' }] };
+    expect(threeWayMerge(base, source, target, { winner: 'source' })).toEqual({
+      merged: { t: [{ id: 'a' }, { id: 'b' }, { id: 'c', v: 1 }, { id: 'd' }] },
+      conflicts: [{ path: 't[id=c]', base: { id: 'c' }, source: { id: 'c', v: 1 }, target: undefined }],
+    });
+  });
+
+  it('keys by a numeric `id` as by a string one', () => {
+    const base = { t: [{ id: 1, v: 0, w: 0 }, { id: 2, v: 0, w: 0 }] };
+    const source = { t: [{ id: 1, v: 1, w: 1 }, { id: 2, v: 0, w: 0 }] };
+    const target = { t: [{ id: 1, v: 2, w: 0 }, { id: 2, v: 2, w: 0 }] };
+    expect(threeWayMerge(base, source, target, { winner: 'target' })).toEqual({
+      merged: { t: [{ id: 1, v: 2, w: 1 }, { id: 2, v: 2, w: 0 }] },
+      conflicts: [{ path: 't[id=1].v', base: 0, source: 1, target: 2 }],
+    });
+  });
 });
 
 describe('threeWayMerge: properties', () => {
@@ -781,6 +873,12 @@ describe('diffValues', () => {
     const before = { tools: [{ id: 'a' }, { id: 'b' }] };
     const after = { tools: [{ id: 'b' }, { id: 'a' }] };
     expect(diffValues(before, after)).toEqual([{ path: 'tools', before: before.tools, after: after.tools }]);
+  });
+
+  it('reports a reordering with an element edit as one change of the array', () => {
+    const before = [{ id: 'a', v: 0 }, { id: 'b', v: 0 }];
+    const after = [{ id: 'b', v: 0 }, { id: 'a', v: 1 }];
+    expect(diffValues({ t: before }, { t: after })).toEqual([{ path: 't', before, after }]);
   });
 
   it('tells an absent key from null', () => {
