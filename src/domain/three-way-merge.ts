@@ -145,7 +145,7 @@ function mergeKeyedArrays(
   path: string,
   options: MergeOptions,
   conflicts: Conflict[],
-): Json[] {
+): Value {
   const keyOf = (element: Json) => String((element as JsonObject)[field]);
   const baseByKey = byKey(base, field);
   const sourceByKey = byKey(source, field);
@@ -162,7 +162,8 @@ function mergeKeyedArrays(
   } else if (!sameOrder(sourceOrder, baseOrder) && !sameOrder(targetOrder, baseOrder) && !sameOrder(sourceOrder, targetOrder)) {
     // Both reordered, differently: the order is a conflict of the whole array.
     const chosen = conflict(base, source, target, path, options, conflicts);
-    if (chosen !== source && chosen !== target) return asArray(chosen) ?? [];
+    // A value typed by hand is the result as given, whatever its type (as for any other conflict).
+    if (chosen !== source && chosen !== target) return chosen;
     if (chosen === source) {
       primary = source;
       secondary = target;

@@ -510,6 +510,16 @@ describe('threeWayMerge: examples', () => {
     });
   });
 
+  it('a value typed by hand for an order conflict is the result as given, whatever its type', () => {
+    const tool = (id: string) => ({ id });
+    const base = { tools: [tool('a'), tool('b'), tool('c')] };
+    const source = { tools: [tool('c'), tool('a'), tool('b')] };
+    const target = { tools: [tool('b'), tool('c'), tool('a')] };
+    for (const value of [null, { none: true }, 'none', 0] as Json[]) {
+      expect(threeWayMerge(base, source, target, { winner: 'target', resolutions: new Map([['tools', { value }]]) }).merged).toEqual({ tools: value });
+    }
+  });
+
   it('an array or a string in the base of two objects is no base for their members', () => {
     expect(threeWayMerge(['x'], { a: 1 }, { 0: 'y' }, { winner: 'source' })).toEqual({ merged: { 0: 'y', a: 1 }, conflicts: [] });
   });
