@@ -20,6 +20,28 @@ export class InvalidRequestError extends ApiError {
   }
 }
 
+/** A 400 whose `detail` carries upstream's `data` too (`procedure_validation_failed`: its errors). */
+export class InvalidRequestWithDataError extends InvalidRequestError {
+  constructor(
+    code: string,
+    message: string,
+    readonly data: Record<string, unknown>,
+  ) {
+    super(message, code);
+  }
+}
+
+/** A 400 that upstream answers with a body of its own shape, not `{"detail": …}` (procedures compile: `{"errors": …}`). */
+export class FlatBodyError extends ApiError {
+  constructor(
+    code: string,
+    message: string,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(400, 'invalid_request', code, message);
+  }
+}
+
 export class AuthenticationError extends ApiError {
   constructor(code: 'missing_api_key' | 'invalid_api_key', message: string) {
     super(401, 'authentication_error', code, message);

@@ -426,8 +426,8 @@ async function expectHeadsAtTheirLastVersions(db: Kysely<Database>) {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment';
-const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment'];
+type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment' | 'procedure';
+const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment', 'procedure'];
 
 /** The write that changes `table` (and the audit log, read last, with it). */
 const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
@@ -445,6 +445,10 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   merge_proposal_reviews: 'review',
   merge_proposal_comments: 'comment',
   audit_events: 'commit',
+  procedures: 'procedure',
+  procedure_drafts: 'procedure',
+  // A commit publishes its author's procedure drafts on the branch.
+  procedure_versions: 'commit',
 };
 
 /**
@@ -496,6 +500,8 @@ function startWriter(source: TestApp, agents: { id: string; branches: string[] }
       case 'comment':
         if (!proposal) return write('proposal', n);
         return send('POST', `/v1/convai/agents/${proposal.agent}/merge-proposals/${proposal.id}/comments`, { body: `comment ${n}` });
+      case 'procedure':
+        return send('POST', `${base}/branches/${branch}/procedures`, { name: `procedure ${n}`, content: `Step ${n}.` });
     }
   };
   let asked: WriteKind | undefined;

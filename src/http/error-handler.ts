@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
-import { ApiError, PayloadTooLargeError, RequestValidationError } from '../errors.js';
+import { ApiError, FlatBodyError, InvalidRequestWithDataError, PayloadTooLargeError, RequestValidationError } from '../errors.js';
 import { RateLimitedError } from './rate-limit.js';
 
 // Every error a request can meet, from a malformed request line to a service's ApiError, answered
@@ -36,6 +36,7 @@ export function errorHandler(bodyLimitBytes: number) {
       request.log.error({ err: error }, 'unhandled error');
       apiError = new ApiError(500, 'internal_error', 'internal_error', 'The server failed to handle this request.');
     }
+    if (apiError instanceof FlatBodyError) return reply.code(apiError.statusCode).send(apiError.body);
     return reply.code(apiError.statusCode).send(errorBody(apiError, request));
   };
 }
@@ -85,6 +86,7 @@ function errorBody(error: ApiError, request: FastifyRequest) {
       code: error.code,
       type: error.type,
       message: error.message,
+      ...(error instanceof InvalidRequestWithDataError ? { data: error.data } : {}),
       request_id: request.id,
     },
   };

@@ -14,10 +14,12 @@ import { type CommitOptions, commitToBranch, type ProduceChange, startBranch } f
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
-import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
+import { type AgentDocument, copyNameOf, proceduresOf, voiceIdOf } from './agent-document.js';
 import { deleteAgentAndOwned } from './agent-owned-tables.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
+import { type ExplicitProcedures, withPublishedProcedures } from '../procedures/procedure-publish.js';
+import { procedureRefs } from '../procedures/procedure-sets.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
 import type { ConfigChanges } from './config-changes.js';
 import { prepareChange } from './prepared-change.js';
@@ -59,6 +61,8 @@ export function agentsService(context: AppContext) {
     if (cached) return cached;
     const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
     const users = await context.users.describe([agent.created_by_user_id]);
+    // Part of the cached bytes: a version's procedure versions never change, so the key holds.
+    const procedures = await procedureRefs(context, db, agent.id, proceduresOf(document));
     const bytes = Buffer.from(
       await renderAgentResponse(context.caches.sections, {
         agent,
@@ -67,6 +71,7 @@ export function agentsService(context: AppContext) {
         documentHash: version.document_hash,
         document,
         access: accessInfo(users.get(agent.created_by_user_id), caller),
+        procedures,
       }),
     );
     context.caches.rendered.set(key, bytes);
@@ -235,9 +240,14 @@ export function agentsService(context: AppContext) {
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
-    /** A commit (decisions.md D4); returns the agent at the resulting head. */
-    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<Buffer> {
-      return commit(caller, agentId, options, async ({ current }) => prepareChange(context.documents, current, changes));
+    /**
+     * A commit (decisions.md D4), which also publishes procedures: the caller's drafts, or the
+     * explicit map (procedure-publish.ts). Returns the agent at the resulting head.
+     */
+    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges, procedures?: ExplicitProcedures | null): Promise<Buffer> {
+      return commit(caller, agentId, options, async ({ trx, agent, branch, current }) =>
+        withPublishedProcedures(context, trx, caller, agent, branch, current.document, await prepareChange(context.documents, current, changes), procedures),
+      );
     },
 
     /**

@@ -24,7 +24,8 @@ export function draftsService(context: AppContext) {
     async save(caller: Caller, agentId: string, branchId: string, input: DraftInput) {
       const sent = configSectionsOf(input);
       const sections = await compute(isLarge(sent), 'validateSections', sent, ['body']);
-      const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [] };
+      // Procedure drafts are kept apart (src/features/procedures), per procedure.
+      const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [], procedures: {} };
       const prepared = await context.documents.prepare(document);
       const now = context.now();
       return context.write(async ({ trx, afterCommit }) => {
