@@ -233,18 +233,17 @@ export function routeRequests(testApp: TestApp) {
         },
       }),
     );
-    // A procedure published on the branch: its head maps it to a version.
+    // A procedure folder published on the branch (its head maps it to a version), which its
+    // author has a draft of again: procedure routes then have a draft to compile and a folder to
+    // create procedures in.
+    const procedures = `/v1/convai/agents/${agentId}/branches/${created.created_branch_id}/procedures`;
     const { procedure_id: procedureId } = await ok<{ procedure_id: string }>(
-      await send({
-        method: 'POST',
-        url: `/v1/convai/agents/${agentId}/branches/${created.created_branch_id}/procedures`,
-        key,
-        payload: { name: 'Greeting', content: 'Greet the caller by {{name}}.', trigger: 'The call starts' },
-      }),
+      await send({ method: 'POST', url: procedures, key, payload: { name: 'Greetings', type: 'folder' } }),
     );
     const published = await ok<{ version_id: string; procedures: Record<string, { version_id: string }> }>(
       await send({ method: 'PATCH', url: `/v1/convai/agents/${agentId}?branch_id=${created.created_branch_id}`, key, payload: {} }),
     );
+    await ok(await send({ method: 'PATCH', url: `${procedures}/${procedureId}/draft`, key, payload: { name: 'Greetings (renamed)', content: '', type: 'folder' } }));
     const main = await ok<{ version_id: string }>(
       await send({
         method: 'PATCH',

@@ -51,6 +51,7 @@ export function procedureRoutes(context: AppContext): RouteDefinition[] {
       example: {
         params: onBranch,
         body: () => ({ name: 'Refunds', content: 'Ask for the order number, then [tool id="tool_refund"].', type: 'free_form', trigger: 'The caller wants a refund' }),
+        references: (ids) => ({ body: { folder_parent_id: ids.procedureId } }),
       },
       responses: { 200: RESPONSES.created },
       handler: ({ caller, params, body }) =>
@@ -146,7 +147,8 @@ export function procedureRoutes(context: AppContext): RouteDefinition[] {
       body: zUpdateProcedureDraftBody,
       example: {
         params: onProcedure,
-        body: () => ({ name: 'Refunds', content: 'Ask for the order number first.', type: 'free_form' }),
+        // The example procedure is a folder.
+        body: () => ({ name: 'Greetings', content: '', type: 'folder' }),
       },
       responses: { 200: RESPONSES.draft },
       handler: ({ caller, params, body }) =>
