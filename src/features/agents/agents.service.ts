@@ -14,11 +14,12 @@ import { type CommitOptions, commitToBranch, type ProduceChange, startBranch } f
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
-import { type AgentDocument, copyNameOf, proceduresOf, voiceIdOf } from './agent-document.js';
+import { type AgentDocument, copyNameOf, proceduresOf, voiceIdOf, withProcedures } from './agent-document.js';
 import { deleteAgentAndOwned } from './agent-owned-tables.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
 import { type ExplicitProcedures, withPublishedProcedures } from '../procedures/procedure-publish.js';
+import { procedureCopier } from '../procedures/procedure-copy.js';
 import { procedureRefs } from '../procedures/procedure-sets.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
 import type { ConfigChanges } from './config-changes.js';
@@ -284,7 +285,8 @@ export function agentsService(context: AppContext) {
 
     /**
      * A new agent with a copy of every unarchived branch at its head (same names and
-     * descriptions), without history, drafts or deployments (upstream's `agents.duplicate`).
+     * descriptions), without history, drafts or deployments (upstream's `agents.duplicate`); the
+     * procedures of those heads under new ids.
      */
     async duplicate(caller: Caller, agentId: string, name: string | null | undefined): Promise<{ agent_id: string }> {
       const now = context.now();
@@ -295,12 +297,14 @@ export function agentsService(context: AppContext) {
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
         const copyName = name ?? copyNameOf(source.name);
+        const procedures = procedureCopier(trx, caller, source.id, newAgentId, now);
         for (const branch of branches) {
           const head = await versionsStore(trx).findOrThrow(source.id, branch.head_version_id);
           const isMain = branch.id === source.main_branch_id;
           const newBranchId = branchIds.get(branch.id) as string;
           let document = await loadDocument(context, trx, head);
           if (isMain) document = { ...document, name: copyName };
+          if (Object.keys(proceduresOf(document)).length > 0) document = withProcedures(document, await procedures.copy(proceduresOf(document)));
           const prepared = await context.documents.prepare(document);
           const { head_version_id: _head, head_seq_no: _seqNo, ...copied } = branch;
           await startBranch(

@@ -7,6 +7,7 @@ import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { branchesStore } from '../branches/branches.store.js';
 import type { Caller } from '../../domain/caller.js';
+import { assertValidProcedures, callersWorkingSet } from '../procedures/procedure-sets.js';
 import { draftsStore } from './drafts.store.js';
 
 export interface DraftInput extends AgentConfigSections {
@@ -31,6 +32,9 @@ export function draftsService(context: AppContext) {
       return context.write(async ({ trx, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
+        // Upstream validates the caller's procedures with the config they would go with.
+        const { working } = await callersWorkingSet(context, trx, agent.id, branch, caller.userId);
+        assertValidProcedures(working, document.conversation_config);
         await context.documents.write(trx, prepared);
         afterCommit(() => context.documents.markStored(prepared));
         await draftsStore(trx).save({

@@ -11,7 +11,7 @@ import type { AgentRow } from '../agents/agents.store.js';
 import type { PreparedChange } from '../agents/prepared-change.js';
 import type { BranchRow } from '../branches/branches.store.js';
 import { assertValidProcedures, publishedSet, type SetMember, workingSet } from './procedure-sets.js';
-import { type ProcedureVersionRow, proceduresStore } from './procedures.store.js';
+import { type ProcedureDraftRow, type ProcedureVersionRow, proceduresStore } from './procedures.store.js';
 
 /** `UpdateAgentRequest.procedures`: procedure id → `{procedure_id, version_id}`. */
 export type ExplicitProcedures = Record<string, { procedure_id: string; version_id: string }>;
@@ -42,10 +42,26 @@ export async function withPublishedProcedures(
   return { ...change, document, prepared: await context.documents.prepare(document), same: false };
 }
 
-/** The tip's set with the caller's drafts over it; a new version for each draft that changes its procedure. */
+/** The tip's set with the caller's drafts over it (then cleared); a new version for each draft that changes its procedure. */
 async function publishDrafts(context: AppContext, trx: Kysely<Database>, caller: Caller, agent: AgentRow, branch: BranchRow, published: Map<string, SetMember>) {
-  const store = proceduresStore(trx);
-  const drafts = await store.draftsOfUser(branch.id, caller.userId);
+  const drafts = await proceduresStore(trx).draftsOfUser(branch.id, caller.userId);
+  const drafted = await versionDrafts(context, trx, caller, agent.id, published, drafts);
+  if (drafts.length > 0) await proceduresStore(trx).discardDraftsOfUser(branch.id, caller.userId);
+  return drafted;
+}
+
+/**
+ * `published` with `drafts` over it as a map of versions: each draft that changes its procedure
+ * becomes a new procedure version (written here), an unchanged one keeps its version.
+ */
+export async function versionDrafts(
+  context: AppContext,
+  trx: Kysely<Database>,
+  caller: Caller,
+  agentId: string,
+  published: ReadonlyMap<string, SetMember>,
+  drafts: ProcedureDraftRow[],
+): Promise<{ map: ProcedureMap; set: Map<string, SetMember> }> {
   const set = await workingSet(context, trx, published, drafts);
   const now = context.now();
   const minted: ProcedureVersionRow[] = [];
@@ -53,13 +69,12 @@ async function publishDrafts(context: AppContext, trx: Kysely<Database>, caller:
   for (const [procedureId, member] of set) {
     const before = published.get(procedureId);
     if (member.drafted && before?.bodyHash !== member.bodyHash) {
-      const row = { id: newId('agtprcv_', now), procedure_id: procedureId, agent_id: agent.id, body_hash: member.bodyHash, author_user_id: caller.userId, created_at_ms: now };
+      const row = { id: newId('agtprcv_', now), procedure_id: procedureId, agent_id: agentId, body_hash: member.bodyHash, author_user_id: caller.userId, created_at_ms: now };
       minted.push(row);
       map[procedureId] = row.id;
     } else map[procedureId] = (before ?? member).versionId as string;
   }
-  await store.insertVersions(minted);
-  if (drafts.length > 0) await store.discardDraftsOfUser(branch.id, caller.userId);
+  await proceduresStore(trx).insertVersions(minted);
   return { map, set };
 }
 

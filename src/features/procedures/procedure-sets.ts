@@ -5,8 +5,10 @@ import type { WriteScope } from '../../db/write.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { type ProcedureBody, type ProcedureError, toolsOfConfig, validateProcedures } from '../../domain/procedures.js';
 import { InvalidRequestWithDataError } from '../../errors.js';
-import type { ProcedureMap } from '../agents/agent-document.js';
-import type { DocumentStore } from '../versions/documents.store.js';
+import { type ProcedureMap, proceduresOf } from '../agents/agent-document.js';
+import type { BranchRow } from '../branches/branches.store.js';
+import { type DocumentStore, loadDocument } from '../versions/documents.store.js';
+import { versionsStore } from '../versions/versions.store.js';
 import { type ProcedureDraftRow, proceduresStore } from './procedures.store.js';
 import { procedureRef, type ProcedureRefResponse } from './procedures.wire.js';
 
@@ -65,6 +67,14 @@ export async function workingSet(
     else set.set(draft.procedure_id, { versionId: null, bodyHash: draft.body_hash, body: await loadBody(context, db, draft.body_hash), drafted: true });
   }
   return set;
+}
+
+/** The tip's set of a branch, the caller's drafts on it, and their working set. */
+export async function callersWorkingSet(context: Documents, db: Kysely<Database>, agentId: string, branch: Pick<BranchRow, 'id' | 'head_version_id'>, userId: string) {
+  const tip = await versionsStore(db).findOrThrow(agentId, branch.head_version_id);
+  const published = await publishedSet(context, db, agentId, proceduresOf(await loadDocument(context, db, tip)));
+  const drafts = await proceduresStore(db).draftsOfUser(branch.id, userId);
+  return { published, drafts, working: await workingSet(context, db, published, drafts) };
 }
 
 /** Every error of the set (`validateProcedures`), against the tools of the config it goes with. */

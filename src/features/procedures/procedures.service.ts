@@ -15,7 +15,7 @@ import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
 import { loadDocument } from '../versions/documents.store.js';
 import { versionsStore } from '../versions/versions.store.js';
-import { loadBody, procedureErrors, publishedSet, type SetMember, storeBody, workingSet } from './procedure-sets.js';
+import { callersWorkingSet, loadBody, procedureErrors, publishedSet, type SetMember, storeBody } from './procedure-sets.js';
 import { type ProcedureRow, proceduresStore } from './procedures.store.js';
 import { procedureAtVersion, procedureDraft, procedureListItem } from './procedures.wire.js';
 
@@ -71,9 +71,7 @@ export function proceduresService(context: AppContext) {
   }
 
   async function callersSet(trx: Kysely<Database>, caller: Caller, agent: AgentRow, branch: BranchRow) {
-    const published = await tipSet(trx, agent, branch);
-    const drafts = await proceduresStore(trx).draftsOfUser(branch.id, caller.userId);
-    return { published, drafts, working: await workingSet(context, trx, published, drafts) };
+    return callersWorkingSet(context, trx, agent.id, branch, caller.userId);
   }
 
   /** A draft-only procedure that nobody drafts any more never existed: it goes. */
