@@ -255,6 +255,9 @@ describe('procedures across branches and agents', () => {
     expect((await ok<AgentRead>('GET', withValue(conflict.source_value))).procedures[id].version_id).toBe(side.procedures[id].version_id);
     expect((await ok<AgentRead>('GET', withValue(main.procedures[id].version_id))).procedures[id].version_id).toBe(main.procedures[id].version_id);
     expect((await send('GET', withValue(main.procedures[id].version_id.replace(/.$/, '0')))).statusCode).toBe(422);
+    expect((await send('GET', withValue(5))).statusCode).toBe(422);
+    // null leaves the procedure out of the result.
+    expect((await ok<AgentRead>('GET', withValue(null))).procedures).toEqual({});
   });
 
   it("branch create with include_draft takes the caller's procedure drafts (left in place on the parent); duplicate copies procedures under new ids", async () => {

@@ -49,7 +49,11 @@ function resolutionsBySection(
     }
     const { section, path } = matches[0];
     if (!result.has(section)) result.set(section, new Map());
-    result.get(section)!.set(path, section === 'procedures' ? procedureResolution(resolution) : resolution);
+    const settled = section === 'procedures' ? procedureResolution(resolution) : resolution;
+    if (section === 'procedures' && typeof settled !== 'string' && settled.value !== null && typeof settled.value !== 'string') {
+      throw RequestValidationError.at([location, 'resolutions', key], 'A procedure is settled with one of its version ids, its value as the preview shows it, or null.');
+    }
+    result.get(section)!.set(path, settled);
   }
   return result;
 }
