@@ -10,6 +10,7 @@ import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
 import { agentsService } from './features/agents/agents.service.js';
 import { auditRoutes } from './features/audit/audit.routes.js';
+import { procedureRoutes } from './features/procedures/procedures.routes.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { draftRoutes } from './features/drafts/drafts.routes.js';
@@ -67,6 +68,7 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...deploymentRoutes(context),
     ...mergeProposalRoutes(context),
     ...auditRoutes(context),
+    ...procedureRoutes(context),
   ];
 }
 

@@ -49,6 +49,11 @@ describe('agent-owned tables', () => {
           conversation_config: { agent: { first_message: 'Side' } },
         }),
       );
+      // A published procedure (its version) and a drafted one on the side branch.
+      for (const procedure of ['Published', 'Drafted']) {
+        okJson(await send('POST', `${base}/branches/${branchId}/procedures`, { name: procedure, content: `${procedure} steps` }));
+        if (procedure === 'Published') okJson(await send('PATCH', `${base}?branch_id=${branchId}`, {}));
+      }
       const draft = { conversation_config: { agent: { first_message: 'draft' } }, platform_settings: {}, workflow: {}, name };
       okJson(await send('POST', `${base}/drafts?branch_id=${agent.main_branch_id}`, draft));
       const { created_merge_proposal_id: proposalId } = okJson<{ created_merge_proposal_id: string }>(

@@ -70,6 +70,8 @@ function idsOf(fixture: Fixture, userId: string): IdsByKind {
     deployment: fixture.deploymentId,
     proposal: fixture.proposalId,
     user: userId,
+    procedure: fixture.procedureId,
+    procedure_version: fixture.procedureVersionId,
   };
 }
 
@@ -696,6 +698,8 @@ const SHAPE_FIXTURE: Fixture = {
   deploymentId: 'agtdpl_shape',
   proposalId: 'agtmprop_shape',
   reviewerUserId: 'user_shape',
+  procedureId: 'agtprc_shape',
+  procedureVersionId: 'agtprcv_shape',
 };
 
 /** How many requests each route got, by kind: the last test checks that every route was fuzzed. */

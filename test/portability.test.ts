@@ -363,6 +363,29 @@ describe('a dump or copy that does not verify is refused before anything is comm
     }
   });
 
+  it('a dump written before the procedure tables existed (no rows, no digests for them) imports and verifies', async () => {
+    const newer = new Set(['procedures', 'procedure_versions', 'procedure_drafts']);
+    const older = dump.map((line) => {
+      const record = JSON.parse(line) as DumpRecord & { tables?: string[] };
+      if (record.tables) return JSON.stringify({ ...record, tables: record.tables.filter((table) => !newer.has(table)) });
+      if (record.digests) return JSON.stringify({ digests: record.digests.filter((digest) => !newer.has(digest.table)) });
+      expect(newer.has(record.table ?? '')).toBe(false);
+      return line;
+    });
+    expect(older.at(-1)).not.toBe(dump.at(-1));
+    const other = await createTestDatabase();
+    const store = await openStore(other.options);
+    try {
+      await importStore(store, async function* () {
+        yield* older;
+      });
+      expect(await digestStore(store.db)).toEqual(await digestStore(source.store.db));
+    } finally {
+      await store.close();
+      await other.drop();
+    }
+  });
+
   /** Makes the target store every agent under another name than the one it is sent. */
   async function renameOnInsert(db: Kysely<Database>, on: boolean) {
     if (dialect === 'sqlite') {
@@ -426,8 +449,8 @@ async function expectHeadsAtTheirLastVersions(db: Kysely<Database>) {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment';
-const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment'];
+type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment' | 'procedure';
+const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment', 'procedure'];
 
 /** The write that changes `table` (and the audit log, read last, with it). */
 const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
@@ -445,6 +468,10 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   merge_proposal_reviews: 'review',
   merge_proposal_comments: 'comment',
   audit_events: 'commit',
+  procedures: 'procedure',
+  procedure_drafts: 'procedure',
+  // A commit publishes its author's procedure drafts on the branch.
+  procedure_versions: 'commit',
 };
 
 /**
@@ -496,6 +523,8 @@ function startWriter(source: TestApp, agents: { id: string; branches: string[] }
       case 'comment':
         if (!proposal) return write('proposal', n);
         return send('POST', `/v1/convai/agents/${proposal.agent}/merge-proposals/${proposal.id}/comments`, { body: `comment ${n}` });
+      case 'procedure':
+        return send('POST', `${base}/branches/${branch}/procedures`, { name: `procedure ${n}`, content: `Step ${n}.` });
     }
   };
   let asked: WriteKind | undefined;

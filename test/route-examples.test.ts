@@ -27,6 +27,8 @@ const IDS: Fixture = {
   deploymentId: 'agtdpl_example',
   proposalId: 'agtmprop_example',
   reviewerUserId: 'user_example',
+  procedureId: 'agtprc_example',
+  procedureVersionId: 'agtprcv_example',
 };
 
 function queryKeys(route: RouteDefinition): string[] {

@@ -30,7 +30,8 @@ const typesFollowTheRegistry: [
 function changedEverywhere(base: AgentDocument, mark: string): AgentDocument {
   const changes: ConfigChanges = { name: `name ${mark}`, tags: [`tag ${mark}`] };
   for (const section of CONFIG_SECTION_NAMES) changes[section] = { marker_of_this_test: mark };
-  return applyConfigChanges({ document: base, agentSettings: {} }, changes).document;
+  const document = applyConfigChanges({ document: base, agentSettings: {} }, changes).document;
+  return { ...document, procedures: { agtprc_marker_of_this_test: `agtprcv_${mark}` } };
 }
 
 const DOCUMENT_KEYS = SECTIONS.flatMap((section) => section.keys);

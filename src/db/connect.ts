@@ -15,6 +15,7 @@ import * as mergeProposals from './migrations/0005_merge_proposals.js';
 import * as audit from './migrations/0006_audit.js';
 import * as agentRevision from './migrations/0007_agent_revision.js';
 import * as branchNameKey from './migrations/0008_branch_name_key.js';
+import * as procedures from './migrations/0009_procedures.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
 
@@ -55,6 +56,7 @@ export const migrations: Record<string, Migration> = {
   '0006_audit': audit,
   '0007_agent_revision': agentRevision,
   '0008_branch_name_key': branchNameKey,
+  '0009_procedures': procedures,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */

@@ -194,6 +194,36 @@ export interface AuditEventTable {
   details: string;
 }
 
+/** A procedure's identity (src/features/procedures): it belongs to one agent. */
+export interface ProcedureTable {
+  id: string;
+  agent_id: string;
+  created_by_user_id: string;
+  created_at_ms: number;
+}
+
+/** An immutable procedure version, which agent versions' `procedures` maps point at. */
+export interface ProcedureVersionTable {
+  id: string;
+  procedure_id: string;
+  agent_id: string;
+  /** Root of the content-addressed `ProcedureBody` (table `blobs`). */
+  body_hash: string;
+  author_user_id: string;
+  created_at_ms: number;
+}
+
+/** A user's unpublished edit of a procedure on a branch, until their next publish there. */
+export interface ProcedureDraftTable {
+  branch_id: string;
+  user_id: string;
+  procedure_id: string;
+  agent_id: string;
+  /** Root of the drafted `ProcedureBody`; null stages the procedure's removal. */
+  body_hash: string | null;
+  updated_at_ms: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   users: UserTable;
@@ -209,4 +239,7 @@ export interface Database {
   merge_proposal_reviews: MergeProposalReviewTable;
   merge_proposal_comments: MergeProposalCommentTable;
   audit_events: AuditEventTable;
+  procedures: ProcedureTable;
+  procedure_versions: ProcedureVersionTable;
+  procedure_drafts: ProcedureDraftTable;
 }

@@ -19,4 +19,7 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   { name: 'merge_proposal_reviews', key: ['proposal_id', 'user_id'] },
   { name: 'merge_proposal_comments', key: ['id'] },
   { name: 'audit_events', key: ['id'] },
+  { name: 'procedures', key: ['id'] },
+  { name: 'procedure_versions', key: ['id'] },
+  { name: 'procedure_drafts', key: ['branch_id', 'user_id', 'procedure_id'] },
 ];

@@ -6,9 +6,8 @@
  * type checker asks for when a section is added here. A section's `name` is what a merge conflict
  * and a diff change report as their `section`; paths in them are relative to it.
  *
- * Adding a section (procedures: a map of procedure id → version id, whose ids merge one by one) is
- * an entry here, its entry in `DOCUMENT_SECTIONS`, and its own code (what a commit, a read and a
- * merge preview do with it).
+ * Adding a section is an entry here, its entry in `DOCUMENT_SECTIONS`, and its own code (what a
+ * commit, a read and a merge preview do with it), as `procedures` has.
  */
 export interface SectionSpec {
   readonly name: string;
@@ -30,6 +29,8 @@ export const SECTIONS = [
   // Extension: the name and tags as committed on a branch. They become the agent's own (its
   // columns) when committed on main or merged into it; name and tags are checked as text.
   { name: 'agent', keys: ['name', 'tags'], upstreamConfig: false, anyText: false },
+  // Procedure id → procedure version id (src/features/procedures); merged id by id.
+  { name: 'procedures', keys: ['procedures'], upstreamConfig: false, anyText: false },
 ] as const satisfies readonly SectionSpec[];
 
 type Spec = (typeof SECTIONS)[number];

@@ -5,8 +5,8 @@
  *
  * It is written against the example agent, which the tests make fresh for each use and whose
  * real ids they pass in as `ExampleIds`: an agent with a second branch that has a change of its
- * own, a main that moved on since, the first (active) deployment and an open merge proposal from
- * the branch into main. Every merge, rebase and restore then has real work to do.
+ * own, a main that moved on since, the first (active) deployment, an open merge proposal from
+ * the branch into main, and a procedure published on the branch. Every merge, rebase and restore then has real work to do.
  */
 export interface ExampleIds {
   agentId: string;
@@ -23,10 +23,13 @@ export interface ExampleIds {
   proposalId: string;
   /** A real user of the agent's workspace. */
   reviewerUserId: string;
+  /** A procedure published on the second branch (its head maps it to `procedureVersionId`). */
+  procedureId: string;
+  procedureVersionId: string;
 }
 
 /** What an id names. */
-export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user';
+export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version';
 
 export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   agentId: 'agent',
@@ -37,6 +40,8 @@ export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   deploymentId: 'deployment',
   proposalId: 'proposal',
   reviewerUserId: 'user',
+  procedureId: 'procedure',
+  procedureVersionId: 'procedure_version',
 };
 
 /**

@@ -18,6 +18,7 @@ export const UNKNOWN_ID: Record<string, string> = {
   agent_id: 'agent_0000000000000000000000000z',
   branch_id: 'agtbrch_0000000000000000000000000z',
   version_id: 'agtvrsn_0000000000000000000000000z',
+  procedure_id: 'agtprc_0000000000000000000000000z',
 };
 /** An id with the prefix and length of `id` that no row has: compared with `id`, only existence differs. */
 export function unknownIdLike(id: string): string {
@@ -232,6 +233,17 @@ export function routeRequests(testApp: TestApp) {
         },
       }),
     );
+    // A procedure folder published on the branch (its head maps it to a version), which its
+    // author has a draft of again: procedure routes then have a draft to compile and a folder to
+    // create procedures in.
+    const procedures = `/v1/convai/agents/${agentId}/branches/${created.created_branch_id}/procedures`;
+    const { procedure_id: procedureId } = await ok<{ procedure_id: string }>(
+      await send({ method: 'POST', url: procedures, key, payload: { name: 'Greetings', type: 'folder' } }),
+    );
+    const published = await ok<{ version_id: string; procedures: Record<string, { version_id: string }> }>(
+      await send({ method: 'PATCH', url: `/v1/convai/agents/${agentId}?branch_id=${created.created_branch_id}`, key, payload: {} }),
+    );
+    await ok(await send({ method: 'PATCH', url: `${procedures}/${procedureId}/draft`, key, payload: { name: 'Greetings (renamed)', content: '', type: 'folder' } }));
     const main = await ok<{ version_id: string }>(
       await send({
         method: 'PATCH',
@@ -264,10 +276,12 @@ export function routeRequests(testApp: TestApp) {
       mainBranchId,
       mainVersionId: main.version_id,
       branchId: created.created_branch_id,
-      branchVersionId: created.created_version_id,
+      branchVersionId: published.version_id,
       deploymentId: history.results[0].id,
       proposalId: proposal.created_merge_proposal_id,
       reviewerUserId,
+      procedureId,
+      procedureVersionId: published.procedures[procedureId].version_id,
     };
   }
 

@@ -12,6 +12,25 @@ import { MAX_AGENT_NAME } from '../../wire/request-bodies.js';
 export interface AgentDocument extends JsonObject, Record<ConfigSectionName, JsonObject> {
   name: string;
   tags: string[];
+  /**
+   * Procedure id → procedure version id. Documents written before procedures existed lack it:
+   * read it through `proceduresOf`, which gives `{}` for them.
+   */
+  procedures: ProcedureMap;
+}
+
+/** An agent version's procedures: procedure id → procedure version id (src/features/procedures). */
+export type ProcedureMap = Record<string, string>;
+
+/** The document's procedures (`{}` when it has none). */
+export function proceduresOf(document: AgentDocument): ProcedureMap {
+  const map = document.procedures;
+  return isJsonObject(map) ? (map as ProcedureMap) : {};
+}
+
+/** The document with `procedures` as its map. */
+export function withProcedures(document: AgentDocument, procedures: ProcedureMap): AgentDocument {
+  return { ...document, procedures };
 }
 
 /** What merge, diff and reads do with one section of a document (its facts: domain/sections.ts). */
@@ -50,12 +69,25 @@ const agentSection: DocumentSection = {
   visible: (document) => ({ name: document.name, tags: document.tags }),
 };
 
+/** Procedure id → version id, merged and diffed id by id (conflict and change paths: the procedure id). */
+const proceduresSection: DocumentSection = {
+  empty: () => ({ procedures: {} }),
+  valueOf: (document) => proceduresOf(document),
+  fromMerged: (value) => {
+    const map: ProcedureMap = {};
+    for (const [id, versionId] of Object.entries(isJsonObject(value) ? value : {})) if (typeof versionId === 'string') map[id] = versionId;
+    return { procedures: map };
+  },
+  visible: (document) => ({ procedures: proceduresOf(document) }),
+};
+
 /** Each section's behaviour, by its name in domain/sections.ts (the type asks for every one). */
 const DOCUMENT_SECTIONS: Record<SectionName, DocumentSection> = {
   conversation_config: configSection('conversation_config'),
   platform_settings: configSection('platform_settings'),
   workflow: configSection('workflow'),
   agent: agentSection,
+  procedures: proceduresSection,
 };
 
 function documentOf(parts: (section: DocumentSection, name: SectionName) => Partial<AgentDocument>): AgentDocument {

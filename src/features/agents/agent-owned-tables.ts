@@ -5,6 +5,7 @@ import { branchesStore } from '../branches/branches.store.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
+import { proceduresStore } from '../procedures/procedures.store.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { agentsStore } from './agents.store.js';
 
@@ -26,6 +27,7 @@ export const AGENT_OWNED_TABLES: readonly AgentOwnedTables[] = [
     deleteForAgent: (db, agentId) => mergeProposalsStore(db).deleteForAgent(agentId),
   },
   { tables: ['drafts'], deleteForAgent: (db, agentId) => draftsStore(db).deleteForAgent(agentId) },
+  { tables: ['procedure_drafts', 'procedure_versions', 'procedures'], deleteForAgent: (db, agentId) => proceduresStore(db).deleteForAgent(agentId) },
   { tables: ['versions'], deleteForAgent: (db, agentId) => versionsStore(db).deleteForAgent(agentId) },
   { tables: ['branches'], deleteForAgent: (db, agentId) => branchesStore(db).deleteForAgent(agentId) },
   { tables: ['agent_tags', 'agents'], deleteForAgent: (db, agentId) => agentsStore(db).delete(agentId) },

@@ -34,6 +34,11 @@ export interface AgentView {
   access: AccessInfo;
   /** Show the document's name and tags even on main (a preview of a merge into main). */
   documentIdentity?: boolean;
+  /**
+   * The document's procedures as upstream's `ProcedureRefResponseModel`s, by procedure id
+   * (procedure-sets.ts `procedureRefs`). Immutable for a version, as the rest of the view.
+   */
+  procedures: Record<string, JsonObject>;
 }
 
 /** Where the cache keeps the view's sections. */
@@ -82,8 +87,7 @@ export async function renderAgentResponse(sections: SectionCache, view: AgentVie
     version_id: view.versionId,
     branch_id: view.branchId,
     main_branch_id: agent.main_branch_id,
-    // Upstream's field (required by the SDK); empty until this server has a procedures section.
-    procedures: {},
+    procedures: view.procedures,
   };
   const prefix = JSON.stringify(head).slice(0, -1);
   const configSections = CONFIG_SECTION_NAMES.map((section) => `${JSON.stringify(section)}:${rendered[section]}`).join(',');

@@ -162,6 +162,8 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
       description:
         'Commits a new version to a branch (main unless `branch_id`). JSON Merge Patch for conversation_config and ' +
         'platform_settings; workflow replaces the whole workflow. A body that changes nothing makes no version. ' +
+        "Publishes the caller's procedure drafts on the branch (or the `procedures` map, when given); 400 " +
+        '`procedure_validation_failed` when a procedure of the result is invalid. ' +
         'Extension: `expected_version_id` → 409 concurrent_modification when the branch head moved.',
       tag: TAG,
       permission: 'write',
@@ -194,6 +196,7 @@ export function agentRoutes(context: AppContext): RouteDefinition[] {
             name: body.name,
             tags: body.tags,
           },
+          body.procedures,
         );
       },
     }),

@@ -14,10 +14,13 @@ import { type CommitOptions, commitToBranch, type ProduceChange, startBranch } f
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
-import { type AgentDocument, copyNameOf, voiceIdOf } from './agent-document.js';
+import { type AgentDocument, copyNameOf, proceduresOf, voiceIdOf, withProcedures } from './agent-document.js';
 import { deleteAgentAndOwned } from './agent-owned-tables.js';
 import { renderAgentResponse } from './agent-response.js';
 import { routeToBranch } from '../../domain/traffic-split.js';
+import { type ExplicitProcedures, withPublishedProcedures } from '../procedures/procedure-publish.js';
+import { procedureCopier } from '../procedures/procedure-copy.js';
+import { procedureRefs } from '../procedures/procedure-sets.js';
 import { type AgentRow, type AgentSort, agentsStore, splitAgentVersionRow } from './agents.store.js';
 import type { ConfigChanges } from './config-changes.js';
 import { prepareChange } from './prepared-change.js';
@@ -59,6 +62,8 @@ export function agentsService(context: AppContext) {
     if (cached) return cached;
     const document = (await context.documents.load(db, version.document_hash)) as AgentDocument;
     const users = await context.users.describe([agent.created_by_user_id]);
+    // Part of the cached bytes: a version's procedure versions never change, so the key holds.
+    const procedures = await procedureRefs(context, db, agent.id, proceduresOf(document));
     const bytes = Buffer.from(
       await renderAgentResponse(context.caches.sections, {
         agent,
@@ -67,6 +72,7 @@ export function agentsService(context: AppContext) {
         documentHash: version.document_hash,
         document,
         access: accessInfo(users.get(agent.created_by_user_id), caller),
+        procedures,
       }),
     );
     context.caches.rendered.set(key, bytes);
@@ -235,9 +241,14 @@ export function agentsService(context: AppContext) {
       return renderAt(caller, agent, await resolveVersion(agent, selector));
     },
 
-    /** A commit (decisions.md D4); returns the agent at the resulting head. */
-    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges): Promise<Buffer> {
-      return commit(caller, agentId, options, async ({ current }) => prepareChange(context.documents, current, changes));
+    /**
+     * A commit (decisions.md D4), which also publishes procedures: the caller's drafts, or the
+     * explicit map (procedure-publish.ts). Returns the agent at the resulting head.
+     */
+    async update(caller: Caller, agentId: string, options: CommitOptions, changes: ConfigChanges, procedures?: ExplicitProcedures | null): Promise<Buffer> {
+      return commit(caller, agentId, options, async ({ trx, agent, branch, current }) =>
+        withPublishedProcedures(context, trx, caller, agent, branch, current.document, await prepareChange(context.documents, current, changes), procedures),
+      );
     },
 
     /**
@@ -274,7 +285,8 @@ export function agentsService(context: AppContext) {
 
     /**
      * A new agent with a copy of every unarchived branch at its head (same names and
-     * descriptions), without history, drafts or deployments (upstream's `agents.duplicate`).
+     * descriptions), without history, drafts or deployments (upstream's `agents.duplicate`); the
+     * procedures of those heads under new ids.
      */
     async duplicate(caller: Caller, agentId: string, name: string | null | undefined): Promise<{ agent_id: string }> {
       const now = context.now();
@@ -285,12 +297,14 @@ export function agentsService(context: AppContext) {
         const branches = await branchesStore(trx).list(source.id, { includeArchived: false });
         const branchIds = new Map(branches.map((branch) => [branch.id, newId('agtbrch_', now)]));
         const copyName = name ?? copyNameOf(source.name);
+        const procedures = procedureCopier(trx, caller, source.id, newAgentId, now);
         for (const branch of branches) {
           const head = await versionsStore(trx).findOrThrow(source.id, branch.head_version_id);
           const isMain = branch.id === source.main_branch_id;
           const newBranchId = branchIds.get(branch.id) as string;
           let document = await loadDocument(context, trx, head);
           if (isMain) document = { ...document, name: copyName };
+          if (Object.keys(proceduresOf(document)).length > 0) document = withProcedures(document, await procedures.copy(proceduresOf(document)));
           const prepared = await context.documents.prepare(document);
           const { head_version_id: _head, head_seq_no: _seqNo, ...copied } = branch;
           await startBranch(

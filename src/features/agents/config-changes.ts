@@ -1,7 +1,7 @@
 import type { JsonObject } from '../../domain/canonical-json.js';
 import { CONFIG_SECTION_NAMES, type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
 import { type AgentConfigSections, normalizeSection, patchSection, validateAgentConfig, validateSection } from '../../wire/agent-config.js';
-import { type AgentDocument, emptyDocument, splitPlatformSettings } from './agent-document.js';
+import { type AgentDocument, emptyDocument, proceduresOf, splitPlatformSettings } from './agent-document.js';
 
 /** The config part of a commit, branch creation or create body, as sent (nullish = not sent). */
 export interface ConfigChanges extends Partial<Record<ConfigSectionName, JsonObject | null>> {
@@ -63,6 +63,8 @@ function withConfig(current: AgentDocument, sent: ConfigChanges, sections: Agent
       platform_settings: versioned,
       name: sent.name ?? current.name,
       tags: sent.tags ?? current.tags,
+      // Procedures are published by the procedures slice; a config change keeps them.
+      procedures: proceduresOf(current),
     },
     agentSettings: perAgent,
   };

@@ -31,6 +31,10 @@ export const AUDIT_ACTIONS = [
   'merge_proposal.review',
   'merge_proposal.comment',
   'merge_proposal.merge',
+  'procedure.create',
+  'procedure.delete',
+  'procedure.draft_update',
+  'procedure.draft_delete',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -1,10 +1,11 @@
 import type { AppContext } from '../../context.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { lockAgent, lockBranch } from '../../db/locks.js';
-import type { JsonObject } from '../../domain/canonical-json.js';
+import { deepEqual, type JsonObject } from '../../domain/canonical-json.js';
 import { newId } from '../../domain/ids.js';
 import { type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
 import { ConflictError, ForbiddenError, RequestValidationError } from '../../errors.js';
+import { proceduresOf, withProcedures } from '../agents/agent-document.js';
 import { agentSettingsChange, agentSettingsColumns, recordAgentSettingsChange } from '../agents/agent-settings.js';
 import { agentsStore } from '../agents/agents.store.js';
 import type { ConfigChanges } from '../agents/config-changes.js';
@@ -13,6 +14,8 @@ import { recordUserAction } from '../audit/audit.events.js';
 import { liveShares } from '../deployments/deployments.service.js';
 import { draftsStore } from '../drafts/drafts.store.js';
 import { closeProposalsOfArchivedBranch } from '../merge-proposals/merge-proposals.store.js';
+import { versionDrafts } from '../procedures/procedure-publish.js';
+import { assertValidProcedures, callersWorkingSet } from '../procedures/procedure-sets.js';
 import { loadDocument } from '../versions/documents.store.js';
 import { compareVersions } from '../versions/history.js';
 import { startBranch } from '../versions/commit.js';
@@ -153,14 +156,12 @@ export function branchesService(context: AppContext) {
             `Version ${JSON.stringify(input.parent_version_id)} is not a version of agent ${agent.id}.`,
           );
         }
-        if (input.include_draft) {
-          const parentBranch = await branchesStore(trx).findOrThrow(agent.id, parent.branch_id);
-          if (parentBranch.head_version_id !== parent.id) {
-            throw RequestValidationError.at(
-              ['body', 'include_draft'],
-              'include_draft requires parent_version_id to be the tip of its branch.',
-            );
-          }
+        const parentBranch = input.include_draft ? await branchesStore(trx).findOrThrow(agent.id, parent.branch_id) : undefined;
+        if (parentBranch && parentBranch.head_version_id !== parent.id) {
+          throw RequestValidationError.at(
+            ['body', 'include_draft'],
+            'include_draft requires parent_version_id to be the tip of its branch.',
+          );
         }
         const holder = await branchesStore(trx).findByNameKey(agent.id, name);
         if (holder) throw takenName(name, holder);
@@ -173,7 +174,14 @@ export function branchesService(context: AppContext) {
         );
         const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
         // A body that reads the same as the parent (a read sent back) keeps the parent's document as stored.
-        const prepared = next.same ? await context.documents.prepare(base) : next.prepared;
+        let prepared = next.same ? await context.documents.prepare(base) : next.prepared;
+        if (parentBranch) {
+          // include_draft: the caller's procedure drafts on the parent (validated, versioned, left in place) instead of its tip's.
+          const { published, drafts } = await callersWorkingSet(context, trx, agent.id, parentBranch, caller.userId);
+          const { map, set } = await versionDrafts(context, trx, caller, agent.id, published, drafts);
+          assertValidProcedures(set, next.document.conversation_config);
+          if (!deepEqual(map, proceduresOf(base))) prepared = await context.documents.prepare(withProcedures(next.document, map));
+        }
         const now = context.now();
         const branchId = newId('agtbrch_', now);
         if (settingsChange) {

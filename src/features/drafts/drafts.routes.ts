@@ -21,7 +21,8 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       summary: 'Create Agent Draft',
       description:
         "Stores the caller's draft (a full config snapshot) on `branch_id`, replacing theirs. Drafts are per user and " +
-        'per branch; a commit by that user on the branch, or a merge or rebase landing on it, discards them.',
+        'per branch; a commit by that user on the branch, or a merge or rebase landing on it, discards them. 400 ' +
+        "`procedure_validation_failed` when the caller's procedures on the branch are not valid with this config.",
       tag: TAG,
       permission: 'write',
       params,

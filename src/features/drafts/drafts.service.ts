@@ -7,6 +7,7 @@ import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { branchesStore } from '../branches/branches.store.js';
 import type { Caller } from '../../domain/caller.js';
+import { assertValidProcedures, callersWorkingSet } from '../procedures/procedure-sets.js';
 import { draftsStore } from './drafts.store.js';
 
 export interface DraftInput extends AgentConfigSections {
@@ -24,12 +25,16 @@ export function draftsService(context: AppContext) {
     async save(caller: Caller, agentId: string, branchId: string, input: DraftInput) {
       const sent = configSectionsOf(input);
       const sections = await compute(isLarge(sent), 'validateSections', sent, ['body']);
-      const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [] };
+      // Procedure drafts are kept apart (src/features/procedures), per procedure.
+      const document: AgentDocument = { ...sections, name: input.name, tags: input.tags ?? [], procedures: {} };
       const prepared = await context.documents.prepare(document);
       const now = context.now();
       return context.write(async ({ trx, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         const branch = await branchesStore(trx).findOrThrow(agent.id, branchId);
+        // Upstream validates the caller's procedures with the config they would go with.
+        const { working } = await callersWorkingSet(context, trx, agent.id, branch, caller.userId);
+        assertValidProcedures(working, document.conversation_config);
         await context.documents.write(trx, prepared);
         afterCommit(() => context.documents.markStored(prepared));
         await draftsStore(trx).save({

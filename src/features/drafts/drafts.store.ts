@@ -17,6 +17,11 @@ export function draftsStore(db: Kysely<Database>) {
         .execute();
     },
 
+    /** The user's draft on the branch, if any. */
+    findOfUser(branchId: string, userId: string): Promise<DraftRow | undefined> {
+      return db.selectFrom('drafts').selectAll().where('branch_id', '=', branchId).where('user_id', '=', userId).executeTakeFirst();
+    },
+
     /** Stores the user's draft on the branch, replacing theirs. */
     async save(row: DraftRow): Promise<void> {
       const { branch_id: _branch, user_id: _user, agent_id: _agent, ...draft } = row;

@@ -1,4 +1,4 @@
-import type { Json } from '../../domain/canonical-json.js';
+import { isJsonObject, type Json } from '../../domain/canonical-json.js';
 import { configSectionsOf, SECTION_NAMES, type SectionName } from '../../domain/sections.js';
 import { type Conflict, type Resolution, type Side, threeWayMerge } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../errors.js';
@@ -49,9 +49,23 @@ function resolutionsBySection(
     }
     const { section, path } = matches[0];
     if (!result.has(section)) result.set(section, new Map());
-    result.get(section)!.set(path, resolution);
+    const settled = section === 'procedures' ? procedureResolution(resolution) : resolution;
+    if (section === 'procedures' && typeof settled !== 'string' && settled.value !== null && typeof settled.value !== 'string') {
+      throw RequestValidationError.at([location, 'resolutions', key], 'A procedure is settled with one of its version ids, its value as the preview shows it, or null.');
+    }
+    result.get(section)!.set(path, settled);
   }
   return result;
+}
+
+/**
+ * A procedure's conflict is settled with a version id; a value as previews show it (a
+ * `ProcedureRefResponseModel`) stands for its `version_id`, null for leaving the procedure out.
+ */
+function procedureResolution(resolution: Resolution): Resolution {
+  if (typeof resolution === 'string') return resolution;
+  const { value } = resolution;
+  return isJsonObject(value) && typeof value.version_id === 'string' ? { value: value.version_id } : resolution;
 }
 
 /** The later tip wins a conflict (milliseconds, then version id); `force` → source (decisions.md D9). */

@@ -6,7 +6,8 @@ import type { Database } from '../../db/schema.js';
 import type { SeqRange } from '../../domain/frontier.js';
 import type { Side } from '../../domain/three-way-merge.js';
 import { ConflictError, RequestValidationError } from '../../errors.js';
-import { type AgentDocument, emptyDocument, sameVisibleDocument } from '../agents/agent-document.js';
+import { type AgentDocument, emptyDocument, proceduresOf, sameVisibleDocument } from '../agents/agent-document.js';
+import { strayProcedureVersions } from '../procedures/procedure-sets.js';
 import type { AgentRow } from '../agents/agents.store.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { type DocumentStore, loadDocument, type PreparedDocument } from '../versions/documents.store.js';
@@ -89,6 +90,14 @@ export async function planMerge(
     options.resolutions,
     options.resolutionsIn ?? 'body',
   );
+  // A procedure resolved by hand must name a version of that procedure.
+  const stray = await strayProcedureVersions(trx, agentId, proceduresOf(filled));
+  if (stray.length > 0) {
+    throw RequestValidationError.at(
+      [options.resolutionsIn ?? 'body', 'resolutions', `procedures.${stray[0]}`],
+      `The value for procedure ${stray[0]} must be one of its version ids (or null to leave it out).`,
+    );
+  }
   const resultingDocument = options.kind === 'merge' ? targetHead.document_hash : sourceHead.document_hash;
 
   let refusal: ConflictError | undefined;

@@ -6,7 +6,9 @@ import { lockAgent, lockBranch } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
 import { ConflictError, RequestValidationError } from '../../errors.js';
+import { proceduresOf } from '../agents/agent-document.js';
 import { renderAgentResponse } from '../agents/agent-response.js';
+import { procedureRefs, renderProcedureConflicts } from '../procedures/procedure-sets.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
@@ -189,6 +191,7 @@ export function mergesService(context: AppContext) {
    */
   async function renderPreview(caller: Caller, agent: AgentRow, onto: BranchRow, plan: MergePlan): Promise<Buffer> {
     const users = await context.users.describe([agent.created_by_user_id]);
+    const procedures = await procedureRefs(context, db, agent.id, proceduresOf(plan.document));
     const agentJson = await renderAgentResponse(context.caches.sections, {
       agent,
       versionId: null,
@@ -197,10 +200,11 @@ export function mergesService(context: AppContext) {
       document: plan.document,
       access: accessInfo(users.get(agent.created_by_user_id), caller),
       documentIdentity: true,
+      procedures,
     });
     const extra = {
       overridden_fields: overriddenFields(plan.conflicts),
-      conflicts: plan.conflicts,
+      conflicts: await renderProcedureConflicts(context, db, agent.id, plan.conflicts),
       source_identical_to_target: plan.refusal !== undefined,
       // Extension: what the preview was computed against, for `expected_target_version_id`.
       target_version_id: plan.targetHead.id,

@@ -108,6 +108,8 @@ function compareDigests(expected: TableDigest[], actual: TableDigest[], what = '
   for (const table of TABLES) {
     const want = expected.find((digest) => digest.table === table.name);
     const found = actual.find((digest) => digest.table === table.name);
+    // A dump written before a table existed (the procedure tables, migration 0009) has no digest for it: it holds none of its rows.
+    if (!want && found?.rows === 0) continue;
     if (!want || !found || found.rows !== want.rows || found.sha256 !== want.sha256) {
       throw new Error(
         `${what} for table ${table.name}: expected ${want?.rows ?? '?'} rows (${want?.sha256.slice(0, 12) ?? 'no digest'}), ` +

@@ -193,6 +193,8 @@ export interface CommitOptions {
 export type ProduceChange = (input: {
   trx: Kysely<Database>;
   agent: AgentRow;
+  /** The branch committed to, read under its lock. */
+  branch: BranchRow;
   current: ChangedConfig;
 }) => Promise<ChangedConfig & { description?: string } & Partial<PreparedChange>>;
 
@@ -231,7 +233,7 @@ export async function commitToBranch(
     const head = await versionsStore(trx).findOrThrow(agent.id, locked.head_version_id);
     const current = await loadDocument(context, trx, head);
     const currentSettings = JSON.parse(agent.agent_settings) as JsonObject;
-    const next = await produce({ trx, agent, current: { document: current, agentSettings: currentSettings } });
+    const next = await produce({ trx, agent, branch: locked, current: { document: current, agentSettings: currentSettings } });
     const settingsChange = agentSettingsChange(currentSettings, next.agentSettings);
     if (settingsChange) await assertCanChangeAgentSettings(trx, caller, agent, locked);
     const now = commitTimeOn(context, locked);
