@@ -9,6 +9,7 @@ import type { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { snapshotDatabase } from '../support/db-snapshot.js';
+import { failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 import { patient } from '../support/patience.js';
 
@@ -115,10 +116,12 @@ describe.skipIf(!available)('procedures through the ElevenLabs CLI against branc
       JSON.stringify({ name: 'Order status', type: 'deterministic', content: STEPS, trigger: 'The caller asks about an order' }));
     stepwise = orders.procedure_id;
 
-    // The CLI sends a body-less create as JSON null: an empty free-form procedure, a sub-procedure.
+    // Without --json the CLI sends no body at all (content-length 0): an empty free-form sub-procedure.
     const blank = await cliJson<{ procedure_id: string }>('agents', 'procedures', 'create', ...on);
     expect(await procedures().drafts.get(agentId, branchId, blank.procedure_id)).toMatchObject({ name: '', content: '', type: 'free_form', trigger: '' });
+    // Never published, so discarding its draft deletes it.
     await cli('agents', 'procedures', 'drafts', 'delete', ...on, '--procedure-id', blank.procedure_id);
+    expect((await failure(procedures().drafts.get(agentId, branchId, blank.procedure_id))).statusCode).toBe(404);
 
     const held = await procedures().list(agentId, branchId);
     expect(held.procedures.map((item) => [item.procedureId, item.name, item.type, item.hasDraft]).sort()).toEqual(
