@@ -5,7 +5,7 @@ import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
 import type { Caller } from '../../domain/caller.js';
 import { newId } from '../../domain/ids.js';
-import { type ProcedureBody, type ProcedureType, procedureReferences } from '../../domain/procedures.js';
+import { type ProcedureBody, procedureReferences } from '../../domain/procedures.js';
 import { ConflictError, InvalidRequestError, NotFoundError, RequestValidationError } from '../../errors.js';
 import { renderSection } from '../../wire/agent-config.js';
 import { type AgentDocument, proceduresOf } from '../agents/agent-document.js';
@@ -17,24 +17,16 @@ import { loadDocument } from '../versions/documents.store.js';
 import { versionsStore } from '../versions/versions.store.js';
 import { callersWorkingSet, loadBody, procedureErrors, publishedSet, type SetMember, storeBody } from './procedure-sets.js';
 import { type ProcedureRow, proceduresStore } from './procedures.store.js';
-import { compileValidationFailed, procedureAtVersionWire, procedureDraftWire, procedureListItemWire } from '../../wire/procedures.js';
-
-export interface NewProcedureInput {
-  name: string;
-  content: string;
-  type: ProcedureType;
-  /** Null or absent: none (`""`). */
-  trigger?: string | null;
-  folder_parent_id?: string | null;
-}
-
-export interface ProcedureDraftInput {
-  name: string;
-  content: string;
-  type: ProcedureType;
-  /** Null or absent keeps the stored trigger; `""` clears it (SDK 2.73). */
-  trigger?: string | null;
-}
+import {
+  compileValidationFailed,
+  type CreateProcedureRequest,
+  newProcedureBody,
+  procedureAtVersionWire,
+  procedureDraftWire,
+  procedureListItemWire,
+  type UpdateProcedureDraftRequest,
+  updatedProcedureBody,
+} from '../../wire/procedures.js';
 
 export interface ProcedureReadSelector {
   versionId?: string;
@@ -107,11 +99,11 @@ export function proceduresService(context: AppContext) {
     },
 
     /** A new procedure, as the caller's draft on the branch until they publish it. */
-    async create(caller: Caller, agentId: string, branchId: string, input: NewProcedureInput) {
+    async create(caller: Caller, agentId: string, branchId: string, input: CreateProcedureRequest) {
       return context.write(async (scope) => {
         const { trx } = scope;
         const { agent, branch } = await agentAndBranch(trx, caller, agentId, branchId);
-        const folder = input.folder_parent_id ?? null;
+        const folder = input.folder_parent_id;
         if (folder !== null) {
           const { working } = await callersSet(trx, caller, agent, branch);
           if (working.get(folder)?.body.type !== 'folder') {
@@ -121,7 +113,7 @@ export function proceduresService(context: AppContext) {
         const now = context.now();
         const procedureId = newId('agtprc_', now);
         await proceduresStore(trx).insert({ id: procedureId, agent_id: agent.id, created_by_user_id: caller.userId, created_at_ms: now });
-        const body: ProcedureBody = { name: input.name, content: input.content, type: input.type, trigger: input.trigger ?? '', folder_parent_id: folder };
+        const body = newProcedureBody(input);
         await saveDraft(scope, caller, agent, branch, procedureId, body);
         await recordUserAction(trx, caller, now, { action: 'procedure.create', agentId: agent.id, resourceId: procedureId, details: { branch_id: branch.id, type: body.type } });
         return { procedure_id: procedureId };
@@ -209,7 +201,7 @@ export function proceduresService(context: AppContext) {
     },
 
     /** Replaces (or makes) the caller's draft of the procedure; its type cannot change. Steps are not validated here. */
-    async updateDraft(caller: Caller, agentId: string, branchId: string, procedureId: string, input: ProcedureDraftInput) {
+    async updateDraft(caller: Caller, agentId: string, branchId: string, procedureId: string, input: UpdateProcedureDraftRequest) {
       return context.write(async (scope) => {
         const { trx } = scope;
         const { agent, branch } = await agentAndBranch(trx, caller, agentId, branchId);
@@ -218,13 +210,7 @@ export function proceduresService(context: AppContext) {
         if (stored && stored.type !== input.type) {
           throw new InvalidRequestError(`Procedure ${procedure.id} is ${stored.type}; a procedure's type cannot change.`, 'procedure_type_cannot_change');
         }
-        const body: ProcedureBody = {
-          name: input.name,
-          content: input.content,
-          type: input.type,
-          trigger: input.trigger ?? stored?.trigger ?? '',
-          folder_parent_id: stored?.folder_parent_id ?? null,
-        };
+        const body = stored ? updatedProcedureBody(stored, input) : newProcedureBody({ ...input, folder_parent_id: null });
         await saveDraft(scope, caller, agent, branch, procedure.id, body);
         await recordUserAction(trx, caller, context.now(), { action: 'procedure.draft_update', agentId: agent.id, resourceId: procedure.id, details: { branch_id: branch.id } });
         return procedureDraftWire(procedure.id, body);
