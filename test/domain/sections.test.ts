@@ -14,7 +14,7 @@ describe('the section registry', () => {
   it('names the upstream config sections, in the registry’s order', async () => {
     const { CONFIG_SECTION_NAMES, SECTION_NAMES } = await freshSections();
     expect(CONFIG_SECTION_NAMES).toEqual(['conversation_config', 'platform_settings', 'workflow']);
-    expect(SECTION_NAMES).toEqual(['conversation_config', 'platform_settings', 'workflow', 'agent']);
+    expect(SECTION_NAMES).toEqual(['conversation_config', 'platform_settings', 'workflow', 'agent', 'procedures']);
   });
 
   it('lets any text through in the config sections only: not in the name and tags', async () => {
