@@ -55,6 +55,31 @@ async function refusedWithNothingWritten(method: Method, url: string, payload?: 
 
 const INVALID_STEPS = { name: 'Broken', type: 'deterministic', content: '{"steps":[]}', trigger: 'never' };
 
+describe('storage', () => {
+  it('a one-line edit of a 50,000-character procedure stores a small part of it (content-addressed, in chunks)', async () => {
+    const storedBytes = async () => {
+      const row = await testApp.store.db
+        .selectFrom('blobs')
+        .select((eb) => eb.fn.sum<number | string>(eb.fn('length', ['body'])).as('bytes'))
+        .executeTakeFirstOrThrow();
+      return Number(row.bytes);
+    };
+    const a = await agent();
+    const lines = Array.from({ length: 1_000 }, (_, i) => `Step ${i}: confirm the caller's details, then continue. ${'.'.repeat(i % 7)}`);
+    const content = lines.join('\n').slice(0, 49_990);
+    expect(content.length).toBeGreaterThan(49_000);
+    const id = await create(a.procedures(), { name: 'Long', content });
+    await a.publish();
+    const before = await storedBytes();
+    const edited = content.replace('Step 500: confirm', 'Step 500: kindly confirm');
+    await ok('PATCH', `${a.procedures()}/${id}/draft`, { name: 'Long', content: edited, type: 'free_form' });
+    const published = await a.publish();
+    expect((await ok<{ content: string }>('GET', `${a.procedures()}/${id}?version_id=${published.procedures[id].version_id}`)).content).toBe(edited);
+    // The new procedure version, the agent version's document and its frontier, all told.
+    expect(await storedBytes() - before).toBeLessThan(content.length / 10);
+  });
+});
+
 describe('publishing through PATCH agent', () => {
   it("publishes the caller's drafts as one version, clears them, and a second PATCH with nothing to publish makes no version", async () => {
     const a = await agent();
