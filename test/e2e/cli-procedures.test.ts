@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshotDatabase } from '../support/db-snapshot.js';
 import { failure } from '../support/sdk-errors.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
+import { CLI, CLI_AVAILABLE, cliEnv } from '../support/cli.js';
 import { patient } from '../support/patience.js';
 
 // Procedures end to end through the official ElevenLabs CLI (`elevenlabs` 1.3, the native binary,
@@ -20,15 +20,7 @@ import { patient } from '../support/patience.js';
 // After each step the assertions read what the server then holds through the SDK or the store.
 
 const run = promisify(execFile);
-const CLI = (() => {
-  try {
-    return path.join(path.dirname(createRequire(import.meta.url).resolve('@elevenlabs/cli-linux-x64/package.json')), 'elevenlabs');
-  } catch {
-    return '';
-  }
-})();
-const available = CLI !== '' && existsSync(CLI);
-if (!available && process.env.CI === 'true') throw new Error('the ElevenLabs CLI binary (@elevenlabs/cli-linux-x64) is not installed');
+const available = CLI_AVAILABLE;
 
 const STEPS = JSON.stringify({
   steps: [
@@ -50,7 +42,7 @@ beforeAll(async () => {
   const baseUrl = await listen(testApp);
   client = sdk(baseUrl, testApp.keys.admin);
   project = mkdtempSync(path.join(tmpdir(), 'branchwise-cli-procedures-'));
-  env = { ...process.env, HOME: project, ELEVENLABS_BASE_URL: baseUrl, ELEVENLABS_API_KEY: testApp.keys.admin, NO_COLOR: '1' };
+  env = cliEnv(project, baseUrl, testApp.keys.admin);
 });
 afterAll(async () => {
   await testApp.close();

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -9,27 +8,16 @@ import type { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
+import { CLI, CLI_AVAILABLE, cliEnv } from '../support/cli.js';
 import { patient } from '../support/patience.js';
 
 // The official ElevenLabs CLI (`elevenlabs` 1.3, the native binary that @elevenlabs/cli installs
 // from its platform package) run as a child process in a temp folder against a listening
 // branchwise: the agents-as-code flow and the API commands, asserting on what it prints and writes
-// and on what the server then holds.
-//
-// The binary comes from @elevenlabs/cli-linux-x64, an optional dependency: the registry these
-// machines use has no other platform's package, so depending on @elevenlabs/cli itself would break
-// `npm ci` (its lock file cannot name them).
+// and on what the server then holds. Where the binary comes from: test/support/cli.ts.
 
 const run = promisify(execFile);
-const CLI = (() => {
-  try {
-    return path.join(path.dirname(createRequire(import.meta.url).resolve('@elevenlabs/cli-linux-x64/package.json')), 'elevenlabs');
-  } catch {
-    return '';
-  }
-})();
-const available = CLI !== '' && existsSync(CLI);
-if (!available && process.env.CI === 'true') throw new Error('the ElevenLabs CLI binary (@elevenlabs/cli-linux-x64) is not installed');
+const available = CLI_AVAILABLE;
 const TEMPLATES = ['default', 'minimal', 'voice-only', 'text-only', 'customer-service', 'assistant'];
 
 let testApp: TestApp;
@@ -42,7 +30,7 @@ beforeAll(async () => {
   const baseUrl = await listen(testApp);
   client = sdk(baseUrl, testApp.keys.admin);
   project = mkdtempSync(path.join(tmpdir(), 'branchwise-cli-'));
-  env = { ...process.env, HOME: project, ELEVENLABS_BASE_URL: baseUrl, ELEVENLABS_API_KEY: testApp.keys.admin, NO_COLOR: '1' };
+  env = cliEnv(project, baseUrl, testApp.keys.admin);
 });
 afterAll(async () => {
   await testApp.close();
