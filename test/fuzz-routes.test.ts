@@ -228,6 +228,24 @@ function bodyWithBytesAt(body: unknown, path: JsonPath, bytes: number[]): Buffer
   return Buffer.concat([Buffer.from(before), Buffer.from(bytes), Buffer.from(after)]);
 }
 
+/** Every string leaf of `value` replaced by `text`. */
+function everyStringAs(value: unknown, text: string): unknown {
+  if (typeof value === 'string') return text;
+  if (Array.isArray(value)) return value.map((item) => everyStringAs(item, text));
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, member]) => [key, everyStringAs(member, text)]));
+  return value;
+}
+
+/** `value` as JSON text with a key `key` (written as is, `__proto__` too) added to every object. */
+function everyObjectWithKey(value: unknown, key: string, member: string): string {
+  if (Array.isArray(value)) return `[${value.map((item) => everyObjectWithKey(item, key, member)).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const fields = Object.entries(value).map(([name, inner]) => `${JSON.stringify(name)}:${everyObjectWithKey(inner, key, member)}`);
+    return `{${[...fields, `${JSON.stringify(key)}:${member}`].join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /**
  * A path segment of dots (`.`, `..`, `%2e`) is removed by URL parsing (RFC 3986 §5.2.4, WHATWG
  * URL), in every HTTP client and in `inject` too: such an id cannot reach a route in process. The
@@ -295,7 +313,15 @@ const plainText = (text: string) => !LEAK.test(text) && !text.includes(FOREIGN_A
 const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((unit) => String.fromCharCode(unit));
 /** Any code point, lone surrogates included. */
 const anyUnit = fc.oneof({ arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), weight: 4 }, { arbitrary: loneSurrogate, weight: 1 });
-const oddString = fc.string({ unit: anyUnit, maxLength: 40 }).filter(plainText);
+/**
+ * Names every JavaScript object inherits: a lookup of one in a plain object finds a function of
+ * `Object` instead of nothing (a tool `type` of "toString" once made a draft save a 500).
+ */
+const PROTOTYPE_NAMES = ['toString', 'constructor', '__proto__', 'prototype', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'toLocaleString', '__defineGetter__', '__lookupSetter__'];
+const oddString = fc.oneof(
+  { arbitrary: fc.string({ unit: anyUnit, maxLength: 40 }).filter(plainText), weight: 9 },
+  { arbitrary: fc.constantFrom(...PROTOTYPE_NAMES), weight: 1 },
+);
 
 /** JSON string literals with unicode edge cases, written with escapes so they arrive as written. */
 const UNICODE_EDGE_CASES = [
@@ -351,7 +377,7 @@ const INVALID_UTF8: number[][] = [
 ];
 const HUGE_LENGTHS = [10_000, 100_000, 1_000_000];
 /** Ids no resource has: odd text, things a path or a parser might treat specially. */
-const ODD_IDS = [' ', '\u0000', 'null', 'undefined', '0', '-1', "agent_' or '1'='1", '${jndi:x}', '%', '🤖', 'a/b', 'x'.repeat(501), 'ü'.repeat(300)];
+const ODD_IDS = [...PROTOTYPE_NAMES, ' ', '\u0000', 'null', 'undefined', '0', '-1', "agent_' or '1'='1", '${jndi:x}', '%', '🤖', 'a/b', 'x'.repeat(501), 'ü'.repeat(300)];
 /** Ids written into the path raw, not encoded: malformed percent-encodings and encoded bytes. */
 const RAW_ODD_IDS = ['%', '%zz', '%E0%A4%A', '%C0%AF', '%ED%A0%80', '%FF', '%00', '%2F', 'a%3Bb', '%25'];
 /** Query names a parser might treat specially. */
@@ -832,6 +858,35 @@ for (const route of routes) {
         );
       });
     }
+
+    // Names every object inherits, wherever a client's text becomes a lookup key: every string of
+    // the body at once, an extra key in every object (holding a string, then an object), every
+    // query value, every path id. Never a 5xx; a refusal writes nothing.
+    it('names Object.prototype has, everywhere at once: accepted or refused cleanly, nothing written when refused', async () => {
+      bench.watch.forget();
+      const { fixture } = bench;
+      for (const name of PROTOTYPE_NAMES) {
+        const urls = [
+          urlFor(route, fixture),
+          ...queryKeys(route).map((key) => urlFor(route, fixture, { query: { [key]: name } })),
+          ...pathParams(route).map((param) => urlFor(route, fixture, { path: { [param]: encodeURIComponent(name) } })),
+        ];
+        const base = route.method === 'GET' ? undefined : fuzzBaseBody(route, fixture);
+        const payloads = base === undefined ? [undefined] : [JSON.stringify(everyStringAs(base, name)), everyObjectWithKey(base, name, '"x"'), everyObjectWithKey(base, name, '{"type":"x"}')];
+        const requests: FuzzRequest[] = [
+          ...payloads.map((payload) => ({ route, method: route.method, url: urls[0], payload })),
+          ...urls.slice(1).map((url) => ({ route, method: route.method, url, payload: base === undefined ? undefined : JSON.stringify(base) })),
+        ];
+        for (const request of requests) {
+          const what = describeRequest(request);
+          const before = await bench.watch.current();
+          const response = await bench.requests.send({ method: request.method, url: request.url, key: bench.testApp.keys.admin, payload: request.payload });
+          expectWellFormed(response, what);
+          if (response.statusCode >= 400) await bench.watch.expectUnchangedSince(before, () => what);
+          else bench.watch.forget();
+        }
+      }
+    });
 
     // Anything else may be accepted: then only its shape is checked. A refusal must still have
     // written nothing (the snapshot after one request is the one before the next).

@@ -32,7 +32,13 @@ export type Schema = {
 type Mode = 'input' | 'output';
 
 const specUrl = new URL('../../spec/openapi-agents.json', import.meta.url);
-const schemas: Record<string, Schema> = JSON.parse(readFileSync(specUrl, 'utf8')).components.schemas;
+/**
+ * The spec is walked with names a client chose (keys, discriminator tags): every object of it has
+ * no prototype, so `toString` or `constructor` is a name it lacks, never a function of `Object`.
+ */
+const withoutPrototypes = (_key: string, value: unknown) =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.assign(Object.create(null), value) : value;
+const schemas: Record<string, Schema> = JSON.parse(readFileSync(specUrl, 'utf8'), withoutPrototypes).components.schemas;
 
 /**
  * Fields the official SDK (2.73) requires in responses that the spec does not declare
@@ -53,13 +59,13 @@ const UNDECLARED_IN_RESPONSES: Record<string, Record<string, Schema>> = {
 };
 for (const [name, fields] of Object.entries(UNDECLARED_IN_RESPONSES)) {
   const schema = schemas[name];
-  schema.properties = { ...schema.properties, ...fields };
+  schema.properties = Object.assign(Object.create(null), schema.properties, JSON.parse(JSON.stringify(fields), withoutPrototypes));
 }
 for (const [name, fields] of Object.entries(SDK_REQUIRED_IN_RESPONSES)) {
   const schema = schemas[name];
-  schema.properties ??= {};
+  schema.properties ??= Object.create(null) as Record<string, Schema>;
   for (const [key, value] of Object.entries(fields)) {
-    schema.properties[key] = { ...schema.properties[key], default: value };
+    schema.properties[key] = Object.assign(Object.create(null), schema.properties[key], { default: value });
   }
   schema.required = [...new Set([...(schema.required ?? []), ...Object.keys(fields)])];
 }
@@ -241,11 +247,11 @@ function normalize(value: Json, schema: Schema, depth: number): Json {
   const properties = resolved.properties ?? {};
   const result: JsonObject = {};
   for (const [key, member] of Object.entries(value)) {
-    const snake = key in properties ? key : camelToSnake(key);
-    if (snake !== key && snake in properties) {
+    const snake = Object.hasOwn(properties, key) ? key : camelToSnake(key);
+    if (snake !== key && Object.hasOwn(properties, snake)) {
       if (Object.hasOwn(value, snake)) continue;
       result[snake] = normalize(member, properties[snake], depth + 1);
-    } else if (key in properties) {
+    } else if (Object.hasOwn(properties, key)) {
       result[key] = normalize(member, properties[key], depth + 1);
     } else if (typeof resolved.additionalProperties === 'object') {
       result[key] = normalize(member, resolved.additionalProperties, depth + 1);
