@@ -1,7 +1,8 @@
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { useEffect } from 'preact/hooks';
 
-import { HOME_PATH, screens, SIGN_IN_PATH } from './routes';
+import { HOME_PATH, SIGN_IN_PATH } from './paths';
+import { screens } from './routes';
 import { NotFoundScreen } from './screens/not-found';
 import { type Session, signOut, useSession } from './session';
 import { NoticeProvider } from './ui';
@@ -14,11 +15,6 @@ export function App() {
       </NoticeProvider>
     </LocationProvider>
   );
-}
-
-/** A path in this app to go back to after signing in (never another origin: `//host` is refused). */
-export function safeNext(next: string | undefined): string {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith(SIGN_IN_PATH) ? next : HOME_PATH;
 }
 
 function Shell() {

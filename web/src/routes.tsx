@@ -1,5 +1,6 @@
 import type { ComponentType } from 'preact';
 
+import { SIGN_IN_PATH } from './paths';
 import { AgentsScreen } from './screens/agents';
 import { SignInScreen } from './screens/sign-in';
 
@@ -9,18 +10,13 @@ import { SignInScreen } from './screens/sign-in';
 
 export interface Screen {
   path: string;
-  // Screens take their own params; preact-iso passes them as props.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // any: each screen takes its own route params, which preact-iso passes as props.
   component: ComponentType<any>;
   /** The top bar's link text, for the screens it lists. */
   nav?: string;
   /** Reachable without signing in (everything else sends the user to sign in first). */
   public?: boolean;
 }
-
-export const SIGN_IN_PATH = '/sign-in';
-/** Where `/` and a finished sign-in go. */
-export const HOME_PATH = '/agents';
 
 export const screens: Screen[] = [
   { path: SIGN_IN_PATH, component: SignInScreen, public: true },

@@ -31,7 +31,6 @@ export function useApi<T>(path: string | undefined, query?: ApiOptions['query'])
     );
     return () => controller.abort();
     // `query` is compared by value, through queryKey.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [path, queryKey, attempt]);
   const reload = useCallback(() => setAttempt((count) => count + 1), []);
   return { data: state.data, error: state.error, loading: state.loading, reload };

@@ -1,6 +1,6 @@
 import { useLocation } from 'preact-iso';
 
-import { HOME_PATH } from '../routes';
+import { HOME_PATH } from '../paths';
 import { Page } from '../ui';
 
 export function NotFoundScreen() {

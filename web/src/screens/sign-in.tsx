@@ -2,7 +2,7 @@ import { useLocation } from 'preact-iso';
 import { useState } from 'preact/hooks';
 
 import { api } from '../api';
-import { safeNext } from '../app';
+import { safeNext } from '../paths';
 import { signIn, signOut, useSession, type Who } from '../session';
 import { Button, describeError, Page, useNotice } from '../ui';
 
