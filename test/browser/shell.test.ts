@@ -100,10 +100,40 @@ describe('signing in', () => {
     expect(await page.getByLabel('Search').inputValue()).toBe('support');
   });
 
+  test('a key revoked while signed in sends the user to sign in, saying why, and back after', async () => {
+    const created = await dashboard.testApp.app.workspaces.createKey('default', 'short-lived', 'viewer');
+    const page = await dashboard.newPage();
+    await page.goto('/sign-in');
+    await signIn(page, created.key);
+    await page.waitForURL('**/agents');
+    expect(await dashboard.testApp.app.workspaces.revokeKey('default', created.keyId)).toBe(true);
+    await page.goto('/agents?tag=after');
+    await page.waitForURL('**/sign-in?next=%2Fagents%3Ftag%3Dafter');
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toMatch(/^You were signed out: .+/);
+    expect(await page.evaluate(KEY_ITEMS)).toEqual([]);
+    await signIn(page, dashboard.testApp.keys.viewer);
+    await page.waitForURL('**/agents?tag=after');
+  });
+
   test('an unknown dashboard path shows the not-found screen', async () => {
     const page = await dashboard.signedInPage('viewer');
     await page.goto('/agents/agent_missing/nowhere/at/all');
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Page not found');
+  });
+});
+
+describe('the harness', () => {
+  test('catches a CSP violation and a console error in a page', async () => {
+    const page = await dashboard.newPage();
+    await page.goto('/sign-in');
+    await page.getByLabel('API key').waitFor();
+    const before = dashboard.problems.length;
+    await page.evaluate("document.body.insertAdjacentHTML('beforeend', '<img src=\"https://example.invalid/x.png\">')");
+    await page.evaluate("console.error('deliberate')");
+    await expect.poll(() => dashboard.problems.length).toBeGreaterThanOrEqual(before + 2);
+    const seen = dashboard.problems.splice(before);
+    expect(seen.some((problem) => problem.includes('CSP violation: img-src'))).toBe(true);
+    expect(seen.some((problem) => problem.includes('deliberate'))).toBe(true);
   });
 });
 

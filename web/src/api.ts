@@ -1,4 +1,4 @@
-import { currentKey } from './session';
+import { currentKey, signOut } from './session';
 
 // The one way screens talk to the server: the public API, with the signed-in user's key.
 
@@ -60,7 +60,12 @@ export async function api<T>(method: Method, path: string, body?: unknown, optio
   }
   const text = await response.text();
   const parsed = text === '' ? undefined : parseJson(text);
-  if (!response.ok) throw errorFrom(response.status, parsed, text);
+  if (!response.ok) {
+    const error = errorFrom(response.status, parsed, text);
+    // The session's key was revoked (or the data reset): back to sign-in, then to this page.
+    if (response.status === 401 && options.apiKey === undefined && key !== undefined) signOut(error.message);
+    throw error;
+  }
   return parsed as T;
 }
 

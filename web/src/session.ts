@@ -45,7 +45,12 @@ export function signIn(session: Session): void {
   for (const listener of listeners) listener(session);
 }
 
-export function signOut(): void {
+/** Why the last session ended when the user did not end it (the sign-in screen says so once). */
+let endedBecause: string | undefined;
+
+/** Forgets the key. `reason`: the session ended without the user asking (the server refused the key). */
+export function signOut(reason?: string): void {
+  endedBecause = reason;
   sessionStorage.removeItem(KEY_ITEM);
   sessionStorage.removeItem(WHO_ITEM);
   for (const listener of listeners) listener(undefined);
@@ -67,4 +72,11 @@ export function useSession(): Session | undefined {
 /** Whether `role` may make changes (the server checks again; this only hides what would be refused). */
 export function canWrite(role: Who['role']): boolean {
   return role === 'admin' || role === 'editor';
+}
+
+/** Why the last session ended, once: the next call returns undefined. */
+export function takeEndReason(): string | undefined {
+  const reason = endedBecause;
+  endedBecause = undefined;
+  return reason;
 }

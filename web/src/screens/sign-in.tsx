@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 
 import { api } from '../api';
 import { safeNext } from '../paths';
-import { signIn, signOut, useSession, type Who } from '../session';
+import { signIn, signOut, takeEndReason, useSession, type Who } from '../session';
 import { Button, describeError, Page, useNotice } from '../ui';
 
 /** Signs in with an API key: checked with `GET /v1/convai/whoami`, kept in sessionStorage only. */
@@ -13,6 +13,7 @@ export function SignInScreen() {
   const notices = useNotice();
   const [key, setKey] = useState('');
   const [failure, setFailure] = useState<string>();
+  const [ended] = useState(() => takeEndReason());
   const [busy, setBusy] = useState(false);
   const next = safeNext(query.next);
 
@@ -47,7 +48,7 @@ export function SignInScreen() {
           <a class="button button-primary" href={next}>
             Continue
           </a>
-          <Button onClick={signOut}>Sign out</Button>
+          <Button onClick={() => signOut()}>Sign out</Button>
         </div>
       </Page>
     );
@@ -55,6 +56,11 @@ export function SignInScreen() {
 
   return (
     <Page title="Sign in">
+      {ended && (
+        <p class="error-panel" role="alert">
+          You were signed out: {ended}
+        </p>
+      )}
       <form class="card sign-in" onSubmit={submit} noValidate>
         <label for="api-key">API key</label>
         <input
