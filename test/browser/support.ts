@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -13,15 +14,39 @@ import { listen, startTestApp, type TestApp } from '../support/test-app.js';
 // build of web/, and Debian's chromium driven by playwright-core. Any console error, uncaught page
 // error or CSP violation in a page fails the test (`close()` reports them).
 
-/** web/ built into a temp dir, once per test file: the tests always see the current sources. */
+/**
+ * web/ built once per content: into the temp dir, named by a hash of the sources, the Vite
+ * config and the lockfile. The tests always see the current sources, and a file that starts its
+ * dashboard again (or the next run) reuses the build. Written to a temp name and renamed, so
+ * test files building at the same time never see half a build.
+ */
 let built: Promise<string> | undefined;
 function buildDashboardOnce(): Promise<string> {
   built ??= (async () => {
-    const outDir = mkdtempSync(path.join(tmpdir(), 'branchwise-web-'));
-    await build({ configFile: path.resolve('web/vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+    const outDir = path.join(tmpdir(), `branchwise-web-${sourcesHash()}`);
+    if (existsSync(path.join(outDir, 'index.html'))) return outDir;
+    const partial = `${outDir}.${randomUUID()}`;
+    await build({ configFile: path.resolve('web/vite.config.ts'), logLevel: 'warn', build: { outDir: partial, emptyOutDir: true } });
+    try {
+      renameSync(partial, outDir);
+    } catch (error) {
+      // Another test file finished the same build first.
+      rmSync(partial, { recursive: true, force: true });
+      if (!existsSync(path.join(outDir, 'index.html'))) throw error;
+    }
     return outDir;
   })();
   return built;
+}
+
+function sourcesHash(): string {
+  const hash = createHash('sha256');
+  const files = ['web/index.html', 'web/vite.config.ts', 'package-lock.json', ...readdirSync('web/src', { recursive: true, encoding: 'utf8' }).map((name) => `web/src/${name}`)];
+  for (const file of files.sort()) {
+    if (!statSync(file).isFile()) continue;
+    hash.update(file).update('\0').update(readFileSync(file)).update('\0');
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 export interface Dashboard {
