@@ -161,6 +161,12 @@ describe('the agents screen', () => {
     await expect.poll(() => page.getByRole('link', { name: /Support line|Billing helper/ }).allTextContents()).toEqual(['Billing helper']);
     await page.getByRole('button', { name: 'Clear' }).click();
 
+    // A 422 (a list of issues, upstream's validation shape) is shown with its field and message.
+    await page.evaluate("document.querySelector('input[name=name]').removeAttribute('maxlength')");
+    await page.getByLabel('New agent').fill('x'.repeat(600));
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    await page.getByText(/^The agent was not created: name: .*512/).waitFor();
+
     await page.getByRole('button', { name: 'Duplicate Support line' }).click();
     await page.getByRole('link', { name: 'Support line (copy)' }).waitFor();
     expect((await client.conversationalAi.agents.list({ search: 'Support line' })).agents.map((agent) => agent.name).sort()).toEqual([

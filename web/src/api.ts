@@ -93,7 +93,7 @@ function errorFrom(status: number, body: unknown, text: string): ApiError {
   const detail = (body as { detail?: unknown } | undefined)?.detail;
   if (Array.isArray(detail)) {
     const issues = detail as ValidationIssue[];
-    const message = issues.map((issue) => `${issue.loc.join('.')}: ${issue.msg}`).join('; ') || 'The request is not valid.';
+    const message = issues.map((issue) => `${fieldOf(issue).join('.')}: ${issue.msg}`).join('; ') || 'The request is not valid.';
     return new ApiError(status, 'validation_error', message, detail);
   }
   if (detail && typeof detail === 'object') {
@@ -104,4 +104,9 @@ function errorFrom(status: number, body: unknown, text: string): ApiError {
   }
   if (typeof detail === 'string') return new ApiError(status, `http_${status}`, detail, detail);
   return new ApiError(status, `http_${status}`, text.trim().slice(0, 300) || `The server answered ${status}.`, undefined);
+}
+
+/** Where an issue is, without the leading `body`/`query`/`path` of its `loc`: the field as a form names it. */
+export function fieldOf(issue: ValidationIssue): (string | number)[] {
+  return ['body', 'query', 'path'].includes(String(issue.loc[0])) ? issue.loc.slice(1) : issue.loc;
 }
