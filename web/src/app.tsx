@@ -32,7 +32,13 @@ function Shell() {
       <a class="skip-link" href="#main">
         Skip to content
       </a>
-      {session && <TopBar session={session} />}
+      {session ? (
+        <TopBar session={session} />
+      ) : (
+        <header class="topbar">
+          <span class="brand">branchwise</span>
+        </header>
+      )}
       <main id="main" class="main">
         {needsSignIn || location.path === '/' ? null : (
           <Router>

@@ -76,7 +76,7 @@ export function SignInScreen() {
         />
         <p id="api-key-help" class="muted small">
           The key is kept in this tab only (sessionStorage) and sent to this server in the <code>xi-api-key</code> header. Closing the tab or signing out
-          forgets it.
+          forgets it. No key yet? On the server: <code>node bin/branchwise.mjs keys create --user you --role editor</code>.
         </p>
         {failure && (
           <p id="api-key-error" class="field-error" role="alert">
