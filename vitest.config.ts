@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+
 import { defineConfig } from 'vitest/config';
 
+import { CHROMIUM } from './test/support/chromium.js';
 import { patient } from './test/support/patience.js';
 import { findPostgresBin } from './test/support/postgres-cluster.js';
 
@@ -15,6 +18,15 @@ if (!postgresAvailable) {
   console.warn(`\n${'!'.repeat(100)}\n!! ${message}\n!! SKIPPING every PostgreSQL test. Install postgresql-15 or set TEST_DATABASE_URL.\n${'!'.repeat(100)}\n`);
 }
 
+// The dashboard's tests (test/browser) drive Debian's chromium; they run once, on SQLite. In CI a
+// missing chromium fails the run; elsewhere they are skipped, loudly.
+const chromiumAvailable = existsSync(CHROMIUM);
+if (!chromiumAvailable) {
+  const message = `Chromium not found at ${CHROMIUM}: the dashboard's browser tests (test/browser) cannot run.`;
+  if (process.env.CI === 'true') throw new Error(message);
+  console.warn(`\n${'!'.repeat(100)}\n!! ${message}\n!! SKIPPING every browser test. Install it: apt-get install -y --no-install-recommends chromium\n${'!'.repeat(100)}\n`);
+}
+
 export default defineConfig({
   test: {
     reporters: ['default', './test/support/summary-reporter.ts'],
@@ -27,7 +39,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'sqlite', include: ['test/**/*.test.ts'], env: { TEST_DIALECT: 'sqlite' } },
+        test: {
+          name: 'sqlite',
+          include: ['test/**/*.test.ts'],
+          ...(chromiumAvailable ? {} : { exclude: ['test/browser/**'] }),
+          env: { TEST_DIALECT: 'sqlite' },
+        },
       },
       ...(postgresAvailable
         ? [
@@ -37,7 +54,7 @@ export default defineConfig({
                 name: 'postgres',
                 // The pure tests and the import rules do not touch a database: once is enough.
                 include: ['test/**/*.test.ts'],
-                exclude: ['test/domain/**', 'test/units/**', 'test/wire/**', 'test/architecture.test.ts'],
+                exclude: ['test/domain/**', 'test/units/**', 'test/wire/**', 'test/architecture.test.ts', 'test/browser/**'],
                 env: { TEST_DIALECT: 'postgres' },
                 globalSetup: ['test/global-setup.ts'],
               },

@@ -18,9 +18,11 @@ import { mergeProposalRoutes } from './features/merge-proposals/merge-proposals.
 import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { apiKeyAuthenticator } from './features/workspaces/api-key-authenticator.js';
+import { whoamiRoutes } from './features/workspaces/whoami.routes.js';
 import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import { ForbiddenError } from './errors.js';
 import { checkAccess } from './http/authenticator.js';
+import { registerDashboard } from './http/dashboard.js';
 import { answerClientError, errorHandler, frameworkErrors, newRequestId, notFoundHandler } from './http/error-handler.js';
 import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
 import { registerJsonBodyParser } from './http/json-body.js';
@@ -42,6 +44,8 @@ export interface AppOptions {
   /** Overrides the clock (also the rate limiter's), for tests. */
   now?: () => number;
   logger?: boolean;
+  /** The built dashboard's folder (default web/dist, see src/http/dashboard.ts). */
+  dashboardDir?: string;
 }
 
 export interface App {
@@ -69,6 +73,7 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...mergeProposalRoutes(context),
     ...auditRoutes(context),
     ...procedureRoutes(context),
+    ...whoamiRoutes(context),
   ];
 }
 
@@ -129,6 +134,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     transform: jsonSchemaTransform,
   });
   await server.register(swaggerUi, { routePrefix: '/docs' });
+  await registerDashboard(server, options.dashboardDir);
 
   server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
   server.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));

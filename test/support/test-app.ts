@@ -52,11 +52,13 @@ export interface TestApp {
 }
 
 /** A real app on its own database of the current dialect, with a key for every role. */
-export async function startTestApp(options: { config?: Partial<AppOptions['config']>; now?: () => number } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: { config?: Partial<AppOptions['config']>; now?: () => number; dashboardDir?: string } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const store = await openStore(database.options);
   const config = { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', ...options.config };
-  const app = await buildApp({ config, store, now: options.now, logger: false });
+  const app = await buildApp({ config, store, now: options.now, logger: false, dashboardDir: options.dashboardDir });
   const admin = await app.workspaces.bootstrap(undefined);
   if (!admin) throw new Error('bootstrap did not create a key on an empty store');
   const keys = { admin: admin.key } as Record<Role, string>;

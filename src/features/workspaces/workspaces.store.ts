@@ -10,6 +10,10 @@ export function workspacesStore(db: Kysely<Database>) {
       return db.selectFrom('workspaces').selectAll().where('name', '=', name).executeTakeFirst();
     },
 
+    findWorkspaceById(id: string) {
+      return db.selectFrom('workspaces').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+
     listWorkspaces() {
       return db.selectFrom('workspaces').selectAll().orderBy('created_at_ms').execute();
     },
