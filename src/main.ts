@@ -55,6 +55,12 @@ export async function serve(config: Config = loadConfig()): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   await app.server.listen({ host: config.host, port: config.port });
+  // The address it took (PORT=0 asks for any free port), on the console whatever the log level.
+  const address = app.server.server.address();
+  if (address && typeof address === 'object') {
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    process.stdout.write(`Listening on http://${host}:${address.port}/ (the dashboard; the API under /v1)\n`);
+  }
   // Rate limiting is off unless configured (the official SDK retries 429s): say which, at start.
   app.server.log.info({ rateLimit: config.rateLimit ?? 'off', httpTimeouts: config.httpTimeouts }, 'request limits');
 }

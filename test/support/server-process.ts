@@ -49,23 +49,27 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `node bin/branchwise.mjs` (what `npm start` runs) on a free port, ready when /healthz answers. */
+/**
+ * `node bin/branchwise.mjs` (what `npm start` runs), ready when /healthz answers. It listens on a
+ * port the system gives it (PORT=0) and says which: a port picked free beforehand can be taken by
+ * another test's server before this one listens, and then the other one would answer /healthz.
+ */
 export async function startServerProcess(env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   const child = spawn(...serverCommand(), {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let url = '';
   try {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
-      return (await fetch(`${url}/healthz`).catch(() => undefined))?.ok === true;
-    }, `the server on ${url} to listen`);
+      url ||= /^Listening on (http:\/\/[^/\s]+)\//m.exec(output)?.[1] ?? '';
+      return url !== '' && (await fetch(`${url}/healthz`).catch(() => undefined))?.ok === true;
+    }, 'the server to listen');
   } catch (error) {
     child.kill('SIGKILL');
     throw error;
