@@ -91,4 +91,18 @@ describe("GET /v1/convai/agents/{agent_id}/versions (extension)", () => {
     expect((await historyPage('agent_missing', '')).status).toBe(404);
     expect((await historyPage(agentId, '', testApp.foreignKey)).status).toBe(404);
   });
+
+  it("the branch list names each branch's head (extension), and the SDK still reads the list", async () => {
+    const { agentId } = await editor.conversationalAi.agents.create({ name: 'Heads', conversationConfig: {} as never });
+    const main = await editor.conversationalAi.agents.get(agentId);
+    const feature = await editor.conversationalAi.agents.branches.create(agentId, { parentVersionId: main.versionId!, name: 'feature', description: '' });
+    const committed = await editor.conversationalAi.agents.update(agentId, { branchId: feature.createdBranchId, conversationConfig: { agent: { firstMessage: 'hi' } } as never });
+    const response = await fetch(`${baseUrl}/v1/convai/agents/${agentId}/branches`, { headers: { 'xi-api-key': testApp.keys.editor } });
+    const list = (await response.json()) as { results: { id: string; head_version_id: string; head_seq_no_in_branch: number }[] };
+    const byId = new Map(list.results.map((branch) => [branch.id, branch]));
+    expect(byId.get(main.mainBranchId!)).toMatchObject({ head_version_id: main.versionId, head_seq_no_in_branch: 1 });
+    expect(byId.get(feature.createdBranchId)).toMatchObject({ head_version_id: committed.versionId, head_seq_no_in_branch: 2 });
+    const throughSdk = await editor.conversationalAi.agents.branches.list(agentId);
+    expect(throughSdk.results.map((branch) => branch.id).sort()).toEqual([...byId.keys()].sort());
+  });
 });
