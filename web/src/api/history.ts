@@ -23,6 +23,9 @@ export interface BranchSummary {
   commits_ahead?: number | null;
   commits_behind?: number | null;
   access_info?: { creator_name?: string | null } | null;
+  /** Extension: the branch's newest version. */
+  head_version_id: string;
+  head_seq_no_in_branch: number;
 }
 export interface BranchList {
   meta: { total: number };
