@@ -1,4 +1,4 @@
-import { diffWords } from 'diff';
+import { diffWordsWithSpace } from 'diff';
 import { useMemo } from 'preact/hooks';
 
 /** Past this the word diff gives up and shows both texts whole (two prompts with nothing in common). */
@@ -11,10 +11,11 @@ export function isLongText(value: unknown): value is string {
 
 /**
  * Two texts side by side, the removed words marked in the left one and the added words in the
- * right one (`diff`'s diffWords).
+ * right one (`diff`'s word diff, whitespace included: diffWords gives an unchanged word the right
+ * side's spacing, so the left text would not read as it is stored).
  */
 export function WordDiff({ before, after, beforeLabel, afterLabel }: { before: string; after: string; beforeLabel: string; afterLabel: string }) {
-  const parts = useMemo(() => diffWords(before, after, { timeout: WORD_DIFF_TIMEOUT_MS }), [before, after]);
+  const parts = useMemo(() => diffWordsWithSpace(before, after, { timeout: WORD_DIFF_TIMEOUT_MS }), [before, after]);
   return (
     <div class="side-by-side">
       <div class="side">

@@ -157,7 +157,7 @@ export function VersionScreen({ agent_id: agentId, version_id: versionId }: { ag
             )}
           </div>
           <p id="restore-reason" class="muted small" role="status">
-            {againstHead.error ? `Could not compare with the branch head: ${againstHead.error.message}` : (restoreReason ?? `Restoring changes ${againstHead.data?.changes.length ?? 0} fields of “${onto?.name ?? ''}”.`)}
+            {againstHead.error ? `Could not compare with the branch head: ${againstHead.error.message}` : (restoreReason ?? `Restoring changes ${fieldCount(againstHead.data?.changes.length ?? 0)} of “${onto?.name ?? ''}”.`)}
           </p>
         </section>
       )}
@@ -183,4 +183,8 @@ export function VersionScreen({ agent_id: agentId, version_id: versionId }: { ag
       <BranchFromVersion agentId={agentId} target={branchFrom} onClose={() => setBranchFrom(undefined)} onCreated={() => route(screenPaths.agent(agentId))} />
     </Page>
   );
+}
+
+function fieldCount(count: number): string {
+  return `${count} ${count === 1 ? 'field' : 'fields'}`;
 }
