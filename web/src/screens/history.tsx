@@ -189,7 +189,7 @@ function GraphList({ layout, versions, branchName, selected, onToggle, agentId, 
               </div>
               {writable && (
                 <Button variant="quiet" class="graph-action" aria-label={`Branch from ${describe(version)}`} onClick={() => onBranchFrom(version)}>
-                  Branch from here
+                  Branch<span class="wide-only"> from here</span>
                 </Button>
               )}
             </li>
