@@ -3,6 +3,8 @@
 // agent with 10,000 versions (10 branches, merges) until the first click is answered, against an
 // agent with 10; the diff of two 30 KB configs, rendered, against two 1 KB ones.
 // Alone: `npx tsx bench/dashboard.bench.ts [--quick]`.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 import type { Page } from 'playwright-core';
@@ -114,6 +116,7 @@ async function seedHistory(dashboard: Dashboard, versions: number): Promise<stri
     branches.push(created.created_branch_id);
   }
   for (let step = 0; made < versions; step++, made++) {
+    if (made % 1000 === 0) process.stderr.write(`  seeding: ${made} of ${versions} versions\n`);
     const branchId = branches[step % branches.length];
     if (step > 0 && step % 400 === 0 && branches.length > 1) {
       const source = branches[1 + ((step / 400) % (branches.length - 1))];
@@ -188,7 +191,7 @@ async function diffTimes(page: Page, diff: { agentId: string; from: string; to: 
   return { render, wall };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const started = Date.now();
   const figures = await benchDashboard(process.argv.includes('--quick'));
   console.log('| figure | value | baseline in the same run | ratio | target |\n|---|---|---|---|---|');
