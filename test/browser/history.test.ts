@@ -279,4 +279,36 @@ describe('history, diff, restore', () => {
     await expect.poll(() => page.locator('.graph-row').first().getAttribute('data-version-id')).toBe(created.head_version_id);
     expect(await page.locator('.graph-row').first().locator('.lane-badge').textContent()).toBe('from-the-start');
   });
+
+  test('a long history loads a page at a time as it is scrolled, draws only the rows in view, and works from the keyboard', async () => {
+    const { agentId, mainId } = await createAgent('Long agent');
+    for (let index = 2; index <= 230; index++) await commit(agentId, mainId, { first_message: `Hello ${index}` });
+    const page = await pageAt('viewer', `/agents/${agentId}/history`);
+    await page.getByText('100 versions shown').waitFor();
+    const drawn = page.locator('.graph-row');
+    expect(await drawn.count()).toBeLessThan(60);
+    expect(await drawn.first().getAttribute('data-version-id')).toBe((await branchList(agentId))[0].head_version_id);
+    // Scrolled to the end of what is loaded, the next pages load by themselves.
+    for (const shown of ['200 versions shown', '230 versions shown (all of them)']) {
+      await page.locator('.graph-scroll').evaluate((scroller) => scroller.scrollTo(0, scroller.scrollHeight));
+      await page.getByText(shown).waitFor();
+    }
+    await page.locator('.graph-scroll').evaluate((scroller) => scroller.scrollTo(0, scroller.scrollHeight));
+    await expect.poll(() => drawn.last().textContent()).toContain('#1 Initial version');
+    expect(await drawn.count()).toBeLessThan(60);
+    // Keyboard: Tab reaches a version's checkbox, Space picks it, and the pick is in the URL.
+    await page.locator('.graph-scroll').evaluate((scroller) => scroller.scrollTo(0, 0));
+    await page.getByRole('link', { name: 'Branches' }).focus();
+    const focused = () => page.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.getAttribute('aria-label')}`);
+    const path: string[] = [];
+    for (let presses = 0; presses < 4 && !path.at(-1)?.startsWith('INPUT'); presses++) {
+      await page.keyboard.press('Tab');
+      path.push(await focused());
+    }
+    // The next stop after the heading's links is the newest version (the scroller itself may come first).
+    expect(path.at(-1), path.join(' → ')).toBe('INPUT Pick #230 on Main to compare');
+    await page.keyboard.press('Space');
+    await page.getByText('1 of 2 picked').waitFor();
+    expect(new URL(page.url()).searchParams.get('a')).toBe((await branchList(agentId))[0].head_version_id);
+  });
 });

@@ -153,7 +153,7 @@ function GraphList({ layout, versions, branchName, selected, onToggle, agentId, 
   const width = graphWidth(layout.laneCount);
 
   return (
-    <div class="graph-scroll" ref={scroller} onScroll={(event) => setView({ top: event.currentTarget.scrollTop, height: event.currentTarget.clientHeight })}>
+    <div class="graph-scroll" role="region" aria-label="Version graph" ref={scroller} onScroll={(event) => setView({ top: event.currentTarget.scrollTop, height: event.currentTarget.clientHeight })}>
       {/* Spacers are SVGs sized by attributes: the CSP allows no style attribute. */}
       <svg class="graph-spacer" width="1" height={first * ROW_HEIGHT} aria-hidden="true" />
       <ol class="graph-rows" start={first + 1} aria-label="Versions, newest first">
