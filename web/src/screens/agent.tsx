@@ -79,6 +79,7 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
     { header: 'Live', class: 'num', cell: (branch) => <span data-cell="live">{formatShare(branch.current_live_percentage)}</span> },
     {
       header: 'Head',
+      class: 'nowrap',
       cell: (branch) => (
         <>
           <a href={screenPaths.version(agentId, branch.head_version_id)}>#{branch.head_seq_no_in_branch}</a>{' '}
@@ -90,6 +91,7 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
     },
     {
       header: 'vs main',
+      class: 'nowrap',
       cell: (branch) =>
         branch.id === mainId ? (
           <span class="muted">—</span>
@@ -101,6 +103,7 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
     },
     {
       header: 'Your draft',
+      class: 'nowrap',
       cell: (branch) => (
         <span data-cell="draft">
           {!branch.draft_exists ? (
@@ -117,6 +120,7 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
     },
     {
       header: 'Protection',
+      class: 'nowrap',
       cell: (branch) => <span data-cell="protection">{branch.protection_status === 'admin_perms_required' ? 'admins only' : 'editors'}</span>,
     },
     {
