@@ -135,7 +135,11 @@ function show(value: unknown): string {
 
 function groupBySection(changes: DiffChange[]): [string, DiffChange[]][] {
   const bySection = new Map<string, DiffChange[]>();
-  for (const change of changes) bySection.set(change.section, [...(bySection.get(change.section) ?? []), change]);
+  for (const change of changes) {
+    const list = bySection.get(change.section);
+    if (list) list.push(change);
+    else bySection.set(change.section, [change]);
+  }
   const rank = (section: string) => (SECTION_ORDER.includes(section) ? SECTION_ORDER.indexOf(section) : SECTION_ORDER.length);
   return [...bySection.entries()].sort(([a], [b]) => rank(a) - rank(b));
 }
