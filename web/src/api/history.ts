@@ -32,13 +32,6 @@ export interface BranchList {
   results: BranchSummary[];
 }
 
-/** `GET …/branches/{id}`: the fields the agent page reads (the head is its newest version). */
-export interface BranchDetail {
-  id: string;
-  name: string;
-  most_recent_versions?: AgentVersion[];
-}
-
 /** Upstream's AgentVersionMetadata. */
 export interface AgentVersion {
   id: string;
@@ -114,26 +107,7 @@ export function updateBranch(
   return api('PATCH', branchPath(agentId, branchId), patch);
 }
 
-export function getBranch(agentId: string, branchId: string, signal?: AbortSignal): Promise<BranchDetail> {
-  return api<BranchDetail>('GET', branchPath(agentId, branchId), undefined, { signal });
-}
-
 /** Commits a new version to `branchId` whose config is `versionId`'s (extension); returns the agent at it. */
 export function restoreVersion(agentId: string, branchId: string, versionId: string): Promise<AgentConfig> {
   return api<AgentConfig>('POST', `${branchPath(agentId, branchId)}/restore`, { version_id: versionId });
 }
-
-/** The dashboard's own paths of this part. */
-export const screenPaths = {
-  agent: (agentId: string) => `/agents/${encodeURIComponent(agentId)}`,
-  history: (agentId: string) => `/agents/${encodeURIComponent(agentId)}/history`,
-  version: (agentId: string, versionId: string) => `/agents/${encodeURIComponent(agentId)}/versions/${encodeURIComponent(versionId)}`,
-  diff: (agentId: string, from: string, to: string) =>
-    `/agents/${encodeURIComponent(agentId)}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
-  branch: (agentId: string, branchId: string, screen: 'edit' | 'rebase' | 'procedures') =>
-    `/agents/${encodeURIComponent(agentId)}/branches/${encodeURIComponent(branchId)}/${screen}`,
-  merge: (agentId: string, branchId: string, intoBranchId: string) =>
-    `/agents/${encodeURIComponent(agentId)}/branches/${encodeURIComponent(branchId)}/merge?into=${encodeURIComponent(intoBranchId)}`,
-  deploy: (agentId: string) => `/agents/${encodeURIComponent(agentId)}/deploy`,
-  proposals: (agentId: string) => `/agents/${encodeURIComponent(agentId)}/proposals`,
-};

@@ -1,7 +1,8 @@
 import { useLocation } from 'preact-iso';
 import { useState } from 'preact/hooks';
 
-import { type AgentConfig, agentConfigPath, type BranchList, branchesPath, type BranchSummary, createBranch, screenPaths, updateBranch } from '../api/history';
+import { type AgentConfig, agentConfigPath, type BranchList, branchesPath, type BranchSummary, createBranch, updateBranch } from '../api/history';
+import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
 import { Button, type Column, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
 import { useApi } from '../use-api';

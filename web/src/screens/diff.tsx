@@ -1,8 +1,9 @@
 import { useLocation } from 'preact-iso';
 import { useLayoutEffect, useMemo } from 'preact/hooks';
 
-import { type AgentVersion, type BranchList, branchesPath, type DiffChange, diffPath, screenPaths, type VersionDiff, versionPath } from '../api/history';
+import { type AgentVersion, type BranchList, branchesPath, type DiffChange, diffPath, type VersionDiff, versionPath } from '../api/history';
 import { isLongText, WordDiff } from '../history/WordDiff';
+import { screenPaths } from '../history/paths';
 import { ErrorPanel, Loading, Page, RelativeTime } from '../ui';
 import { useApi } from '../use-api';
 

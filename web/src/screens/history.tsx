@@ -1,10 +1,11 @@
 import { useLocation } from 'preact-iso';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 
-import { type AgentConfig, type AgentVersion, agentConfigPath, type BranchList, branchesPath, screenPaths } from '../api/history';
+import { type AgentConfig, type AgentVersion, agentConfigPath, type BranchList, branchesPath } from '../api/history';
 import { BranchFromVersion, type BranchTarget } from '../history/BranchFromVersion';
 import { type GraphLayout, graphWidth, laneX, layoutGraph, ROW_HEIGHT, rowY } from '../history/graph-layout';
 import { useAgentHistory } from '../history/use-agent-history';
+import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
 import { Button, ErrorPanel, Loading, Page, RelativeTime } from '../ui';
 import { useApi } from '../use-api';

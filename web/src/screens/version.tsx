@@ -9,11 +9,11 @@ import {
   branchesPath,
   diffPath,
   restoreVersion,
-  screenPaths,
   type VersionDiff,
   versionPath,
 } from '../api/history';
 import { BranchFromVersion, type BranchTarget } from '../history/BranchFromVersion';
+import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
 import { Button, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
 import { useApi } from '../use-api';
