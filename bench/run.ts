@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 import { benchCommits } from './commits.bench.js';
+import { benchDashboard } from './dashboard.bench.js';
 import { benchDialects } from './databases.js';
 import { benchEventLoop } from './event-loop.bench.js';
 import { benchHttp, HTTP_SETUP } from './http.bench.js';
@@ -28,6 +29,7 @@ try {
   for (const dialect of dialects) for (const figure of await benchInProcess(quick, dialect, dialect === dialects[0])) rows.push(figure);
   rows.push(await benchMemory(quick, dialects[0]));
   for (const dialect of dialects) rows.push(...(await benchEventLoop(quick, dialect)));
+  rows.push(...(await benchDashboard(quick)));
 } finally {
   stop();
 }

@@ -1,8 +1,12 @@
 import type { ComponentType } from 'preact';
 
 import { SIGN_IN_PATH } from './paths';
+import { AgentScreen } from './screens/agent';
 import { AgentsScreen } from './screens/agents';
+import { DiffScreen } from './screens/diff';
+import { HistoryScreen } from './screens/history';
 import { SignInScreen } from './screens/sign-in';
+import { VersionScreen } from './screens/version';
 
 // Every screen of the dashboard, in one list: its path (preact-iso patterns, `:name` params reach
 // the component as props), and whether the top bar links to it. A new top-level path must also be
@@ -21,4 +25,8 @@ export interface Screen {
 export const screens: Screen[] = [
   { path: SIGN_IN_PATH, component: SignInScreen, public: true },
   { path: '/agents', component: AgentsScreen, nav: 'Agents' },
+  { path: '/agents/:agent_id', component: AgentScreen },
+  { path: '/agents/:agent_id/history', component: HistoryScreen },
+  { path: '/agents/:agent_id/versions/:version_id', component: VersionScreen },
+  { path: '/agents/:agent_id/diff', component: DiffScreen },
 ];

@@ -6,6 +6,7 @@ import type { ConfigChanges } from '../agents/config-changes.js';
 import { queryBoolean, queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import {
+  zAgentBranchSummary,
   zBodyUpdateAgentBranchV1ConvaiAgentsAgentIdBranchesBranchIdPatch,
 } from '../../wire/generated/zod.gen.js';
 import { CONFIG_BODIES } from '../../wire/request-bodies.js';
@@ -58,6 +59,9 @@ function branchSummaryWire({ branch, creator, liveShare, draft, commitStatus }: 
     commits_ahead: commitStatus?.ahead ?? null,
     commits_behind: commitStatus?.behind ?? null,
     merged_into_branch_id: branch.merged_into_branch_id,
+    // Extension: the head, so a client can compare or diff a branch without reading it on its own.
+    head_version_id: branch.head_version_id,
+    head_seq_no_in_branch: branch.head_seq_no,
   };
 }
 
@@ -73,6 +77,16 @@ function branchWire({ branch, creator, liveShare, parent, recentVersions }: Bran
     merged_into_branch_id: branch.merged_into_branch_id,
   };
 }
+
+/** Upstream's branch list, its items with their head (extension; the official SDK keeps unknown keys). */
+const branchListResponse = zListResponseAgentBranchSummary.extend({
+  results: z.array(
+    zAgentBranchSummary.extend({
+      head_version_id: z.string().describe("Extension: the id of the branch's newest version."),
+      head_seq_no_in_branch: z.int().describe("Extension: that version's `seq_no_in_branch`."),
+    }),
+  ),
+});
 
 const TAG = 'branches';
 const agentParams = z.object({ agent_id: z.string() });
@@ -99,7 +113,7 @@ export function branchRoutes(context: AppContext): RouteDefinition[] {
         include_commit_status: queryBoolean(false),
       }),
       example: { params: { agent_id: 'agentId' } },
-      responses: { 200: zListResponseAgentBranchSummary },
+      responses: { 200: branchListResponse },
       handler: async ({ caller, params, query }) => {
         const { total, branches: found } = await branches.list(caller, params.agent_id, {
           includeArchived: query.include_archived,

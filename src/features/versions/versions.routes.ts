@@ -52,6 +52,32 @@ export function versionRoutes(context: AppContext): RouteDefinition[] {
 
     defineRoute({
       method: 'GET',
+      url: '/v1/convai/agents/:agent_id/versions',
+      operationId: 'list_agent_versions_route',
+      summary: 'List Agent Versions (extension)',
+      description:
+        "Extension (not in the ElevenLabs API): the agent's versions on every branch, newest first (by commit time; a " +
+        'version is always listed above the versions it descends from), as AgentVersionMetadata with `parents`, so a ' +
+        'client can draw the version graph. Cursor pagination (`cursor` from `next_cursor`; `page_size` 1–100, default 30).',
+      tag: 'versions',
+      permission: 'read',
+      extension: true,
+      params: z.object({ agent_id: z.string() }),
+      query: z.object({ page_size: queryInteger({ min: 1, max: 100, fallback: 30 }), cursor: z.string().optional() }),
+      example: { params: { agent_id: 'agentId' } },
+      responses: { 200: z.object({ versions: z.array(zAgentVersionMetadata), has_more: z.boolean(), next_cursor: z.string().nullable() }) },
+      handler: async ({ caller, params, query }) => {
+        const page = await versions.agentHistory(caller, params.agent_id, query.page_size, query.cursor);
+        return {
+          versions: page.versions.map((authored) => versionMetadataWire(authored, caller)),
+          has_more: page.hasMore,
+          next_cursor: page.nextCursor,
+        };
+      },
+    }),
+
+    defineRoute({
+      method: 'GET',
       url: '/v1/convai/agents/:agent_id/diff',
       operationId: 'diff_agent_versions_route',
       summary: 'Diff Two Versions (extension)',

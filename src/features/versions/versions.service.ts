@@ -6,7 +6,7 @@ import type { Caller } from '../../domain/caller.js';
 import type { AgentDocument } from '../agents/agent-document.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { branchesStore } from '../branches/branches.store.js';
-import { type VersionRow, versionsStore } from './versions.store.js';
+import { type AgentHistoryPosition, type VersionRow, versionsStore } from './versions.store.js';
 
 export interface VersionParents {
   in_branch_parent_id: string | null;
@@ -78,6 +78,24 @@ export function versionsService(context: AppContext) {
     },
 
     /**
+     * Extension: the agent's versions on every branch, newest first, with a cursor (the dashboard's
+     * version graph). The cursor is the last version's sort key, so pages never repeat or skip a version.
+     */
+    async agentHistory(caller: Caller, agentId: string, pageSize: number, cursor: string | undefined) {
+      const agent = await agentsStore(context.db).findOrThrow(caller.workspaceId, agentId);
+      const before = cursor === undefined ? undefined : agentHistoryPositionOf(cursor);
+      const rows = await versionsStore(context.db).agentPage(agent.id, pageSize + 1, before);
+      const page = rows.slice(0, pageSize);
+      const hasMore = rows.length > pageSize;
+      const last = page[page.length - 1];
+      return {
+        versions: await withAuthors(context, page),
+        hasMore,
+        nextCursor: hasMore ? `${last.committed_at_ms}.${last.generation}.${last.id}` : null,
+      };
+    },
+
+    /**
      * Extension: what changed between two versions of the agent, path by path, with the path
      * rules of the merge (keyed arrays element by element).
      */
@@ -100,4 +118,11 @@ export function versionsService(context: AppContext) {
       return authored;
     },
   };
+}
+
+/** A cursor of `agentHistory`: `<committed_at_ms>.<generation>.<id>`, as it returned it. */
+function agentHistoryPositionOf(cursor: string): AgentHistoryPosition {
+  const match = /^(\d{1,15})\.(\d{1,9})\.(.+)$/.exec(cursor);
+  if (!match) throw new InvalidRequestError('The cursor is not one this server returned.', 'invalid_cursor');
+  return { committedAtMs: Number(match[1]), generation: Number(match[2]), id: match[3] };
 }

@@ -7,6 +7,13 @@ import { NotFoundError } from '../../errors.js';
 
 export type VersionRow = Selectable<VersionTable>;
 
+/** Where a page of the agent's history ends (its last version's sort key). */
+export interface AgentHistoryPosition {
+  committedAtMs: number;
+  generation: number;
+  id: string;
+}
+
 export function versionsStore(db: Kysely<Database>) {
   const store = {
     find(agentId: string, versionId: string): Promise<VersionRow | undefined> {
@@ -34,6 +41,26 @@ export function versionsStore(db: Kysely<Database>) {
       let query = db.selectFrom('versions').selectAll().where('branch_id', '=', branchId);
       if (beforeSeqNo !== undefined) query = query.where('seq_no_in_branch', '<', beforeSeqNo);
       return query.orderBy('seq_no_in_branch', 'desc').limit(limit).execute();
+    },
+
+    /**
+     * The agent's versions on every branch, newest first: by commit time, then generation (a child's is
+     * above its parents', so a version never lists below one it descends from), then id; after `before`.
+     */
+    agentPage(agentId: string, limit: number, before?: AgentHistoryPosition): Promise<VersionRow[]> {
+      let query = db.selectFrom('versions').selectAll().where('agent_id', '=', agentId);
+      if (before !== undefined) {
+        query = query.where((eb) =>
+          eb.or([
+            eb('committed_at_ms', '<', before.committedAtMs),
+            eb.and([
+              eb('committed_at_ms', '=', before.committedAtMs),
+              eb.or([eb('generation', '<', before.generation), eb.and([eb('generation', '=', before.generation), eb('id', '<', before.id)])]),
+            ]),
+          ]),
+        );
+      }
+      return query.orderBy('committed_at_ms', 'desc').orderBy('generation', 'desc').orderBy('id', 'desc').limit(limit).execute();
     },
 
     /** Who authored the versions in these ranges of branches. */
