@@ -280,6 +280,11 @@ const PROTECTED_CASES: ProtectedCase[] = [
     request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments`, payload: SPLIT_90_10(f) }),
   },
   {
+    name: "preview a change of a protected branch's share of traffic",
+    protect: 'branch',
+    request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/preview`, payload: SPLIT_90_10(f) }),
+  },
+  {
     name: "roll back to a split with another share for a protected branch",
     protect: 'main',
     prepare: async (f) => {

@@ -26,6 +26,21 @@ function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) 
   };
 }
 
+/** Buckets are hundredths of a percent. */
+const percentOf = (buckets: number) => buckets / 100;
+const shares = (buckets: Map<string, number>) => Object.fromEntries([...buckets].map(([branchId, count]) => [branchId, percentOf(count)]));
+
+const zShares = z.record(z.string(), z.number());
+const zDeploymentPreview = z.object({
+  active_deployment_id: z.string().describe('The deployment this split would replace; the preview is of a change from it.'),
+  current_traffic_percentage_branch_id_map: zShares.describe('The share of conversations each branch serves now (branches with none left out).'),
+  traffic_percentage_branch_id_map: zShares.describe('The share each branch would serve, as routing would then send conversations.'),
+  moved_percentage: z.number().describe('The share of all conversations that would change branch: the least any table with these shares could move.'),
+  movements: z
+    .array(z.object({ from_branch_id: z.string(), to_branch_id: z.string(), percentage: z.number() }))
+    .describe('The conversations that would change branch, per pair of branches, the largest first; they add up to `moved_percentage`.'),
+});
+
 const TAG = 'deployments';
 const agentParams = z.object({ agent_id: z.string() });
 
@@ -60,6 +75,52 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       },
       responses: { 200: zAgentDeploymentResponse },
       handler: ({ caller, params, body }) => deployments.create(caller, params.agent_id, body.deployment_request.requests),
+    }),
+
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/deployments/preview',
+      operationId: 'preview_agent_deployment_route',
+      summary: 'Preview A Deployment (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): what deploying this body (the same as `POST …/deployments`) would do now, ' +
+        'writing nothing: the share of conversations that would move from which branch to which, and the resulting shares. ' +
+        'It is computed from the active bucket table by the code a deployment runs, so a deployment made next moves exactly ' +
+        'these conversations (to within changes made between the two). Refused as the deployment would be (422, 403).',
+      tag: TAG,
+      permission: 'write',
+      extension: true,
+      params: agentParams,
+      body: z.object({
+        deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
+      }),
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({
+          deployment_request: {
+            requests: [
+              { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
+              { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
+            ],
+          },
+        }),
+      },
+      responses: { 200: zDeploymentPreview },
+      handler: async ({ caller, params, body }) => {
+        const preview = await deployments.preview(caller, params.agent_id, body.deployment_request.requests);
+        const moved = preview.movements.reduce((sum, movement) => sum + movement.buckets, 0);
+        return {
+          active_deployment_id: preview.active.id,
+          current_traffic_percentage_branch_id_map: shares(preview.before),
+          traffic_percentage_branch_id_map: shares(preview.after),
+          moved_percentage: percentOf(moved),
+          movements: preview.movements.map((movement) => ({
+            from_branch_id: movement.from,
+            to_branch_id: movement.to,
+            percentage: percentOf(movement.buckets),
+          })),
+        };
+      },
     }),
 
     defineRoute({

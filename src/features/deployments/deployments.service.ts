@@ -3,14 +3,14 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../context.js';
 import { lockAgent } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
-import type { SplitItem } from '../../domain/traffic-split.js';
+import { type BucketMovement, bucketMovements, bucketsPerBranch, type SplitItem } from '../../domain/traffic-split.js';
 import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../errors.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
-import { activateDeployment, splitOf } from './deployment-writer.js';
+import { activateDeployment, bucketTableAfter, bucketTableOf, splitOf } from './deployment-writer.js';
 import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
 
 /** Percentages may be fractions; their total must be 100 to within this. */
@@ -45,6 +45,15 @@ function formatTotal(total: number): string {
   return String(Math.round(total * 1e9) / 1e9);
 }
 
+/** What a split would do if deployed now: buckets per branch before and after, and those that move. */
+export interface DeploymentPreview {
+  /** The deployment it would replace. */
+  active: DeploymentRow;
+  before: Map<string, number>;
+  after: Map<string, number>;
+  movements: BucketMovement[];
+}
+
 /** An item of an agent's deployment history, with who deployed it (`undefined`: a user that no longer exists). */
 export interface DeploymentItem {
   deployment: DeploymentRow;
@@ -59,16 +68,18 @@ export function deploymentsService(context: AppContext) {
     return rows.map((row) => ({ deployment: row, author: users.get(row.author_user_id) }));
   }
 
-  /** Validates and activates a split; `loc` prefixes point into the request body. */
-  async function deploy(
-    trx: Kysely<Database>,
+  /**
+   * Refuses a split a deployment would refuse (422 at `loc`, 403 for a protected branch);
+   * `loc` prefixes point into the request body.
+   */
+  async function checkSplit(
+    reader: Kysely<Database>,
     caller: Caller,
     agent: AgentRow,
     split: SplitItem[],
     locOf: (index: number) => (string | number)[],
-    restoring?: DeploymentRow,
-  ): Promise<DeploymentRow> {
-    const branches = await branchesStore(trx).list(agent.id, { includeArchived: true });
+  ): Promise<void> {
+    const branches = await branchesStore(reader).list(agent.id, { includeArchived: true });
     const byId = new Map(branches.map((branch) => [branch.id, branch]));
     const issues: ValidationIssue[] = [];
     const seen = new Map<string, number>();
@@ -95,9 +106,21 @@ export function deploymentsService(context: AppContext) {
     }
     if (issues.length > 0) throw new RequestValidationError(issues);
 
-    const before = await liveShares(trx, agent.id);
+    const before = await liveShares(reader, agent.id);
     const after = new Map(split.map((item) => [item.branchId, item.percentage]));
     assertMayChangeShares(caller, branches, before, after);
+  }
+
+  /** Validates and activates a split; `loc` prefixes point into the request body. */
+  async function deploy(
+    trx: Kysely<Database>,
+    caller: Caller,
+    agent: AgentRow,
+    split: SplitItem[],
+    locOf: (index: number) => (string | number)[],
+    restoring?: DeploymentRow,
+  ): Promise<DeploymentRow> {
+    await checkSplit(trx, caller, agent, split, locOf);
     return activateDeployment(trx, {
       agentId: agent.id,
       split,
@@ -128,6 +151,24 @@ export function deploymentsService(context: AppContext) {
         return deployed;
       });
       return { traffic_percentage_branch_id_map: splitOf(row) };
+    },
+
+    /**
+     * Extension: what deploying `requests` would do, writing nothing. The split is checked as a
+     * deployment checks it and its bucket table computed by the same function
+     * (`bucketTableAfter`), so the movements are exactly what routing does once it is deployed.
+     */
+    async preview(caller: Caller, agentId: string, requests: DeploymentRequestItem[]): Promise<DeploymentPreview> {
+      const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      await checkSplit(db, caller, agent, split, (index) =>
+        index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
+      );
+      const active = await deploymentsStore(db).active(agent.id);
+      if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
+      const before = bucketTableOf(active);
+      const after = bucketTableAfter(active, split);
+      return { active, before: bucketsPerBranch(before), after: bucketsPerBranch(after), movements: bucketMovements(before, after) };
     },
 
     async list(caller: Caller, agentId: string, page: number, pageSize: number): Promise<{ total: number; deployments: DeploymentItem[] }> {
