@@ -2,6 +2,8 @@ import type { ComponentType } from 'preact';
 
 import { SIGN_IN_PATH } from './paths';
 import { AgentsScreen } from './screens/agents';
+import { AuditScreen } from './screens/audit';
+import { DeployScreen } from './screens/deploy';
 import { SignInScreen } from './screens/sign-in';
 
 // Every screen of the dashboard, in one list: its path (preact-iso patterns, `:name` params reach
@@ -21,4 +23,6 @@ export interface Screen {
 export const screens: Screen[] = [
   { path: SIGN_IN_PATH, component: SignInScreen, public: true },
   { path: '/agents', component: AgentsScreen, nav: 'Agents' },
+  { path: '/agents/:agent_id/deploy', component: DeployScreen },
+  { path: '/audit', component: AuditScreen, nav: 'Audit log' },
 ];

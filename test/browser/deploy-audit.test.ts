@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { AUDIT_ACTIONS as SERVER_ACTIONS } from '../../src/features/audit/audit.events.js';
+import { AUDIT_ACTIONS as DASHBOARD_ACTIONS } from '../../web/src/api/audit.js';
+import { injectAs, okJson, userIdsByRole } from '../support/test-app.js';
+import { type Dashboard, startDashboard } from './support.js';
+
+// The deploy screen (split editor, the server's movement preview, history and rollback), the audit
+// log and the procedures screen, in chromium against a real server: each test asserts what the
+// user sees and what the API then holds.
+
+let dashboard: Dashboard;
+beforeAll(async () => {
+  dashboard = await startDashboard();
+});
+afterAll(async () => {
+  await dashboard?.close();
+});
+
+const AGENTS = '/v1/convai/agents';
+
+async function agentWithCanary(name: string): Promise<{ agentId: string; main: string; canary: string }> {
+  const { testApp } = dashboard;
+  const key = testApp.keys.admin;
+  const agentId = okJson<{ agent_id: string }>(await injectAs(testApp, 'POST', `${AGENTS}/create`, key, { conversation_config: {}, name })).agent_id;
+  const head = okJson<{ version_id: string; main_branch_id: string }>(await injectAs(testApp, 'GET', `${AGENTS}/${agentId}`, key));
+  const canary = okJson<{ created_branch_id: string }>(
+    await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/branches`, key, { parent_version_id: head.version_id, name: 'canary', description: '' }),
+  ).created_branch_id;
+  return { agentId, main: head.main_branch_id, canary };
+}
+
+/** The branch each conversation is routed to, by routed reads through the API. */
+async function routed(agentId: string, conversations: string[]): Promise<string[]> {
+  const read = async (conversation: string) => {
+    const response = await fetch(`${dashboard.url}${AGENTS}/${agentId}?conversation_id=${conversation}`, { headers: { 'xi-api-key': dashboard.testApp.keys.admin } });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { branch_id: string }).branch_id;
+  };
+  const branches: string[] = [];
+  for (let start = 0; start < conversations.length; start += 50) branches.push(...(await Promise.all(conversations.slice(start, start + 50).map(read))));
+  return branches;
+}
+
+async function activeSplit(agentId: string): Promise<Record<string, number>> {
+  const history = okJson<{ results: { is_active: boolean; traffic_percentage_branch_id_map: Record<string, number> }[] }>(
+    await injectAs(dashboard.testApp, 'GET', `${AGENTS}/${agentId}/deployments`, dashboard.testApp.keys.admin),
+  );
+  return history.results.find((item) => item.is_active)!.traffic_percentage_branch_id_map;
+}
+
+describe('deploy', () => {
+  test('a 90/10 deploy: Deploy waits for 100%, the preview says main→canary 10%, routing then moves just that; a rollback restores the split', async () => {
+    const { agentId, main, canary } = await agentWithCanary('Deployed');
+    const conversations = Array.from({ length: 400 }, (_, index) => `conv_dash_${index}`);
+    expect(new Set(await routed(agentId, conversations))).toEqual(new Set([main]));
+
+    const page = await dashboard.signedInPage('admin');
+    await page.goto(`/agents/${agentId}/deploy`);
+    await page.getByRole('heading', { name: 'Deploy', level: 1 }).waitFor();
+    await expect.poll(() => page.getByRole('img', { name: /Live split/ }).getAttribute('aria-label')).toBe('Live split: Main 100%');
+
+    const deployButton = page.getByRole('button', { name: 'Deploy', exact: true });
+    expect(await deployButton.isDisabled(), 'the live split is not deployed again').toBe(true);
+    await page.getByRole('spinbutton', { name: 'canary share (%)' }).fill('5');
+    await page.getByRole('spinbutton', { name: 'Main share (%)' }).fill('90');
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Total' }).textContent()).toContain('95%');
+    expect(await deployButton.isDisabled(), 'Deploy at 95%').toBe(true);
+    expect(await page.locator('#deploy-blocked').textContent()).toBe('The shares total 95%: 5% is not assigned. A split must total exactly 100%.');
+    expect(await deployButton.getAttribute('aria-describedby')).toBe('deploy-blocked');
+
+    await page.getByRole('spinbutton', { name: 'canary share (%)' }).fill('10');
+    await expect.poll(() => deployButton.isDisabled()).toBe(false);
+    const movement = page.getByRole('region', { name: 'If you deploy this split' });
+    await expect.poll(() => movement.locator('.movement-summary').textContent()).toBe('10% of conversations change branch; the rest stay where they are.');
+    const rows = await movement.locator('tbody tr').allTextContents();
+    expect(rows).toEqual(['Main→ canary10%']);
+    // The proposed split is in the URL: a link shows it to someone else.
+    expect(new URL(page.url()).searchParams.get('split')).toBe(`${main}:90,${canary}:10`);
+
+    await deployButton.click();
+    await expect.poll(() => page.locator('.notice-success').allTextContents()).toContain('Deployed: Main 90%, canary 10%×');
+    expect(await activeSplit(agentId)).toEqual({ [main]: 90, [canary]: 10 });
+    await expect.poll(() => page.getByRole('img', { name: /Live split/ }).getAttribute('aria-label')).toBe('Live split: Main 90%, canary 10%');
+    expect(new URL(page.url()).searchParams.get('split')).toBeNull();
+
+    // What routing does now is what the preview said: only main→canary, about 10% of conversations.
+    const after = await routed(agentId, conversations);
+    const moved = after.filter((branch, index) => branch !== main);
+    expect(new Set(moved)).toEqual(new Set([canary]));
+    expect(moved.length / conversations.length).toBeGreaterThan(0.06);
+    expect(moved.length / conversations.length).toBeLessThan(0.14);
+
+    // Rollback: one click on the earlier deployment, confirmed.
+    const history = page.getByRole('table', { name: 'Deployment history, newest first' });
+    await expect.poll(() => history.locator('tbody tr').count()).toBe(2);
+    await history.getByRole('button', { name: 'Roll back to Main 100%' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Roll back to this split?' });
+    await dialog.getByRole('button', { name: 'Roll back' }).click();
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+    await expect.poll(() => page.locator('.notice-success').allTextContents()).toContain('Rolled back to Main 100%×');
+    expect(await activeSplit(agentId)).toEqual({ [main]: 100 });
+    await expect.poll(() => history.locator('tbody tr').count()).toBe(3);
+    expect(new Set(await routed(agentId, conversations))).toEqual(new Set([main]));
+  });
+
+  test('a shared link opens the proposed split; a viewer sees the deployment but no editor', async () => {
+    const { agentId, main, canary } = await agentWithCanary('Shared split');
+    const page = await dashboard.signedInPage('editor');
+    await page.goto(`/agents/${agentId}/deploy?split=${main}:75,${canary}:25`);
+    await expect.poll(() => page.getByRole('spinbutton', { name: 'canary share (%)' }).inputValue()).toBe('25');
+    const movement = page.getByRole('region', { name: 'If you deploy this split' });
+    await expect.poll(() => movement.locator('.movement-summary').textContent()).toBe('25% of conversations change branch; the rest stay where they are.');
+
+    const viewer = await dashboard.signedInPage('viewer');
+    await viewer.goto(`/agents/${agentId}/deploy`);
+    await viewer.getByText('Your role (viewer) can see deployments but not change them').waitFor();
+    expect(await viewer.getByRole('button', { name: 'Deploy', exact: true }).count()).toBe(0);
+  });
+
+  test('readable at phone width: no sideways scroll of the page', async () => {
+    const { agentId } = await agentWithCanary('Phone');
+    const page = await dashboard.signedInPage('admin', { width: 390, height: 844 });
+    await page.goto(`/agents/${agentId}/deploy`);
+    await page.getByRole('spinbutton', { name: 'Main share (%)' }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  });
+});
+
+describe('audit log', () => {
+  test('lists the deployments and the rollback of an agent, filtered by agent, action and user, as the API does', async () => {
+    const { testApp } = dashboard;
+    const { agentId, main, canary } = await agentWithCanary('Audited');
+    const split = (shares: [string, number][]) => ({
+      deployment_request: { requests: shares.map(([branch_id, traffic_percentage]) => ({ branch_id, deployment_strategy: { type: 'percentage', traffic_percentage } })) },
+    });
+    okJson(await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments`, testApp.keys.admin, split([[main, 90], [canary, 10]])));
+    okJson(await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments`, testApp.keys.editor, split([[main, 80], [canary, 20]])));
+    const history = okJson<{ results: { id: string }[] }>(await injectAs(testApp, 'GET', `${AGENTS}/${agentId}/deployments`, testApp.keys.admin));
+    okJson(await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments/${history.results[1].id}/rollback`, testApp.keys.admin));
+    const users = await userIdsByRole(testApp);
+
+    const page = await dashboard.signedInPage('admin');
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.waitForURL('**/audit');
+    const filters = page.getByRole('search', { name: 'Filter the audit log' });
+    await filters.getByRole('textbox', { name: 'Agent' }).fill(agentId);
+    await filters.getByRole('button', { name: 'Filter', exact: true }).click();
+    await page.waitForURL(`**/audit?agent=${agentId}`);
+    const table = page.getByRole('table', { name: 'Audit events, newest first' });
+    const actions = () => table.locator('tbody tr td:nth-child(2)').allTextContents();
+    await expect.poll(actions).toEqual(['deployment.rollback', 'deployment.create', 'deployment.create', 'branch.create', 'agent.create']);
+
+    await filters.getByRole('combobox', { name: 'Action' }).selectOption('deployment.create');
+    await filters.getByRole('button', { name: 'Filter', exact: true }).click();
+    await expect.poll(actions).toEqual(['deployment.create', 'deployment.create']);
+    expect(new URL(page.url()).searchParams.get('action')).toBe('deployment.create');
+
+    // A user's name filters by that user: the editor's deployment is the one left.
+    await table.getByRole('button', { name: 'Show events by editor-user' }).click();
+    await expect.poll(actions).toEqual(['deployment.create']);
+    expect(new URL(page.url()).searchParams.get('user')).toBe(users.editor);
+    const api = okJson<{ events: { action: string }[] }>(
+      await injectAs(testApp, 'GET', `/v1/convai/audit-events?agent_id=${agentId}&action=deployment.create&actor_user_id=${users.editor}`, testApp.keys.admin),
+    );
+    expect(api.events.map((event) => event.action)).toEqual(['deployment.create']);
+
+    // A time after every event: nothing left, and the page says so.
+    await filters.getByLabel('Since').fill('2999-01-01T00:00');
+    await filters.getByRole('button', { name: 'Filter', exact: true }).click();
+    await table.getByText('No event matches these filters.').waitFor();
+    await filters.getByRole('button', { name: 'Clear filters' }).click();
+    await page.waitForURL('**/audit');
+    await expect.poll(async () => (await actions()).length).toBeGreaterThan(5);
+  });
+
+  test('a non-admin is told why the log is not shown', async () => {
+    const page = await dashboard.signedInPage('editor');
+    await page.goto('/audit');
+    await page.getByRole('heading', { name: 'Only admins can read the audit log' }).waitFor();
+    expect(await page.getByRole('table').count()).toBe(0);
+  });
+
+  test("the dashboard's action filter lists the server's actions", () => {
+    expect([...DASHBOARD_ACTIONS]).toEqual([...SERVER_ACTIONS]);
+  });
+});
