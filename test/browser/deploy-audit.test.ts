@@ -185,3 +185,71 @@ describe('audit log', () => {
     expect([...DASHBOARD_ACTIONS]).toEqual([...SERVER_ACTIONS]);
   });
 });
+
+describe('procedures', () => {
+  test('a procedure created, drafted, published; then a draft discarded and a removal published', async () => {
+    const { testApp } = dashboard;
+    const { agentId, canary } = await agentWithCanary('With procedures');
+    const base = `${AGENTS}/${agentId}/branches/${canary}/procedures`;
+    const published = async () =>
+      okJson<{ procedures?: Record<string, { version_id: string; name: string }> }>(await injectAs(testApp, 'GET', `${AGENTS}/${agentId}?branch_id=${canary}`, testApp.keys.admin)).procedures ?? {};
+
+    const page = await dashboard.signedInPage('editor');
+    await page.goto(`/agents/${agentId}/branches/${canary}/procedures`);
+    await page.getByText('No procedures on this branch yet.').waitFor();
+    const create = page.getByRole('form', { name: 'New procedure' });
+    await create.getByRole('textbox', { name: 'Name' }).fill('Refunds');
+    await create.getByRole('textbox', { name: 'Trigger' }).fill('The caller wants a refund');
+    await create.getByRole('button', { name: 'Create procedure' }).click();
+    await expect.poll(() => page.locator('.notice-success').allTextContents()).toContain('Procedure “Refunds” created as your draft×');
+    const table = page.getByRole('table', { name: 'Procedures of branch canary' });
+    await expect.poll(() => table.locator('tbody tr').allTextContents()).toEqual(['RefundsFree formnew · unpublished draftThe caller wants a refund']);
+    const procedureId = new URL(page.url()).searchParams.get('procedure')!;
+    expect(procedureId).toMatch(/^agtprc_/);
+
+    const editor = page.getByRole('region', { name: /^Refunds/ });
+    await editor.getByRole('textbox', { name: 'Content' }).fill('Ask for the order number, then confirm the amount.');
+    await editor.getByRole('button', { name: 'Save draft' }).click();
+    await expect.poll(() => page.locator('.notice-success').allTextContents()).toContain('Draft of “Refunds” saved×');
+    const draft = okJson<{ content: string }>(await injectAs(testApp, 'GET', `${base}/${procedureId}/draft`, testApp.keys.editor));
+    expect(draft.content).toBe('Ask for the order number, then confirm the amount.');
+    expect(await published()).toEqual({});
+
+    await page.getByRole('button', { name: 'Publish 1 draft' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Publish your drafts on canary?' });
+    await dialog.getByRole('textbox', { name: 'Description' }).fill('Refunds procedure');
+    await dialog.getByRole('button', { name: 'Publish' }).click();
+    await expect.poll(async () => (await page.locator('.notice-success').allTextContents()).some((text) => text.startsWith('Published as version agtvrsn_'))).toBe(true);
+    await expect.poll(() => table.locator('tbody tr td:nth-child(3)').allTextContents()).toEqual(['published']);
+    const map = await published();
+    expect(Object.keys(map)).toEqual([procedureId]);
+    const head = okJson<{ content: string }>(await injectAs(testApp, 'GET', `${base}/${procedureId}`, testApp.keys.admin));
+    expect(head.content).toBe('Ask for the order number, then confirm the amount.');
+    const versions = okJson<{ versions: { version_description?: string }[] }>(
+      await injectAs(testApp, 'GET', `${AGENTS}/${agentId}/branches/${canary}/versions`, testApp.keys.admin),
+    );
+    expect(JSON.stringify(versions)).toContain('Refunds procedure');
+
+    // A second draft, discarded: the published content comes back, on screen and in the API.
+    await editor.getByRole('textbox', { name: 'Content' }).fill('Something else');
+    await editor.getByRole('button', { name: 'Save draft' }).click();
+    await expect.poll(() => table.locator('tbody tr td:nth-child(3)').allTextContents()).toEqual(['your draft']);
+    await editor.getByRole('button', { name: 'Discard draft' }).click();
+    await page.getByRole('dialog', { name: 'Discard your draft of “Refunds”?' }).getByRole('button', { name: 'Discard draft' }).click();
+    await expect.poll(() => table.locator('tbody tr td:nth-child(3)').allTextContents()).toEqual(['published']);
+    await expect.poll(() => editor.getByRole('textbox', { name: 'Content' }).inputValue()).toBe('Ask for the order number, then confirm the amount.');
+    const afterDiscard = okJson<{ content: string }>(await injectAs(testApp, 'GET', `${base}/${procedureId}/draft`, testApp.keys.editor));
+    expect(afterDiscard.content).toBe('Ask for the order number, then confirm the amount.');
+
+    // Removing stages the removal; publishing applies it.
+    await editor.getByRole('button', { name: 'Remove' }).click();
+    await page.getByRole('dialog', { name: 'Remove “Refunds”?' }).getByRole('button', { name: 'Remove' }).click();
+    await expect.poll(() => table.locator('tbody tr td:nth-child(3)').allTextContents()).toEqual(['removal staged']);
+    expect(Object.keys(await published())).toEqual([procedureId]);
+    await page.getByRole('button', { name: 'Publish 1 draft' }).click();
+    await dialog.getByRole('button', { name: 'Publish' }).click();
+    await table.getByText('No procedures on this branch yet.').waitFor();
+    expect(Object.keys(await published())).toEqual([]);
+    expect(await page.getByRole('button', { name: 'Publish', exact: true }).isDisabled()).toBe(true);
+  });
+});

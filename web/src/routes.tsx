@@ -4,6 +4,7 @@ import { SIGN_IN_PATH } from './paths';
 import { AgentsScreen } from './screens/agents';
 import { AuditScreen } from './screens/audit';
 import { DeployScreen } from './screens/deploy';
+import { ProceduresScreen } from './screens/procedures';
 import { SignInScreen } from './screens/sign-in';
 
 // Every screen of the dashboard, in one list: its path (preact-iso patterns, `:name` params reach
@@ -25,4 +26,5 @@ export const screens: Screen[] = [
   { path: '/agents', component: AgentsScreen, nav: 'Agents' },
   { path: '/agents/:agent_id/deploy', component: DeployScreen },
   { path: '/audit', component: AuditScreen, nav: 'Audit log' },
+  { path: '/agents/:agent_id/branches/:branch_id/procedures', component: ProceduresScreen },
 ];
