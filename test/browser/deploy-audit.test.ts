@@ -112,18 +112,33 @@ describe('deploy', () => {
     const movement = page.getByRole('region', { name: 'If you deploy this split' });
     await expect.poll(() => movement.locator('.movement-summary').textContent()).toBe('25% of conversations change branch; the rest stay where they are.');
 
+    // A protected branch: the preview already says what the deployment would answer the editor.
+    okJson(await injectAs(dashboard.testApp, 'PATCH', `${AGENTS}/${agentId}/branches/${canary}`, dashboard.testApp.keys.admin, { protection_status: 'admin_perms_required' }));
+    await page.reload();
+    await expect.poll(() => movement.getByRole('alert').textContent()).toBe('Branch "canary" is protected: changing its share of traffic requires the admin role.');
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'The split was not deployed' }).textContent()).toContain('requires the admin role');
+    expect(await activeSplit(agentId)).toEqual({ [main]: 100 });
+
     const viewer = await dashboard.signedInPage('viewer');
     await viewer.goto(`/agents/${agentId}/deploy`);
     await viewer.getByText('Your role (viewer) can see deployments but not change them').waitFor();
     expect(await viewer.getByRole('button', { name: 'Deploy', exact: true }).count()).toBe(0);
   });
 
-  test('readable at phone width: no sideways scroll of the page', async () => {
-    const { agentId } = await agentWithCanary('Phone');
+  test('readable at phone width: no sideways scroll of the deploy, audit or procedures page', async () => {
+    const { agentId, canary } = await agentWithCanary('Phone');
     const page = await dashboard.signedInPage('admin', { width: 390, height: 844 });
+    const pageWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
     await page.goto(`/agents/${agentId}/deploy`);
     await page.getByRole('spinbutton', { name: 'Main share (%)' }).waitFor();
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await pageWidth()).toBeLessThanOrEqual(390);
+    await page.goto('/audit');
+    await page.getByRole('table', { name: 'Audit events, newest first' }).waitFor();
+    expect(await pageWidth()).toBeLessThanOrEqual(390);
+    await page.goto(`/agents/${agentId}/branches/${canary}/procedures`);
+    await page.getByRole('form', { name: 'New procedure' }).waitFor();
+    expect(await pageWidth()).toBeLessThanOrEqual(390);
   });
 });
 

@@ -97,14 +97,14 @@ function AuditLog() {
       header: 'Agent',
       cell: (event) =>
         event.agent_id ? (
-          <button type="button" class="link-button mono small" aria-label={`Show events of agent ${event.agent_id}`} onClick={() => filterBy({ ...withoutCursor, agent: event.agent_id! })}>
+          <button type="button" class="link-button mono small audit-id" title={event.agent_id} aria-label={`Show events of agent ${event.agent_id}`} onClick={() => filterBy({ ...withoutCursor, agent: event.agent_id! })}>
             {event.agent_id}
           </button>
         ) : (
           <span class="muted">—</span>
         ),
     },
-    { header: 'Resource', cell: (event) => (event.resource_id ? <span class="mono small">{event.resource_id}</span> : <span class="muted">—</span>) },
+    { header: 'Resource', cell: (event) => (event.resource_id ? <span class="mono small audit-id" title={event.resource_id}>{event.resource_id}</span> : <span class="muted">—</span>) },
     {
       header: 'Details',
       cell: (event) =>

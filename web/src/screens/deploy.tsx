@@ -420,7 +420,7 @@ function MovementPreview({ preview, nameOf, order }: { preview: PreviewState; na
                   <th scope="col">From</th>
                   <th scope="col">To</th>
                   <th scope="col" class="num">
-                    Conversations
+                    Share moved
                   </th>
                 </tr>
               </thead>

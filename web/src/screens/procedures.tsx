@@ -143,7 +143,7 @@ export function ProceduresScreen({ agent_id: agentId, branch_id: branchId }: { a
       title="Procedures"
       subtitle={
         <>
-          <a href={`/agents/${encodeURIComponent(agentId)}`}>Agent</a> · branch <strong>{branchName}</strong> · your drafts over what is published
+          <a href={`/agents/${encodeURIComponent(agentId)}`}>{head.data?.name || 'Agent'}</a> · branch <strong>{branchName}</strong> · your drafts over what is published
         </>
       }
       actions={
@@ -247,6 +247,7 @@ interface Row extends ProcedureListItem {
 
 /** The branch head, as `GET agent?branch_id=` shows it: the fields this screen uses. */
 interface BranchHead {
+  name: string;
   version_id: string;
   procedures?: Record<string, { procedure_id: string; name: string; type: ProcedureType; trigger?: string }>;
 }
