@@ -294,6 +294,15 @@ const PROTECTED_CASES: ProtectedCase[] = [
     request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/${f.deploymentId}/rollback` }),
   },
   {
+    name: 'preview a rollback to a split with another share for a protected branch',
+    protect: 'main',
+    prepare: async (f) => {
+      await requests.ok(await requests.send({ method: 'POST', url: `${agentPath(f)}/deployments`, key: keys.admin, payload: SPLIT_90_10(f) }));
+      return {};
+    },
+    request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/${f.deploymentId}/rollback/preview` }),
+  },
+  {
     // Deleting the agent takes its protected main with it (README, Differences).
     name: 'delete an agent whose main is protected',
     protect: 'main',

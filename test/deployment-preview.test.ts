@@ -150,3 +150,50 @@ describe('POST /v1/convai/agents/{agent_id}/deployments/preview', () => {
     expect(snapshotDiff(before, await snapshotDatabase(testApp.store.db))).toEqual([]);
   });
 });
+
+describe('POST /v1/convai/agents/{agent_id}/deployments/{deployment_id}/rollback/preview', () => {
+  async function previewRollback(agentId: string, deploymentId: string) {
+    const response = await fetch(`${url}${AGENTS}/${agentId}/deployments/${deploymentId}/rollback/preview`, { method: 'POST', headers: { 'xi-api-key': testApp.keys.admin } });
+    return { status: response.status, body: (await response.json()) as Preview & { detail?: { code?: string } } };
+  }
+
+  it('previews a rollback as it then routes: conversations go back where they were, and only those the preview names move', async () => {
+    const { agentId, branches } = await agentWithBranches('b', 'c');
+    await deploy(agentId, [[branches.main, 50], [branches.b, 30], [branches.c, 20]]);
+    const history = okJson<{ results: { id: string }[] }>(await injectAs(testApp, 'GET', `${AGENTS}/${agentId}/deployments`, testApp.keys.admin));
+    const conversations = Array.from({ length: 1_000 }, (_, index) => `conv_rollback_${index}`);
+    const underFirst = await routed(agentId, conversations);
+    await deploy(agentId, [[branches.main, 20], [branches.b, 35], [branches.c, 45]]);
+    const beforeRollback = await routed(agentId, conversations);
+
+    const before = await snapshotDatabase(testApp.store.db);
+    const { status, body } = await previewRollback(agentId, history.results[0].id);
+    expect(status).toBe(200);
+    expect(snapshotDiff(before, await snapshotDatabase(testApp.store.db)), 'the preview wrote nothing').toEqual([]);
+    expect(body.moved_percentage).toBe(30);
+    expect(body.traffic_percentage_branch_id_map).toEqual({ [branches.main]: 50, [branches.b]: 30, [branches.c]: 20 });
+    const predicted = new Map(body.movements.map((movement) => [`${movement.from_branch_id}→${movement.to_branch_id}`, movement.percentage]));
+
+    okJson(await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments/${history.results[0].id}/rollback`, testApp.keys.admin));
+    const afterRollback = await routed(agentId, conversations);
+    expect(afterRollback, 'every conversation is back on its branch').toEqual(underFirst);
+    const observed = observedMovements(beforeRollback, afterRollback);
+    for (const [pair, share] of observed) {
+      expect(predicted.has(pair), `${pair} moved but was not previewed`).toBe(true);
+      expect(Math.abs(share - predicted.get(pair)!), pair).toBeLessThan(4);
+    }
+    for (const pair of predicted.keys()) expect(observed.has(pair), `${pair} was previewed but nothing moved`).toBe(true);
+  });
+
+  it('refuses what the rollback refuses: an unknown deployment, a branch archived since', async () => {
+    const { agentId, branches } = await agentWithBranches('canary');
+    expect((await previewRollback(agentId, 'agtdpl_nope')).status).toBe(404);
+    await deploy(agentId, [[branches.main, 90], [branches.canary, 10]]);
+    const history = okJson<{ results: { id: string }[] }>(await injectAs(testApp, 'GET', `${AGENTS}/${agentId}/deployments`, testApp.keys.admin));
+    await deploy(agentId, [[branches.main, 100]]);
+    okJson(await injectAs(testApp, 'PATCH', `${AGENTS}/${agentId}/branches/${branches.canary}`, testApp.keys.admin, { is_archived: true }));
+    const refused = await previewRollback(agentId, history.results[0].id);
+    expect(refused.status).toBe(409);
+    expect(refused.body.detail?.code).toBe('branch_archived');
+  });
+});

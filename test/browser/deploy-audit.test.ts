@@ -96,6 +96,9 @@ describe('deploy', () => {
     await expect.poll(() => history.locator('tbody tr').count()).toBe(2);
     await history.getByRole('button', { name: 'Roll back to Main 100%' }).click();
     const dialog = page.getByRole('dialog', { name: 'Roll back to this split?' });
+    const rollbackMovement = dialog.getByRole('region', { name: 'If you roll back' });
+    await expect.poll(() => rollbackMovement.locator('.movement-summary').textContent()).toBe('10% of conversations change branch; the rest stay where they are.');
+    expect(await rollbackMovement.locator('tbody tr').allTextContents()).toEqual(['canary→ Main10%']);
     await dialog.getByRole('button', { name: 'Roll back' }).click();
     await expect.poll(() => dialog.isVisible()).toBe(false);
     await expect.poll(() => page.locator('.notice-success').allTextContents()).toContain('Rolled back to Main 100%×');

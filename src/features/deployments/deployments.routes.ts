@@ -12,7 +12,7 @@ import {
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import { splitOf } from './deployment-writer.js';
-import { type DeploymentItem, deploymentsService } from './deployments.service.js';
+import { type DeploymentItem, type DeploymentPreview, deploymentsService } from './deployments.service.js';
 
 /** Upstream's `AgentDeploymentHistoryItem`, as `caller` sees it. */
 function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) {
@@ -40,6 +40,18 @@ const zDeploymentPreview = z.object({
     .array(z.object({ from_branch_id: z.string(), to_branch_id: z.string(), percentage: z.number() }))
     .describe('The conversations that would change branch, per pair of branches, the largest first; they add up to `moved_percentage`.'),
 });
+
+/** A preview as `zDeploymentPreview` shows it. */
+function previewWire(preview: DeploymentPreview) {
+  const moved = preview.movements.reduce((sum, movement) => sum + movement.buckets, 0);
+  return {
+    active_deployment_id: preview.active.id,
+    current_traffic_percentage_branch_id_map: shares(preview.before),
+    traffic_percentage_branch_id_map: shares(preview.after),
+    moved_percentage: percentOf(moved),
+    movements: preview.movements.map((movement) => ({ from_branch_id: movement.from, to_branch_id: movement.to, percentage: percentOf(movement.buckets) })),
+  };
+}
 
 const TAG = 'deployments';
 const agentParams = z.object({ agent_id: z.string() });
@@ -106,21 +118,7 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
         }),
       },
       responses: { 200: zDeploymentPreview },
-      handler: async ({ caller, params, body }) => {
-        const preview = await deployments.preview(caller, params.agent_id, body.deployment_request.requests);
-        const moved = preview.movements.reduce((sum, movement) => sum + movement.buckets, 0);
-        return {
-          active_deployment_id: preview.active.id,
-          current_traffic_percentage_branch_id_map: shares(preview.before),
-          traffic_percentage_branch_id_map: shares(preview.after),
-          moved_percentage: percentOf(moved),
-          movements: preview.movements.map((movement) => ({
-            from_branch_id: movement.from,
-            to_branch_id: movement.to,
-            percentage: percentOf(movement.buckets),
-          })),
-        };
-      },
+      handler: async ({ caller, params, body }) => previewWire(await deployments.preview(caller, params.agent_id, body.deployment_request.requests)),
     }),
 
     defineRoute({
@@ -160,6 +158,25 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
       responses: { 200: zAgentDeploymentHistoryItem },
       handler: async ({ caller, params }) => deploymentWire(await deployments.rollback(caller, params.agent_id, params.deployment_id), caller),
+    }),
+
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/deployments/:deployment_id/rollback/preview',
+      operationId: 'preview_agent_deployment_rollback_route',
+      summary: 'Preview A Rollback (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): what `POST …/deployments/{deployment_id}/rollback` would do now, writing ' +
+        'nothing, in the shape of `POST …/deployments/preview`: the conversations that would move from which branch to ' +
+        'which (back where they were under that deployment) and the resulting shares. Refused as the rollback would be ' +
+        '(404, 409 `branch_archived`, 403).',
+      tag: TAG,
+      permission: 'write',
+      extension: true,
+      params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
+      example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
+      responses: { 200: zDeploymentPreview },
+      handler: async ({ caller, params }) => previewWire(await deployments.previewRollback(caller, params.agent_id, params.deployment_id)),
     }),
   ];
 }

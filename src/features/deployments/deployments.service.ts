@@ -131,6 +131,38 @@ export function deploymentsService(context: AppContext) {
     });
   }
 
+  /**
+   * The split a rollback to `deploymentId` deploys: its split without archived branches at 0% (they
+   * can receive no traffic anyway); 404 for no such deployment, 409 `branch_archived` when it gives
+   * traffic to a branch archived since.
+   */
+  async function rollbackSplit(reader: Kysely<Database>, agent: AgentRow, deploymentId: string): Promise<{ earlier: DeploymentRow; live: SplitItem[] }> {
+    const earlier = await deploymentsStore(reader).find(agent.id, deploymentId);
+    if (!earlier) throw new NotFoundError('deployment', deploymentId);
+    const split = Object.entries(splitOf(earlier)).map(([branchId, percentage]) => ({ branchId, percentage }));
+    const live: SplitItem[] = [];
+    for (const item of split) {
+      const branch = await branchesStore(reader).find(agent.id, item.branchId);
+      if (branch?.is_archived && item.percentage > 0) {
+        throw new ConflictError(
+          'branch_archived',
+          `Deployment ${deploymentId} sends ${item.percentage}% to branch "${branch.name}", which is archived; unarchive it or deploy a new split.`,
+        );
+      }
+      if (!branch?.is_archived) live.push(item);
+    }
+    return { earlier, live };
+  }
+
+  /** What deploying `split` over the active deployment would move (a rollback passes the deployment it restores). */
+  async function previewOf(reader: Kysely<Database>, agent: AgentRow, split: SplitItem[], restoring?: DeploymentRow): Promise<DeploymentPreview> {
+    const active = await deploymentsStore(reader).active(agent.id);
+    if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
+    const before = bucketTableOf(active);
+    const after = bucketTableAfter(active, split, restoring);
+    return { active, before: bucketsPerBranch(before), after: bucketsPerBranch(after), movements: bucketMovements(before, after) };
+  }
+
   return {
     async create(caller: Caller, agentId: string, requests: DeploymentRequestItem[]) {
       const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
@@ -164,11 +196,15 @@ export function deploymentsService(context: AppContext) {
       await checkSplit(db, caller, agent, split, (index) =>
         index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
       );
-      const active = await deploymentsStore(db).active(agent.id);
-      if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
-      const before = bucketTableOf(active);
-      const after = bucketTableAfter(active, split);
-      return { active, before: bucketsPerBranch(before), after: bucketsPerBranch(after), movements: bucketMovements(before, after) };
+      return previewOf(db, agent, split);
+    },
+
+    /** Extension: what a rollback to `deploymentId` would do, writing nothing (as `preview`, for `rollback`). */
+    async previewRollback(caller: Caller, agentId: string, deploymentId: string): Promise<DeploymentPreview> {
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      const { earlier, live } = await rollbackSplit(db, agent, deploymentId);
+      await checkSplit(db, caller, agent, live, () => ['path', 'deployment_id']);
+      return previewOf(db, agent, live, earlier);
     },
 
     async list(caller: Caller, agentId: string, page: number, pageSize: number): Promise<{ total: number; deployments: DeploymentItem[] }> {
@@ -186,22 +222,8 @@ export function deploymentsService(context: AppContext) {
       const row = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
-        const earlier = await deploymentsStore(trx).find(agent.id, deploymentId);
-        if (!earlier) throw new NotFoundError('deployment', deploymentId);
-        const split = Object.entries(splitOf(earlier)).map(([branchId, percentage]) => ({ branchId, percentage }));
-        for (const item of split) {
-          const branch = await branchesStore(trx).find(agent.id, item.branchId);
-          if (branch?.is_archived && item.percentage > 0) {
-            throw new ConflictError(
-              'branch_archived',
-              `Deployment ${deploymentId} sends ${item.percentage}% to branch "${branch.name}", which is archived; unarchive it or deploy a new split.`,
-            );
-          }
-        }
+        const { earlier, live } = await rollbackSplit(trx, agent, deploymentId);
         publish({ kind: 'agent', agentId: agent.id });
-        // Archived branches at 0% are dropped: they can receive no traffic anyway.
-        const live = [];
-        for (const item of split) if (!(await branchesStore(trx).find(agent.id, item.branchId))?.is_archived) live.push(item);
         const deployed = await deploy(trx, caller, agent, live, () => ['path', 'deployment_id'], earlier);
         await recordUserAction(trx, caller, deployed.deployed_at_ms, {
           action: 'deployment.rollback',

@@ -57,6 +57,10 @@ export function previewDeployment(agentId: string, split: Split, signal?: AbortS
   return api<DeploymentPreview>('POST', `${deploymentsPath(agentId)}/preview`, deploymentBody(split), { signal });
 }
 
+export function previewRollback(agentId: string, deploymentId: string, signal?: AbortSignal): Promise<DeploymentPreview> {
+  return api<DeploymentPreview>('POST', `${deploymentsPath(agentId)}/${encodeURIComponent(deploymentId)}/rollback/preview`, undefined, { signal });
+}
+
 export function deploy(agentId: string, split: Split): Promise<{ traffic_percentage_branch_id_map: Record<string, number> }> {
   return api('POST', deploymentsPath(agentId), deploymentBody(split));
 }

@@ -1,5 +1,5 @@
 import { useLocation } from 'preact-iso';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useId, useMemo, useState } from 'preact/hooks';
 
 import type { ApiError } from '../api';
 import {
@@ -11,6 +11,7 @@ import {
   type DeploymentPreview,
   deploymentsPath,
   previewDeployment,
+  previewRollback,
   rollBack,
   type Split,
 } from '../api/deploy';
@@ -44,6 +45,7 @@ export function DeployScreen({ agent_id: agentId }: { agent_id: string }) {
   const live = useApi<DeploymentHistoryPage>(deploymentsPath(agentId), { page: 1, page_size: 1 });
   const history = useApi<DeploymentHistoryPage>(deploymentsPath(agentId), { page, page_size: HISTORY_PAGE_SIZE });
   const [toRollBack, setToRollBack] = useState<DeploymentHistoryItem>();
+  const rollbackPreview = usePreview(toRollBack?.id, (signal) => previewRollback(agentId, toRollBack!.id, signal));
 
   const allBranches = branches.data?.results ?? [];
   const names = useMemo(() => new Map(allBranches.map((branch) => [branch.id, branch.name])), [allBranches]);
@@ -167,6 +169,7 @@ export function DeployScreen({ agent_id: agentId }: { agent_id: string }) {
               Makes the split deployed <RelativeTime seconds={toRollBack.deployed_at_unix_secs} /> live again, as a new deployment:
             </p>
             <SplitBar split={toRollBack.traffic_percentage_branch_id_map} order={allBranches} nameOf={nameOf} label="Split to restore" />
+            <MovementPreview preview={rollbackPreview} nameOf={nameOf} order={allBranches} heading="If you roll back" showResult={false} />
             <p class="muted small">Conversations go back to the branch they had under it, moving no more of them than the change requires.</p>
           </>
         )}
@@ -365,36 +368,50 @@ interface PreviewState {
 
 /** The server's movement preview of `split`, asked for a moment after it last changed; undefined: none to show. */
 function useMovementPreview(agentId: string, split: Split | undefined): PreviewState {
-  const key = split ? JSON.stringify(split) : undefined;
+  return usePreview(split ? JSON.stringify(split) : undefined, (signal) => previewDeployment(agentId, split!, signal), PREVIEW_DELAY_MS);
+}
+
+/** Loads a preview whenever `key` changes (after `delayMs`), dropping an older answer that arrives late. */
+function usePreview(key: string | undefined, load: (signal: AbortSignal) => Promise<DeploymentPreview>, delayMs = 0): PreviewState {
   const [state, setState] = useState<PreviewState>({ loading: false });
   useEffect(() => {
-    if (!split || !key) {
+    if (!key) {
       setState({ loading: false });
       return;
     }
     const controller = new AbortController();
     setState((previous) => ({ ...previous, split: key, loading: true }));
     const timer = setTimeout(() => {
-      previewDeployment(agentId, split, controller.signal).then(
+      load(controller.signal).then(
         (data) => setState({ split: key, data, loading: false }),
         (error: unknown) => {
           if (!controller.signal.aborted) setState({ split: key, error: error as ApiError, loading: false });
         },
       );
-    }, PREVIEW_DELAY_MS);
+    }, delayMs);
     return () => {
       clearTimeout(timer);
       controller.abort();
     };
-  }, [agentId, key]);
+  }, [key]);
   return state;
 }
 
-function MovementPreview({ preview, nameOf, order }: { preview: PreviewState; nameOf: (id: string) => string; order: BranchSummary[] }) {
+interface MovementPreviewProps {
+  preview: PreviewState;
+  nameOf: (id: string) => string;
+  order: BranchSummary[];
+  heading?: string;
+  /** Whether to draw the resulting split (the rollback dialog already shows it). */
+  showResult?: boolean;
+}
+
+function MovementPreview({ preview, nameOf, order, heading = 'If you deploy this split', showResult = true }: MovementPreviewProps) {
+  const headingId = useId();
   if (!preview.split) return null;
   return (
-    <section class="movement" aria-labelledby="movement-heading" aria-busy={preview.loading}>
-      <h3 id="movement-heading">If you deploy this split</h3>
+    <section class="movement" aria-labelledby={headingId} aria-busy={preview.loading}>
+      <h3 id={headingId}>{heading}</h3>
       {preview.loading && !preview.data && <Loading label="Computing which conversations would move…" />}
       {preview.error && (
         <p class="field-error" role="alert">
@@ -435,7 +452,7 @@ function MovementPreview({ preview, nameOf, order }: { preview: PreviewState; na
               </tbody>
             </table>
           )}
-          <SplitBar split={preview.data.traffic_percentage_branch_id_map} order={order} nameOf={nameOf} label="Resulting split" />
+          {showResult && <SplitBar split={preview.data.traffic_percentage_branch_id_map} order={order} nameOf={nameOf} label="Resulting split" />}
           <p class="muted small">Computed by the server from the live bucket table, as the deployment will route.</p>
         </div>
       )}
