@@ -270,4 +270,32 @@ describe('procedures', () => {
     expect(Object.keys(await published())).toEqual([]);
     expect(await page.getByRole('button', { name: 'Publish', exact: true }).isDisabled()).toBe(true);
   });
+
+  test('a publish the server refuses shows each procedure\'s errors and publishes nothing', async () => {
+    const { testApp } = dashboard;
+    const { agentId, canary } = await agentWithCanary('Invalid procedure');
+    const page = await dashboard.signedInPage('editor');
+    await page.goto(`/agents/${agentId}/branches/${canary}/procedures`);
+    const create = page.getByRole('form', { name: 'New procedure' });
+    await create.getByRole('textbox', { name: 'Name' }).fill('Order status');
+    await create.getByRole('combobox', { name: 'Type' }).selectOption('deterministic');
+    await create.getByRole('button', { name: 'Create procedure' }).click();
+    const editor = page.getByRole('region', { name: /^Order status/ });
+    const content = editor.getByRole('textbox', { name: 'Content' });
+    await content.fill('{"steps": [');
+    await editor.getByText(/^Not valid JSON/).waitFor();
+    expect(await content.getAttribute('aria-invalid')).toBe('true');
+    await content.fill('{"steps": []}');
+    await editor.getByRole('button', { name: 'Save draft' }).click();
+    await expect.poll(() => page.locator('.notice-success').allTextContents()).toContain('Draft of “Order status” saved×');
+
+    await page.getByRole('button', { name: 'Publish 1 draft' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Publish your drafts on canary?' });
+    await dialog.getByRole('button', { name: 'Publish' }).click();
+    await expect
+      .poll(() => dialog.getByRole('alert').textContent())
+      .toBe('Structured procedures failed validation. Order status: Procedure requires at least one step');
+    const agent = okJson<{ procedures?: Record<string, unknown> }>(await injectAs(testApp, 'GET', `${AGENTS}/${agentId}?branch_id=${canary}`, testApp.keys.admin));
+    expect(agent.procedures ?? {}).toEqual({});
+  });
 });

@@ -290,6 +290,7 @@ function ProcedureEditor({ agentId, branchId, procedureId, procedure, writable, 
   const changed =
     fields.name !== draft.data.name || fields.content !== draft.data.content || fields.trigger !== draft.data.trigger;
   const neverPublished = procedure?.state === 'new';
+  const jsonProblem = fields.type === 'deterministic' ? stepsJsonProblem(fields.content) : undefined;
 
   const save = async (event: SubmitEvent) => {
     event.preventDefault();
@@ -352,9 +353,16 @@ function ProcedureEditor({ agentId, branchId, procedureId, procedure, writable, 
                 maxLength={50000}
                 value={fields.content}
                 placeholder={fields.type === 'deterministic' ? '{"steps": [ … ]}' : 'Instructions, in markdown'}
+                aria-invalid={jsonProblem !== undefined}
+                aria-describedby={jsonProblem ? 'content-problem' : undefined}
                 onInput={(event) => setFields({ ...fields, content: event.currentTarget.value })}
               />
             </label>
+          )}
+          {jsonProblem && (
+            <p id="content-problem" class="field-error">
+              {jsonProblem}
+            </p>
           )}
         </fieldset>
         {writable && (
@@ -404,4 +412,15 @@ function describePublishError(error: unknown, procedures: ProcedureListItem[]): 
     return `${name}: ${list.map((each) => each.message).join('; ')}`;
   });
   return `${error.message} ${lines.join(' · ')}`;
+}
+
+/** A deterministic procedure's content must be JSON (its steps are checked on publish): what is wrong with it, if anything. */
+function stepsJsonProblem(content: string): string | undefined {
+  if (content.trim() === '') return undefined;
+  try {
+    JSON.parse(content);
+    return undefined;
+  } catch (error) {
+    return `Not valid JSON: ${error instanceof Error ? error.message : String(error)}. Publishing checks the steps.`;
+  }
 }
