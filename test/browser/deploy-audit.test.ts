@@ -192,6 +192,43 @@ describe('audit log', () => {
     await expect.poll(async () => (await actions()).length).toBeGreaterThan(5);
   });
 
+  test('pages through the log and through a deployment history, the page in the URL', async () => {
+    const { testApp } = dashboard;
+    const { agentId, main, canary } = await agentWithCanary('Many deployments');
+    for (let index = 0; index < 51; index++) {
+      const share = index % 2 === 0 ? 10 : 20;
+      okJson(
+        await injectAs(testApp, 'POST', `${AGENTS}/${agentId}/deployments`, testApp.keys.admin, {
+          deployment_request: {
+            requests: [
+              { branch_id: main, deployment_strategy: { type: 'percentage', traffic_percentage: 100 - share } },
+              { branch_id: canary, deployment_strategy: { type: 'percentage', traffic_percentage: share } },
+            ],
+          },
+        }),
+      );
+    }
+    const page = await dashboard.signedInPage('admin');
+    await page.goto(`/audit?agent=${agentId}&action=deployment.create`);
+    const table = page.getByRole('table', { name: 'Audit events, newest first' });
+    await expect.poll(() => table.locator('tbody tr').count()).toBe(50);
+    await page.getByRole('button', { name: 'Older' }).click();
+    await expect.poll(() => table.locator('tbody tr').count()).toBe(1);
+    expect(new URL(page.url()).searchParams.get('cursor')).toBeTruthy();
+    expect(await page.getByRole('button', { name: 'Older' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Newer' }).click();
+    await expect.poll(() => table.locator('tbody tr').count()).toBe(50);
+
+    // 52 deployments (the first is the agent's own), 10 a page: the last page holds 2.
+    await page.goto(`/agents/${agentId}/deploy?page=6`);
+    const history = page.getByRole('table', { name: 'Deployment history, newest first' });
+    await expect.poll(() => history.locator('tbody tr').count()).toBe(2);
+    await page.getByText('Page 6 of 6 · 52 deployments').waitFor();
+    await page.getByRole('button', { name: 'Newer' }).click();
+    await page.waitForURL(`**/agents/${agentId}/deploy?page=5`);
+    await expect.poll(() => history.locator('tbody tr').count()).toBe(10);
+  });
+
   test('a non-admin is told why the log is not shown', async () => {
     const page = await dashboard.signedInPage('editor');
     await page.goto('/audit');
