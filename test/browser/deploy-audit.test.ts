@@ -62,6 +62,13 @@ describe('deploy', () => {
 
     const deployButton = page.getByRole('button', { name: 'Deploy', exact: true });
     expect(await deployButton.isDisabled(), 'the live split is not deployed again').toBe(true);
+    // By keyboard: the slider moves a share a point at a time, and the total says what is wrong.
+    await page.getByRole('slider', { name: 'canary share slider' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await expect.poll(() => page.getByRole('spinbutton', { name: 'canary share (%)' }).inputValue()).toBe('2');
+    expect(await page.locator('#deploy-blocked').textContent()).toBe('The shares total 102%: 2% too much. A split must total exactly 100%.');
+    expect(await deployButton.isDisabled()).toBe(true);
     await page.getByRole('spinbutton', { name: 'canary share (%)' }).fill('5');
     await page.getByRole('spinbutton', { name: 'Main share (%)' }).fill('90');
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Total' }).textContent()).toContain('95%');
