@@ -280,6 +280,11 @@ const PROTECTED_CASES: ProtectedCase[] = [
     request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments`, payload: SPLIT_90_10(f) }),
   },
   {
+    name: "preview a change of a protected branch's share of traffic",
+    protect: 'branch',
+    request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/preview`, payload: SPLIT_90_10(f) }),
+  },
+  {
     name: "roll back to a split with another share for a protected branch",
     protect: 'main',
     prepare: async (f) => {
@@ -287,6 +292,15 @@ const PROTECTED_CASES: ProtectedCase[] = [
       return {};
     },
     request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/${f.deploymentId}/rollback` }),
+  },
+  {
+    name: 'preview a rollback to a split with another share for a protected branch',
+    protect: 'main',
+    prepare: async (f) => {
+      await requests.ok(await requests.send({ method: 'POST', url: `${agentPath(f)}/deployments`, key: keys.admin, payload: SPLIT_90_10(f) }));
+      return {};
+    },
+    request: (f) => ({ method: 'POST', url: `${agentPath(f)}/deployments/${f.deploymentId}/rollback/preview` }),
   },
   {
     // Deleting the agent takes its protected main with it (README, Differences).

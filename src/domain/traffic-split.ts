@@ -154,6 +154,46 @@ export function movedBuckets(before: BucketTable, after: BucketTable): number {
   return moved;
 }
 
+/** Buckets per branch of a table (branches it lists with no bucket are left out). */
+export function bucketsPerBranch(table: BucketTable): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    const branchId = branchAt(table, bucket);
+    counts.set(branchId, (counts.get(branchId) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** A number of buckets that serve `from` in one table and `to` in another. */
+export interface BucketMovement {
+  from: string;
+  to: string;
+  buckets: number;
+}
+
+/**
+ * Which buckets change branch between two tables, per pair of branches, most first: what a
+ * deployment from `before` to `after` does to conversations (a deployment's preview shows it).
+ * The buckets add up to `movedBuckets(before, after)`.
+ */
+export function bucketMovements(before: BucketTable, after: BucketTable): BucketMovement[] {
+  const pairs = new Map<string, BucketMovement>();
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    const from = branchAt(before, bucket);
+    const to = branchAt(after, bucket);
+    if (from === to) continue;
+    const key = JSON.stringify([from, to]);
+    const pair = pairs.get(key);
+    if (pair) pair.buckets++;
+    else pairs.set(key, { from, to, buckets: 1 });
+  }
+  return [...pairs.values()].sort((a, b) => b.buckets - a.buckets || compareIds(a.from, b.from) || compareIds(a.to, b.to));
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Compact text form for storage: runs of `index*length`, comma-separated. */
 export function encodeBucketTable(table: BucketTable): string {
   const runs: string[] = [];

@@ -10,7 +10,9 @@ import {
   AgentBuckets,
   BUCKETS,
   bucketCounts,
+  bucketMovements,
   bucketOf,
+  bucketsPerBranch,
   decodeBucketTable,
   encodeBucketTable,
   freshBucketTable,
@@ -197,6 +199,46 @@ describe('bucket tables', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('names every bucket that moves by its pair of branches: they add up to the moved buckets and turn the old counts into the new', () => {
+    fc.assert(
+      fc.property(splitArbitrary, splitArbitrary, (first, second) => {
+        const before = freshBucketTable(first);
+        const after = nextBucketTable(before, second);
+        const movements = bucketMovements(before, after);
+        expect(movements.reduce((sum, movement) => sum + movement.buckets, 0)).toBe(movedBuckets(before, after));
+        const counts = bucketsPerBranch(before);
+        for (const { from, to, buckets } of movements) {
+          expect(from).not.toBe(to);
+          expect(buckets).toBeGreaterThan(0);
+          counts.set(from, counts.get(from)! - buckets);
+          counts.set(to, (counts.get(to) ?? 0) + buckets);
+        }
+        const expected = bucketsPerBranch(after);
+        for (const [id, count] of counts) expect(count, id).toBe(expected.get(id) ?? 0);
+        const pairs = movements.map((movement) => `${movement.from}>${movement.to}`);
+        expect(new Set(pairs).size).toBe(pairs.length);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('lists movements largest first: 90/10 to 55/5/40 moves 35% main→c and 5% b→c, nothing else', () => {
+    const canary = freshBucketTable([
+      { branchId: 'main', percentage: 90 },
+      { branchId: 'b', percentage: 10 },
+    ]);
+    const next = nextBucketTable(canary, [
+      { branchId: 'main', percentage: 55 },
+      { branchId: 'b', percentage: 5 },
+      { branchId: 'c', percentage: 40 },
+    ]);
+    expect(bucketMovements(canary, next)).toEqual([
+      { from: 'main', to: 'c', buckets: 3_500 },
+      { from: 'b', to: 'c', buckets: 500 },
+    ]);
+    expect(bucketsPerBranch(next)).toEqual(new Map([['main', 5_500], ['b', 500], ['c', 4_000]]));
   });
 
   it('keeps every conversation where it is when only a share grows from zero and shrinks elsewhere', () => {

@@ -3,8 +3,11 @@ import type { ComponentType } from 'preact';
 import { SIGN_IN_PATH } from './paths';
 import { AgentScreen } from './screens/agent';
 import { AgentsScreen } from './screens/agents';
+import { AuditScreen } from './screens/audit';
+import { DeployScreen } from './screens/deploy';
 import { DiffScreen } from './screens/diff';
 import { HistoryScreen } from './screens/history';
+import { ProceduresScreen } from './screens/procedures';
 import { SignInScreen } from './screens/sign-in';
 import { VersionScreen } from './screens/version';
 
@@ -29,4 +32,7 @@ export const screens: Screen[] = [
   { path: '/agents/:agent_id/history', component: HistoryScreen },
   { path: '/agents/:agent_id/versions/:version_id', component: VersionScreen },
   { path: '/agents/:agent_id/diff', component: DiffScreen },
+  { path: '/agents/:agent_id/deploy', component: DeployScreen },
+  { path: '/audit', component: AuditScreen, nav: 'Audit log' },
+  { path: '/agents/:agent_id/branches/:branch_id/procedures', component: ProceduresScreen },
 ];

@@ -31,6 +31,14 @@ export function splitOf(row: DeploymentRow): Record<string, number> {
 }
 
 /**
+ * The bucket table `split` gets when it replaces `active`: what a deployment stores and what its
+ * preview shows, computed once, here.
+ */
+export function bucketTableAfter(active: DeploymentRow | undefined, split: readonly SplitItem[], restoring?: DeploymentRow): BucketTable {
+  return nextBucketTable(active ? bucketTableOf(active) : undefined, split, restoring ? bucketTableOf(restoring) : undefined);
+}
+
+/**
  * Makes `split` the active deployment of the agent, moving as few buckets as possible from the
  * active one. The caller holds the agent lock (`lockAgent`) and has validated the split; the
  * partial unique index refuses a second active row if it did not.
@@ -38,11 +46,7 @@ export function splitOf(row: DeploymentRow): Record<string, number> {
 export async function activateDeployment(trx: Kysely<Database>, deployment: NewDeployment): Promise<DeploymentRow> {
   const store = deploymentsStore(trx);
   const active = await store.active(deployment.agentId);
-  const table = nextBucketTable(
-    active ? bucketTableOf(active) : undefined,
-    deployment.split,
-    deployment.restoring ? bucketTableOf(deployment.restoring) : undefined,
-  );
+  const table = bucketTableAfter(active, deployment.split, deployment.restoring);
   const row: DeploymentRow = {
     id: newId('agtdpl_', deployment.deployedAtMs),
     agent_id: deployment.agentId,

@@ -12,7 +12,7 @@ import {
 import { accessInfo } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
 import { splitOf } from './deployment-writer.js';
-import { type DeploymentItem, deploymentsService } from './deployments.service.js';
+import { type DeploymentItem, type DeploymentPreview, deploymentsService } from './deployments.service.js';
 
 /** Upstream's `AgentDeploymentHistoryItem`, as `caller` sees it. */
 function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) {
@@ -23,6 +23,33 @@ function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) 
     is_active: deployment.is_active === 1,
     source: deployment.source,
     access_info: accessInfo(author, caller),
+  };
+}
+
+/** Buckets are hundredths of a percent. */
+const percentOf = (buckets: number) => buckets / 100;
+const shares = (buckets: Map<string, number>) => Object.fromEntries([...buckets].map(([branchId, count]) => [branchId, percentOf(count)]));
+
+const zShares = z.record(z.string(), z.number());
+const zDeploymentPreview = z.object({
+  active_deployment_id: z.string().describe('The deployment this split would replace; the preview is of a change from it.'),
+  current_traffic_percentage_branch_id_map: zShares.describe('The share of conversations each branch serves now (branches with none left out).'),
+  traffic_percentage_branch_id_map: zShares.describe('The share each branch would serve, as routing would then send conversations.'),
+  moved_percentage: z.number().describe('The share of all conversations that would change branch: the least any table with these shares could move.'),
+  movements: z
+    .array(z.object({ from_branch_id: z.string(), to_branch_id: z.string(), percentage: z.number() }))
+    .describe('The conversations that would change branch, per pair of branches, the largest first; they add up to `moved_percentage`.'),
+});
+
+/** A preview as `zDeploymentPreview` shows it. */
+function previewWire(preview: DeploymentPreview) {
+  const moved = preview.movements.reduce((sum, movement) => sum + movement.buckets, 0);
+  return {
+    active_deployment_id: preview.active.id,
+    current_traffic_percentage_branch_id_map: shares(preview.before),
+    traffic_percentage_branch_id_map: shares(preview.after),
+    moved_percentage: percentOf(moved),
+    movements: preview.movements.map((movement) => ({ from_branch_id: movement.from, to_branch_id: movement.to, percentage: percentOf(movement.buckets) })),
   };
 }
 
@@ -63,6 +90,38 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
     }),
 
     defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/deployments/preview',
+      operationId: 'preview_agent_deployment_route',
+      summary: 'Preview A Deployment (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): what deploying this body (the same as `POST …/deployments`) would do now, ' +
+        'writing nothing: the share of conversations that would move from which branch to which, and the resulting shares. ' +
+        'It is computed from the active bucket table by the code a deployment runs, so a deployment made next moves exactly ' +
+        'these conversations (to within changes made between the two). Refused as the deployment would be (422, 403).',
+      tag: TAG,
+      permission: 'write',
+      extension: true,
+      params: agentParams,
+      body: z.object({
+        deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
+      }),
+      example: {
+        params: { agent_id: 'agentId' },
+        body: (ids) => ({
+          deployment_request: {
+            requests: [
+              { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
+              { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
+            ],
+          },
+        }),
+      },
+      responses: { 200: zDeploymentPreview },
+      handler: async ({ caller, params, body }) => previewWire(await deployments.preview(caller, params.agent_id, body.deployment_request.requests)),
+    }),
+
+    defineRoute({
       method: 'GET',
       url: '/v1/convai/agents/:agent_id/deployments',
       operationId: 'list_agent_deployments_route',
@@ -99,6 +158,25 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
       responses: { 200: zAgentDeploymentHistoryItem },
       handler: async ({ caller, params }) => deploymentWire(await deployments.rollback(caller, params.agent_id, params.deployment_id), caller),
+    }),
+
+    defineRoute({
+      method: 'POST',
+      url: '/v1/convai/agents/:agent_id/deployments/:deployment_id/rollback/preview',
+      operationId: 'preview_agent_deployment_rollback_route',
+      summary: 'Preview A Rollback (extension)',
+      description:
+        'Extension (not in the ElevenLabs API): what `POST …/deployments/{deployment_id}/rollback` would do now, writing ' +
+        'nothing, in the shape of `POST …/deployments/preview`: the conversations that would move from which branch to ' +
+        'which (back where they were under that deployment) and the resulting shares. Refused as the rollback would be ' +
+        '(404, 409 `branch_archived`, 403).',
+      tag: TAG,
+      permission: 'write',
+      extension: true,
+      params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
+      example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
+      responses: { 200: zDeploymentPreview },
+      handler: async ({ caller, params }) => previewWire(await deployments.previewRollback(caller, params.agent_id, params.deployment_id)),
     }),
   ];
 }

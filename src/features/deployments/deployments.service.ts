@@ -3,14 +3,14 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../context.js';
 import { lockAgent } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
-import type { SplitItem } from '../../domain/traffic-split.js';
+import { type BucketMovement, bucketMovements, bucketsPerBranch, type SplitItem } from '../../domain/traffic-split.js';
 import { ConflictError, ForbiddenError, NotFoundError, RequestValidationError, type ValidationIssue } from '../../errors.js';
 import { type AgentRow, agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
-import { activateDeployment, splitOf } from './deployment-writer.js';
+import { activateDeployment, bucketTableAfter, bucketTableOf, splitOf } from './deployment-writer.js';
 import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
 
 /** Percentages may be fractions; their total must be 100 to within this. */
@@ -45,6 +45,15 @@ function formatTotal(total: number): string {
   return String(Math.round(total * 1e9) / 1e9);
 }
 
+/** What a split would do if deployed now: buckets per branch before and after, and those that move. */
+export interface DeploymentPreview {
+  /** The deployment it would replace. */
+  active: DeploymentRow;
+  before: Map<string, number>;
+  after: Map<string, number>;
+  movements: BucketMovement[];
+}
+
 /** An item of an agent's deployment history, with who deployed it (`undefined`: a user that no longer exists). */
 export interface DeploymentItem {
   deployment: DeploymentRow;
@@ -59,16 +68,18 @@ export function deploymentsService(context: AppContext) {
     return rows.map((row) => ({ deployment: row, author: users.get(row.author_user_id) }));
   }
 
-  /** Validates and activates a split; `loc` prefixes point into the request body. */
-  async function deploy(
-    trx: Kysely<Database>,
+  /**
+   * Refuses a split a deployment would refuse (422 at `loc`, 403 for a protected branch);
+   * `loc` prefixes point into the request body.
+   */
+  async function checkSplit(
+    reader: Kysely<Database>,
     caller: Caller,
     agent: AgentRow,
     split: SplitItem[],
     locOf: (index: number) => (string | number)[],
-    restoring?: DeploymentRow,
-  ): Promise<DeploymentRow> {
-    const branches = await branchesStore(trx).list(agent.id, { includeArchived: true });
+  ): Promise<void> {
+    const branches = await branchesStore(reader).list(agent.id, { includeArchived: true });
     const byId = new Map(branches.map((branch) => [branch.id, branch]));
     const issues: ValidationIssue[] = [];
     const seen = new Map<string, number>();
@@ -95,9 +106,21 @@ export function deploymentsService(context: AppContext) {
     }
     if (issues.length > 0) throw new RequestValidationError(issues);
 
-    const before = await liveShares(trx, agent.id);
+    const before = await liveShares(reader, agent.id);
     const after = new Map(split.map((item) => [item.branchId, item.percentage]));
     assertMayChangeShares(caller, branches, before, after);
+  }
+
+  /** Validates and activates a split; `loc` prefixes point into the request body. */
+  async function deploy(
+    trx: Kysely<Database>,
+    caller: Caller,
+    agent: AgentRow,
+    split: SplitItem[],
+    locOf: (index: number) => (string | number)[],
+    restoring?: DeploymentRow,
+  ): Promise<DeploymentRow> {
+    await checkSplit(trx, caller, agent, split, locOf);
     return activateDeployment(trx, {
       agentId: agent.id,
       split,
@@ -106,6 +129,38 @@ export function deploymentsService(context: AppContext) {
       deployedAtMs: context.now(),
       restoring,
     });
+  }
+
+  /**
+   * The split a rollback to `deploymentId` deploys: its split without archived branches at 0% (they
+   * can receive no traffic anyway); 404 for no such deployment, 409 `branch_archived` when it gives
+   * traffic to a branch archived since.
+   */
+  async function rollbackSplit(reader: Kysely<Database>, agent: AgentRow, deploymentId: string): Promise<{ earlier: DeploymentRow; live: SplitItem[] }> {
+    const earlier = await deploymentsStore(reader).find(agent.id, deploymentId);
+    if (!earlier) throw new NotFoundError('deployment', deploymentId);
+    const split = Object.entries(splitOf(earlier)).map(([branchId, percentage]) => ({ branchId, percentage }));
+    const live: SplitItem[] = [];
+    for (const item of split) {
+      const branch = await branchesStore(reader).find(agent.id, item.branchId);
+      if (branch?.is_archived && item.percentage > 0) {
+        throw new ConflictError(
+          'branch_archived',
+          `Deployment ${deploymentId} sends ${item.percentage}% to branch "${branch.name}", which is archived; unarchive it or deploy a new split.`,
+        );
+      }
+      if (!branch?.is_archived) live.push(item);
+    }
+    return { earlier, live };
+  }
+
+  /** What deploying `split` over the active deployment would move (a rollback passes the deployment it restores). */
+  async function previewOf(reader: Kysely<Database>, agent: AgentRow, split: SplitItem[], restoring?: DeploymentRow): Promise<DeploymentPreview> {
+    const active = await deploymentsStore(reader).active(agent.id);
+    if (!active) throw new Error(`agent ${agent.id} has no active deployment`);
+    const before = bucketTableOf(active);
+    const after = bucketTableAfter(active, split, restoring);
+    return { active, before: bucketsPerBranch(before), after: bucketsPerBranch(after), movements: bucketMovements(before, after) };
   }
 
   return {
@@ -130,6 +185,28 @@ export function deploymentsService(context: AppContext) {
       return { traffic_percentage_branch_id_map: splitOf(row) };
     },
 
+    /**
+     * Extension: what deploying `requests` would do, writing nothing. The split is checked as a
+     * deployment checks it and its bucket table computed by the same function
+     * (`bucketTableAfter`), so the movements are exactly what routing does once it is deployed.
+     */
+    async preview(caller: Caller, agentId: string, requests: DeploymentRequestItem[]): Promise<DeploymentPreview> {
+      const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      await checkSplit(db, caller, agent, split, (index) =>
+        index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
+      );
+      return previewOf(db, agent, split);
+    },
+
+    /** Extension: what a rollback to `deploymentId` would do, writing nothing (as `preview`, for `rollback`). */
+    async previewRollback(caller: Caller, agentId: string, deploymentId: string): Promise<DeploymentPreview> {
+      const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      const { earlier, live } = await rollbackSplit(db, agent, deploymentId);
+      await checkSplit(db, caller, agent, live, () => ['path', 'deployment_id']);
+      return previewOf(db, agent, live, earlier);
+    },
+
     async list(caller: Caller, agentId: string, page: number, pageSize: number): Promise<{ total: number; deployments: DeploymentItem[] }> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
       const store = deploymentsStore(db);
@@ -145,22 +222,8 @@ export function deploymentsService(context: AppContext) {
       const row = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
-        const earlier = await deploymentsStore(trx).find(agent.id, deploymentId);
-        if (!earlier) throw new NotFoundError('deployment', deploymentId);
-        const split = Object.entries(splitOf(earlier)).map(([branchId, percentage]) => ({ branchId, percentage }));
-        for (const item of split) {
-          const branch = await branchesStore(trx).find(agent.id, item.branchId);
-          if (branch?.is_archived && item.percentage > 0) {
-            throw new ConflictError(
-              'branch_archived',
-              `Deployment ${deploymentId} sends ${item.percentage}% to branch "${branch.name}", which is archived; unarchive it or deploy a new split.`,
-            );
-          }
-        }
+        const { earlier, live } = await rollbackSplit(trx, agent, deploymentId);
         publish({ kind: 'agent', agentId: agent.id });
-        // Archived branches at 0% are dropped: they can receive no traffic anyway.
-        const live = [];
-        for (const item of split) if (!(await branchesStore(trx).find(agent.id, item.branchId))?.is_archived) live.push(item);
         const deployed = await deploy(trx, caller, agent, live, () => ['path', 'deployment_id'], earlier);
         await recordUserAction(trx, caller, deployed.deployed_at_ms, {
           action: 'deployment.rollback',

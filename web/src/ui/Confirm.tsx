@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 
 import { Button } from './Button';
 import { describeError } from './Notice';
@@ -20,6 +20,8 @@ export interface ConfirmProps {
 export function Confirm({ open, title, children, confirmLabel, danger, onConfirm, onClose }: ConfirmProps) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [failure, setFailure] = useState<string>();
+  // Unique per dialog: a screen with two dialogs must not name both by the first one's title.
+  const titleId = useId();
   useEffect(() => {
     const element = dialog.current;
     if (!element) return;
@@ -38,8 +40,8 @@ export function Confirm({ open, title, children, confirmLabel, danger, onConfirm
     }
   };
   return (
-    <dialog ref={dialog} class="confirm" aria-labelledby="confirm-title" onClose={onClose}>
-      <h2 id="confirm-title">{title}</h2>
+    <dialog ref={dialog} class="confirm" aria-labelledby={titleId} onClose={onClose}>
+      <h2 id={titleId}>{title}</h2>
       {children && <div class="confirm-body">{children}</div>}
       {failure && (
         <p class="field-error" role="alert">
