@@ -264,6 +264,11 @@ describe('merge proposals', () => {
     await author.getByLabel('Into (target)').selectOption({ label: 'Main' });
     await author.getByLabel('Title').fill('Use the reviewed prompt');
     await author.getByLabel('Description').fill('The prompt the team agreed on.');
+    // Reviewers are offered by name (the workspace's users who may review, not the author).
+    const reviewers = author.getByRole('group', { name: 'Reviewers' });
+    expect(await reviewers.getByRole('checkbox').count()).toBe(3);
+    expect(await reviewers.getByLabel(/editor-user/).count()).toBe(0);
+    await reviewers.getByLabel(/reviewer-user/).check();
     await author.getByRole('button', { name: 'Open proposal' }).click();
     await author.waitForURL(/\/proposals\/[^/]+$/);
     await author.getByRole('heading', { level: 1, name: 'Use the reviewed prompt' }).waitFor();
@@ -292,12 +297,19 @@ describe('merge proposals', () => {
     await second.getByRole('button', { name: 'Add comment' }).click();
     await second.getByText('Ship it after lunch.').waitFor();
 
-    const stored = await call<{ reviews: { state: string; comment: string }[]; comments: { body: string }[] }>('GET', `/v1/convai/agents/${agentId}/merge-proposals/${proposalId}`);
+    const stored = await call<{ reviews: { state: string; comment: string; user_id: string }[]; comments: { body: string }[]; requested_reviewer_user_ids: string[] }>(
+      'GET',
+      `/v1/convai/agents/${agentId}/merge-proposals/${proposalId}`,
+    );
+    const reviewerId = (await call<{ users: { user_id: string; name: string }[] }>('GET', '/v1/convai/workspace/users')).users.find((user) => user.name === 'reviewer-user')!.user_id;
+    expect(stored.requested_reviewer_user_ids).toEqual([reviewerId]);
+    expect(stored.reviews[0].user_id).toBe(reviewerId);
     expect(stored.reviews).toEqual([expect.objectContaining({ state: 'approved', comment: 'Looks right.' })]);
     expect(stored.comments).toEqual([expect.objectContaining({ body: 'Ship it after lunch.' })]);
 
     await author.reload();
     await author.getByText('Looks right.').waitFor();
+    expect(await author.getByRole('listitem').filter({ hasText: 'Looks right.' }).textContent()).toMatch(/Approved by reviewer-user/);
     await author.getByRole('button', { name: 'Merge proposal' }).click();
     await author.getByRole('status').filter({ hasText: 'Merged' }).first().waitFor();
     expect((await head(agentId, mainBranchId)).conversation_config.agent.prompt.prompt).toBe('Reviewed prompt');

@@ -211,3 +211,13 @@ export function mergeProposal(agentId: string, proposalId: string, options: { ar
 export function closeProposal(agentId: string, proposalId: string): Promise<Proposal> {
   return api('PATCH', proposalPath(agentId, proposalId), { close: true });
 }
+
+export interface WorkspaceUser {
+  user_id: string;
+  name: string;
+  email: string;
+  role: 'admin' | 'editor' | 'commenter' | 'viewer';
+}
+
+/** The extension `GET /v1/convai/workspace/users`: the caller's workspace's users, by name. */
+export const WORKSPACE_USERS_PATH = '/v1/convai/workspace/users';

@@ -235,7 +235,7 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
       title={title}
       subtitle={
         <>
-          <a href={agentLink}>Agent</a> · based on version <span class="mono">{base.versionId}</span>
+          <a href={agentLink}>{base.config.name || 'Agent'}</a> · based on version <span class="mono">{base.versionId}</span>
           {branch?.is_archived && <span class="badge">archived</span>}
         </>
       }
@@ -273,8 +273,8 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
 
       <form class="edit-form" onSubmit={(event) => event.preventDefault()}>
         <div class="edit-columns">
-          <fieldset class="card edit-fields">
-            <legend>Common fields</legend>
+          <section class="card edit-fields" aria-labelledby="common-fields">
+            <h2 id="common-fields">Common fields</h2>
             {FORM_FIELDS.map((field) => {
               const id = fieldId(field.path);
               const value = valueAt(edited as unknown as Json, field.path);
@@ -311,7 +311,7 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
                 </div>
               );
             })}
-          </fieldset>
+          </section>
 
           <div class="card edit-json">
             <label for="config-json">The whole config (JSON)</label>

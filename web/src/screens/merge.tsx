@@ -244,7 +244,11 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
       {preview && !result && (
         <section aria-labelledby="changes-title" class="section" aria-busy={previewing}>
           <h2 id="changes-title">What changes on {target?.name ?? 'the target'}</h2>
-          {preview.source_identical_to_target && <p class="notice-inline notice-inline-warning">The source has nothing the target lacks: the server will refuse this merge.</p>}
+          {preview.source_identical_to_target && (
+            <p class="notice-inline notice-inline-warning">
+              As previewed, this merge would change nothing on the target, so the server will refuse it. Choose the source's value for a conflict, or force.
+            </p>
+          )}
           {(preview.overridden_fields ?? []).length > 0 && (
             <p class="muted small">
               Target values replaced by the source's: <span class="mono">{(preview.overridden_fields ?? []).join(', ')}</span>

@@ -17,6 +17,8 @@ import {
   type Proposal,
   type ProposalPage,
   reviewProposal,
+  WORKSPACE_USERS_PATH,
+  type WorkspaceUser,
 } from '../api/edit';
 import { canWrite, type Session, useSession } from '../session';
 import { Button, type Column, Confirm, describeError, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
@@ -28,8 +30,17 @@ const STATES = ['open', 'merged', 'closed'] as const;
 const agentLink = (agentId: string) => `/agents/${encodeURIComponent(agentId)}`;
 const proposalLink = (agentId: string, proposalId: string) => `${agentLink(agentId)}/proposals/${encodeURIComponent(proposalId)}`;
 
-function who(userId: string, session: Session | undefined): string {
-  return session && userId === session.who.user_id ? `${userId} (you)` : userId;
+type Who = (userId: string) => string;
+
+/** Names for user ids (the workspace's users); an id the list lacks is shown as it is. */
+function useNames(session: Session | undefined): { users: WorkspaceUser[]; who: Who } {
+  const users = useApi<{ users: WorkspaceUser[] }>(WORKSPACE_USERS_PATH);
+  const list = users.data?.users ?? [];
+  const who = (userId: string) => {
+    const name = list.find((user) => user.user_id === userId)?.name ?? userId;
+    return session && userId === session.who.user_id ? `${name} (you)` : name;
+  };
+  return { users: list, who };
 }
 
 function branchName(branches: Branch[] | undefined, id: string): string {
@@ -59,7 +70,8 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
   const [targetId, setTargetId] = useState('');
   const [title, setTitle] = useState('');
   const [description, setDescription] = useState('');
-  const [reviewers, setReviewers] = useState('');
+  const [reviewers, setReviewers] = useState<string[]>([]);
+  const { users, who } = useNames(session);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<string>();
 
@@ -73,7 +85,7 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
         target_branch_id: targetId,
         title: title.trim(),
         description: description.trim(),
-        requested_reviewer_user_ids: reviewers.split(/[\s,]+/).filter(Boolean),
+        requested_reviewer_user_ids: reviewers,
       });
       notices.success(`Proposal “${title.trim()}” opened.`);
       route(proposalLink(agentId, created.created_merge_proposal_id));
@@ -91,7 +103,7 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
       cell: (proposal) => (
         <>
           <a href={proposalLink(agentId, proposal.id)}>{proposal.title || 'Untitled'}</a>
-          <div class="muted small">by {who(proposal.author_user_id, session)}</div>
+          <div class="muted small">by {who(proposal.author_user_id)}</div>
         </>
       ),
     },
@@ -165,13 +177,30 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
               <span>Description</span>
               <textarea name="description" rows={3} value={description} onInput={(event) => setDescription(event.currentTarget.value)} />
             </label>
-            <label>
-              <span>Reviewers (user ids, separated by commas)</span>
-              <input type="text" name="reviewers" value={reviewers} aria-describedby="reviewers-hint" onInput={(event) => setReviewers(event.currentTarget.value)} />
-              <span id="reviewers-hint" class="muted small">
-                Your own id is {session?.who.user_id}.
-              </span>
-            </label>
+            <fieldset class="reviewers">
+              <legend>Reviewers</legend>
+              {users.filter((user) => user.user_id !== session?.who.user_id && user.role !== 'viewer').length === 0 && (
+                <span class="muted small">No one else in this workspace can review.</span>
+              )}
+              {users
+                .filter((user) => user.user_id !== session?.who.user_id && user.role !== 'viewer')
+                .map((user) => (
+                  <label key={user.user_id} class="checkbox">
+                    <input
+                      type="checkbox"
+                      name="reviewers"
+                      value={user.user_id}
+                      checked={reviewers.includes(user.user_id)}
+                      onChange={(event) =>
+                        setReviewers((current) => (event.currentTarget.checked ? [...current, user.user_id] : current.filter((id) => id !== user.user_id)))
+                      }
+                    />
+                    <span>
+                      {user.name} <span class="muted small">{user.role}</span>
+                    </span>
+                  </label>
+                ))}
+            </fieldset>
             {createError && (
               <p class="field-error" role="alert">
                 {createError}
@@ -199,6 +228,7 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
   const writable = session ? canWrite(session.who.role) : false;
   const mayReview = session ? session.who.role !== 'viewer' : false;
   const loaded = useApi<Proposal>(paths.proposal(agentId, proposalId));
+  const { who } = useNames(session);
   const branches = useApi<{ results: Branch[] }>(paths.branches(agentId), { include_archived: true });
   const [proposal, setProposal] = useState<Proposal>();
   useEffect(() => setProposal(loaded.data), [loaded.data]);
@@ -284,7 +314,7 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
       subtitle={
         <>
           <a href={`${agentLink(agentId)}/proposals`}>All proposals</a> · {branchName(names, proposal.source_branch_id)} → {branchName(names, proposal.target_branch_id)} · by{' '}
-          {who(proposal.author_user_id, session)} · <span class={`state state-${outcome.status}`}>{stateOf(proposal)}</span>
+          {who(proposal.author_user_id)} · <span class={`state state-${outcome.status}`}>{stateOf(proposal)}</span>
         </>
       }
       actions={
@@ -297,17 +327,17 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
     >
       {outcome.status === 'merged' && (
         <p class="notice-inline notice-inline-success" role="status">
-          Merged <RelativeTime seconds={outcome.at} /> by {who(outcome.by_user_id, session)}: version <span class="mono">{outcome.version_id}</span>.
+          Merged <RelativeTime seconds={outcome.at} /> by {who(outcome.by_user_id)}: version <span class="mono">{outcome.version_id}</span>.
         </p>
       )}
       {outcome.status === 'closed' && (
         <p class="notice-inline" role="status">
-          Closed <RelativeTime seconds={outcome.at} /> by {who(outcome.by_user_id, session)} ({outcome.reason}).
+          Closed <RelativeTime seconds={outcome.at} /> by {who(outcome.by_user_id)} ({outcome.reason}).
         </p>
       )}
       {proposal.description && <p class="description">{proposal.description}</p>}
       {proposal.requested_reviewer_user_ids.length > 0 && (
-        <p class="muted small">Reviewers asked: {proposal.requested_reviewer_user_ids.map((id) => who(id, session)).join(', ')}</p>
+        <p class="muted small">Reviewers asked: {proposal.requested_reviewer_user_ids.map((id) => who(id)).join(', ')}</p>
       )}
 
       {open && (
@@ -337,7 +367,7 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
           <ul class="timeline">
             {reviewsByLatest.map((each) => (
               <li key={each.user_id} class="card">
-                <strong class={`review-${each.state}`}>{each.state === 'approved' ? 'Approved' : 'Changes requested'}</strong> by {who(each.user_id, session)}{' '}
+                <strong class={`review-${each.state}`}>{each.state === 'approved' ? 'Approved' : 'Changes requested'}</strong> by {who(each.user_id)}{' '}
                 {each.reviewer_role && <span class="muted small">({each.reviewer_role})</span>} · <RelativeTime seconds={each.submitted_at} />
                 {each.is_stale && <span class="badge">stale: the source changed since</span>}
                 {each.comment && <p class="comment-body">{each.comment}</p>}
@@ -387,7 +417,7 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
           {proposal.comments.map((each) => (
             <li key={each.id} class="card">
               <span class="muted small">
-                {who(each.user_id, session)} · <RelativeTime seconds={each.created_at} />
+                {who(each.user_id)} · <RelativeTime seconds={each.created_at} />
               </span>
               <p class="comment-body">{each.body}</p>
             </li>
