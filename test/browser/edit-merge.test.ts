@@ -228,6 +228,24 @@ describe('merge and rebase', () => {
     expect(branches.results.find((each) => each.id === branchId)?.is_archived).toBe(false);
   });
 
+  test("a merge the server refuses shows its reason beside the button, and nothing lands", async () => {
+    const { agentId, mainBranchId, versionId } = await createAgent('Refused merge', { first_message: 'Base hello', prompt: 'Base prompt' });
+    const { branchId } = await createBranch(agentId, versionId, 'Older');
+    await commit(agentId, branchId, { prompt: { prompt: 'Older prompt' } });
+    // Main's later commit wins the only conflict by default: the merge would change nothing.
+    const later = await commit(agentId, mainBranchId, { prompt: { prompt: 'Later prompt' } });
+
+    const page = await dashboard.signedInPage('editor');
+    await page.goto(`/agents/${agentId}/branches/${branchId}/merge`);
+    await page.waitForURL((url) => url.searchParams.get('into') === mainBranchId);
+    await page.getByText('As previewed, this merge would change nothing on the target').waitFor();
+    await page.getByRole('button', { name: 'Merge into Main' }).click();
+    const refusal = page.getByRole('alert').filter({ hasText: 'Not merged' });
+    await refusal.waitFor();
+    expect(await refusal.textContent()).toContain('agent.prompt.prompt');
+    expect((await head(agentId, mainBranchId)).version_id).toBe(later.version_id);
+  });
+
   test("a rebase shows main's changes coming onto the branch, then lands them", async () => {
     const { agentId, mainBranchId, versionId } = await createAgent('Rebased', { first_message: 'Hello', prompt: 'Base prompt' });
     const { branchId } = await createBranch(agentId, versionId, 'Behind main');

@@ -230,9 +230,23 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
     );
   }
 
+  const branchLink = `${agentLink}/branches/${encodeURIComponent(branchId)}`;
   return (
     <Page
       title={title}
+      actions={
+        <>
+          <a class="button button-quiet" href={`${branchLink}/merge`}>
+            Merge…
+          </a>
+          <a class="button button-quiet" href={`${branchLink}/rebase`}>
+            Rebase…
+          </a>
+          <a class="button button-quiet" href={`${agentLink}/proposals`}>
+            Proposals
+          </a>
+        </>
+      }
       subtitle={
         <>
           <a href={agentLink}>{base.config.name || 'Agent'}</a> · based on version <span class="mono">{base.versionId}</span>

@@ -1,7 +1,7 @@
 import { useLocation } from 'preact-iso';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 
-import { api } from '../api';
+import { api, ApiError } from '../api';
 import {
   type AgentConfig,
   type Branch,
@@ -18,7 +18,7 @@ import {
   type Resolution,
 } from '../api/edit';
 import { canWrite, useSession } from '../session';
-import { Button, ErrorPanel, Loading, Page, useNotice } from '../ui';
+import { Button, describeError, ErrorPanel, Loading, Page, useNotice } from '../ui';
 import { useApi } from '../use-api';
 import { ChangesTable } from './changes';
 import { configChanges, shown } from './edit-model';
@@ -95,6 +95,9 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
   const [previewError, setPreviewError] = useState<unknown>();
   const [previewing, setPreviewing] = useState(false);
   const [result, setResult] = useState<MergeResult>();
+  const [refusal, setRefusal] = useState<string>();
+  /** Bumped to preview again (the target moved under the preview). */
+  const [refresh, setRefresh] = useState(0);
 
   const show = (next: { into?: string; force?: boolean; archive?: boolean }) => {
     const params = new URLSearchParams();
@@ -105,11 +108,13 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
     route(`${path}?${params.toString()}`, true);
   };
 
-  // No target in the URL: main is the usual one.
+  // No target in the URL: main is the usual one (for main itself, the first other branch).
   useEffect(() => {
     const mainId = agent.data?.main_branch_id;
-    if (!targetId && mainId && mainId !== sourceId) show({ into: mainId });
-  }, [targetId, agent.data]);
+    if (targetId || !mainId || !branches.data) return;
+    const fallback = mainId !== sourceId ? mainId : targets[0]?.id;
+    if (fallback) show({ into: fallback });
+  }, [targetId, agent.data, branches.data]);
 
   // The conflicts come from the plain preview (no resolutions, no force), so every one stays listed.
   useEffect(() => {
@@ -155,19 +160,23 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
       },
     );
     return () => controller.abort();
-  }, [agentId, sourceId, targetId, force, resolutionsKey, conflicts]);
+  }, [agentId, sourceId, targetId, force, resolutionsKey, conflicts, refresh]);
 
   const changes = useMemo(() => changesOn(targetHead, preview), [targetHead, preview]);
 
   const runMerge = async () => {
     if (!targetId || !preview) return;
+    setRefusal(undefined);
     try {
       const merged = await merge(agentId, sourceId, targetId, { force, archiveSource, resolutions, expectedTargetVersionId: preview.target_version_id });
       setResult(merged);
       notices.success(`Merged ${source?.name ?? 'the branch'} into ${target?.name ?? 'the target'}: version ${merged.version_id}.`);
       branches.reload();
     } catch (error) {
+      setRefusal(describeError(error));
       notices.error(error, 'The merge was refused');
+      // The target moved since the preview: preview again, so what is shown is what would merge.
+      if (error instanceof ApiError && error.code === 'concurrent_modification') setRefresh((count) => count + 1);
     }
   };
 
@@ -201,6 +210,7 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
         </form>
       </div>
 
+      {branches.data && targets.length === 0 && <p class="notice-inline">There is no other live branch to merge into.</p>}
       {result && (
         <section class="card result" role="status" aria-labelledby="merge-result">
           <h2 id="merge-result">Merged</h2>
@@ -251,7 +261,7 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
           )}
           {(preview.overridden_fields ?? []).length > 0 && (
             <p class="muted small">
-              Target values replaced by the source's: <span class="mono">{(preview.overridden_fields ?? []).join(', ')}</span>
+              Changed on both sides (one value replaces the other): <span class="mono">{(preview.overridden_fields ?? []).join(', ')}</span>
             </p>
           )}
           <ChangesTable caption="What the merge changes on the target" rows={changes} beforeLabel="Target now" afterLabel="After the merge" empty="The merge changes nothing on the target." />
@@ -262,6 +272,11 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
               </Button>
               {invalid.length > 0 && <span class="field-error">Fix the typed values first.</span>}
             </div>
+          )}
+          {refusal && (
+            <p class="field-error refusal" role="alert">
+              Not merged: {refusal}
+            </p>
           )}
         </section>
       )}
