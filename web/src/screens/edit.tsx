@@ -333,6 +333,7 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
               id="config-json"
               class="mono json-editor"
               spellcheck={false}
+              wrap="off"
               rows={28}
               value={jsonText}
               disabled={!writable}

@@ -62,7 +62,15 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
   const { query, path, route } = useLocation();
   const state = STATES.find((each) => each === query.state);
   const writable = session ? canWrite(session.who.role) : false;
-  const proposals = useApi<ProposalPage>(paths.proposals(agentId), { status: state, page_size: 100 });
+  const cursor = query.cursor;
+  const proposals = useApi<ProposalPage>(paths.proposals(agentId), { status: state, page_size: 50, cursor });
+  const pageLink = (next: string | undefined) => {
+    const params = new URLSearchParams();
+    if (state) params.set('state', state);
+    if (next) params.set('cursor', next);
+    const search = params.toString();
+    return search ? `${path}?${search}` : path;
+  };
   const branches = useApi<{ results: Branch[] }>(paths.branches(agentId), { include_archived: true });
   const live = (branches.data?.results ?? []).filter((each) => !each.is_archived);
 
@@ -136,6 +144,12 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
       {proposals.data && (
         <div aria-busy={proposals.loading}>
           <Table caption="Merge proposals" columns={columns} rows={proposals.data.results} rowKey={(proposal) => proposal.id} empty={state ? `No ${state} proposals.` : 'No proposals yet.'} />
+          {(cursor || proposals.data.has_more) && (
+            <nav class="pager" aria-label="Pages">
+              {cursor ? <a href={pageLink(undefined)}>Newest</a> : <span />}
+              {proposals.data.has_more && proposals.data.next_cursor && <a href={pageLink(proposals.data.next_cursor)}>Older proposals</a>}
+            </nav>
+          )}
         </div>
       )}
 
