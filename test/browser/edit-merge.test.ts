@@ -151,14 +151,16 @@ describe('the edit screen', () => {
     expect(await page.getByText('The branch has new versions since').count()).toBe(1);
   });
 
+  const ORIGINAL_GREETING = 'Hello, thanks for calling the support line of Acme Incorporated today.';
+  const ADMIN_GREETING = 'Hello, thanks for calling the friendly support line of Acme Incorporated today.';
   test('two people editing the same branch: the second commit shows the first one’s change, and re-applies on top of it', async () => {
-    const { agentId, mainBranchId } = await createAgent('Edited twice', { first_message: 'Original hello', prompt: 'Original prompt' });
+    const { agentId, mainBranchId } = await createAgent('Edited twice', { first_message: ORIGINAL_GREETING, prompt: 'Original prompt' });
     const first = await dashboard.signedInPage('admin');
     const second = await dashboard.signedInPage('editor');
     await openEditor(first, agentId, mainBranchId);
     await openEditor(second, agentId, mainBranchId);
 
-    await first.getByLabel('First message').fill('Hello from the admin');
+    await first.getByLabel('First message').fill(ADMIN_GREETING);
     await first.getByRole('button', { name: 'Commit' }).click();
     await expect.poll(() => statusTexts(first)).toMatch(/Committed version/);
     const theirs = await head(agentId, mainBranchId);
@@ -169,18 +171,20 @@ describe('the edit screen', () => {
     await conflict.waitFor();
     expect(await conflict.textContent()).toContain(theirs.version_id);
     const theirRow = conflict.getByRole('row').filter({ hasText: 'conversation_config.agent.first_message' });
-    expect(await theirRow.textContent()).toContain('Original hello');
-    expect(await theirRow.textContent()).toContain('Hello from the admin');
+    // A long text's change reads as a word diff: the words they added are marked.
+    expect(await theirRow.locator('ins').allTextContents()).toEqual(['friendly ']);
+    expect(await theirRow.locator('del').count()).toBe(0);
+    expect(await theirRow.getByRole('cell').first().textContent()).toBe(ORIGINAL_GREETING);
     // Nothing of the second edit was written.
     expect((await head(agentId, mainBranchId)).conversation_config.agent.prompt.prompt).toBe('Original prompt');
 
     await second.getByRole('button', { name: 'Re-apply my changes on top' }).click();
-    expect(await second.getByLabel('First message').inputValue()).toBe('Hello from the admin');
+    expect(await second.getByLabel('First message').inputValue()).toBe(ADMIN_GREETING);
     expect(await second.getByLabel('System prompt').inputValue()).toBe('Prompt from the editor');
     await second.getByRole('button', { name: 'Commit' }).click();
     await expect.poll(() => statusTexts(second)).toMatch(/Committed version/);
     const both = await head(agentId, mainBranchId);
-    expect(both.conversation_config.agent.first_message).toBe('Hello from the admin');
+    expect(both.conversation_config.agent.first_message).toBe(ADMIN_GREETING);
     expect(both.conversation_config.agent.prompt.prompt).toBe('Prompt from the editor');
   });
 

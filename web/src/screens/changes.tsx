@@ -1,3 +1,5 @@
+import { diffWords } from 'diff';
+
 import type { Change, Json } from '../api/edit';
 import { shown } from './edit-model';
 
@@ -53,17 +55,47 @@ export function ChangesTable({ caption, rows, beforeLabel = 'Before', afterLabel
                   {row.path}
                   {row.note && <span class="badge badge-warning">{row.note}</span>}
                 </th>
-                <td>
-                  <pre class="value value-before">{shown(row.before)}</pre>
-                </td>
-                <td>
-                  <pre class="value value-after">{shown(row.after)}</pre>
-                </td>
+                {isLongTextChange(row) ? (
+                  <WordDiffCells before={row.before as string} after={row.after as string} />
+                ) : (
+                  <>
+                    <td>
+                      <pre class="value value-before">{shown(row.before)}</pre>
+                    </td>
+                    <td>
+                      <pre class="value value-after">{shown(row.after)}</pre>
+                    </td>
+                  </>
+                )}
               </tr>
             ))
           )}
         </tbody>
       </table>
     </div>
+  );
+}
+
+/** Two strings, one of them long (a prompt): a word diff reads better than two blocks of text. */
+function isLongTextChange(row: ChangeRow): boolean {
+  return typeof row.before === 'string' && typeof row.after === 'string' && Math.max(row.before.length, row.after.length) > 60;
+}
+
+/** The before and after cells of a long text, the removed words marked in one and the added in the other. */
+function WordDiffCells({ before, after }: { before: string; after: string }) {
+  const parts = diffWords(before, after);
+  return (
+    <>
+      <td>
+        <pre class="value">
+          {parts.filter((part) => !part.added).map((part, index) => (part.removed ? <del key={index}>{part.value}</del> : <span key={index}>{part.value}</span>))}
+        </pre>
+      </td>
+      <td>
+        <pre class="value">
+          {parts.filter((part) => !part.removed).map((part, index) => (part.added ? <ins key={index}>{part.value}</ins> : <span key={index}>{part.value}</span>))}
+        </pre>
+      </td>
+    </>
   );
 }
