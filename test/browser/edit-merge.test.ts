@@ -132,6 +132,11 @@ describe('the edit screen', () => {
     expect(await page.getByText('You are editing your draft').count()).toBe(1);
 
     await page.getByRole('button', { name: 'Discard draft' }).click();
+    // Asked first: cancelling keeps it.
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    expect(await page.getByLabel('First message').inputValue()).toBe('Hello from a draft');
+    await page.getByRole('button', { name: 'Discard draft' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Discard draft' }).click();
     await expect.poll(() => statusTexts(page)).toContain('Draft discarded');
     expect(await page.getByLabel('First message').inputValue()).toBe('Hello there');
     expect((await call<{ draft: unknown }>('GET', draftUrl, undefined, dashboard.testApp.keys.editor)).draft).toBeNull();

@@ -17,7 +17,7 @@ import {
   saveDraft,
 } from '../api/edit';
 import { canWrite, useSession } from '../session';
-import { Button, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
+import { Button, Confirm, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
 import { useApi } from '../use-api';
 import { type ChangeRow, ChangesTable, changeRowsOf } from './changes';
 import { commitBody, FORM_FIELDS, type FormField, fieldId, patchedPaths, reapply, sameJson, valueAt, withValueAt } from './edit-model';
@@ -64,6 +64,7 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
   const [description, setDescription] = useState('');
   const [conflict, setConflict] = useState<Conflict>();
   const [committed, setCommitted] = useState<string>();
+  const [confirmingDiscard, setConfirmingDiscard] = useState(false);
 
   const startFrom = (from: Base, config: EditableConfig) => {
     setBase(from);
@@ -106,6 +107,7 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
     let value: Json = raw;
     if (field.kind === 'number') value = raw.trim() === '' ? null : Number(raw);
     const next = withValueAt(edited, field.path, value);
+    setIssues((current) => current.filter((issue) => !sameJson(issue.loc.slice(1) as Json, field.path as Json)));
     setEdited(next);
     setJsonText(pretty(next));
     setJsonError(undefined);
@@ -153,18 +155,15 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
     }
   };
 
+  /** Runs inside the confirm dialog, which shows its error. */
   const discard = async () => {
-    try {
-      const answer = await discardDraft(agentId, branchId);
-      const head = await getBranchHead(agentId, branchId);
-      startFrom({ versionId: head.version_id, config: editableOf(head) }, editableOf(head));
-      setDraft(undefined);
-      setConflict(undefined);
-      notices.success(answer.discarded ? 'Draft discarded; the editor shows the branch head again.' : 'There was no draft; the editor shows the branch head.');
-      branches.reload();
-    } catch (error) {
-      notices.error(error, 'The draft was not discarded');
-    }
+    const answer = await discardDraft(agentId, branchId);
+    const head = await getBranchHead(agentId, branchId);
+    startFrom({ versionId: head.version_id, config: editableOf(head) }, editableOf(head));
+    setDraft(undefined);
+    setConflict(undefined);
+    notices.success(answer.discarded ? 'Draft discarded; the editor shows the branch head again.' : 'There was no draft; the editor shows the branch head.');
+    branches.reload();
   };
 
   const commit = async () => {
@@ -374,7 +373,7 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
                 Save as draft
               </Button>
               {draft && (
-                <Button variant="quiet" class="danger-text" onClick={discard}>
+                <Button variant="quiet" class="danger-text" onClick={() => setConfirmingDiscard(true)}>
                   Discard draft
                 </Button>
               )}
@@ -385,6 +384,10 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
           </div>
         )}
       </form>
+
+      <Confirm open={confirmingDiscard} title="Discard your draft?" confirmLabel="Discard draft" danger onConfirm={discard} onClose={() => setConfirmingDiscard(false)}>
+        <p>Its changes are lost; the editor goes back to the branch head.</p>
+      </Confirm>
     </Page>
   );
 }
