@@ -193,6 +193,18 @@ describe('the edit screen', () => {
     expect(both.conversation_config.agent.prompt.prompt).toBe('Prompt from the editor');
   });
 
+  test('a viewer reads the config but is offered nothing to change', async () => {
+    const { agentId, mainBranchId } = await createAgent('Read only', { first_message: 'Hi', prompt: 'Read me.' });
+    const page = await dashboard.signedInPage('viewer');
+    await openEditor(page, agentId, mainBranchId);
+    expect(await page.getByLabel('System prompt').inputValue()).toBe('Read me.');
+    expect(await page.getByLabel('System prompt').isDisabled()).toBe(true);
+    expect(await page.getByLabel('The whole config (JSON)').isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Commit' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Save as draft' }).count()).toBe(0);
+    await page.getByText('Your role can read this branch but not change it.').waitFor();
+  });
+
   test('is readable at phone width: no sideways scroll of the page', async () => {
     const { agentId, mainBranchId } = await createAgent('Phone', { first_message: 'Hi', prompt: 'P' });
     const page = await dashboard.signedInPage('editor', { width: 390, height: 800 });
@@ -237,7 +249,7 @@ describe('merge and rebase', () => {
     expect(branches.results.find((each) => each.id === branchId)?.is_archived).toBe(false);
   });
 
-  test("a merge the server refuses shows its reason beside the button, and nothing lands", async () => {
+  test('a merge the server refuses shows its reason beside the button and nothing lands; forced, the source wins and is archived', async () => {
     const { agentId, mainBranchId, versionId } = await createAgent('Refused merge', { first_message: 'Base hello', prompt: 'Base prompt' });
     const { branchId } = await createBranch(agentId, versionId, 'Older');
     await commit(agentId, branchId, { prompt: { prompt: 'Older prompt' } });
@@ -253,6 +265,17 @@ describe('merge and rebase', () => {
     await refusal.waitFor();
     expect(await refusal.textContent()).toContain('agent.prompt.prompt');
     expect((await head(agentId, mainBranchId)).version_id).toBe(later.version_id);
+
+    // Forced, the source wins the conflict: the preview shows it, in the URL too, and the merge lands it.
+    await page.getByLabel('Force: the source wins every conflict not settled below').check();
+    await page.waitForURL((url) => url.searchParams.get('force') === 'true');
+    const changes = page.getByRole('table', { name: 'What the merge changes on the target' });
+    await expect.poll(() => changes.textContent()).toContain('Older prompt');
+    await page.getByRole('button', { name: 'Merge into Main' }).click();
+    await page.getByRole('status').filter({ hasText: 'New version' }).waitFor();
+    expect((await head(agentId, mainBranchId)).conversation_config.agent.prompt.prompt).toBe('Older prompt');
+    const branches = await call<{ results: { id: string; is_archived: boolean }[] }>('GET', `/v1/convai/agents/${agentId}/branches?include_archived=true`);
+    expect(branches.results.find((each) => each.id === branchId)?.is_archived).toBe(true);
   });
 
   test("a rebase shows main's changes coming onto the branch, then lands them", async () => {
