@@ -78,6 +78,11 @@ describe('the edit screen', () => {
     await page.getByLabel('Description').fill('Kinder prompt');
     // The JSON editor follows the form.
     expect(JSON.parse(await page.getByLabel('The whole config (JSON)').inputValue()).conversation_config.agent.prompt.prompt).toBe('Be brief and kind.');
+    // Before committing, the change can be reviewed against the version the edit started from.
+    await page.getByText('Review your changes').click();
+    const review = page.getByRole('table', { name: 'Your changes from the version you started from' });
+    expect(await review.getByRole('row').count()).toBe(2);
+    expect(await review.getByRole('row').nth(1).textContent()).toBe('conversation_config.agent.prompt.promptBe brief.Be brief and kind.');
     await page.getByRole('button', { name: 'Commit' }).click();
     await expect.poll(() => statusTexts(page)).toMatch(/Committed version agtvrsn_\w+/);
 

@@ -20,7 +20,7 @@ import { canWrite, useSession } from '../session';
 import { Button, Confirm, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
 import { useApi } from '../use-api';
 import { type ChangeRow, ChangesTable, changeRowsOf } from './changes';
-import { commitBody, FORM_FIELDS, type FormField, fieldId, patchedPaths, reapply, sameJson, valueAt, withValueAt } from './edit-model';
+import { commitBody, configChanges, FORM_FIELDS, type FormField, fieldId, patchedPaths, reapply, sameJson, valueAt, withValueAt } from './edit-model';
 
 /** Where the edit started: the version it is based on (the `expected_version_id` of the commit). */
 interface Base {
@@ -364,6 +364,17 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
             <p class="muted small" aria-live="polite">
               {dirty ? `${changedPaths.length} changed field${changedPaths.length === 1 ? '' : 's'}: ${changedPaths.slice(0, 4).join(', ')}${changedPaths.length > 4 ? '…' : ''}` : 'No changes from the version you started from.'}
             </p>
+            {dirty && (
+              <details class="review-changes">
+                <summary>Review your changes</summary>
+                <ChangesTable
+                  caption="Your changes from the version you started from"
+                  rows={configChanges(base.config as unknown as Json, edited as unknown as Json)}
+                  beforeLabel="Started from"
+                  afterLabel="Yours"
+                />
+              </details>
+            )}
             <label class="commit-description">
               <span>Description</span>
               <input type="text" name="description" value={description} maxLength={2000} placeholder="What changed and why" onInput={(event) => setDescription(event.currentTarget.value)} />
