@@ -3,17 +3,9 @@ import { api } from '../api';
 // The calls and wire shapes of the edit, merge/rebase and merge-proposal screens: the public API
 // (plus the documented extensions `GET …/drafts` and `GET …/diff`), snake_case as the server sends it.
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type JsonObject = { [key: string]: Json };
+import type { EditableConfig, Json, JsonObject } from '../config-patch';
 
-/** What the editor edits: the parts of an agent a commit or a draft carries. */
-export interface EditableConfig {
-  name: string;
-  tags: string[];
-  conversation_config: JsonObject;
-  platform_settings: JsonObject;
-  workflow: JsonObject;
-}
+export type { EditableConfig, Json, JsonObject };
 
 /** GET agent (a branch head or a version), the fields these screens use. */
 export interface AgentConfig extends EditableConfig {

@@ -20,7 +20,8 @@ import { canWrite, useSession } from '../session';
 import { Button, Confirm, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
 import { useApi } from '../use-api';
 import { type ChangeRow, ChangesTable, changeRowsOf } from './changes';
-import { commitBody, configChanges, FORM_FIELDS, type FormField, fieldId, patchedPaths, reapply, sameJson, valueAt, withValueAt } from './edit-model';
+import { commitBody, configChanges, reapply, sameJson } from '../config-patch';
+import { FORM_FIELDS, type FormField, fieldId, patchedPaths, valueAt, withValueAt } from './edit-model';
 
 /** Where the edit started: the version it is based on (the `expected_version_id` of the commit). */
 interface Base {

@@ -21,7 +21,8 @@ import { canWrite, useSession } from '../session';
 import { Button, describeError, ErrorPanel, Loading, Page, useNotice } from '../ui';
 import { useApi } from '../use-api';
 import { ChangesTable } from './changes';
-import { configChanges, shown } from './edit-model';
+import { configChanges } from '../config-patch';
+import { shown } from './edit-model';
 
 type Choice = 'default' | 'source' | 'target' | 'value';
 interface ConflictChoice {

@@ -24,7 +24,7 @@ import { canWrite, type Session, useSession } from '../session';
 import { Button, type Column, Confirm, describeError, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
 import { useApi } from '../use-api';
 import { ChangesTable } from './changes';
-import { configChanges } from './edit-model';
+import { configChanges } from '../config-patch';
 
 const STATES = ['open', 'merged', 'closed'] as const;
 const agentLink = (agentId: string) => `/agents/${encodeURIComponent(agentId)}`;
