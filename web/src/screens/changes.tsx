@@ -51,7 +51,7 @@ export function ChangesTable({ caption, rows, beforeLabel = 'Before', afterLabel
           ) : (
             rows.map((row) => (
               <tr key={row.path}>
-                <th scope="row" class="mono change-path">
+                <th scope="row" class="mono edit-change-path">
                   {row.path}
                   {row.note && <span class="badge badge-warning">{row.note}</span>}
                 </th>
@@ -60,10 +60,10 @@ export function ChangesTable({ caption, rows, beforeLabel = 'Before', afterLabel
                 ) : (
                   <>
                     <td>
-                      <pre class="value value-before">{shown(row.before)}</pre>
+                      <pre class="edit-value edit-value-before">{shown(row.before)}</pre>
                     </td>
                     <td>
-                      <pre class="value value-after">{shown(row.after)}</pre>
+                      <pre class="edit-value edit-value-after">{shown(row.after)}</pre>
                     </td>
                   </>
                 )}
@@ -87,12 +87,12 @@ function WordDiffCells({ before, after }: { before: string; after: string }) {
   return (
     <>
       <td>
-        <pre class="value">
+        <pre class="edit-value">
           {parts.filter((part) => !part.added).map((part, index) => (part.removed ? <del key={index}>{part.value}</del> : <span key={index}>{part.value}</span>))}
         </pre>
       </td>
       <td>
-        <pre class="value">
+        <pre class="edit-value">
           {parts.filter((part) => !part.removed).map((part, index) => (part.added ? <ins key={index}>{part.value}</ins> : <span key={index}>{part.value}</span>))}
         </pre>
       </td>

@@ -257,7 +257,11 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
       {!writable && <p class="notice-inline">Your role can read this branch but not change it.</p>}
       {committed && (
         <p class="notice-inline notice-inline-success" role="status">
-          Committed version <span class="mono">{committed}</span>.
+          Committed version{' '}
+          <a class="mono" href={`${agentLink}/versions/${encodeURIComponent(committed)}`}>
+            {committed}
+          </a>
+          .
         </p>
       )}
       {draft && (

@@ -60,6 +60,8 @@ function resolutionsOf(conflicts: FieldConflict[], choices: Record<string, Confl
 }
 
 const agentLink = (agentId: string) => `/agents/${encodeURIComponent(agentId)}`;
+/** The history screen's page of a version. */
+const versionLink = (agentId: string, versionId: string) => `${agentLink(agentId)}/versions/${encodeURIComponent(versionId)}`;
 
 /** What the preview would change on the head it lands on, for the table. */
 function changesOn(head: AgentConfig | undefined, preview: Preview | undefined) {
@@ -216,7 +218,7 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
         <section class="card result" role="status" aria-labelledby="merge-result">
           <h2 id="merge-result">Merged</h2>
           <p>
-            New version <span class="mono">{result.version_id}</span> on {target?.name ?? 'the target'}
+            New version <a class="mono" href={versionLink(agentId, result.version_id)}>{result.version_id}</a> on {target?.name ?? 'the target'}
             {result.source_archived ? '; the source is archived' : ''}
             {result.moved_traffic_percentage > 0 ? `; ${result.moved_traffic_percentage}% of live traffic moved to the target` : ''}.
           </p>
@@ -303,19 +305,19 @@ function ConflictCard({ conflict, chosen, invalid, onChoose }: { conflict: Field
           <div>
             <dt>Base</dt>
             <dd>
-              <pre class="value">{shown(conflict.base_value)}</pre>
+              <pre class="edit-value">{shown(conflict.base_value)}</pre>
             </dd>
           </div>
           <div>
             <dt>Source</dt>
             <dd>
-              <pre class="value">{shown(conflict.source_value)}</pre>
+              <pre class="edit-value">{shown(conflict.source_value)}</pre>
             </dd>
           </div>
           <div>
             <dt>Target</dt>
             <dd>
-              <pre class="value">{shown(conflict.target_value)}</pre>
+              <pre class="edit-value">{shown(conflict.target_value)}</pre>
             </dd>
           </div>
         </dl>
@@ -376,7 +378,7 @@ export function RebaseScreen({ agent_id: agentId, branch_id: branchId }: { agent
         <section class="card result" role="status" aria-labelledby="rebase-result">
           <h2 id="rebase-result">Rebased</h2>
           <p>
-            New version <span class="mono">{result.version_id}</span> on {branch?.name ?? 'the branch'}, on top of main's{' '}
+            New version <a class="mono" href={versionLink(agentId, result.version_id)}>{result.version_id}</a> on {branch?.name ?? 'the branch'}, on top of main's{' '}
             <span class="mono">{result.rebased_onto_version_id}</span>.
           </p>
           <p>

@@ -341,7 +341,11 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
     >
       {outcome.status === 'merged' && (
         <p class="notice-inline notice-inline-success" role="status">
-          Merged <RelativeTime seconds={outcome.at} /> by {who(outcome.by_user_id)}: version <span class="mono">{outcome.version_id}</span>.
+          Merged <RelativeTime seconds={outcome.at} /> by {who(outcome.by_user_id)}: version{' '}
+          <a class="mono" href={`${agentLink(agentId)}/versions/${encodeURIComponent(outcome.version_id)}`}>
+            {outcome.version_id}
+          </a>
+          .
         </p>
       )}
       {outcome.status === 'closed' && (
