@@ -26,6 +26,8 @@ export function workspaceUserRoutes(context: AppContext): RouteDefinition[] {
       },
       handler: async ({ caller }) => {
         const users = await workspacesStore(context.db).listUsers(caller.workspaceId);
+        // By name, then id, compared as code units: the same order on both dialects whatever their collation.
+        users.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         return { users: users.map((user) => ({ user_id: user.id, name: user.name, email: user.email, role: user.role })) };
       },
     }),

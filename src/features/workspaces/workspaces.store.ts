@@ -38,9 +38,9 @@ export function workspacesStore(db: Kysely<Database>) {
       );
     },
 
-    /** Every user of the workspace, by name. */
+    /** Every user of the workspace. */
     listUsers(workspaceId: string) {
-      return db.selectFrom('users').select(['id', 'name', 'email', 'role']).where('workspace_id', '=', workspaceId).orderBy('name').orderBy('id').execute();
+      return db.selectFrom('users').select(['id', 'name', 'email', 'role']).where('workspace_id', '=', workspaceId).execute();
     },
 
     async insertUser(row: Database['users']) {
