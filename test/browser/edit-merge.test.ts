@@ -198,6 +198,22 @@ describe('the edit screen', () => {
     expect(both.conversation_config.agent.prompt.prompt).toBe('Prompt from the editor');
   });
 
+  test('after a conflict, one can drop one’s changes and load the latest version instead', async () => {
+    const { agentId, mainBranchId } = await createAgent('Dropped', { first_message: 'Start', prompt: 'Start prompt' });
+    const page = await dashboard.signedInPage('editor');
+    await openEditor(page, agentId, mainBranchId);
+    const theirs = await commit(agentId, mainBranchId, { first_message: 'Theirs' });
+    await page.getByLabel('System prompt').fill('Mine');
+    await page.getByRole('button', { name: 'Commit' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Someone else committed to this branch' }).waitFor();
+    await page.getByRole('button', { name: 'Drop mine, load theirs' }).click();
+    expect(await page.getByLabel('First message').inputValue()).toBe('Theirs');
+    expect(await page.getByLabel('System prompt').inputValue()).toBe('Start prompt');
+    expect(await page.getByRole('button', { name: 'Commit' }).isDisabled()).toBe(true);
+    expect(await page.getByText(`based on version ${theirs.version_id}`).count()).toBe(1);
+    expect((await head(agentId, mainBranchId)).version_id).toBe(theirs.version_id);
+  });
+
   test('a viewer reads the config but is offered nothing to change', async () => {
     const { agentId, mainBranchId } = await createAgent('Read only', { first_message: 'Hi', prompt: 'Read me.' });
     const page = await dashboard.signedInPage('viewer');

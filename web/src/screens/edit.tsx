@@ -284,7 +284,16 @@ export function EditScreen({ agent_id: agentId, branch_id: branchId }: { agent_i
             <Button variant="primary" onClick={reapplyOnTop}>
               Re-apply my changes on top
             </Button>
-            <span class="muted small">Where you both changed a field, your value replaces theirs: check it before committing.</span>
+            <Button
+              onClick={() => {
+                startFrom({ versionId: conflict.head.version_id, config: editableOf(conflict.head) }, editableOf(conflict.head));
+                setConflict(undefined);
+                notices.info('Your changes are dropped; the editor shows the latest version.');
+              }}
+            >
+              Drop mine, load theirs
+            </Button>
+            <span class="muted small">Where you both changed a field, re-applying puts your value over theirs: check it before committing.</span>
           </div>
         </section>
       )}
