@@ -226,11 +226,29 @@ describe('the edit screen', () => {
     await page.getByText('Your role can read this branch but not change it.').waitFor();
   });
 
-  test('is readable at phone width: no sideways scroll of the page', async () => {
-    const { agentId, mainBranchId } = await createAgent('Phone', { first_message: 'Hi', prompt: 'P' });
+  test('every screen of this part is readable at phone width: no sideways scroll of the page', async () => {
+    const { agentId, mainBranchId, versionId } = await createAgent('Phone', { first_message: 'Hi', prompt: 'A prompt long enough to wrap on a phone, and then some more words.' });
+    const { branchId } = await createBranch(agentId, versionId, 'Phone branch');
+    await commit(agentId, branchId, { first_message: 'Branch hi', prompt: { prompt: 'The branch prompt, which is also long enough to wrap on a phone screen.' } });
+    await commit(agentId, mainBranchId, { first_message: 'Main hi' });
+    const { created_merge_proposal_id: proposalId } = await call<{ created_merge_proposal_id: string }>('POST', `/v1/convai/agents/${agentId}/merge-proposals`, {
+      source_branch_id: branchId,
+      target_branch_id: mainBranchId,
+      title: 'A proposal with a title long enough to wrap on a phone screen',
+    });
     const page = await dashboard.signedInPage('editor', { width: 390, height: 800 });
-    await openEditor(page, agentId, mainBranchId);
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    const screens: [string, string][] = [
+      [editUrl(agentId, branchId), 'System prompt'],
+      [`/agents/${agentId}/branches/${branchId}/merge?into=${mainBranchId}`, 'What changes on Main'],
+      [`/agents/${agentId}/branches/${branchId}/rebase`, 'What changes on Phone branch'],
+      [`/agents/${agentId}/proposals`, 'Propose a merge'],
+      [`/agents/${agentId}/proposals/${proposalId}`, 'What it would change on Main'],
+    ];
+    for (const [url, shown] of screens) {
+      await page.goto(url);
+      await page.getByText(shown, { exact: true }).first().waitFor();
+      expect(await page.evaluate(() => document.documentElement.scrollWidth), url).toBeLessThanOrEqual(390);
+    }
   });
 });
 
