@@ -347,10 +347,14 @@ describe('merge proposals', () => {
     // The second user: another editor, made with the workspace admin API the tests use.
     const reviewer = await dashboard.testApp.app.workspaces.createKey('default', 'reviewer-user', 'editor');
 
+    // Started from the merge screen: "Propose it for review instead" fills the branches in.
     const author = await dashboard.signedInPage('editor');
-    await author.goto(`/agents/${agentId}/proposals`);
-    await author.getByLabel('From (source)').selectOption({ label: 'Proposal source' });
-    await author.getByLabel('Into (target)').selectOption({ label: 'Main' });
+    await author.goto(`/agents/${agentId}/branches/${branchId}/merge?into=${mainBranchId}`);
+    await author.getByRole('link', { name: 'Propose it for review instead' }).click();
+    await author.waitForURL(/\/proposals\?/);
+    await author.getByLabel('Title').waitFor();
+    expect(await author.getByLabel('From (source)').inputValue()).toBe(branchId);
+    expect(await author.getByLabel('Into (target)').inputValue()).toBe(mainBranchId);
     await author.getByLabel('Title').fill('Use the reviewed prompt');
     await author.getByLabel('Description').fill('The prompt the team agreed on.');
     // Reviewers are offered by name (the workspace's users who may review, not the author).

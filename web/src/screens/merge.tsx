@@ -273,6 +273,7 @@ export function MergeScreen({ agent_id: agentId, branch_id: sourceId }: { agent_
               <Button variant="primary" onClick={runMerge} disabled={previewing || invalid.length > 0}>
                 Merge into {target?.name ?? 'target'}
               </Button>
+              <a href={`${agentLink(agentId)}/proposals?source=${encodeURIComponent(sourceId)}&target=${encodeURIComponent(targetId ?? '')}`}>Propose it for review instead</a>
               {invalid.length > 0 && <span class="field-error">Fix the typed values first.</span>}
             </div>
           )}

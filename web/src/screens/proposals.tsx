@@ -74,8 +74,9 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
   const branches = useApi<{ results: Branch[] }>(paths.branches(agentId), { include_archived: true });
   const live = (branches.data?.results ?? []).filter((each) => !each.is_archived);
 
-  const [sourceId, setSourceId] = useState('');
-  const [targetId, setTargetId] = useState('');
+  // `?source=&target=` (from the merge screen's "Propose instead") fills the form in.
+  const [sourceId, setSourceId] = useState(query.source ?? '');
+  const [targetId, setTargetId] = useState(query.target ?? '');
   const [title, setTitle] = useState('');
   const [description, setDescription] = useState('');
   const [reviewers, setReviewers] = useState<string[]>([]);
