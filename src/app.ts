@@ -19,6 +19,7 @@ import { mergeRoutes } from './features/merges/merges.routes.js';
 import { versionRoutes } from './features/versions/versions.routes.js';
 import { apiKeyAuthenticator } from './features/workspaces/api-key-authenticator.js';
 import { whoamiRoutes } from './features/workspaces/whoami.routes.js';
+import { workspaceUserRoutes } from './features/workspaces/workspace-users.routes.js';
 import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import { ForbiddenError } from './errors.js';
 import { checkAccess } from './http/authenticator.js';
@@ -74,6 +75,7 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...auditRoutes(context),
     ...procedureRoutes(context),
     ...whoamiRoutes(context),
+    ...workspaceUserRoutes(context),
   ];
 }
 

@@ -6,8 +6,11 @@ import { AgentsScreen } from './screens/agents';
 import { AuditScreen } from './screens/audit';
 import { DeployScreen } from './screens/deploy';
 import { DiffScreen } from './screens/diff';
+import { EditScreen } from './screens/edit';
 import { HistoryScreen } from './screens/history';
+import { MergeScreen, RebaseScreen } from './screens/merge';
 import { ProceduresScreen } from './screens/procedures';
+import { ProposalScreen, ProposalsScreen } from './screens/proposals';
 import { SignInScreen } from './screens/sign-in';
 import { VersionScreen } from './screens/version';
 
@@ -35,4 +38,9 @@ export const screens: Screen[] = [
   { path: '/agents/:agent_id/deploy', component: DeployScreen },
   { path: '/audit', component: AuditScreen, nav: 'Audit log' },
   { path: '/agents/:agent_id/branches/:branch_id/procedures', component: ProceduresScreen },
+  { path: '/agents/:agent_id/branches/:branch_id/edit', component: EditScreen },
+  { path: '/agents/:agent_id/branches/:branch_id/merge', component: MergeScreen },
+  { path: '/agents/:agent_id/branches/:branch_id/rebase', component: RebaseScreen },
+  { path: '/agents/:agent_id/proposals', component: ProposalsScreen },
+  { path: '/agents/:agent_id/proposals/:merge_proposal_id', component: ProposalScreen },
 ];

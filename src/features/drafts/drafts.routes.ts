@@ -15,6 +15,46 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
   const drafts = draftsService(context);
   return [
     defineRoute({
+      method: 'GET',
+      url: '/v1/convai/agents/:agent_id/drafts',
+      operationId: 'get_agent_draft_route',
+      summary: 'Get Agent Draft (extension)',
+      description:
+        "Extension (not in the ElevenLabs API, which can save and discard a draft but not read it back): the caller's " +
+        'draft on `branch_id`, `draft: null` when they have none. `based_on_version_id` is the branch head it was saved ' +
+        'on; `is_behind_tip` is true when a version landed on the branch since (as `draft_is_behind_tip` on branches).',
+      tag: TAG,
+      permission: 'read',
+      extension: true,
+      params,
+      query,
+      example: {
+        params: { agent_id: 'agentId' },
+        query: (ids) => ({ branch_id: ids.branchId }),
+        queryIds: { branch_id: { kind: 'branch', role: 'selects' } },
+      },
+      responses: {
+        200: z.object({
+          branch_id: z.string(),
+          head_version_id: z.string(),
+          draft: z
+            .object({
+              draft_created_at: z.int(),
+              based_on_version_id: z.string().nullable(),
+              is_behind_tip: z.boolean(),
+              name: z.string(),
+              tags: z.array(z.string()),
+              conversation_config: z.json(),
+              platform_settings: z.json(),
+              workflow: z.json(),
+            })
+            .nullable(),
+        }),
+      },
+      handler: ({ caller, params, query }) => drafts.get(caller, params.agent_id, query.branch_id),
+    }),
+
+    defineRoute({
       method: 'POST',
       url: '/v1/convai/agents/:agent_id/drafts',
       operationId: 'create_agent_draft_route',

@@ -6,6 +6,7 @@ import type { AgentDocument } from '../agents/agent-document.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { branchesStore } from '../branches/branches.store.js';
+import { versionsStore } from '../versions/versions.store.js';
 import type { Caller } from '../../domain/caller.js';
 import { assertValidProcedures, callersWorkingSet } from '../procedures/procedure-sets.js';
 import { draftsStore } from './drafts.store.js';
@@ -48,6 +49,32 @@ export function draftsService(context: AppContext) {
         await recordUserAction(trx, caller, now, { action: 'draft.create', agentId: agent.id, resourceId: branch.id, details: { based_on_version_id: branch.head_version_id } });
         return { branch_id: branch.id, draft_created_at: Math.floor(now / 1000) };
       });
+    },
+
+    /**
+     * Extension: the caller's draft on the branch (its config and the version it was saved on), or
+     * `draft: null`; an editor resumes from it, and `is_behind_tip` says the branch has moved since.
+     */
+    async get(caller: Caller, agentId: string, branchId: string) {
+      const agent = await agentsStore(context.db).findOrThrow(caller.workspaceId, agentId);
+      const branch = await branchesStore(context.db).findOrThrow(agent.id, branchId);
+      const draft = await draftsStore(context.db).findOfUser(branch.id, caller.userId);
+      if (!draft) return { branch_id: branch.id, head_version_id: branch.head_version_id, draft: null };
+      // The version the draft was saved on: the branch's version with that sequence number.
+      const [basedOn] = await versionsStore(context.db).page(branch.id, 1, draft.based_on_seq_no + 1);
+      const document = (await context.documents.load(context.db, draft.document_hash)) as unknown as AgentDocument;
+      return {
+        branch_id: branch.id,
+        head_version_id: branch.head_version_id,
+        draft: {
+          draft_created_at: Math.floor(draft.created_at_ms / 1000),
+          based_on_version_id: basedOn?.id ?? null,
+          is_behind_tip: draft.based_on_seq_no < branch.head_seq_no,
+          name: document.name,
+          tags: document.tags,
+          ...configSectionsOf(document),
+        },
+      };
     },
 
     /** Discards the caller's draft on the branch; discarding a draft that does not exist is fine. */

@@ -38,6 +38,11 @@ export function workspacesStore(db: Kysely<Database>) {
       );
     },
 
+    /** Every user of the workspace. */
+    listUsers(workspaceId: string) {
+      return db.selectFrom('users').select(['id', 'name', 'email', 'role']).where('workspace_id', '=', workspaceId).execute();
+    },
+
     async insertUser(row: Database['users']) {
       await db.insertInto('users').values(row).execute();
     },
