@@ -107,12 +107,51 @@ describe('signing in', () => {
     await signIn(page, created.key);
     await page.waitForURL('**/agents');
     expect(await dashboard.testApp.app.workspaces.revokeKey('default', created.keyId)).toBe(true);
+    // A revocation reaches the key cache within a second (README, Keys), not at once.
+    const whoami = () => fetch(`${dashboard.url}/v1/convai/whoami`, { headers: { 'xi-api-key': created.key } }).then((response) => response.status);
+    await expect.poll(whoami, { timeout: 5_000 }).toBe(401);
     await page.goto('/agents?tag=after');
     await page.waitForURL('**/sign-in?next=%2Fagents%3Ftag%3Dafter');
     await expect.poll(() => page.getByRole('alert').first().textContent()).toMatch(/^You were signed out: .+/);
     expect(await page.evaluate(KEY_ITEMS)).toEqual([]);
     await signIn(page, dashboard.testApp.keys.viewer);
     await page.waitForURL('**/agents?tag=after');
+  });
+
+  test("a refusal of the old key that arrives after the user signed in again does not end the new session", async () => {
+    const created = await dashboard.testApp.app.workspaces.createKey('default', 'slow-answer', 'editor');
+    const page = await dashboard.newPage();
+    await page.goto('/sign-in');
+    await signIn(page, created.key);
+    await page.waitForURL('**/agents');
+    // An action sent with the old key is held until the user has signed in with another key.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let heldRequest!: () => void;
+    const held = new Promise<void>((resolve) => (heldRequest = resolve));
+    await page.route((url) => url.pathname === '/v1/convai/agents/create', async (route) => {
+      if (route.request().headers()['xi-api-key'] === created.key) {
+        heldRequest();
+        await released;
+      }
+      await route.continue();
+    });
+    await page.getByLabel('New agent').fill('Slow answer');
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    await held;
+    expect(await dashboard.testApp.app.workspaces.revokeKey('default', created.keyId)).toBe(true);
+    const whoami = () => fetch(`${dashboard.url}/v1/convai/whoami`, { headers: { 'xi-api-key': created.key } }).then((response) => response.status);
+    await expect.poll(whoami, { timeout: 5_000 }).toBe(401);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, dashboard.testApp.keys.viewer);
+    await page.waitForURL('**/agents');
+    const refused = page.waitForResponse((response) => response.request().headers()['xi-api-key'] === created.key);
+    release();
+    expect((await refused).status()).toBe(401);
+    // What the page does with that answer, it does within a few frames.
+    await page.waitForTimeout(500);
+    expect(page.url()).not.toContain('/sign-in');
+    expect(await page.evaluate(KEY_ITEMS)).not.toEqual([]);
   });
 
   test('an unknown dashboard path shows the not-found screen', async () => {

@@ -62,8 +62,9 @@ export async function api<T>(method: Method, path: string, body?: unknown, optio
   const parsed = text === '' ? undefined : parseJson(text);
   if (!response.ok) {
     const error = errorFrom(response.status, parsed, text);
-    // The session's key was revoked (or the data reset): back to sign-in, then to this page.
-    if (response.status === 401 && options.apiKey === undefined && key !== undefined) signOut(error.message);
+    // The session's key was revoked (or the data reset): back to sign-in, then to this page. Only
+    // if it is still the session's key: a late answer to the old key must not end a new session.
+    if (response.status === 401 && options.apiKey === undefined && key !== undefined && key === currentKey()) signOut(error.message);
     throw error;
   }
   return parsed as T;
