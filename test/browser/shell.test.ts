@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { sdk } from '../support/test-app.js';
 import { type Dashboard, signIn, startDashboard } from './support.js';
 
-const KEY_ITEMS = "Object.keys(sessionStorage).filter((name) => name.startsWith('branchwise.'))";
+/** The session's items (the key and whose it is); `branchwise.ended` may say why a session ended. */
+const KEY_ITEMS = "Object.keys(sessionStorage).filter((name) => name === 'branchwise.key' || name === 'branchwise.who')";
 
 let dashboard: Dashboard;
 beforeAll(async () => {

@@ -5,6 +5,8 @@ import { useEffect, useState } from 'preact/hooks';
 
 const KEY_ITEM = 'branchwise.key';
 const WHO_ITEM = 'branchwise.who';
+/** Why the last session ended (the server's message, no secret): kept across a reload of the sign-in page. */
+const ENDED_ITEM = 'branchwise.ended';
 
 /** Who the key belongs to, from `GET /v1/convai/whoami`. */
 export interface Who {
@@ -40,17 +42,16 @@ export function currentSession(): Session | undefined {
 }
 
 export function signIn(session: Session): void {
+  sessionStorage.removeItem(ENDED_ITEM);
   sessionStorage.setItem(KEY_ITEM, session.key);
   sessionStorage.setItem(WHO_ITEM, JSON.stringify(session.who));
   for (const listener of listeners) listener(session);
 }
 
-/** Why the last session ended when the user did not end it (the sign-in screen says so once). */
-let endedBecause: string | undefined;
-
 /** Forgets the key. `reason`: the session ended without the user asking (the server refused the key). */
 export function signOut(reason?: string): void {
-  endedBecause = reason;
+  if (reason) sessionStorage.setItem(ENDED_ITEM, reason);
+  else sessionStorage.removeItem(ENDED_ITEM);
   sessionStorage.removeItem(KEY_ITEM);
   sessionStorage.removeItem(WHO_ITEM);
   for (const listener of listeners) listener(undefined);
@@ -74,9 +75,10 @@ export function canWrite(role: Who['role']): boolean {
   return role === 'admin' || role === 'editor';
 }
 
-/** Why the last session ended, once: the next call returns undefined. */
-export function takeEndReason(): string | undefined {
-  const reason = endedBecause;
-  endedBecause = undefined;
-  return reason;
+/**
+ * Why the last session ended, until the next sign-in (not once: the sign-in screen may mount twice
+ * on its way to its final URL, and the second one must still say why).
+ */
+export function endReason(): string | undefined {
+  return sessionStorage.getItem(ENDED_ITEM) ?? undefined;
 }

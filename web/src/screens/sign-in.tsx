@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 
 import { api } from '../api';
 import { safeNext } from '../paths';
-import { signIn, signOut, takeEndReason, useSession, type Who } from '../session';
+import { endReason, signIn, signOut, useSession, type Who } from '../session';
 import { Button, describeError, Page, useNotice } from '../ui';
 
 /** Signs in with an API key: checked with `GET /v1/convai/whoami`, kept in sessionStorage only. */
@@ -13,7 +13,7 @@ export function SignInScreen() {
   const notices = useNotice();
   const [key, setKey] = useState('');
   const [failure, setFailure] = useState<string>();
-  const [ended] = useState(() => takeEndReason());
+  const [ended] = useState(endReason);
   const [busy, setBusy] = useState(false);
   const next = safeNext(query.next);
 
