@@ -3,6 +3,7 @@ import * as z from 'zod';
 import type { AppContext } from '../../context.js';
 import { queryInteger } from '../../http/query.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
+import type { RouteExample } from '../../http/route-example.js';
 import {
   zAgentDeploymentHistoryItem,
   zAgentDeploymentRequestItem,
@@ -56,6 +57,22 @@ function previewWire(preview: DeploymentPreview) {
 const TAG = 'deployments';
 const agentParams = z.object({ agent_id: z.string() });
 
+/** A deployment's body: a deployment and its preview take the same. */
+const zDeploymentBody = z.object({
+  deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
+});
+const DEPLOYMENT_EXAMPLE: RouteExample = {
+  params: { agent_id: 'agentId' },
+  body: (ids) => ({
+    deployment_request: {
+      requests: [
+        { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
+        { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
+      ],
+    },
+  }),
+};
+
 export function deploymentRoutes(context: AppContext): RouteDefinition[] {
   const deployments = deploymentsService(context);
   return [
@@ -71,20 +88,8 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       tag: TAG,
       permission: 'write',
       params: agentParams,
-      body: z.object({
-        deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
-      }),
-      example: {
-        params: { agent_id: 'agentId' },
-        body: (ids) => ({
-          deployment_request: {
-            requests: [
-              { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
-              { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
-            ],
-          },
-        }),
-      },
+      body: zDeploymentBody,
+      example: DEPLOYMENT_EXAMPLE,
       responses: { 200: zAgentDeploymentResponse },
       handler: ({ caller, params, body }) => deployments.create(caller, params.agent_id, body.deployment_request.requests),
     }),
@@ -103,20 +108,8 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       extension: true,
       params: agentParams,
-      body: z.object({
-        deployment_request: z.object({ requests: z.array(zAgentDeploymentRequestItem).max(500) }),
-      }),
-      example: {
-        params: { agent_id: 'agentId' },
-        body: (ids) => ({
-          deployment_request: {
-            requests: [
-              { branch_id: ids.mainBranchId, deployment_strategy: { type: 'percentage', traffic_percentage: 90 } },
-              { branch_id: ids.branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 10 } },
-            ],
-          },
-        }),
-      },
+      body: zDeploymentBody,
+      example: DEPLOYMENT_EXAMPLE,
       responses: { 200: zDeploymentPreview },
       handler: async ({ caller, params, body }) => previewWire(await deployments.preview(caller, params.agent_id, body.deployment_request.requests)),
     }),

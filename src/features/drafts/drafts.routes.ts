@@ -3,6 +3,7 @@ import * as z from 'zod';
 import type { AppContext } from '../../context.js';
 import { type ConfigSectionName, configSectionsOf } from '../../domain/sections.js';
 import type { JsonObject } from '../../domain/canonical-json.js';
+import type { RouteExample } from '../../http/route-example.js';
 import { defineRoute, type RouteDefinition } from '../../http/route.js';
 import { CONFIG_BODIES } from '../../wire/request-bodies.js';
 import { draftsService } from './drafts.service.js';
@@ -10,6 +11,13 @@ import { draftsService } from './drafts.service.js';
 const TAG = 'drafts';
 const params = z.object({ agent_id: z.string() });
 const query = z.object({ branch_id: z.string() });
+
+/** Every draft route names the caller's draft by agent and `branch_id`. */
+const DRAFT_EXAMPLE: RouteExample = {
+  params: { agent_id: 'agentId' },
+  query: (ids) => ({ branch_id: ids.branchId }),
+  queryIds: { branch_id: { kind: 'branch', role: 'selects' } },
+};
 
 export function draftRoutes(context: AppContext): RouteDefinition[] {
   const drafts = draftsService(context);
@@ -28,11 +36,7 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       extension: true,
       params,
       query,
-      example: {
-        params: { agent_id: 'agentId' },
-        query: (ids) => ({ branch_id: ids.branchId }),
-        queryIds: { branch_id: { kind: 'branch', role: 'selects' } },
-      },
+      example: DRAFT_EXAMPLE,
       responses: {
         200: z.object({
           branch_id: z.string(),
@@ -94,11 +98,7 @@ export function draftRoutes(context: AppContext): RouteDefinition[] {
       permission: 'write',
       params,
       query,
-      example: {
-        params: { agent_id: 'agentId' },
-        query: (ids) => ({ branch_id: ids.branchId }),
-        queryIds: { branch_id: { kind: 'branch', role: 'selects' } },
-      },
+      example: DRAFT_EXAMPLE,
       responses: { 200: z.object({ branch_id: z.string(), discarded: z.boolean() }) },
       handler: ({ caller, params, query }) => drafts.discard(caller, params.agent_id, query.branch_id),
     }),
