@@ -436,6 +436,13 @@ export function* decodeTreeInSteps(rootHash: string, lookup: (hash: string) => C
   const decoded = new Map<string, Json>();
   const stack: { hash: string; expanded: boolean }[] = [{ hash: rootHash, expanded: false }];
   let sinceYield = 0;
+  function* spend(work: number): Generator<void, void> {
+    sinceYield += work;
+    if (sinceYield >= workPerStep) {
+      sinceYield = 0;
+      yield;
+    }
+  }
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
     if (decoded.has(top.hash)) {
@@ -450,13 +457,10 @@ export function* decodeTreeInSteps(rootHash: string, lookup: (hash: string) => C
       continue;
     }
     stack.pop();
-    const value = decodeNode(node, decoded);
+    // An index joins its chunks a chunk at a time: a wide container is too much work for one step.
+    const value = 'ac' in node || 'oc' in node ? yield* decodeIndex(node, decoded, spend) : decodeNode(node, decoded);
     decoded.set(top.hash, value);
-    sinceYield += decodingWork(node, value);
-    if (sinceYield >= workPerStep) {
-      sinceYield = 0;
-      yield;
-    }
+    yield* spend(decodingWork(node, value));
   }
   const root = decoded.get(rootHash);
   if (!isJsonObject(root)) throw new Error(`document ${rootHash} is not an object`);
@@ -471,7 +475,8 @@ function decodingWork(node: ContentNode, value: Json): number {
   if ('s' in node) return 1;
   if ('sc' in node) return 1 + ((value as string).length >> 10);
   // A node without references is its parsed members as they are: nothing is copied.
-  if (!('ac' in node || 'oc' in node || ('r' in node && node.r))) return 1;
+  // An index's members were counted as its chunks were joined (`decodeIndex`).
+  if ('ac' in node || 'oc' in node || !('r' in node && node.r)) return 1;
   return 1 + (Array.isArray(value) ? value.length : Object.keys(value as JsonObject).length);
 }
 
@@ -479,15 +484,9 @@ function decodingWork(node: ContentNode, value: Json): number {
 function decodeNode(node: ContentNode, decoded: Map<string, Json>): Json {
   if ('s' in node) return node.s;
   if ('sc' in node) return node.sc.map((chunk) => decoded.get(chunk) as string).join('');
-  if ('ac' in node) {
-    const items: Json[] = [];
-    for (const chunk of node.ac) for (const item of decoded.get(chunk) as Json[]) items.push(item);
-    return items;
-  }
-  if ('oc' in node) {
-    const members = new Map<string, Json>();
-    for (const chunk of node.oc) for (const [key, member] of Object.entries(decoded.get(chunk) as JsonObject)) members.set(key, member);
-    return sortedObject(members);
+  if ('ac' in node || 'oc' in node) {
+    const steps = decodeIndex(node, decoded, function* () {});
+    for (let step = steps.next(); ; step = steps.next()) if (step.done) return step.value;
   }
   // A node without references holds its members as parsed, keys sorted as they were hashed.
   if (!('r' in node) || !node.r) return 'a' in node ? node.a : node.o;
@@ -499,6 +498,50 @@ function decodeNode(node: ContentNode, decoded: Map<string, Json>): Json {
   const members = new Map<string, Json>(Object.entries(node.o));
   for (const [key, child] of Object.entries(node.r ?? {})) members.set(key, decoded.get(child) as Json);
   return sortedObject(members);
+}
+
+/**
+ * A wide container from its chunks, decoded already, spending a unit of work a member. Chunks hold
+ * consecutive members in key order, so an object's members are set in order as they come (only
+ * an index whose keys are out of order, which the encoder never writes, is sorted at the end).
+ */
+function* decodeIndex(node: { ac: string[] } | { oc: string[] }, decoded: Map<string, Json>, spend: (work: number) => Generator<void, void>): Generator<void, Json> {
+  if ('ac' in node) {
+    const items: Json[] = [];
+    for (const chunk of node.ac) {
+      const part = decoded.get(chunk) as Json[];
+      for (const item of part) items.push(item);
+      yield* spend(part.length);
+    }
+    return items;
+  }
+  const members: JsonObject = {};
+  let previous: string | undefined;
+  let inOrder = true;
+  for (const chunk of node.oc) {
+    const part = decoded.get(chunk) as JsonObject;
+    const keys = Object.keys(part);
+    for (const key of keys) {
+      // An object lists integer-like keys first, whatever their order: only the others keep it.
+      if (!isArrayIndex(key)) {
+        if (previous !== undefined && key <= previous) inOrder = false;
+        previous = key;
+      }
+      setMember(members, key, part[key]);
+    }
+    yield* spend(keys.length);
+  }
+  if (inOrder) return members;
+  const all = new Map(Object.entries(members));
+  yield* spend(all.size);
+  return sortedObject(all);
+}
+
+/** Whether an object lists this key before the others, in numeric order (an array index). */
+function isArrayIndex(key: string): boolean {
+  const first = key.charCodeAt(0);
+  if (!(first >= 48 && first <= 57)) return false;
+  return /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 2 ** 32 - 1;
 }
 
 /** Keys come back sorted, as they were hashed. */

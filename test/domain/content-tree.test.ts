@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { type Json, type JsonObject, canonicalJson } from '../../src/domain/canonical-json.js';
+import { type Json, type JsonObject, canonicalJson, setMember } from '../../src/domain/canonical-json.js';
 import {
   type ContentNode,
   type EncodedTree,
@@ -642,5 +642,64 @@ describe('chunks: long strings and wide containers (issues 14 and 18)', () => {
     // index node that copies thousands of items, and after the 200 KB string is joined.
     expect(pauses).toBeGreaterThanOrEqual(5);
     expect(canonicalJson(step.value)).toBe(canonicalJson(decode(tree)));
+  });
+
+  it('joins a wide container a chunk at a time: no step copies much more than its share of members', () => {
+    const wide = Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => [`key${i}`, i]));
+    for (const document of [{ wide }, { list: Object.values(wide) }] as JsonObject[]) {
+      const tree = encodeTree(document);
+      const lookup = (hash: string) => JSON.parse(tree.nodes.get(hash) as string) as ContentNode;
+      const steps = decodeTreeInSteps(tree.rootHash, lookup, 1_000);
+      let pauses = 0;
+      let step = steps.next();
+      for (; !step.done; step = steps.next()) pauses++;
+      // A pause per thousand members joined (the chunks, parsed as they are, cost a unit each), not
+      // one after the whole index.
+      expect(pauses).toBeGreaterThanOrEqual(29);
+      expect(step.value).toEqual(document);
+    }
+  });
+
+  it('gives object keys back in the order they were hashed, whatever the keys (wide containers too)', () => {
+    const keys = fc.oneof(jsonKey, fc.nat({ max: 5_000 }).map(String), fc.constantFrom('__proto__', '4294967294', '4294967295', '01', '-1'));
+    fc.assert(
+      fc.property(fc.uniqueArray(keys, { minLength: 200, maxLength: 3_000 }), fc.boolean(), (names, widen) => {
+        const members = names.map((name, i) => [name, widen ? `${i}`.padEnd(40, 'v') : i] as const);
+        const document = JSON.parse(JSON.stringify({ wide: Object.fromEntries(members) })) as JsonObject;
+        // JSON.parse keeps __proto__ as data; so does the sorted copy, set member by member.
+        const sorted: JsonObject = {};
+        for (const name of [...names].sort()) setMember(sorted, name, (document.wide as JsonObject)[name]);
+        const back = decode(encodeTree(document)).wide as JsonObject;
+        expect(Object.keys(back)).toEqual(Object.keys(sorted));
+        expect(canonicalJson(back)).toBe(canonicalJson(sorted));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('joins the chunks of an object with integer-like keys in order too (they are listed first whatever the order)', () => {
+    const pausesDecoding = (document: JsonObject) => {
+      const tree = encodeTree(document);
+      const steps = decodeTreeInSteps(tree.rootHash, (hash) => JSON.parse(tree.nodes.get(hash) as string) as ContentNode, 1_000);
+      let pauses = 0;
+      for (let step = steps.next(); !step.done; step = steps.next()) pauses++;
+      return pauses;
+    };
+    const numbered = Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => [String(i * 7), i]));
+    const named = Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => [`k${i * 7}`, i]));
+    // The longer keys make more chunks; sorting the members again would add 30,000 units of work.
+    expect(pausesDecoding({ wide: numbered })).toBeLessThanOrEqual(pausesDecoding({ wide: named }));
+  });
+
+  it('sorts an index whose chunks are out of key order (never written, still read right)', () => {
+    const chunks = [{ o: { m: 1, z: 2 } }, { o: { a: 3, b: 4 } }];
+    const nodes = new Map<string, ContentNode>([
+      ['root', { o: {}, r: { wide: 'index' } }],
+      ['index', { oc: ['c1', 'c2'] }],
+      ['c1', chunks[0]],
+      ['c2', chunks[1]],
+    ]);
+    const back = decodeTree('root', (hash) => nodes.get(hash));
+    expect(Object.keys(back.wide as JsonObject)).toEqual(['a', 'b', 'm', 'z']);
   });
 });
