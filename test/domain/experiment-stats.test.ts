@@ -290,6 +290,40 @@ describe('armEstimates and compareToBaseline: the numbers', () => {
     );
   });
 
+  it('swapping candidate and baseline negates the difference and mirrors the interval; the order of the cells does not matter', () => {
+    const cell = (deploymentId: string, branchId: string) =>
+      fc.record({ n: fc.integer({ min: 0, max: 400 }), rate: fc.double({ min: 0, max: 1, noNaN: true }) }).map(({ n, rate }) => {
+        const sum = Math.round(n * rate);
+        return { deploymentId, branchId, exposures: n, n, sum, sumSquares: sum };
+      });
+    const cells = fc.tuple(cell('d1', 'main'), cell('d1', 'b'), cell('d2', 'main'), cell('d2', 'b'), cell('d2', 'c'));
+    const shares = splits({ d1: { main: 0.8, b: 0.2 }, d2: { main: 0.4, b: 0.4, c: 0.2 } });
+    fc.assert(
+      fc.property(cells, fc.boolean(), (drawn, higherIsBetter) => {
+        const forward = compareToBaseline(drawn, shares, 'main', 0.05, higherIsBetter).find((c) => c.branchId === 'b')!;
+        const backward = compareToBaseline(drawn, shares, 'b', 0.05, higherIsBetter).find((c) => c.branchId === 'main')!;
+        if (forward.difference === null) {
+          expect(backward.difference).toBeNull();
+          return;
+        }
+        expectClose(backward.difference, -forward.difference, 1e-12);
+        if (forward.interval) {
+          expectClose(backward.interval!.lower, -forward.interval.upper, 1e-12);
+          expectClose(backward.interval!.upper, -forward.interval.lower, 1e-12);
+          const mirrored = { better: 'worse', worse: 'better', inconclusive: 'inconclusive' } as const;
+          expect(backward.decision).toBe(mirrored[forward.decision]);
+        } else {
+          expect(backward.interval).toBeNull();
+        }
+        const reversed = [...drawn].reverse();
+        const again = compareToBaseline(reversed, shares, 'main', 0.05, higherIsBetter).find((c) => c.branchId === 'b')!;
+        expectClose(again.difference, forward.difference, 1e-12);
+        expect(again.decision).toBe(forward.decision);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('adds cells of the same deployment and branch (days), and ignores cells of a branch the split did not route to', () => {
     const units: Unit[] = [];
     for (let i = 0; i < 200; i++) units.push({ deploymentId: 'd', branchId: i % 2 ? 'main' : 'b', y: i % 3 === 0 ? 1 : 0 });
@@ -749,6 +783,32 @@ describe('simulation: a split changed mid-experiment', () => {
     // Expected bias: candidate 100×0.3 + 500×0.6 over 600 = 0.55; baseline 900×0.3 + 500×0.6 over 1,400 ≈ 0.407.
     expect(unweightedSum / runs).toBeGreaterThan(0.12);
     expect(unweightedCalls / runs).toBeGreaterThan(0.9);
+  });
+
+  it('watched every 50 units across the change, an A/A calls a difference in at most α of 1,000 runs', () => {
+    const random = xorshift32(61);
+    const runs = 1_000;
+    let calls = 0;
+    for (let run = 0; run < runs; run++) {
+      const cells = ['dep_90_10', 'dep_50_50'].flatMap((deploymentId) =>
+        ['baseline', 'candidate'].map((branchId) => ({ deploymentId, branchId, exposures: 0, n: 0, sum: 0, sumSquares: 0 })),
+      );
+      const units = changedSplitUnits(random, 0);
+      for (let seen = 1; seen <= units.length; seen++) {
+        const unit = units[seen - 1];
+        const cell = cells[(unit.deploymentId === 'dep_90_10' ? 0 : 2) + (unit.branchId === 'baseline' ? 0 : 1)];
+        cell.exposures++;
+        cell.n++;
+        cell.sum += unit.y;
+        cell.sumSquares += unit.y * unit.y;
+        if (seen % 50 === 0 && compareToBaseline(cells, shares, 'baseline', 0.05, true)[0].decision !== 'inconclusive') {
+          calls++;
+          break;
+        }
+      }
+    }
+    // Seeded: 13 of 1,000; allowed 5% + 2.1% slack.
+    expect(calls / runs).toBeLessThanOrEqual(0.05 + slack(0.05, runs));
   });
 
   it('a real 5-point effect is estimated as 5 points across the change', () => {
