@@ -75,6 +75,11 @@ export const SRM_ALPHA = 0.001;
  */
 export const SRM_PRIOR_WEIGHT = 100;
 
+/**
+ * Per branch (in the order branches first appear: in the cells, then in the shares): `n` the values
+ * weighed (those of deployments where the branch had a share), the weighted mean, and its interval
+ * (null below the minimum). `kind` is the metric's; left out, it is read from the cells.
+ */
 export function armEstimates(
   cells: readonly ArmCell[],
   shares: DeploymentShares,
@@ -86,6 +91,11 @@ export function armEstimates(
   return branchesOf(cells, shares).map((branchId) => armEstimate(table, branchId, alpha, kind));
 }
 
+/**
+ * Every other branch minus the baseline, over the deployments where both had a share: the weighted
+ * difference, its always-valid interval at level alpha (null below the minimum), and the decision
+ * it supports. Same order and `kind` as armEstimates.
+ */
 export function compareToBaseline(
   cells: readonly ArmCell[],
   shares: DeploymentShares,
@@ -127,8 +137,9 @@ export function sampleRatioMismatch(
   alpha: number = SRM_ALPHA,
 ): SrmResult {
   checkAlpha(alpha);
-  const observed: Record<string, number> = {};
-  const expected: Record<string, number> = {};
+  // No prototype: a branch id is a key, whatever its text.
+  const observed: Record<string, number> = Object.create(null);
+  const expected: Record<string, number> = Object.create(null);
   const countsByDeployment = new Map<string, Map<string, number>>();
   for (const cell of exposures) {
     checkCount(cell.exposures, 'exposures');

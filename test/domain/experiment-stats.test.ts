@@ -534,6 +534,18 @@ describe('sampleRatioMismatch: the numbers', () => {
     expect(result.expected).toEqual({ main: 500, b: 500, pinned: 0 });
   });
 
+  it('takes any branch id as a key, even one named like an object property', () => {
+    const result = sampleRatioMismatch(
+      [
+        { deploymentId: 'd', branchId: '__proto__', exposures: 40 },
+        { deploymentId: 'd', branchId: 'constructor', exposures: 60 },
+      ],
+      new Map([['d', new Map([['__proto__', 0.4], ['constructor', 0.6]])]]),
+    );
+    expect(Object.entries(result.observed)).toEqual([['__proto__', 40], ['constructor', 60]]);
+    expect(JSON.parse(JSON.stringify(result.expected))).toEqual(JSON.parse('{"__proto__": 40, "constructor": 60}'));
+  });
+
   it('reports an overwhelming mismatch as a finite e-value', () => {
     const result = sampleRatioMismatch(
       [
