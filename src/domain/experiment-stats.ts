@@ -10,6 +10,8 @@
  * the caller; rows for the same (deployment, branch) are added here too.
  */
 
+import { BUCKETS, bucketCounts, type SplitItem } from './traffic-split.js';
+
 /** Aggregates of one (deployment, branch): from the cells, summed over days. */
 export interface ArmCell {
   deploymentId: string;
@@ -74,6 +76,15 @@ export const SRM_ALPHA = 0.001;
  * finding fast; larger ones are found sooner still, smaller ones with more exposures.
  */
 export const SRM_PRIOR_WEIGHT = 100;
+
+/**
+ * The probability a new unit lands on each branch under a split: its buckets over 10,000, which is
+ * what routing draws from (decisions.md D15), not the percentage (33.333… % is 3,333 or 3,334
+ * buckets). The shares to pass for a deployment.
+ */
+export function routedShares(split: readonly SplitItem[]): Map<string, number> {
+  return new Map([...bucketCounts(split)].map(([branchId, buckets]) => [branchId, buckets / BUCKETS]));
+}
 
 /**
  * Per branch (in the order branches first appear: in the cells, then in the shares): `n` the values

@@ -12,6 +12,7 @@ import {
   mixtureRho,
   PLANNED_SAMPLE_SIZE,
   regressed,
+  routedShares,
   sampleRatioMismatch,
   SRM_ALPHA,
   SRM_PRIOR_WEIGHT,
@@ -434,6 +435,20 @@ describe('armEstimates and compareToBaseline: the numbers', () => {
     }
     // Measured about 0.03 ms per call on this machine; the bound leaves room for a loaded one.
     expect((performance.now() - started) / 1000).toBeLessThan(1);
+  });
+});
+
+describe('routedShares', () => {
+  it('is the buckets of each branch over 10,000, as routing draws them', () => {
+    expect(routedShares([
+      { branchId: 'main', percentage: 33.333 },
+      { branchId: 'b', percentage: 33.333 },
+      { branchId: 'c', percentage: 33.334 },
+    ])).toEqual(new Map([['main', 0.3333], ['b', 0.3333], ['c', 0.3334]]));
+    expect(routedShares([
+      { branchId: 'main', percentage: 100 },
+      { branchId: 'b', percentage: 0 },
+    ])).toEqual(new Map([['main', 1], ['b', 0]]));
   });
 });
 
