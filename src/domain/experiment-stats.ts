@@ -200,9 +200,9 @@ export function regressed(comparison: Comparison, maxRegression: number, higherI
 // Confidence sequences
 
 /**
- * ρ of the normal mixture that makes the confidence sequence tightest at `plannedSampleSize`
- * (Waudby-Smith et al., arXiv:2103.06476, the choice of ρ for a target time:
- * ρ² = (−2 ln α + ln(−2 ln α + 1)) / n*).
+ * ρ of the normal mixture that makes the confidence sequence tightest near `plannedSampleSize`
+ * (Waudby-Smith et al., arXiv:2103.06476, choosing ρ for a target time n*:
+ * ρ² = (−2 ln α + ln(−2 ln α + 1)) / n*; the tests check it against nearby values).
  */
 export function mixtureRho(alpha: number, plannedSampleSize: number = PLANNED_SAMPLE_SIZE): number {
   const logTerm = -2 * Math.log(alpha);
@@ -211,8 +211,8 @@ export function mixtureRho(alpha: number, plannedSampleSize: number = PLANNED_SA
 
 /**
  * The half-width of the two-sided asymptotic confidence sequence for a mean after n observations
- * with standard deviation `sd` (Waudby-Smith et al., arXiv:2103.06476, Theorem 2.2; Robbins' normal
- * mixture): sd · √(2(nρ² + 1)/(n²ρ²) · ln(√(nρ² + 1)/α)).
+ * with standard deviation `sd` (Waudby-Smith et al., arXiv:2103.06476, the Gaussian-mixture
+ * asymptotic CS, from Robbins' normal mixture): sd · √(2(nρ² + 1)/(n²ρ²) · ln(√(nρ² + 1)/α)).
  */
 export function confidenceSequenceRadius(n: number, sd: number, alpha: number, rho: number): number {
   const nRho2 = n * rho * rho;
@@ -241,8 +241,8 @@ function asymptoticInterval(sums: PseudoOutcomeSums, alpha: number): { mean: num
 //
 // For a branch b and a unit i of deployment d, with π_b(d) the share b had in d and A_i its branch,
 // the augmented inverse-probability-weighted (AIPW) pseudo-outcome with a constant outcome model
-// m_b(d) per deployment (Waudby-Smith et al., arXiv:2103.06476, §3: any model keeps the mean; a
-// good one narrows the interval) is
+// m_b(d) per deployment (Waudby-Smith et al., arXiv:2103.06476, its confidence sequences for the
+// average treatment effect: any model keeps the mean; a good one narrows the interval) is
 //
 //   ψ_b,i = m_b(d) + (Y_i − m_b(d)) · 1[A_i = b] / π_b(d),        E[ψ_b] = E[Y(b)],
 //
