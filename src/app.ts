@@ -43,7 +43,7 @@ import { createWriteMetrics } from './metrics/write-metrics.js';
 export const BODY_DRAIN_FACTOR = 4;
 
 export interface AppOptions {
-  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures'>>;
+  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures' | 'exposureFlushIntervalMs'>>;
   store: Store;
   /** Overrides the clock (also the rate limiter's), for tests. */
   now?: () => number;
@@ -171,10 +171,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     return reply.type(metrics.contentType).send(await metrics.render());
   });
 
+  // Routed reads record exposures; what is buffered is written when the server closes (SIGTERM).
+  server.addHook('onClose', wireExperiments(context, metrics.registry, options.config));
   const routes = routeTable(context);
   for (const route of routes) registerRoute(server, route);
-  // Routed reads record exposures; what is buffered is written when the server closes (SIGTERM).
-  server.addHook('onClose', wireExperiments(context, metrics.registry, { publicUrl: options.config.publicUrl, recordExposures: options.config.recordExposures ?? true }));
 
   return { server, context, workspaces, routes, fastPath, metrics, limiter };
 }

@@ -50,6 +50,11 @@ export interface Config {
   experimentRetentionDays: number;
   /** Routed reads record exposures (`RECORD_EXPOSURES=false` turns it off). */
   recordExposures: boolean;
+  /**
+   * Recorded exposures are written this long after the first of a batch at most
+   * (`EXPOSURE_FLUSH_INTERVAL_MS`, default 200, at most 1,000): what a SIGKILL may lose.
+   */
+  exposureFlushIntervalMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -72,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: publicUrlFrom(env.PUBLIC_URL),
     experimentRetentionDays: integer(env.EXPERIMENT_RETENTION_DAYS, 90, 'EXPERIMENT_RETENTION_DAYS'),
     recordExposures: booleanFrom(env.RECORD_EXPOSURES, true, 'RECORD_EXPOSURES'),
+    exposureFlushIntervalMs: exposureFlushFrom(env.EXPOSURE_FLUSH_INTERVAL_MS),
   };
 }
 
@@ -124,4 +130,11 @@ function booleanFrom(raw: string | undefined, fallback: boolean, name: string): 
   if (text === 'true' || text === '1') return true;
   if (text === 'false' || text === '0') return false;
   throw new Error(`${name} must be true or false, not ${JSON.stringify(raw)}`);
+}
+
+function exposureFlushFrom(raw: string | undefined): number {
+  const value = integer(raw, 200, 'EXPOSURE_FLUSH_INTERVAL_MS');
+  // Issue 20: a SIGKILL loses at most the last second of exposures.
+  if (value < 1 || value > 1_000) throw new Error(`EXPOSURE_FLUSH_INTERVAL_MS must be between 1 and 1000, not ${value}`);
+  return value;
 }

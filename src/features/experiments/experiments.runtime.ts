@@ -33,7 +33,10 @@ function exposureWriter(context: AppContext) {
     });
 }
 
-/** The app's experiment runtime, made on first use (the app wires the recorder to the routed read). */
+/**
+ * The app's experiment runtime, made on first use (the app wires the recorder to the routed read;
+ * `options` apply when it is made: the app asks first).
+ */
 export function experimentRuntimeOf(context: AppContext, options?: ExposureRecorderOptions): ExperimentRuntime {
   let runtime = runtimes.get(context);
   if (!runtime) {
@@ -49,11 +52,15 @@ export function experimentRuntimeOf(context: AppContext, options?: ExposureRecor
  * bench compares both), the counters join the app's metrics. Returns what closing the app runs:
  * the recorder writes what it holds.
  */
-export function wireExperiments(context: AppContext, registry: Registry, options: { publicUrl?: string; recordExposures: boolean }): () => Promise<void> {
-  const runtime = experimentRuntimeOf(context);
+export function wireExperiments(
+  context: AppContext,
+  registry: Registry,
+  options: { publicUrl?: string; recordExposures?: boolean; exposureFlushIntervalMs?: number },
+): () => Promise<void> {
+  const runtime = experimentRuntimeOf(context, { flushIntervalMs: options.exposureFlushIntervalMs });
   runtime.publicUrl = options.publicUrl?.replace(/\/+$/, '');
   registerExperimentCounters(registry, runtime.counters);
-  if (options.recordExposures) {
+  if (options.recordExposures !== false) {
     const { recorder } = runtime;
     context.routing.onRouted = (agentId, unitId, branchId, versionId, deployment) =>
       recorder.record(agentId, unitId, branchId, versionId, deployment.id, deployment.shares.get(branchId));
