@@ -77,7 +77,7 @@ describe('routed reads record exposures', () => {
   let testApp: TestApp;
   let baseUrl: string;
   beforeAll(async () => {
-    testApp = await startTestApp();
+    testApp = await startTestApp({ config: { recordExposures: true } });
     baseUrl = await listen(testApp);
   });
   afterAll(() => testApp.close());

@@ -10,6 +10,7 @@ import {
   CreateWebhookRequestModel,
   DeletedMetricResponseModel,
   DeletedWebhookResponseModel,
+  ExperimentResultsResponseModel,
   ListMetricsResponseModel,
   ListWebhooksResponseModel,
   MetricModel,
@@ -22,6 +23,7 @@ import {
 } from './experiments.schemas.js';
 import { experimentRuntimeOf } from './experiments.runtime.js';
 import { experimentsService } from './experiments.service.js';
+import { DEFAULT_ALPHA, resultsService } from './results.service.js';
 import type { WebhookRow } from './experiments.store.js';
 import type { MetricDefinition } from './metric-definitions.js';
 import { SIGNATURE_HEADER } from './webhook-signature.js';
@@ -33,6 +35,15 @@ const WEBHOOKS = '/v1/convai/outcome-webhooks';
 const agentParams = z.object({ agent_id: z.string() });
 const metricParams = agentParams.extend({ metric_key: z.string() });
 const webhookParams = z.object({ webhook_id: z.string() });
+const resultsQuery = z.object({
+  baseline_branch_id: z.string().optional(),
+  alpha: z
+    .string()
+    .regex(/^(0|[1-9]\d*)?(\.\d+)?(e-?\d+)?$/i, 'Input should be a number')
+    .transform(Number)
+    .pipe(z.number().gt(0).lte(0.5))
+    .optional(),
+});
 
 function metricWire(metric: MetricDefinition) {
   return {
@@ -50,6 +61,7 @@ const secs = (ms: number) => Math.floor(ms / 1000);
 export function experimentRoutes(context: AppContext): RouteDefinition[] {
   const runtime = experimentRuntimeOf(context);
   const experiments = experimentsService(context);
+  const results = resultsService(context);
   const webhooks = webhooksService(context, runtime.counters);
   /** The webhook a signed delivery authenticated as, from `beforeValidation` to the handler. */
   const signedBy = new WeakMap<FastifyRequest, WebhookRow>();
@@ -171,6 +183,30 @@ export function experimentRoutes(context: AppContext): RouteDefinition[] {
       },
       responses: { 200: RecordOutcomesResponseModel },
       handler: ({ caller, params, body }) => experiments.recordOutcomes(caller, params.agent_id, body.events),
+    }),
+
+    defineRoute({
+      method: 'GET',
+      url: `${AGENT}/experiment-results`,
+      operationId: 'get_experiment_results_route',
+      summary: 'Get Experiment Results',
+      description:
+        'Per branch: exposures, expected and observed share, outcome coverage; a sequential sample-ratio-mismatch ' +
+        'check (alpha 0.001); per metric: n, the rate or mean with an always-valid interval, and the difference to the ' +
+        'baseline (default: main) with an always-valid interval and a decision. Weighted by the probabilities routing ' +
+        `had, so valid across changing splits (docs/experiments-statistics.md). \`alpha\` in (0, 0.5], default ${DEFAULT_ALPHA}.`,
+      tag: TAG,
+      permission: 'read',
+      extension: true,
+      params: agentParams,
+      query: resultsQuery,
+      example: {
+        params: { agent_id: 'agentId' },
+        references: (ids) => ({ query: { baseline_branch_id: ids.mainBranchId } }),
+        queryIds: { baseline_branch_id: { kind: 'branch', role: 'selects' } },
+      },
+      responses: { 200: ExperimentResultsResponseModel },
+      handler: ({ caller, params, query }) => results.experimentResults(caller, params.agent_id, { baselineBranchId: query.baseline_branch_id, alpha: query.alpha }),
     }),
 
     defineRoute({

@@ -13,6 +13,8 @@ import { checkSignature, newWebhookSecret } from './webhook-signature.js';
 
 /** The delivery type that carries a call's analysis; others are answered 200 and not stored. */
 export const TRANSCRIPTION_TYPE = 'post_call_transcription';
+/** 9999-12-31T23:59:59Z. */
+const MAX_UNIX_SECS = 253_402_300_799;
 
 /** 401 for an unknown webhook or a bad signature: the same answer, so neither is revealed. */
 export class WebhookSignatureError extends ApiError {
@@ -88,7 +90,9 @@ export function webhooksService(context: AppContext, counters: ExperimentCounter
         return 'ignored';
       }
       const facts = extractWebhookFacts(data);
-      const occurredAtMs = typeof body.event_timestamp === 'number' && Number.isFinite(body.event_timestamp) ? Math.round(body.event_timestamp * 1000) : nowMs;
+      // Upstream's unix seconds; anything else (or outside years 1970–9999) is "now".
+      const stamp = body.event_timestamp;
+      const occurredAtMs = typeof stamp === 'number' && stamp >= 0 && stamp <= MAX_UNIX_SECS ? Math.round(stamp * 1000) : nowMs;
       const result = await context.write(async ({ trx }) => {
         const store = experimentsStore(trx);
         await store.touchWebhook(webhook.id, nowMs);
