@@ -44,6 +44,17 @@ export interface Config {
   /** Off (undefined) unless `RATE_LIMIT_RPS` is set: the official SDK retries 429s. */
   rateLimit?: RateLimit;
   httpTimeouts: HttpTimeouts;
+  /** The server's public base URL (`PUBLIC_URL`), for URLs it hands out (outcome webhooks); else the request's Host. */
+  publicUrl?: string;
+  /** Days of experiment data kept (`EXPERIMENT_RETENTION_DAYS`, by the exposure's day); 0 keeps everything. */
+  experimentRetentionDays: number;
+  /** Routed reads record exposures (`RECORD_EXPOSURES=false` turns it off). */
+  recordExposures: boolean;
+  /**
+   * Recorded exposures are written this long after the first of a batch at most
+   * (`EXPOSURE_FLUSH_INTERVAL_MS`, default 200, at most 1,000): what a SIGKILL may lose.
+   */
+  exposureFlushIntervalMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -63,6 +74,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheMaxBytes: integer(env.CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_BYTES, 'CACHE_MAX_BYTES'),
     rateLimit: rateLimitFrom(env),
     httpTimeouts: httpTimeoutsFrom(env),
+    publicUrl: publicUrlFrom(env.PUBLIC_URL),
+    experimentRetentionDays: integer(env.EXPERIMENT_RETENTION_DAYS, 90, 'EXPERIMENT_RETENTION_DAYS'),
+    recordExposures: booleanFrom(env.RECORD_EXPOSURES, true, 'RECORD_EXPOSURES'),
+    exposureFlushIntervalMs: exposureFlushFrom(env.EXPOSURE_FLUSH_INTERVAL_MS),
   };
 }
 
@@ -94,5 +109,32 @@ function integer(raw: string | undefined, fallback: number, name: string): numbe
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(raw)}`);
+  return value;
+}
+
+function publicUrlFrom(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`PUBLIC_URL must be an absolute http(s) URL, not ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`PUBLIC_URL must be an absolute http(s) URL, not ${JSON.stringify(raw)}`);
+  return raw.replace(/\/+$/, '');
+}
+
+function booleanFrom(raw: string | undefined, fallback: boolean, name: string): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  const text = raw.toLowerCase();
+  if (text === 'true' || text === '1') return true;
+  if (text === 'false' || text === '0') return false;
+  throw new Error(`${name} must be true or false, not ${JSON.stringify(raw)}`);
+}
+
+function exposureFlushFrom(raw: string | undefined): number {
+  const value = integer(raw, 200, 'EXPOSURE_FLUSH_INTERVAL_MS');
+  // Issue 20: a SIGKILL loses at most the last second of exposures.
+  if (value < 1 || value > 1_000) throw new Error(`EXPOSURE_FLUSH_INTERVAL_MS must be between 1 and 1000, not ${value}`);
   return value;
 }

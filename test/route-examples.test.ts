@@ -29,6 +29,8 @@ const IDS: Fixture = {
   reviewerUserId: 'user_example',
   procedureId: 'agtprc_example',
   procedureVersionId: 'agtprcv_example',
+  webhookId: 'owh_example',
+  metricKey: 'csat_example',
 };
 
 function queryKeys(route: RouteDefinition): string[] {

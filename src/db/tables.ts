@@ -22,4 +22,11 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   { name: 'procedures', key: ['id'] },
   { name: 'procedure_versions', key: ['id'] },
   { name: 'procedure_drafts', key: ['branch_id', 'user_id', 'procedure_id'] },
+  { name: 'outcome_webhooks', key: ['id'] },
+  { name: 'experiment_metrics', key: ['agent_id', 'metric_key'] },
+  { name: 'exposures', key: ['agent_id', 'unit_id'] },
+  { name: 'outcome_values', key: ['agent_id', 'unit_id', 'metric_key'] },
+  { name: 'webhook_deliveries', key: ['agent_id', 'conversation_id', 'type'] },
+  { name: 'outcome_cells', key: ['agent_id', 'metric_key', 'deployment_id', 'branch_id', 'day'] },
+  { name: 'exposure_cells', key: ['agent_id', 'deployment_id', 'branch_id', 'day'] },
 ];

@@ -26,10 +26,14 @@ export interface ExampleIds {
   /** A procedure published on the second branch (its head maps it to `procedureVersionId`). */
   procedureId: string;
   procedureVersionId: string;
+  /** An outcome webhook of the agent's workspace. */
+  webhookId: string;
+  /** A metric of the agent with an `event` source (a key of its own: no other fixture's agent has it). */
+  metricKey: string;
 }
 
 /** What an id names. */
-export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version';
+export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version' | 'webhook' | 'metric';
 
 export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   agentId: 'agent',
@@ -42,6 +46,8 @@ export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   reviewerUserId: 'user',
   procedureId: 'procedure',
   procedureVersionId: 'procedure_version',
+  webhookId: 'webhook',
+  metricKey: 'metric',
 };
 
 /**

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { branchesStore } from '../branches/branches.store.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
+import { experimentsStore } from '../experiments/experiments.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { proceduresStore } from '../procedures/procedures.store.js';
@@ -21,6 +22,10 @@ export interface AgentOwnedTables {
  * column is here or in `KEPT_AFTER_AGENT_DELETION`, so a new table cannot be forgotten.
  */
 export const AGENT_OWNED_TABLES: readonly AgentOwnedTables[] = [
+  {
+    tables: ['exposures', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'],
+    deleteForAgent: (db, agentId) => experimentsStore(db).deleteForAgent(agentId),
+  },
   { tables: ['deployments'], deleteForAgent: (db, agentId) => deploymentsStore(db).deleteForAgent(agentId) },
   {
     tables: ['merge_proposals', 'merge_proposal_reviews', 'merge_proposal_comments'],

@@ -35,6 +35,10 @@ export const AUDIT_ACTIONS = [
   'procedure.delete',
   'procedure.draft_update',
   'procedure.draft_delete',
+  'outcome_webhook.create',
+  'outcome_webhook.delete',
+  'metric.create',
+  'metric.delete',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
