@@ -16,7 +16,7 @@ export interface ExperimentResults {
   alpha: number;
   computed_at_unix_secs: number;
   sample_ratio_mismatch: { mismatch: boolean; e_value: number; alpha: number; observed: Record<string, number>; expected: Record<string, number> };
-  branches: { branch_id: string; exposures: number; expected_share: number; observed_share: number; outcome_coverage: number }[];
+  branches: { branch_id: string; exposures: number; expected_share: number | null; observed_share: number | null; outcome_coverage: number | null }[];
   metrics: MetricResult[];
 }
 

@@ -440,8 +440,8 @@ function RolloutForm({ agentId, branches, mainId, metrics, alpha, onStarted }: {
   );
 }
 
-function formatShare(value: number): string {
-  return `${formatNumber(value * 100)}%`;
+function formatShare(value: number | null): string {
+  return value === null ? '—' : `${formatNumber(value * 100)}%`;
 }
 
 function formatNumber(value: number): string {
