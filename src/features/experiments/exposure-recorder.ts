@@ -26,6 +26,7 @@ export class ExposureRecorder {
   private buffer: ExposureRow[] = [];
   private readonly remembered = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private timerDueNow = false;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly flushIntervalMs: number;
@@ -80,11 +81,15 @@ export class ExposureRecorder {
 
   private flushSoon(delayMs: number): void {
     if (this.timer !== undefined) {
-      if (delayMs > 0) return;
+      // Already due at once, or due later and still later is asked: nothing to change (this runs
+      // on the routed read: no timer churn per read).
+      if (delayMs > 0 || this.timerDueNow) return;
       clearTimeout(this.timer);
     }
+    this.timerDueNow = delayMs === 0;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.timerDueNow = false;
       void this.flush();
     }, delayMs);
     // A pending batch does not keep a process alive; close() writes it.
@@ -114,6 +119,7 @@ export class ExposureRecorder {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerDueNow = false;
     await this.flush();
   }
 }
