@@ -24,7 +24,8 @@ export interface ExposureRecorderOptions {
  */
 export class ExposureRecorder {
   private buffer: ExposureRow[] = [];
-  private readonly remembered = new Set<string>();
+  private remembered = new Set<string>();
+  private rememberedBefore = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private timerDueNow = false;
   private flushing: Promise<void> = Promise.resolve();
@@ -54,16 +55,12 @@ export class ExposureRecorder {
   /** A routed read served `versionId` of `branchId` to `unitId` under `deploymentId`. */
   record(agentId: string, unitId: string, branchId: string, versionId: string, deploymentId: string, probability: number | undefined): void {
     const key = `${agentId}\u0000${unitId}`;
-    if (this.remembered.has(key)) return;
+    if (this.remembered.has(key) || this.rememberedBefore.has(key)) return;
     if (this.closed || this.buffer.length >= this.maxBuffered) {
       this.counters.exposuresDropped++;
       return;
     }
-    this.remembered.add(key);
-    if (this.remembered.size > this.maxRemembered) {
-      // Oldest first (a Set iterates in insertion order).
-      this.remembered.delete(this.remembered.values().next().value as string);
-    }
+    this.remember(key);
     const exposedAtMs = this.now();
     this.buffer.push({
       agent_id: agentId,
@@ -77,6 +74,24 @@ export class ExposureRecorder {
     });
     if (this.buffer.length >= this.batchSize) this.flushSoon(0);
     else if (this.timer === undefined) this.flushSoon(this.flushIntervalMs);
+  }
+
+  /**
+   * Two generations, each at most half the bound: when the newer fills, the older is forgotten
+   * whole. (Deleting the oldest member of one Set one at a time is quadratic in V8: deleted
+   * entries stay as holes that finding the first member scans, until the table is rebuilt.)
+   */
+  private remember(key: string): void {
+    if (this.remembered.size >= this.maxRemembered / 2) {
+      this.rememberedBefore = this.remembered;
+      this.remembered = new Set();
+    }
+    this.remembered.add(key);
+  }
+
+  private forget(key: string): void {
+    this.remembered.delete(key);
+    this.rememberedBefore.delete(key);
   }
 
   private flushSoon(delayMs: number): void {
@@ -107,7 +122,7 @@ export class ExposureRecorder {
           // The database refused (it is closing, or down): the batch is lost, and counted. Its
           // units are forgotten so that a later read of them is recorded again.
           this.counters.exposureFlushFailures += batch.length;
-          for (const row of batch) this.remembered.delete(`${row.agent_id}\u0000${row.unit_id}`);
+          for (const row of batch) this.forget(`${row.agent_id}\u0000${row.unit_id}`);
         }
       }
     });
