@@ -472,6 +472,10 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   procedure_drafts: 'procedure',
   // A commit publishes its author's procedure drafts on the branch.
   procedure_versions: 'commit',
+  // No write here changes these (no rollout runs, so no lease is taken): any write will do.
+  guarded_rollouts: 'commit',
+  guarded_rollout_events: 'commit',
+  leases: 'commit',
 };
 
 /**

@@ -16,6 +16,7 @@ import * as audit from './migrations/0006_audit.js';
 import * as agentRevision from './migrations/0007_agent_revision.js';
 import * as branchNameKey from './migrations/0008_branch_name_key.js';
 import * as procedures from './migrations/0009_procedures.js';
+import * as guardedRollouts from './migrations/0011_guarded_rollouts.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
 
@@ -57,6 +58,7 @@ export const migrations: Record<string, Migration> = {
   '0007_agent_revision': agentRevision,
   '0008_branch_name_key': branchNameKey,
   '0009_procedures': procedures,
+  '0011_guarded_rollouts': guardedRollouts,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */
