@@ -44,7 +44,13 @@ export interface Config {
   /** Off (undefined) unless `RATE_LIMIT_RPS` is set: the official SDK retries 429s. */
   rateLimit?: RateLimit;
   httpTimeouts: HttpTimeouts;
+  /** How often guarded rollouts are evaluated (`EXPERIMENT_EVALUATION_INTERVAL_MS`, 1–30,000). */
+  experimentEvaluationIntervalMs: number;
 }
+
+export const DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS = 10_000;
+/** Issue 20: a regression is rolled back within 30 s at most. */
+const MAX_EXPERIMENT_EVALUATION_INTERVAL_MS = 30_000;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const synchronous = (env.SQLITE_SYNCHRONOUS ?? 'NORMAL').toUpperCase();
@@ -63,7 +69,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheMaxBytes: integer(env.CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_BYTES, 'CACHE_MAX_BYTES'),
     rateLimit: rateLimitFrom(env),
     httpTimeouts: httpTimeoutsFrom(env),
+    experimentEvaluationIntervalMs: evaluationIntervalFrom(env),
   };
+}
+
+function evaluationIntervalFrom(env: NodeJS.ProcessEnv): number {
+  const interval = integer(env.EXPERIMENT_EVALUATION_INTERVAL_MS, DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS, 'EXPERIMENT_EVALUATION_INTERVAL_MS');
+  if (interval < 1 || interval > MAX_EXPERIMENT_EVALUATION_INTERVAL_MS) {
+    throw new Error(`EXPERIMENT_EVALUATION_INTERVAL_MS must be between 1 and ${MAX_EXPERIMENT_EVALUATION_INTERVAL_MS}, not ${interval}`);
+  }
+  return interval;
 }
 
 function rateLimitFrom(env: NodeJS.ProcessEnv): RateLimit | undefined {

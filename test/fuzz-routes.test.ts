@@ -72,6 +72,7 @@ function idsOf(fixture: Fixture, userId: string): IdsByKind {
     user: userId,
     procedure: fixture.procedureId,
     procedure_version: fixture.procedureVersionId,
+    guarded_rollout: fixture.guardedRolloutId,
   };
 }
 
@@ -726,6 +727,7 @@ const SHAPE_FIXTURE: Fixture = {
   reviewerUserId: 'user_shape',
   procedureId: 'agtprc_shape',
   procedureVersionId: 'agtprcv_shape',
+  guardedRolloutId: 'agtgrol_shape',
 };
 
 /** How many requests each route got, by kind: the last test checks that every route was fuzzed. */

@@ -449,8 +449,8 @@ async function expectHeadsAtTheirLastVersions(db: Kysely<Database>) {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment' | 'procedure';
-const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment', 'procedure'];
+type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment' | 'procedure' | 'rollout';
+const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment', 'procedure', 'rollout'];
 
 /** The write that changes `table` (and the audit log, read last, with it). */
 const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
@@ -472,9 +472,9 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   procedure_drafts: 'procedure',
   // A commit publishes its author's procedure drafts on the branch.
   procedure_versions: 'commit',
-  // No write here changes these (no rollout runs, so no lease is taken): any write will do.
-  guarded_rollouts: 'commit',
-  guarded_rollout_events: 'commit',
+  guarded_rollouts: 'rollout',
+  guarded_rollout_events: 'rollout',
+  // No write here changes it (the evaluator takes it only while a rollout runs): any write will do.
   leases: 'commit',
 };
 
@@ -529,6 +529,17 @@ function startWriter(source: TestApp, agents: { id: string; branches: string[] }
         return send('POST', `/v1/convai/agents/${proposal.agent}/merge-proposals/${proposal.id}/comments`, { body: `comment ${n}` });
       case 'procedure':
         return send('POST', `${base}/branches/${branch}/procedures`, { name: `procedure ${n}`, content: `Step ${n}.` });
+      case 'rollout': {
+        // Started and rolled back at once (two writes, each a state), so the deployments keep going.
+        const started = await send('POST', `${base}/guarded-rollouts`, {
+          branch_id: other,
+          baseline_branch_id: main,
+          steps: [{ traffic_percentage: 50, min_duration_secs: 60, min_outcomes_per_branch: 10 }],
+          guard_metrics: [{ metric_key: 'call_successful', max_regression: 0.05 }],
+        });
+        await record();
+        return send('POST', `${base}/guarded-rollouts/${started.guarded_rollout_id}/rollback`, {});
+      }
     }
   };
   let asked: WriteKind | undefined;

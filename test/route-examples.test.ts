@@ -29,6 +29,7 @@ const IDS: Fixture = {
   reviewerUserId: 'user_example',
   procedureId: 'agtprc_example',
   procedureVersionId: 'agtprcv_example',
+  guardedRolloutId: 'agtgrol_example',
 };
 
 function queryKeys(route: RouteDefinition): string[] {

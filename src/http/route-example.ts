@@ -26,10 +26,12 @@ export interface ExampleIds {
   /** A procedure published on the second branch (its head maps it to `procedureVersionId`). */
   procedureId: string;
   procedureVersionId: string;
+  /** A guarded rollout of the second branch, rolled back (so it leaves the split to the deployment routes). */
+  guardedRolloutId: string;
 }
 
 /** What an id names. */
-export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version';
+export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version' | 'guarded_rollout';
 
 export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   agentId: 'agent',
@@ -42,6 +44,7 @@ export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   reviewerUserId: 'user',
   procedureId: 'procedure',
   procedureVersionId: 'procedure_version',
+  guardedRolloutId: 'guarded_rollout',
 };
 
 /**

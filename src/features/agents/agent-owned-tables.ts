@@ -4,6 +4,7 @@ import type { Database } from '../../db/schema.js';
 import { branchesStore } from '../branches/branches.store.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
+import { guardedRolloutsStore } from '../experiments/guarded-rollouts.store.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { proceduresStore } from '../procedures/procedures.store.js';
 import { versionsStore } from '../versions/versions.store.js';
@@ -21,6 +22,7 @@ export interface AgentOwnedTables {
  * column is here or in `KEPT_AFTER_AGENT_DELETION`, so a new table cannot be forgotten.
  */
 export const AGENT_OWNED_TABLES: readonly AgentOwnedTables[] = [
+  { tables: ['guarded_rollout_events', 'guarded_rollouts'], deleteForAgent: (db, agentId) => guardedRolloutsStore(db).deleteForAgent(agentId) },
   { tables: ['deployments'], deleteForAgent: (db, agentId) => deploymentsStore(db).deleteForAgent(agentId) },
   {
     tables: ['merge_proposals', 'merge_proposal_reviews', 'merge_proposal_comments'],
