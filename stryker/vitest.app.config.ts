@@ -15,6 +15,7 @@ export default defineConfig({
       'test/units/role-rules.test.ts',
       'test/key-cache.test.ts',
       'test/fast-path-answers.test.ts',
+      'test/fast-path-isolation.test.ts',
       'test/deployment-rules.test.ts',
     ],
     env: { TEST_DIALECT: 'sqlite' },
