@@ -114,10 +114,8 @@ describe('rolling back', () => {
     // The point estimate alone is beyond it, the interval is not: no evidence yet.
     const unsure = success({ difference: -0.1, interval: { lower: -0.3, upper: 0.1 }, decision: 'inconclusive' });
     expect(decideRollout(results([unsure]), rollout(), T0).type).toBe('wait');
-    // Below its minimum sample the comparison decides nothing, whatever its interval says.
-    const early = success({ difference: -0.5, interval: { lower: -0.9, upper: -0.1 }, decision: 'inconclusive' });
-    expect(decideRollout(results([early]), rollout(), T0).type).toBe('wait');
-    expect(decideRollout(results([success({ interval: null, difference: null })]), rollout(), T0).type).toBe('wait');
+    // Below its minimum sample the comparison has no interval: no evidence, whatever the estimate.
+    expect(decideRollout(results([success({ interval: null, difference: -0.5, decision: 'inconclusive' })]), rollout(), T0).type).toBe('wait');
   });
 
   it('when any one of several guards regressed', () => {
@@ -171,14 +169,14 @@ describe('advancing, extending, completing', () => {
 });
 
 describe('regressedBeyond', () => {
-  it('is the interval beyond the allowed regression, in the metric\'s direction, with a `worse` decision', () => {
-    const worse = (lower: number, upper: number) => ({ difference: (lower + upper) / 2, interval: { lower, upper }, decision: 'worse' as const });
+  it('is the interval beyond the allowed regression, in the metric\'s direction; no interval is no evidence', () => {
+    const worse = (lower: number, upper: number) => ({ branch_id: CANDIDATE, difference: (lower + upper) / 2, interval: { lower, upper }, decision: 'worse' as const });
     expect(regressedBeyond(worse(-0.2, -0.05), 0.02, true)).toBe(true);
     expect(regressedBeyond(worse(-0.2, -0.02), 0.02, true)).toBe(false);
     expect(regressedBeyond(worse(-0.2, -0.05), 0, true)).toBe(true);
     expect(regressedBeyond(worse(0.05, 0.2), 0.02, false)).toBe(true);
     expect(regressedBeyond(worse(0.02, 0.2), 0.02, false)).toBe(false);
-    expect(regressedBeyond({ ...worse(-0.2, -0.05), decision: 'inconclusive' }, 0.02, true)).toBe(false);
+    expect(regressedBeyond({ ...worse(-0.2, -0.05), interval: null, decision: 'inconclusive' }, 0.02, true)).toBe(false);
   });
 });
 

@@ -1,3 +1,4 @@
+import { regressed } from '../../domain/experiment-stats.js';
 import type { Decision, ExperimentResults, Interval } from './guarded-rollouts.sources.js';
 
 /**
@@ -64,18 +65,17 @@ export type RolloutAction =
   | { type: 'wait'; reason: string; numbers: DecisionNumbers };
 
 /**
- * A regression beyond `maxRegression`, with the interval's evidence: the comparison says `worse`
- * (so it has its minimum sample) and the whole always-valid interval of candidate − baseline lies
- * beyond the allowed regression (below −max for a metric where higher is better, above +max
- * otherwise).
+ * A regression beyond `maxRegression` on the wire's comparison: the statistics' guard (the whole
+ * always-valid interval beyond the allowed regression; no interval, below the minimum sample, is
+ * no evidence).
  */
 export function regressedBeyond(
-  comparison: { difference: number | null; interval: Interval | null; decision: Decision },
+  comparison: { branch_id: string; difference: number | null; interval: Interval | null; decision: Decision },
   maxRegression: number,
   higherIsBetter: boolean,
 ): boolean {
-  if (comparison.decision !== 'worse' || !comparison.interval) return false;
-  return higherIsBetter ? comparison.interval.upper < -maxRegression : comparison.interval.lower > maxRegression;
+  const { branch_id: branchId, difference, interval, decision } = comparison;
+  return regressed({ branchId, difference, interval, decision }, maxRegression, higherIsBetter);
 }
 
 /** The numbers of every guard metric, read from the results. */

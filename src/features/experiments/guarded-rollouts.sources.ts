@@ -1,4 +1,5 @@
 import type { AppContext } from '../../context.js';
+import type { Decision, Interval } from '../../domain/experiment-stats.js';
 import type { AgentRow } from '../agents/agents.store.js';
 
 /**
@@ -6,12 +7,7 @@ import type { AgentRow } from '../agents/agents.store.js';
  * experiment (`GET …/experiment-results`, the same object) and the metrics it may guard.
  */
 
-export interface Interval {
-  lower: number;
-  upper: number;
-}
-
-export type Decision = 'better' | 'worse' | 'inconclusive';
+export type { Decision, Interval };
 
 /** The body of `GET /v1/convai/agents/{agent_id}/experiment-results`, which the evaluator decides on. */
 export interface ExperimentResults {
