@@ -14,6 +14,8 @@ import { procedureRoutes } from './features/procedures/procedures.routes.js';
 import { type GuardedRolloutEvaluator, guardedRolloutEvaluator } from './features/experiments/guarded-rollouts.evaluator.js';
 import { guardedRolloutRoutes } from './features/experiments/guarded-rollouts.routes.js';
 import { DEFAULT_SOURCES, type GuardedRolloutSources } from './features/experiments/guarded-rollouts.sources.js';
+import { experimentRoutes } from './features/experiments/experiments.routes.js';
+import { wireExperiments } from './features/experiments/experiments.runtime.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { draftRoutes } from './features/drafts/drafts.routes.js';
@@ -25,11 +27,12 @@ import { whoamiRoutes } from './features/workspaces/whoami.routes.js';
 import { workspaceUserRoutes } from './features/workspaces/workspace-users.routes.js';
 import { DEFAULT_WORKSPACE, type WorkspacesService, workspacesService } from './features/workspaces/workspaces.service.js';
 import { ForbiddenError } from './errors.js';
+import type { Caller } from './domain/caller.js';
 import { checkAccess } from './http/authenticator.js';
 import { registerDashboard } from './http/dashboard.js';
 import { answerClientError, errorHandler, frameworkErrors, newRequestId, notFoundHandler } from './http/error-handler.js';
 import { agentFastPath, FAST_PATH_ROUTE, type FastPathCounters } from './http/fast-path.js';
-import { registerJsonBodyParser } from './http/json-body.js';
+import { deferredBodyError, registerJsonBodyParser } from './http/json-body.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { createHttpServer } from './http/server.js';
 import type { RouteDefinition } from './http/route.js';
@@ -43,7 +46,8 @@ import { createWriteMetrics } from './metrics/write-metrics.js';
 export const BODY_DRAIN_FACTOR = 4;
 
 export interface AppOptions {
-  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'experimentEvaluationIntervalMs'>>;
+  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> &
+    Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures' | 'exposureFlushIntervalMs' | 'experimentEvaluationIntervalMs'>>;
   store: Store;
   /** Overrides the clock (also the rate limiter's), for tests. */
   now?: () => number;
@@ -82,6 +86,7 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...auditRoutes(context),
     ...procedureRoutes(context),
     ...guardedRolloutRoutes(context),
+    ...experimentRoutes(context),
     ...whoamiRoutes(context),
     ...workspaceUserRoutes(context),
   ];
@@ -175,6 +180,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     return reply.type(metrics.contentType).send(await metrics.render());
   });
 
+  // Routed reads record exposures; what is buffered is written when the server closes (SIGTERM).
+  server.addHook('onClose', wireExperiments(context, metrics.registry, options.config));
   const routes = routeTable(context);
   for (const route of routes) registerRoute(server, route);
 
@@ -189,12 +196,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
   return { server, context, workspaces, routes, fastPath, metrics, limiter, guardedRollouts };
 }
 
+/** A route's own authentication, then what its body's parser found wrong (json-body.ts). */
+function authenticatingRoute(authenticate: (request: FastifyRequest) => Promise<void>) {
+  return async (request: FastifyRequest): Promise<void> => {
+    await authenticate(request);
+    const error = deferredBodyError(request);
+    if (error) throw error;
+  };
+}
+
 function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
   const configBody = route.body ? configBodyName(route.body) : undefined;
   server.route({
     method: route.method,
     url: route.url,
-    config: { permission: route.permission },
+    config: { permission: route.permission, ...(route.keepRawBody ? { keepRawBody: true } : {}) },
     ...(route.quiet ? { logLevel: 'warn' } : {}),
     schema: {
       operationId: route.operationId,
@@ -210,10 +226,12 @@ function registerRoute(server: FastifyInstance, route: RouteDefinition): void {
       response: route.responses,
     },
     ...(configBody ? { preValidation: (request: FastifyRequest) => validateLargeBody(request, configBody) } : {}),
+    ...(route.beforeValidation ? { preValidation: authenticatingRoute(route.beforeValidation) } : {}),
     handler: async (request, reply) => {
       const caller = request.caller;
-      if (!caller) throw new Error(`${route.operationId} ran without a caller: its onRequest hook did not authenticate`);
-      return route.handler({ params: request.params as never, query: request.query as never, body: request.body as never, caller, request, reply });
+      if (!caller && route.permission !== 'public') throw new Error(`${route.operationId} ran without a caller: its onRequest hook did not authenticate`);
+      // A public route has no caller and never reads it (route.ts).
+      return route.handler({ params: request.params as never, query: request.query as never, body: request.body as never, caller: caller as Caller, request, reply });
     },
   });
 }

@@ -46,6 +46,17 @@ export interface Config {
   httpTimeouts: HttpTimeouts;
   /** How often guarded rollouts are evaluated (`EXPERIMENT_EVALUATION_INTERVAL_MS`, 1–30,000). */
   experimentEvaluationIntervalMs: number;
+  /** The server's public base URL (`PUBLIC_URL`), for URLs it hands out (outcome webhooks); else the request's Host. */
+  publicUrl?: string;
+  /** Days of experiment data kept (`EXPERIMENT_RETENTION_DAYS`, by the exposure's day); 0 keeps everything. */
+  experimentRetentionDays: number;
+  /** Routed reads record exposures (`RECORD_EXPOSURES=false` turns it off). */
+  recordExposures: boolean;
+  /**
+   * Recorded exposures are written this long after the first of a batch at most
+   * (`EXPOSURE_FLUSH_INTERVAL_MS`, default 200, at most 1,000): what a SIGKILL may lose.
+   */
+  exposureFlushIntervalMs: number;
 }
 
 export const DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS = 10_000;
@@ -70,6 +81,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: rateLimitFrom(env),
     httpTimeouts: httpTimeoutsFrom(env),
     experimentEvaluationIntervalMs: evaluationIntervalFrom(env),
+    publicUrl: publicUrlFrom(env.PUBLIC_URL),
+    experimentRetentionDays: integer(env.EXPERIMENT_RETENTION_DAYS, 90, 'EXPERIMENT_RETENTION_DAYS'),
+    recordExposures: booleanFrom(env.RECORD_EXPOSURES, true, 'RECORD_EXPOSURES'),
+    exposureFlushIntervalMs: exposureFlushFrom(env.EXPOSURE_FLUSH_INTERVAL_MS),
   };
 }
 
@@ -109,5 +124,32 @@ function integer(raw: string | undefined, fallback: number, name: string): numbe
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(raw)}`);
+  return value;
+}
+
+function publicUrlFrom(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`PUBLIC_URL must be an absolute http(s) URL, not ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`PUBLIC_URL must be an absolute http(s) URL, not ${JSON.stringify(raw)}`);
+  return raw.replace(/\/+$/, '');
+}
+
+function booleanFrom(raw: string | undefined, fallback: boolean, name: string): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  const text = raw.toLowerCase();
+  if (text === 'true' || text === '1') return true;
+  if (text === 'false' || text === '0') return false;
+  throw new Error(`${name} must be true or false, not ${JSON.stringify(raw)}`);
+}
+
+function exposureFlushFrom(raw: string | undefined): number {
+  const value = integer(raw, 200, 'EXPOSURE_FLUSH_INTERVAL_MS');
+  // Issue 20: a SIGKILL loses at most the last second of exposures.
+  if (value < 1 || value > 1_000) throw new Error(`EXPOSURE_FLUSH_INTERVAL_MS must be between 1 and 1000, not ${value}`);
   return value;
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { TABLES } from '../src/db/tables.js';
 import { AGENT_OWNED_TABLES, KEPT_AFTER_AGENT_DELETION } from '../src/features/agents/agent-owned-tables.js';
+import { deliver, postCallBody } from './support/experiments.js';
 import { injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // Deleting an agent removes what it owns, slice by slice (`AGENT_OWNED_TABLES`): a table with an
@@ -85,6 +86,12 @@ describe('agent-owned tables', () => {
         }),
       );
       okJson(await send('POST', `${base}/guarded-rollouts/${rolloutId}/rollback`));
+      // Experiments: a metric, an exposure with a value (and so cells), a webhook delivery.
+      okJson(await send('POST', `${base}/metrics`, { metric_key: 'csat', kind: 'mean', higher_is_better: true, source: { type: 'event' } }));
+      okJson(await send('POST', `${base}/exposures`, { exposures: [{ conversation_id: 'c1', branch_id: branchId }] }));
+      okJson(await send('POST', `${base}/outcomes`, { events: [{ conversation_id: 'c1', metric_key: 'csat', value: 4 }] }));
+      const webhook = okJson<{ webhook_id: string; secret: string }>(await send('POST', '/v1/convai/outcome-webhooks', {}));
+      expect(okJson(await deliver(testApp, webhook.webhook_id, webhook.secret, postCallBody(agentId, 'c2')))).toEqual({ status: 'recorded' });
       return { agentId, proposalId };
     };
     const deleted = await createAgent('Deleted');

@@ -16,6 +16,7 @@ import type { Database } from '../src/db/schema.js';
 import { TABLES } from '../src/db/tables.js';
 import { canonicalJson, type Json } from '../src/domain/canonical-json.js';
 import { copyStore, digestStore, exportStore, importStore } from '../src/features/portability/portability.js';
+import { signPayload } from '../src/features/experiments/webhook-signature.js';
 import { hashApiKey } from '../src/features/workspaces/workspaces.service.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { createTestDatabase, dialect, injectAs, listen, okJson, sdk, startTestApp, type TestApp, type TestDatabase } from './support/test-app.js';
@@ -449,8 +450,43 @@ async function expectHeadsAtTheirLastVersions(db: Kysely<Database>) {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-type WriteKind = 'commit' | 'tags' | 'branch' | 'draft' | 'key' | 'workspace' | 'deployment' | 'proposal' | 'review' | 'comment' | 'procedure' | 'rollout';
-const WRITE_KINDS: WriteKind[] = ['commit', 'tags', 'branch', 'draft', 'key', 'workspace', 'deployment', 'proposal', 'review', 'comment', 'procedure', 'rollout'];
+type WriteKind =
+  | 'commit'
+  | 'tags'
+  | 'branch'
+  | 'draft'
+  | 'key'
+  | 'workspace'
+  | 'deployment'
+  | 'proposal'
+  | 'review'
+  | 'comment'
+  | 'procedure'
+  | 'webhook'
+  | 'metric'
+  | 'exposure'
+  | 'outcome'
+  | 'delivery'
+  | 'rollout';
+const WRITE_KINDS: WriteKind[] = [
+  'commit',
+  'tags',
+  'branch',
+  'draft',
+  'key',
+  'workspace',
+  'deployment',
+  'proposal',
+  'review',
+  'comment',
+  'procedure',
+  'webhook',
+  'metric',
+  'exposure',
+  'outcome',
+  'delivery',
+  'rollout',
+];
 
 /** The write that changes `table` (and the audit log, read last, with it). */
 const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
@@ -476,6 +512,14 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   guarded_rollout_events: 'rollout',
   // No write here changes it (the evaluator takes it only while a rollout runs): any write will do.
   leases: 'commit',
+  outcome_webhooks: 'webhook',
+  experiment_metrics: 'metric',
+  exposures: 'exposure',
+  exposure_cells: 'exposure',
+  // Values of units already exposed: their cells change too.
+  outcome_values: 'outcome',
+  outcome_cells: 'outcome',
+  webhook_deliveries: 'delivery',
 };
 
 /**
@@ -486,6 +530,9 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
 function startWriter(source: TestApp, agents: { id: string; branches: string[] }[]) {
   const states = new Set<string>();
   const proposals: { agent: string; id: string }[] = [];
+  const webhooks: { id: string; secret: string }[] = [];
+  const metrics: { agent: string; key: string }[] = [];
+  const exposed: { agent: string; unit: string }[] = [];
   let stopping = false;
   let steps = 0;
   const record = async () => void states.add(sha256(await snapshotDatabase(source.store.db)));
@@ -539,6 +586,37 @@ function startWriter(source: TestApp, agents: { id: string; branches: string[] }
         });
         await record();
         return send('POST', `${base}/guarded-rollouts/${started.guarded_rollout_id}/rollback`, {});
+      }
+      case 'webhook': {
+        const made = await send('POST', '/v1/convai/outcome-webhooks', { name: `webhook ${n}` });
+        return webhooks.push({ id: made.webhook_id, secret: made.secret });
+      }
+      case 'metric': {
+        await send('POST', `${base}/metrics`, { metric_key: `m${n}`, kind: 'mean', higher_is_better: true, source: { type: 'event' } });
+        return metrics.push({ agent: agent.id, key: `m${n}` });
+      }
+      case 'exposure':
+        await send('POST', `${base}/exposures`, { exposures: [{ conversation_id: `c${n}`, branch_id: main }] });
+        return exposed.push({ agent: agent.id, unit: `c${n}` });
+      case 'outcome': {
+        const metric = metrics.at(-1);
+        if (!metric) return write('metric', n);
+        const unit = exposed.filter((candidate) => candidate.agent === metric.agent).at(-1);
+        // An exposure of the metric's agent first (the writer's n picks the agent).
+        if (!unit) return write('exposure', agents.findIndex((one) => one.id === metric.agent));
+        return send('POST', `/v1/convai/agents/${metric.agent}/outcomes`, { events: [{ conversation_id: unit.unit, metric_key: metric.key, value: n, occurred_at_unix_secs: n }] });
+      }
+      case 'delivery': {
+        const webhook = webhooks.at(-1);
+        if (!webhook) return write('webhook', n);
+        const body = JSON.stringify({ type: 'post_call_transcription', data: { agent_id: agent.id, conversation_id: `d${n}`, analysis: { call_successful: 'success' }, metadata: { call_duration_secs: n } } });
+        const response = await source.app.server.inject({
+          method: 'POST',
+          url: `/v1/convai/outcome-webhooks/${webhook.id}`,
+          headers: { 'content-type': 'application/json', 'elevenlabs-signature': signPayload(webhook.secret, Math.floor(Date.now() / 1000), body) },
+          payload: body,
+        });
+        return okJson(response);
       }
     }
   };

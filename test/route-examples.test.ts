@@ -30,6 +30,8 @@ const IDS: Fixture = {
   procedureId: 'agtprc_example',
   procedureVersionId: 'agtprcv_example',
   guardedRolloutId: 'agtgrol_example',
+  webhookId: 'owh_example',
+  metricKey: 'csat_example',
 };
 
 function queryKeys(route: RouteDefinition): string[] {

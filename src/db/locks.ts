@@ -1,4 +1,4 @@
-import { type Kysely, PostgresAdapter } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 
 import type { Database } from './schema.js';
 
@@ -25,4 +25,16 @@ export async function lockAgent(trx: Kysely<Database>, agentId: string): Promise
 /** Whether writes must lock rows (PostgreSQL); SQLite's write transaction is exclusive already. */
 export function takesRowLocks(trx: Kysely<Database>): boolean {
   return trx.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+/**
+ * Takes transaction-scoped locks on arbitrary keys (PostgreSQL advisory locks on their 64-bit
+ * hashes), in one order so that two transactions locking overlapping sets cannot deadlock. For
+ * rows that do not exist yet (an experiment's unit: its exposure and its values may arrive
+ * together in two transactions). SQLite's write transaction is exclusive already.
+ */
+export async function lockKeys(trx: Kysely<Database>, keys: readonly string[]): Promise<void> {
+  if (!takesRowLocks(trx) || keys.length === 0) return;
+  const unique = [...new Set(keys)];
+  await sql`select pg_advisory_xact_lock(k) from (select distinct hashtextextended(u, 0) as k from unnest(${unique}::text[]) as u order by k) as ordered`.execute(trx);
 }

@@ -301,4 +301,87 @@ export interface Database {
   leases: LeaseTable;
   guarded_rollouts: GuardedRolloutTable;
   guarded_rollout_events: GuardedRolloutEventTable;
+  exposures: ExposureTable;
+  outcome_webhooks: OutcomeWebhookTable;
+  webhook_deliveries: WebhookDeliveryTable;
+  outcome_values: OutcomeValueTable;
+  experiment_metrics: ExperimentMetricTable;
+  outcome_cells: OutcomeCellTable;
+  exposure_cells: ExposureCellTable;
+}
+
+// Experiments (issue 20, migration 0010).
+
+export interface ExposureTable {
+  agent_id: string;
+  /** A conversation id or a routing key: the two share one namespace. */
+  unit_id: string;
+  branch_id: string;
+  version_id: string;
+  deployment_id: string;
+  /** The branch's share of traffic (0..1] under the deployment when exposed; null when it had none. */
+  probability: number | null;
+  exposed_at_ms: number;
+  source: 'routed' | 'reported';
+}
+
+export interface OutcomeWebhookTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  secret: string;
+  created_by_user_id: string;
+  created_at_ms: number;
+  last_received_at_ms: number | null;
+}
+
+export interface WebhookDeliveryTable {
+  agent_id: string;
+  conversation_id: string;
+  type: string;
+  received_at_ms: number;
+  /** JSON: what the delivery said, as `WebhookFacts` (experiments/webhook-facts.ts). */
+  extracted: string;
+}
+
+export interface OutcomeValueTable {
+  agent_id: string;
+  unit_id: string;
+  metric_key: string;
+  value: number;
+  occurred_at_ms: number;
+  updated_at_ms: number;
+  idempotency_key: string | null;
+}
+
+export interface ExperimentMetricTable {
+  agent_id: string;
+  metric_key: string;
+  name: string;
+  kind: 'binary' | 'mean';
+  higher_is_better: number;
+  /** JSON `{"type", "id"?}`. */
+  source: string;
+  created_at_ms: number;
+}
+
+export interface OutcomeCellTable {
+  agent_id: string;
+  metric_key: string;
+  deployment_id: string;
+  branch_id: string;
+  /** The exposure's UTC day: floor(exposed_at_ms / 86,400,000). */
+  day: number;
+  n: number;
+  sum: number;
+  sum_squares: number;
+}
+
+export interface ExposureCellTable {
+  agent_id: string;
+  deployment_id: string;
+  branch_id: string;
+  day: number;
+  exposures: number;
+  units_with_outcomes: number;
 }

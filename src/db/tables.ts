@@ -27,4 +27,11 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   // Carried like the rest: a lease copied to another store has a holder no process there has,
   // and expires within its duration (src/db/leases.ts).
   { name: 'leases', key: ['name'] },
+  { name: 'outcome_webhooks', key: ['id'] },
+  { name: 'experiment_metrics', key: ['agent_id', 'metric_key'] },
+  { name: 'exposures', key: ['agent_id', 'unit_id'] },
+  { name: 'outcome_values', key: ['agent_id', 'unit_id', 'metric_key'] },
+  { name: 'webhook_deliveries', key: ['agent_id', 'conversation_id', 'type'] },
+  { name: 'outcome_cells', key: ['agent_id', 'metric_key', 'deployment_id', 'branch_id', 'day'] },
+  { name: 'exposure_cells', key: ['agent_id', 'deployment_id', 'branch_id', 'day'] },
 ];

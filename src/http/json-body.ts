@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 import { RequestValidationError } from '../errors.js';
 
@@ -20,30 +20,61 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const MAX_JSON_VALUES = 20_000;
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Keep the JSON body's text as received (`rawJsonBody`): for a signature over the body. */
+    keepRawBody?: boolean;
+  }
+}
+
+/** Raw JSON text of the requests whose route asked for it, while they are alive. */
+const rawBodies = new WeakMap<FastifyRequest, string>();
+/** Why such a body could not be parsed: said once the route has authenticated the request. */
+const deferredErrors = new WeakMap<FastifyRequest, Error>();
+
+/**
+ * The parse error of a `keepRawBody` route's body, if any: such a route authenticates its request
+ * from the raw body first (a signature), so that an unsigned request learns nothing about its body.
+ */
+export function deferredBodyError(request: FastifyRequest): Error | undefined {
+  return deferredErrors.get(request);
+}
+
+/**
+ * The body's text as received (decoded as UTF-8), for a route with `keepRawBody`; '' for none. Its
+ * UTF-8 bytes are the bytes sent whenever they were valid UTF-8 (JSON must be).
+ */
+export function rawJsonBody(request: FastifyRequest): string {
+  return rawBodies.get(request) ?? '';
+}
+
 /**
  * Replaces Fastify's JSON parser so that malformed JSON is a FastAPI-shaped 422 (`json_invalid`,
  * as upstream answers) and nesting is bounded. A `__proto__` key and numbers beyond the double range are refused.
  */
 export function registerJsonBodyParser(app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
+    const keepRaw = request.routeOptions.config.keepRawBody === true;
+    if (keepRaw) rawBodies.set(request, text);
+    const fail = (error: Error) => {
+      if (!keepRaw) return done(error, undefined);
+      deferredErrors.set(request, error);
+      return done(null, undefined);
+    };
     if (text.trim() === '') return done(null, undefined);
     const shape = measureJson(text, MAX_JSON_DEPTH);
     if (shape.tooDeep) {
-      return done(
-        RequestValidationError.at(['body'], `JSON nests deeper than ${MAX_JSON_DEPTH} levels`, 'json_too_deep'),
-        undefined,
-      );
+      return fail(RequestValidationError.at(['body'], `JSON nests deeper than ${MAX_JSON_DEPTH} levels`, 'json_too_deep'));
     }
     if (shape.values > MAX_JSON_VALUES) {
-      return done(
+      return fail(
         RequestValidationError.at(
           ['body'],
           `JSON has ${shape.values} values (array items and object members); the limit is ${MAX_JSON_VALUES} per request`,
           'json_too_many_values',
         ),
-        undefined,
       );
     }
     try {
@@ -51,7 +82,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
       done(null, parsed === null ? JSON_NULL_BODY : parsed);
     } catch (error) {
       const message = error instanceof Error ? error.message : 'invalid JSON';
-      done(RequestValidationError.at(['body', 0], `JSON decode error: ${message}`, 'json_invalid'), undefined);
+      fail(RequestValidationError.at(['body', 0], `JSON decode error: ${message}`, 'json_invalid'));
     }
   });
 }

@@ -28,10 +28,14 @@ export interface ExampleIds {
   procedureVersionId: string;
   /** A guarded rollout of the second branch, rolled back (so it leaves the split to the deployment routes). */
   guardedRolloutId: string;
+  /** An outcome webhook of the agent's workspace. */
+  webhookId: string;
+  /** A metric of the agent with an `event` source (a key of its own: no other fixture's agent has it). */
+  metricKey: string;
 }
 
 /** What an id names. */
-export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version' | 'guarded_rollout';
+export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version' | 'webhook' | 'metric' | 'guarded_rollout';
 
 export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   agentId: 'agent',
@@ -45,6 +49,8 @@ export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   procedureId: 'procedure',
   procedureVersionId: 'procedure_version',
   guardedRolloutId: 'guarded_rollout',
+  webhookId: 'webhook',
+  metricKey: 'metric',
 };
 
 /**
@@ -70,4 +76,10 @@ export interface RouteExample {
   references?: (ids: ExampleIds, sent: (name: string) => boolean) => { query?: Record<string, string>; body?: Record<string, unknown> };
   /** Every query parameter named like an id (`*_id`, `*_ids`): what it names and does. */
   queryIds?: Record<string, { kind: IdKind; role: QueryIdRole }>;
+  /**
+   * The 409 a fresh fixture's state gives the example instead of a 200: the guarded rollout
+   * actions meet a rollout the fixture has rolled back already (an open one would refuse every
+   * deployment route's example). Their success is tested on rollouts of their own.
+   */
+  conflictsWith?: string;
 }

@@ -11,8 +11,10 @@ export interface RouteContext<P, Q, B> {
   query: Infer<Q>;
   body: Infer<B>;
   /**
-   * Who called. Every route of the table needs a key today; the `onRequest` hook refuses a request
-   * without one, and the handler fails loudly if a route ever reaches it without a caller.
+   * Who called. Every route but a `public` one needs a key; the `onRequest` hook refuses a request
+   * without one, and the handler fails loudly if such a route ever reaches it without a caller.
+   * A `public` route has none (it authenticates its requests itself, in `beforeValidation`): it
+   * must not read this.
    */
   caller: Caller;
   request: FastifyRequest;
@@ -39,6 +41,13 @@ export interface RouteDefinition<P = unknown, Q = unknown, B = unknown> {
   example?: RouteExample;
   /** A hot read: no per-request log line (errors are still logged), decisions.md D17. */
   quiet?: boolean;
+  /**
+   * Runs before the body is validated: a `public` route's own authentication (a signed webhook),
+   * so that an unauthenticated request is refused before anything about its body is said.
+   */
+  beforeValidation?: (request: FastifyRequest) => Promise<void>;
+  /** Keep the body's raw text for the handler (`rawJsonBody`): a signature covers the bytes sent. */
+  keepRawBody?: boolean;
   handler(context: RouteContext<P, Q, B>): Promise<unknown>;
 }
 

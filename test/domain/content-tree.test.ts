@@ -692,7 +692,7 @@ describe('chunks: long strings and wide containers (issues 14 and 18)', () => {
   });
 
   it('sorts an index whose chunks are out of key order (never written, still read right)', () => {
-    const chunks = [{ o: { m: 1, z: 2 } }, { o: { a: 3, b: 4 } }];
+    const chunks: ContentNode[] = [{ o: { m: 1, z: 2 } }, { o: { a: 3, b: 4 } }];
     const nodes = new Map<string, ContentNode>([
       ['root', { o: {}, r: { wide: 'index' } }],
       ['index', { oc: ['c1', 'c2'] }],

@@ -286,6 +286,20 @@ export function routeRequests(testApp: TestApp) {
         },
       }),
     );
+    // An outcome webhook of the workspace and a metric fed by events, with a key no other
+    // fixture's agent has (so that ours under another agent is unknown there).
+    const { webhook_id: webhookId } = await ok<{ webhook_id: string }>(
+      await send({ method: 'POST', url: '/v1/convai/outcome-webhooks', key, payload: { name: 'Fixture webhook' } }),
+    );
+    const metricKey = `csat_${agentId.slice(-10)}`;
+    await ok(
+      await send({
+        method: 'POST',
+        url: `/v1/convai/agents/${agentId}/metrics`,
+        key,
+        payload: { metric_key: metricKey, name: 'CSAT', kind: 'mean', higher_is_better: true, source: { type: 'event' } },
+      }),
+    );
     return {
       agentId,
       mainBranchId,
@@ -298,6 +312,8 @@ export function routeRequests(testApp: TestApp) {
       procedureId,
       procedureVersionId: published.procedures[procedureId].version_id,
       guardedRolloutId,
+      webhookId,
+      metricKey,
     };
   }
 

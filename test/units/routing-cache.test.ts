@@ -26,6 +26,7 @@ const entryFor = (agentId: string) => ({
   agent: { id: agentId, workspace_id: 'ws', updated_at_ms: 1, created_by_user_id: 'user' } as AgentRow,
   table: freshBucketTable([{ branchId: 'main', percentage: 100 }]),
   heads: new Map([['main', { versionId: 'v1', documentHash: 'h' }]]),
+  deployment: { id: 'agtdpl_1', shares: new Map([['main', 1]]) },
 });
 
 describe('RoutingCache', () => {

@@ -11,6 +11,7 @@ import { HistoryScreen } from './screens/history';
 import { MergeScreen, RebaseScreen } from './screens/merge';
 import { ProceduresScreen } from './screens/procedures';
 import { ProposalScreen, ProposalsScreen } from './screens/proposals';
+import { ResultsScreen } from './screens/results';
 import { SignInScreen } from './screens/sign-in';
 import { VersionScreen } from './screens/version';
 
@@ -36,6 +37,7 @@ export const screens: Screen[] = [
   { path: '/agents/:agent_id/versions/:version_id', component: VersionScreen },
   { path: '/agents/:agent_id/diff', component: DiffScreen },
   { path: '/agents/:agent_id/deploy', component: DeployScreen },
+  { path: '/agents/:agent_id/results', component: ResultsScreen },
   { path: '/audit', component: AuditScreen, nav: 'Audit log' },
   { path: '/agents/:agent_id/branches/:branch_id/procedures', component: ProceduresScreen },
   { path: '/agents/:agent_id/branches/:branch_id/edit', component: EditScreen },

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { branchesStore } from '../branches/branches.store.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
+import { experimentsStore } from '../experiments/experiments.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
 import { guardedRolloutsStore } from '../experiments/guarded-rollouts.store.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
@@ -23,6 +24,10 @@ export interface AgentOwnedTables {
  */
 export const AGENT_OWNED_TABLES: readonly AgentOwnedTables[] = [
   { tables: ['guarded_rollout_events', 'guarded_rollouts'], deleteForAgent: (db, agentId) => guardedRolloutsStore(db).deleteForAgent(agentId) },
+  {
+    tables: ['exposures', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'],
+    deleteForAgent: (db, agentId) => experimentsStore(db).deleteForAgent(agentId),
+  },
   { tables: ['deployments'], deleteForAgent: (db, agentId) => deploymentsStore(db).deleteForAgent(agentId) },
   {
     tables: ['merge_proposals', 'merge_proposal_reviews', 'merge_proposal_comments'],

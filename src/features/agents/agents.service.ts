@@ -125,7 +125,7 @@ export function agentsService(context: AppContext) {
    * the routing cache (fresh within 1 s across processes, decisions.md D16).
    */
   async function routed(caller: Caller, agentId: string, routingKey: string): Promise<Buffer> {
-    let entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'responses'> | undefined = context.routing.get(agentId);
+    let entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'responses' | 'deployment'> | undefined = context.routing.get(agentId);
     if (!entry) {
       const started = context.routing.startFill();
       const loaded = await loadRoutingEntry(db, agentId);
@@ -142,6 +142,7 @@ export function agentsService(context: AppContext) {
       response = await renderAt(caller, entry.agent, { id: head.versionId, branch_id: branchId, document_hash: head.documentHash });
       context.routing.addResponse(agentId, entry, key, response);
     }
+    context.routing.onRouted?.(agentId, routingKey, branchId, head.versionId, entry.deployment);
     return response;
   }
 

@@ -43,6 +43,10 @@ export const AUDIT_ACTIONS = [
   'guarded_rollout.advance',
   'guarded_rollout.extend',
   'guarded_rollout.complete',
+  'outcome_webhook.create',
+  'outcome_webhook.delete',
+  'metric.create',
+  'metric.delete',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -18,6 +18,8 @@ export interface RoutingEntry {
   table: BucketTable;
   /** Branch id → its head version. */
   heads: Map<string, RoutingHead>;
+  /** The active deployment the table is of: what an exposure records. */
+  deployment: RoutedDeployment;
   /** Rendered response bytes by `versionId|revision|role|isCreator` (access_info is per caller). */
   responses: Map<string, Buffer>;
   /** The agent's routing keys to buckets. */
@@ -37,7 +39,17 @@ export interface RoutingHead {
   lastKey?: string;
 }
 
-export type RoutingEntryLoader = (agentId: string) => Promise<Pick<RoutingEntry, 'agent' | 'table' | 'heads'> | undefined>;
+export interface RoutedDeployment {
+  id: string;
+  /** Branch id → its share of the buckets (0..1]. */
+  shares: Map<string, number>;
+}
+
+/** A routed read served `versionId` of `branchId` to `routingKey` (experiments record it as an exposure). */
+export type RoutedListener = (agentId: string, routingKey: string, branchId: string, versionId: string, deployment: RoutedDeployment) => void;
+
+export type LoadedRoutingEntry = Pick<RoutingEntry, 'agent' | 'table' | 'heads' | 'deployment'>;
+export type RoutingEntryLoader = (agentId: string) => Promise<LoadedRoutingEntry | undefined>;
 
 /**
  * What the routed read needs per agent: the active bucket table and every branch head. Dropped
@@ -51,6 +63,8 @@ export class RoutingCache {
   private generation = 0;
   /** Entries found but expired: misses, though the LRU counted them as hits. */
   private expired = 0;
+  /** Told of every routed read served (set once by the app; none: nothing is recorded). */
+  onRouted: RoutedListener | undefined;
 
   constructor(
     private readonly changes: ChangeFeed,
@@ -122,13 +136,16 @@ export class RoutingCache {
   peek(agentId: string, caller: Caller, routingKey: string): Buffer | undefined {
     const entry = this.get(agentId);
     if (!entry || entry.agent.workspace_id !== caller.workspaceId) return undefined;
-    const head = entry.heads.get(entry.buckets.routeToBranch(entry.table, routingKey));
+    const branchId = entry.buckets.routeToBranch(entry.table, routingKey);
+    const head = entry.heads.get(branchId);
     if (!head) return undefined;
     if (head.lastCaller !== caller) {
       head.lastKey = RoutingCache.responseKey(entry, head.versionId, caller);
       head.lastCaller = caller;
     }
-    return entry.responses.get(head.lastKey as string);
+    const body = entry.responses.get(head.lastKey as string);
+    if (body !== undefined) this.onRouted?.(agentId, routingKey, branchId, head.versionId, entry.deployment);
+    return body;
   }
 
   /** Keeps a rendered response in an entry, within the byte budget. */
@@ -149,7 +166,7 @@ export class RoutingCache {
   }
 
   /** Stores an entry read since `startedAt`, unless an invalidation came in between. */
-  set(agentId: string, entry: Pick<RoutingEntry, 'agent' | 'table' | 'heads'>, startedAt: number): RoutingEntry | undefined {
+  set(agentId: string, entry: LoadedRoutingEntry, startedAt: number): RoutingEntry | undefined {
     if (!this.changes.live || startedAt !== this.generation) return undefined;
     const previous = this.entries.peek(agentId);
     // Rendered bytes stay valid while the agent row is unchanged (they are keyed by version): its

@@ -239,7 +239,7 @@ export function guardedRolloutsService(context: AppContext, sources: GuardedRoll
         type: 'value_error',
       });
     }
-    const metrics = new Set((await sources.metrics(context, agent)).map((metric) => metric.metric_key));
+    const metrics = new Set((await sources.metrics(trx, agent)).map((metric) => metric.metric_key));
     const seen = new Set<string>();
     input.guardMetrics.forEach((guard, index) => {
       const loc = ['body', 'guard_metrics', index, 'metric_key'];

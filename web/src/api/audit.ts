@@ -28,6 +28,10 @@ export const AUDIT_ACTIONS = [
   'procedure.delete',
   'procedure.draft_update',
   'procedure.draft_delete',
+  'outcome_webhook.create',
+  'outcome_webhook.delete',
+  'metric.create',
+  'metric.delete',
 ] as const;
 
 export interface AuditEvent {

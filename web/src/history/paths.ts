@@ -12,5 +12,6 @@ export const screenPaths = {
   merge: (agentId: string, branchId: string, intoBranchId: string) =>
     `/agents/${encodeURIComponent(agentId)}/branches/${encodeURIComponent(branchId)}/merge?into=${encodeURIComponent(intoBranchId)}`,
   deploy: (agentId: string) => `/agents/${encodeURIComponent(agentId)}/deploy`,
+  results: (agentId: string) => `/agents/${encodeURIComponent(agentId)}/results`,
   proposals: (agentId: string) => `/agents/${encodeURIComponent(agentId)}/proposals`,
 };

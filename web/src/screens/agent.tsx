@@ -203,6 +203,9 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
           <a class="button" href={screenPaths.proposals(agentId)}>
             Proposals
           </a>
+          <a class="button" href={screenPaths.results(agentId)}>
+            Results
+          </a>
           <a class="button button-primary" href={screenPaths.deploy(agentId)}>
             Deploy
           </a>

@@ -1,0 +1,163 @@
+import type { Kysely } from 'kysely';
+
+import { lockKeys } from '../../db/locks.js';
+import type { Database } from '../../db/schema.js';
+import { type ExposureCellDelta, type ExposureRow, experimentsStore, type OutcomeCellDelta, type OutcomeValueRow } from './experiments.store.js';
+
+// Exposures and values in, cells kept up to date (README.md): a value lands in its unit's
+// exposure's cell when both exist, whichever came second adds it; a changed value replaces its
+// old contribution. Callers pass the write transaction; units are locked first, so an exposure and
+// a value of one unit arriving together in two transactions (PostgreSQL) see each other.
+
+export const DAY_MS = 86_400_000;
+
+export function dayOf(ms: number): number {
+  return Math.floor(ms / DAY_MS);
+}
+
+function unitLock(agentId: string, unitId: string): string {
+  return `${agentId}:${unitId}`;
+}
+
+/** Sums deltas per cell: a statement may change each cell once. */
+class CellDeltas {
+  private readonly outcome = new Map<string, OutcomeCellDelta>();
+  private readonly exposure = new Map<string, ExposureCellDelta>();
+
+  addValue(exposure: ExposureRow, metricKey: string, n: number, sum: number, sumSquares: number): void {
+    const day = dayOf(exposure.exposed_at_ms);
+    const key = `${metricKey}\u0000${exposure.deployment_id}\u0000${exposure.branch_id}\u0000${day}`;
+    const cell = this.outcome.get(key);
+    if (cell) {
+      cell.n += n;
+      cell.sum += sum;
+      cell.sum_squares += sumSquares;
+    } else {
+      this.outcome.set(key, { agent_id: exposure.agent_id, metric_key: metricKey, deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day, n, sum, sum_squares: sumSquares });
+    }
+  }
+
+  addExposure(exposure: ExposureRow, exposures: number, unitsWithOutcomes: number): void {
+    const day = dayOf(exposure.exposed_at_ms);
+    const key = `${exposure.deployment_id}\u0000${exposure.branch_id}\u0000${day}`;
+    const cell = this.exposure.get(key);
+    if (cell) {
+      cell.exposures += exposures;
+      cell.units_with_outcomes += unitsWithOutcomes;
+    } else {
+      this.exposure.set(key, { agent_id: exposure.agent_id, deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day, exposures, units_with_outcomes: unitsWithOutcomes });
+    }
+  }
+
+  async write(trx: Kysely<Database>): Promise<void> {
+    const store = experimentsStore(trx);
+    const outcome = [...this.outcome.values()].filter((cell) => cell.n !== 0 || cell.sum !== 0 || cell.sum_squares !== 0);
+    const exposure = [...this.exposure.values()].filter((cell) => cell.exposures !== 0 || cell.units_with_outcomes !== 0);
+    await store.addToOutcomeCells(outcome);
+    await store.addToExposureCells(exposure);
+  }
+}
+
+/**
+ * Records exposures of one agent's units that have none yet (later ones are ignored: the first
+ * exposure is the unit's) and adds them, and the values their units already have, to the cells.
+ * Returns the exposures recorded.
+ */
+export async function recordExposures(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
+  if (rows.length === 0) return [];
+  await lockKeys(trx, rows.map((row) => unitLock(agentId, row.unit_id)));
+  const store = experimentsStore(trx);
+  const inserted = await store.insertNewExposures(rows);
+  if (inserted.length === 0) return inserted;
+  const values = await store.valuesOfUnits(agentId, inserted.map((row) => row.unit_id));
+  const byUnit = new Map<string, OutcomeValueRow[]>();
+  for (const value of values) {
+    const list = byUnit.get(value.unit_id);
+    if (list) list.push(value);
+    else byUnit.set(value.unit_id, [value]);
+  }
+  const deltas = new CellDeltas();
+  for (const exposure of inserted) {
+    const unitValues = byUnit.get(exposure.unit_id) ?? [];
+    deltas.addExposure(exposure, 1, unitValues.length > 0 ? 1 : 0);
+    for (const value of unitValues) deltas.addValue(exposure, value.metric_key, 1, value.value, value.value * value.value);
+  }
+  await deltas.write(trx);
+  return inserted;
+}
+
+/** One value reported for a unit and metric. */
+export interface ValueEvent {
+  unitId: string;
+  metricKey: string;
+  value: number;
+  occurredAtMs: number;
+  idempotencyKey: string | null;
+}
+
+export interface ValueOutcome {
+  accepted: number;
+  /** Events whose idempotency key the unit's value of that metric already carries. */
+  duplicates: number;
+}
+
+/**
+ * Records values of one agent: per (unit, metric) one value, the latest by `occurredAtMs` (a tie:
+ * the later report); an event repeating the idempotency key of the value it would replace is a
+ * duplicate. An older event than the stored value is accepted and changes nothing. Cells of
+ * exposed units follow.
+ */
+export async function recordValues(trx: Kysely<Database>, agentId: string, events: readonly ValueEvent[], nowMs: number): Promise<ValueOutcome> {
+  if (events.length === 0) return { accepted: 0, duplicates: 0 };
+  const units = [...new Set(events.map((event) => event.unitId))];
+  await lockKeys(trx, units.map((unit) => unitLock(agentId, unit)));
+  const store = experimentsStore(trx);
+  const [stored, exposures] = await Promise.all([store.valuesOfUnits(agentId, units), store.exposuresOf(agentId, units)]);
+  const key = (unitId: string, metricKey: string) => `${unitId}\u0000${metricKey}`;
+  const before = new Map(stored.map((row) => [key(row.unit_id, row.metric_key), row]));
+  const current = new Map(before);
+  const changed = new Map<string, OutcomeValueRow>();
+  let accepted = 0;
+  let duplicates = 0;
+  for (const event of events) {
+    const id = key(event.unitId, event.metricKey);
+    const existing = current.get(id);
+    if (existing && event.idempotencyKey !== null && existing.idempotency_key === event.idempotencyKey) {
+      duplicates++;
+      continue;
+    }
+    accepted++;
+    if (existing && existing.occurred_at_ms > event.occurredAtMs) continue;
+    const row: OutcomeValueRow = {
+      agent_id: agentId,
+      unit_id: event.unitId,
+      metric_key: event.metricKey,
+      value: event.value,
+      occurred_at_ms: event.occurredAtMs,
+      updated_at_ms: nowMs,
+      idempotency_key: event.idempotencyKey,
+    };
+    current.set(id, row);
+    changed.set(id, row);
+  }
+  if (changed.size === 0) return { accepted, duplicates };
+  await store.upsertValues([...changed.values()]);
+
+  const exposureOf = new Map(exposures.map((row) => [row.unit_id, row]));
+  const unitsWithValuesBefore = new Set(stored.map((row) => row.unit_id));
+  const deltas = new CellDeltas();
+  const gainedValues = new Set<string>();
+  for (const [id, row] of changed) {
+    const exposure = exposureOf.get(row.unit_id);
+    if (!exposure) continue;
+    const old = before.get(id);
+    if (old) deltas.addValue(exposure, row.metric_key, 0, row.value - old.value, row.value * row.value - old.value * old.value);
+    else deltas.addValue(exposure, row.metric_key, 1, row.value, row.value * row.value);
+    if (!unitsWithValuesBefore.has(row.unit_id) && !gainedValues.has(row.unit_id)) {
+      gainedValues.add(row.unit_id);
+      deltas.addExposure(exposure, 0, 1);
+    }
+  }
+  await deltas.write(trx);
+  return { accepted, duplicates };
+}

@@ -1,0 +1,227 @@
+import { type Kysely, type Selectable, sql } from 'kysely';
+
+import { queryInSlices, MAX_BOUND_VALUES } from '../../db/in-lists.js';
+import type {
+  Database,
+  ExperimentMetricTable,
+  ExposureCellTable,
+  ExposureTable,
+  OutcomeCellTable,
+  OutcomeValueTable,
+  OutcomeWebhookTable,
+  WebhookDeliveryTable,
+} from '../../db/schema.js';
+
+export type ExposureRow = Selectable<ExposureTable>;
+export type OutcomeValueRow = Selectable<OutcomeValueTable>;
+export type MetricRow = Selectable<ExperimentMetricTable>;
+export type WebhookRow = Selectable<OutcomeWebhookTable>;
+export type DeliveryRow = Selectable<WebhookDeliveryTable>;
+export type OutcomeCellRow = Selectable<OutcomeCellTable>;
+export type ExposureCellRow = Selectable<ExposureCellTable>;
+
+/** A change to one outcome cell: added to what it holds (created at zero). */
+export type OutcomeCellDelta = OutcomeCellRow;
+export type ExposureCellDelta = ExposureCellRow;
+
+/** Rows a multi-row statement may take, so that its bound values stay under the limit. */
+function rowsPerStatement(columns: number): number {
+  return Math.max(1, Math.floor((MAX_BOUND_VALUES * 8) / columns));
+}
+
+function chunks<T>(rows: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let start = 0; start < rows.length; start += size) out.push(rows.slice(start, start + size));
+  return out;
+}
+
+/** Every query of the experiment tables (issue 20). */
+export function experimentsStore(db: Kysely<Database>) {
+  return {
+    // Metrics -----------------------------------------------------------------------------------
+
+    listMetrics(agentId: string): Promise<MetricRow[]> {
+      return db.selectFrom('experiment_metrics').selectAll().where('agent_id', '=', agentId).orderBy('created_at_ms').orderBy('metric_key').execute();
+    },
+
+    findMetric(agentId: string, metricKey: string): Promise<MetricRow | undefined> {
+      return db.selectFrom('experiment_metrics').selectAll().where('agent_id', '=', agentId).where('metric_key', '=', metricKey).executeTakeFirst();
+    },
+
+    async insertMetric(row: MetricRow): Promise<void> {
+      await db.insertInto('experiment_metrics').values(row).execute();
+    },
+
+    /** The metric, its values and its cells. */
+    async deleteMetric(agentId: string, metricKey: string): Promise<void> {
+      await db.deleteFrom('experiment_metrics').where('agent_id', '=', agentId).where('metric_key', '=', metricKey).execute();
+      await db.deleteFrom('outcome_values').where('agent_id', '=', agentId).where('metric_key', '=', metricKey).execute();
+      await db.deleteFrom('outcome_cells').where('agent_id', '=', agentId).where('metric_key', '=', metricKey).execute();
+    },
+
+    // Exposures ---------------------------------------------------------------------------------
+
+    /** Inserts the exposures whose unit has none yet; returns those inserted. */
+    async insertNewExposures(rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
+      const inserted: ExposureRow[] = [];
+      for (const chunk of chunks(rows, rowsPerStatement(8))) {
+        const units = await db
+          .insertInto('exposures')
+          .values(chunk)
+          .onConflict((conflict) => conflict.columns(['agent_id', 'unit_id']).doNothing())
+          .returning(['unit_id'])
+          .execute();
+        const fresh = new Set(units.map((row) => row.unit_id));
+        for (const row of chunk) if (fresh.has(row.unit_id)) inserted.push(row);
+      }
+      return inserted;
+    },
+
+    exposuresOf(agentId: string, unitIds: readonly string[]): Promise<ExposureRow[]> {
+      return queryInSlices(unitIds, (slice) => db.selectFrom('exposures').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', slice).execute());
+    },
+
+    // Values ------------------------------------------------------------------------------------
+
+    /** Every value (any metric) of these units. */
+    valuesOfUnits(agentId: string, unitIds: readonly string[]): Promise<OutcomeValueRow[]> {
+      return queryInSlices(unitIds, (slice) => db.selectFrom('outcome_values').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', slice).execute());
+    },
+
+    async upsertValues(rows: readonly OutcomeValueRow[]): Promise<void> {
+      for (const chunk of chunks(rows, rowsPerStatement(7))) {
+        await db
+          .insertInto('outcome_values')
+          .values(chunk)
+          .onConflict((conflict) =>
+            conflict.columns(['agent_id', 'unit_id', 'metric_key']).doUpdateSet({
+              value: (eb) => eb.ref('excluded.value'),
+              occurred_at_ms: (eb) => eb.ref('excluded.occurred_at_ms'),
+              updated_at_ms: (eb) => eb.ref('excluded.updated_at_ms'),
+              idempotency_key: (eb) => eb.ref('excluded.idempotency_key'),
+            }),
+          )
+          .execute();
+      }
+    },
+
+    // Cells -------------------------------------------------------------------------------------
+
+    /** Adds each delta to its cell (one delta per cell: the caller sums them first). */
+    async addToOutcomeCells(deltas: readonly OutcomeCellDelta[]): Promise<void> {
+      for (const chunk of chunks(deltas, rowsPerStatement(8))) {
+        await db
+          .insertInto('outcome_cells')
+          .values(chunk)
+          .onConflict((conflict) =>
+            conflict.columns(['agent_id', 'metric_key', 'deployment_id', 'branch_id', 'day']).doUpdateSet({
+              n: sql`outcome_cells.n + excluded.n`,
+              sum: sql`outcome_cells.sum + excluded.sum`,
+              sum_squares: sql`outcome_cells.sum_squares + excluded.sum_squares`,
+            }),
+          )
+          .execute();
+      }
+    },
+
+    async addToExposureCells(deltas: readonly ExposureCellDelta[]): Promise<void> {
+      for (const chunk of chunks(deltas, rowsPerStatement(6))) {
+        await db
+          .insertInto('exposure_cells')
+          .values(chunk)
+          .onConflict((conflict) =>
+            conflict.columns(['agent_id', 'deployment_id', 'branch_id', 'day']).doUpdateSet({
+              exposures: sql`exposure_cells.exposures + excluded.exposures`,
+              units_with_outcomes: sql`exposure_cells.units_with_outcomes + excluded.units_with_outcomes`,
+            }),
+          )
+          .execute();
+      }
+    },
+
+    /**
+     * Counts again, for every exposure cell of the agent, the exposed units that have any value
+     * (after a metric and its values were deleted).
+     */
+    async recountUnitsWithOutcomes(agentId: string): Promise<void> {
+      await sql`
+        update exposure_cells set units_with_outcomes = (
+          select count(*) from exposures e
+          where e.agent_id = exposure_cells.agent_id and e.deployment_id = exposure_cells.deployment_id
+            and e.branch_id = exposure_cells.branch_id and e.exposed_at_ms / 86400000 = exposure_cells.day
+            and exists (select 1 from outcome_values v where v.agent_id = e.agent_id and v.unit_id = e.unit_id)
+        )
+        where agent_id = ${agentId}`.execute(db);
+    },
+
+    outcomeCells(agentId: string): Promise<Pick<OutcomeCellRow, 'metric_key' | 'deployment_id' | 'branch_id' | 'n' | 'sum' | 'sum_squares'>[]> {
+      return db
+        .selectFrom('outcome_cells')
+        .select(['metric_key', 'deployment_id', 'branch_id'])
+        .select((eb) => [eb.fn.sum<number>('n').as('n'), eb.fn.sum<number>('sum').as('sum'), eb.fn.sum<number>('sum_squares').as('sum_squares')])
+        .where('agent_id', '=', agentId)
+        .groupBy(['metric_key', 'deployment_id', 'branch_id'])
+        .execute();
+    },
+
+    exposureCells(agentId: string): Promise<Pick<ExposureCellRow, 'deployment_id' | 'branch_id' | 'exposures' | 'units_with_outcomes'>[]> {
+      return db
+        .selectFrom('exposure_cells')
+        .select(['deployment_id', 'branch_id'])
+        .select((eb) => [eb.fn.sum<number>('exposures').as('exposures'), eb.fn.sum<number>('units_with_outcomes').as('units_with_outcomes')])
+        .where('agent_id', '=', agentId)
+        .groupBy(['deployment_id', 'branch_id'])
+        .execute();
+    },
+
+    // Webhooks ----------------------------------------------------------------------------------
+
+    listWebhooks(workspaceId: string): Promise<WebhookRow[]> {
+      return db.selectFrom('outcome_webhooks').selectAll().where('workspace_id', '=', workspaceId).orderBy('id').execute();
+    },
+
+    findWebhook(webhookId: string): Promise<WebhookRow | undefined> {
+      return db.selectFrom('outcome_webhooks').selectAll().where('id', '=', webhookId).executeTakeFirst();
+    },
+
+    async insertWebhook(row: WebhookRow): Promise<void> {
+      await db.insertInto('outcome_webhooks').values(row).execute();
+    },
+
+    async deleteWebhook(workspaceId: string, webhookId: string): Promise<boolean> {
+      const result = await db.deleteFrom('outcome_webhooks').where('workspace_id', '=', workspaceId).where('id', '=', webhookId).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+
+    async touchWebhook(webhookId: string, atMs: number): Promise<void> {
+      await db.updateTable('outcome_webhooks').set({ last_received_at_ms: atMs }).where('id', '=', webhookId).execute();
+    },
+
+    /** Records a delivery unless one of its (agent, conversation, type) is there: whether it was new. */
+    async insertDelivery(row: DeliveryRow): Promise<boolean> {
+      const inserted = await db
+        .insertInto('webhook_deliveries')
+        .values(row)
+        .onConflict((conflict) => conflict.columns(['agent_id', 'conversation_id', 'type']).doNothing())
+        .returning(['agent_id'])
+        .execute();
+      return inserted.length > 0;
+    },
+
+    /** The agent's deliveries of a type, in pages by conversation id. */
+    deliveriesAfter(agentId: string, type: string, afterConversationId: string | undefined, limit: number): Promise<DeliveryRow[]> {
+      let query = db.selectFrom('webhook_deliveries').selectAll().where('agent_id', '=', agentId).where('type', '=', type);
+      if (afterConversationId !== undefined) query = query.where('conversation_id', '>', afterConversationId);
+      return query.orderBy('conversation_id').limit(limit).execute();
+    },
+
+    // Agents ------------------------------------------------------------------------------------
+
+    /** Everything the experiment tables hold of an agent (deleting it). */
+    async deleteForAgent(agentId: string): Promise<void> {
+      for (const table of ['exposures', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'] as const) {
+        await db.deleteFrom(table).where('agent_id', '=', agentId).execute();
+      }
+    },
+  };
+}

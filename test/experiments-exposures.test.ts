@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { ExposureRecorder } from '../src/features/experiments/exposure-recorder.js';
+import { newExperimentCounters } from '../src/features/experiments/experiment-counters.js';
+import type { ExposureRow } from '../src/features/experiments/experiments.store.js';
+import { experimentRuntimeOf } from '../src/features/experiments/experiments.runtime.js';
+import { openStore } from '../src/db/connect.js';
+import { recountedCells, storedCells } from './support/experiments.js';
+import { createAgent } from './support/fixtures.js';
+import { injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { buildApp } from '../src/app.js';
+
+// Issue 20: the routed read records who was routed where, buffered, without slowing the read.
+
+describe('ExposureRecorder', () => {
+  const row = (unit: string): [string, string, string, string, string, number] => ['agent_1', unit, 'agtbrch_b', 'agtvrsn_v', 'agtdpl_d', 0.5];
+
+  it('writes a unit once, in batches; a full buffer drops and counts, never blocks', async () => {
+    const written: ExposureRow[][] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const counters = newExperimentCounters();
+    const recorder = new ExposureRecorder(
+      async (rows) => {
+        await gate;
+        written.push(rows);
+        return rows.length;
+      },
+      counters,
+      () => 1_000,
+      { flushIntervalMs: 5, batchSize: 3, maxBuffered: 5 },
+    );
+    recorder.record(...row('u1'));
+    recorder.record(...row('u1'));
+    recorder.record(...row('u2'));
+    expect(recorder.pending).toBe(2);
+    for (let i = 3; i <= 8; i++) recorder.record(...row(`u${i}`));
+    // 5 buffered at most: the batch of 3 was taken when it filled, but its write waits on the gate.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    await recorder.close();
+    const units = written.flat().map((exposure) => exposure.unit_id);
+    expect(new Set(units).size).toBe(units.length);
+    expect(units.length + counters.exposuresDropped).toBe(8);
+    expect(counters.exposuresRecorded).toBe(units.length);
+    expect(written.every((batch) => batch.length <= 3)).toBe(true);
+    // Closed: nothing more is taken.
+    recorder.record(...row('late'));
+    expect(recorder.pending).toBe(0);
+  });
+
+  it('a batch the database refuses is counted, and its units are recorded again on their next read', async () => {
+    const counters = newExperimentCounters();
+    let fail = true;
+    const written: string[] = [];
+    const recorder = new ExposureRecorder(
+      async (rows) => {
+        if (fail) throw new Error('down');
+        written.push(...rows.map((one) => one.unit_id));
+        return rows.length;
+      },
+      counters,
+      () => 0,
+      { flushIntervalMs: 1 },
+    );
+    recorder.record(...row('a'));
+    await recorder.flush();
+    expect(counters.exposureFlushFailures).toBe(1);
+    fail = false;
+    recorder.record(...row('a'));
+    await recorder.close();
+    expect(written).toEqual(['a']);
+  });
+});
+
+describe('routed reads record exposures', () => {
+  let testApp: TestApp;
+  let baseUrl: string;
+  beforeAll(async () => {
+    testApp = await startTestApp({ config: { recordExposures: true } });
+    baseUrl = await listen(testApp);
+  });
+  afterAll(() => testApp.close());
+
+  async function splitAgent() {
+    const agent = await createAgent(testApp);
+    const branch = okJson<{ created_branch_id: string; created_version_id: string }>(
+      await injectAs(testApp, 'POST', `/v1/convai/agents/${agent.agentId}/branches`, testApp.keys.admin, { parent_version_id: agent.versionId, name: 'B', description: '' }),
+    );
+    const split = (branchId: string, share: number) => ({ branch_id: branchId, deployment_strategy: { type: 'percentage', traffic_percentage: share } });
+    const deployment = okJson<{ deployment_id?: string }>(
+      await injectAs(testApp, 'POST', `/v1/convai/agents/${agent.agentId}/deployments`, testApp.keys.admin, {
+        deployment_request: { requests: [split(agent.mainBranchId, 70), split(branch.created_branch_id, 30)] },
+      }),
+    );
+    return { ...agent, branchId: branch.created_branch_id, branchVersionId: branch.created_version_id, deployment };
+  }
+
+  const exposuresOf = (agentId: string) =>
+    testApp.store.db.selectFrom('exposures').selectAll().where('agent_id', '=', agentId).orderBy('unit_id').execute();
+
+  it('fast path and full route: the first routed read of a conversation is its exposure, with the branch served and its share', async () => {
+    const agent = await splitAgent();
+    const { recorder } = experimentRuntimeOf(testApp.app.context);
+    const read = async (query: string) => {
+      const response = await fetch(`${baseUrl}/v1/convai/agents/${agent.agentId}?${query}`, { headers: { 'xi-api-key': testApp.keys.viewer } });
+      expect(response.status).toBe(200);
+      return (await response.json()) as { branch_id: string; version_id: string };
+    };
+    const served = new Map<string, { branch_id: string; version_id: string }>();
+    const fastBefore = testApp.app.fastPath.served;
+    for (let i = 0; i < 40; i++) served.set(`conv-${i}`, await read(`conversation_id=conv-${i}`));
+    // Read again: already recorded, nothing new.
+    for (let i = 0; i < 40; i++) await read(`conversation_id=conv-${i}`);
+    served.set('key-1', await read('routing_key=key-1'));
+    expect(testApp.app.fastPath.served, 'some reads came from the fast path').toBeGreaterThan(fastBefore);
+    await recorder.flush();
+    const rows = await exposuresOf(agent.agentId);
+    expect(rows.map((exposure) => exposure.unit_id).sort()).toEqual([...served.keys()].sort());
+    const active = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agent.agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    for (const exposure of rows) {
+      const answer = served.get(exposure.unit_id)!;
+      expect([exposure.branch_id, exposure.version_id]).toEqual([answer.branch_id, answer.version_id]);
+      expect(exposure.deployment_id).toBe(active.id);
+      expect(exposure.probability).toBe(exposure.branch_id === agent.branchId ? 0.3 : 0.7);
+      expect(exposure.source).toBe('routed');
+    }
+    expect(new Set(rows.map((exposure) => exposure.branch_id)).size).toBe(2);
+    expect(await storedCells(testApp.store, agent.agentId)).toEqual(await recountedCells(testApp.store, agent.agentId));
+  });
+
+  it('a read refused (another workspace, pinned to a branch) records nothing', async () => {
+    const agent = await splitAgent();
+    const { recorder } = experimentRuntimeOf(testApp.app.context);
+    expect((await fetch(`${baseUrl}/v1/convai/agents/${agent.agentId}?conversation_id=x1`, { headers: { 'xi-api-key': testApp.foreignKey } })).status).toBe(404);
+    expect((await fetch(`${baseUrl}/v1/convai/agents/${agent.agentId}?conversation_id=x2&branch_id=${agent.branchId}`, { headers: { 'xi-api-key': testApp.keys.admin } })).status).toBe(200);
+    await recorder.flush();
+    expect(await exposuresOf(agent.agentId)).toEqual([]);
+  });
+
+  it('closing the app (SIGTERM) writes what is buffered', async () => {
+    const agent = await splitAgent();
+    // A second app on the same database, whose buffer is still full when it closes.
+    const store = await openStore(testApp.database.options);
+    const app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', exposureFlushIntervalMs: 1_000 }, store, logger: false });
+    const url = await app.server.listen({ host: '127.0.0.1', port: 0 });
+    const reads = Array.from({ length: 25 }, (_, i) => fetch(`${url}/v1/convai/agents/${agent.agentId}?conversation_id=closing-${i}`, { headers: { 'xi-api-key': testApp.keys.admin } }));
+    for (const response of await Promise.all(reads)) expect(response.status).toBe(200);
+    // Within the second the batch waits (if this machine took longer, the check below proves less).
+    expect(experimentRuntimeOf(app.context).recorder.pending).toBe(25);
+    await app.server.close();
+    await store.close();
+    expect((await exposuresOf(agent.agentId)).length).toBe(25);
+  });
+
+  it('recording off (RECORD_EXPOSURES=false): routed reads record nothing', async () => {
+    const other = await startTestApp({ config: { recordExposures: false } });
+    try {
+      const agent = await createAgent(other);
+      okJson(await injectAs(other, 'GET', `/v1/convai/agents/${agent.agentId}?conversation_id=c`, other.keys.admin));
+      await experimentRuntimeOf(other.app.context).recorder.flush();
+      expect(await other.store.db.selectFrom('exposures').selectAll().execute()).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+});

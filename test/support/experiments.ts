@@ -1,0 +1,90 @@
+import { sql } from 'kysely';
+
+import type { Store } from '../../src/db/connect.js';
+import { signPayload } from '../../src/features/experiments/webhook-signature.js';
+import type { TestApp } from './test-app.js';
+
+// Shared by the experiment tests: cells recounted from the raw rows, and signed webhook deliveries.
+
+export interface CellsSnapshot {
+  outcome: { metric_key: string; deployment_id: string; branch_id: string; day: number; n: number; sum: number; sum_squares: number }[];
+  exposure: { deployment_id: string; branch_id: string; day: number; exposures: number; units_with_outcomes: number }[];
+}
+
+const sortKey = (row: Record<string, unknown>) => JSON.stringify(Object.entries(row).filter(([name]) => typeof row[name] === 'string'));
+const sorted = <T extends Record<string, unknown>>(rows: T[]) => rows.sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
+/** Sums of squares may differ in their last bits by the order they were added in. */
+const rounded = (value: number) => Math.round(Number(value) * 1e6) / 1e6;
+
+/** The cells the store keeps for an agent (zero cells left out). */
+export async function storedCells(store: Store, agentId: string): Promise<CellsSnapshot> {
+  const outcome = await store.db.selectFrom('outcome_cells').selectAll().where('agent_id', '=', agentId).execute();
+  const exposure = await store.db.selectFrom('exposure_cells').selectAll().where('agent_id', '=', agentId).execute();
+  return {
+    outcome: sorted(
+      outcome
+        .filter((row) => Number(row.n) !== 0)
+        .map((row) => ({ metric_key: row.metric_key, deployment_id: row.deployment_id, branch_id: row.branch_id, day: Number(row.day), n: Number(row.n), sum: rounded(row.sum), sum_squares: rounded(row.sum_squares) })),
+    ),
+    exposure: sorted(
+      exposure.map((row) => ({ deployment_id: row.deployment_id, branch_id: row.branch_id, day: Number(row.day), exposures: Number(row.exposures), units_with_outcomes: Number(row.units_with_outcomes) })),
+    ),
+  };
+}
+
+/** The cells as they should be: counted again from the exposures and values. */
+export async function recountedCells(store: Store, agentId: string): Promise<CellsSnapshot> {
+  const outcome = await sql<{ metric_key: string; deployment_id: string; branch_id: string; day: number; n: number; sum: number; sum_squares: number }>`
+    select v.metric_key, e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000 as day,
+      count(*) as n, sum(v.value) as sum, sum(v.value * v.value) as sum_squares
+    from exposures e join outcome_values v on v.agent_id = e.agent_id and v.unit_id = e.unit_id
+    where e.agent_id = ${agentId}
+    group by v.metric_key, e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000`.execute(store.db);
+  const exposure = await sql<{ deployment_id: string; branch_id: string; day: number; exposures: number; units_with_outcomes: number }>`
+    select e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000 as day, count(*) as exposures,
+      sum(case when exists (select 1 from outcome_values v where v.agent_id = e.agent_id and v.unit_id = e.unit_id) then 1 else 0 end) as units_with_outcomes
+    from exposures e where e.agent_id = ${agentId}
+    group by e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000`.execute(store.db);
+  return {
+    outcome: sorted(outcome.rows.map((row) => ({ ...row, day: Number(row.day), n: Number(row.n), sum: rounded(row.sum), sum_squares: rounded(row.sum_squares) }))),
+    exposure: sorted(exposure.rows.map((row) => ({ ...row, day: Number(row.day), exposures: Number(row.exposures), units_with_outcomes: Number(row.units_with_outcomes) }))),
+  };
+}
+
+/** Upstream's post-call webhook body for one conversation. */
+export function postCallBody(agentId: string, conversationId: string, options: { successful?: 'success' | 'failure' | 'unknown'; durationSecs?: number; criteria?: Record<string, string>; data?: Record<string, unknown>; eventTimestamp?: number } = {}) {
+  return {
+    type: 'post_call_transcription',
+    event_timestamp: options.eventTimestamp ?? Math.floor(Date.now() / 1000),
+    data: {
+      agent_id: agentId,
+      conversation_id: conversationId,
+      status: 'done',
+      transcript: [{ role: 'agent', message: 'Hello', time_in_call_secs: 0 }],
+      metadata: { start_time_unix_secs: Math.floor(Date.now() / 1000) - 60, call_duration_secs: options.durationSecs ?? 60, cost: 120 },
+      analysis: {
+        call_successful: options.successful ?? 'success',
+        transcript_summary: 'A call.',
+        evaluation_criteria_results: Object.fromEntries(
+          Object.entries(options.criteria ?? {}).map(([id, result]) => [id, { criteria_id: id, result, rationale: 'because' }]),
+        ),
+        data_collection_results: Object.fromEntries(
+          Object.entries(options.data ?? {}).map(([id, value]) => [id, { data_collection_id: id, value, rationale: 'said so' }]),
+        ),
+      },
+      conversation_initiation_client_data: {},
+    },
+  };
+}
+
+/** Posts a body to a webhook, signed with `secret` at `timestampSecs` (now unless told). */
+export function deliver(testApp: TestApp, webhookId: string, secret: string, body: unknown, options: { timestampSecs?: number; signature?: string | null } = {}) {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body);
+  const signature = options.signature === undefined ? signPayload(secret, options.timestampSecs ?? Math.floor(Date.now() / 1000), raw) : options.signature;
+  return testApp.app.server.inject({
+    method: 'POST',
+    url: `/v1/convai/outcome-webhooks/${webhookId}`,
+    headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'elevenlabs-signature': signature }) },
+    payload: raw,
+  });
+}
