@@ -4,13 +4,16 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 
-import { type Config, DEFAULT_HTTP_TIMEOUTS } from './config.js';
+import { type Config, DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS, DEFAULT_HTTP_TIMEOUTS } from './config.js';
 import { type AppContext, createContext } from './context.js';
 import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
 import { agentsService } from './features/agents/agents.service.js';
 import { auditRoutes } from './features/audit/audit.routes.js';
 import { procedureRoutes } from './features/procedures/procedures.routes.js';
+import { type GuardedRolloutEvaluator, guardedRolloutEvaluator } from './features/experiments/guarded-rollouts.evaluator.js';
+import { guardedRolloutRoutes } from './features/experiments/guarded-rollouts.routes.js';
+import { DEFAULT_SOURCES, type GuardedRolloutSources } from './features/experiments/guarded-rollouts.sources.js';
 import { experimentRoutes } from './features/experiments/experiments.routes.js';
 import { wireExperiments } from './features/experiments/experiments.runtime.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
@@ -43,13 +46,16 @@ import { createWriteMetrics } from './metrics/write-metrics.js';
 export const BODY_DRAIN_FACTOR = 4;
 
 export interface AppOptions {
-  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> & Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures' | 'exposureFlushIntervalMs'>>;
+  config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> &
+    Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures' | 'exposureFlushIntervalMs' | 'experimentEvaluationIntervalMs'>>;
   store: Store;
   /** Overrides the clock (also the rate limiter's), for tests. */
   now?: () => number;
   logger?: boolean;
   /** The built dashboard's folder (default web/dist, see src/http/dashboard.ts). */
   dashboardDir?: string;
+  /** Overrides what the guarded rollout evaluator reads (experiment results, metrics), for tests. */
+  guardedRolloutSources?: Partial<GuardedRolloutSources>;
 }
 
 export interface App {
@@ -63,6 +69,8 @@ export interface App {
   metrics: AppMetrics;
   /** Present when a rate limit is configured. */
   limiter?: RateLimiter;
+  /** Evaluates running guarded rollouts on a timer, in the process holding its lease; stopped when the server closes. */
+  guardedRollouts: GuardedRolloutEvaluator;
 }
 
 /** Every API route, as data: the OpenAPI document and the permission tests read this. */
@@ -77,6 +85,7 @@ export function routeTable(context: AppContext): RouteDefinition[] {
     ...mergeProposalRoutes(context),
     ...auditRoutes(context),
     ...procedureRoutes(context),
+    ...guardedRolloutRoutes(context),
     ...experimentRoutes(context),
     ...whoamiRoutes(context),
     ...workspaceUserRoutes(context),
@@ -176,7 +185,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const routes = routeTable(context);
   for (const route of routes) registerRoute(server, route);
 
-  return { server, context, workspaces, routes, fastPath, metrics, limiter };
+  const guardedRollouts = guardedRolloutEvaluator(context, {
+    intervalMs: options.config.experimentEvaluationIntervalMs ?? DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS,
+    sources: { ...DEFAULT_SOURCES, ...options.guardedRolloutSources },
+    warn: (details, message) => server.log.warn(details, message),
+  });
+  guardedRollouts.start();
+  server.addHook('onClose', () => guardedRollouts.stop());
+
+  return { server, context, workspaces, routes, fastPath, metrics, limiter, guardedRollouts };
 }
 
 /** A route's own authentication, then what its body's parser found wrong (json-body.ts). */

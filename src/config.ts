@@ -44,6 +44,8 @@ export interface Config {
   /** Off (undefined) unless `RATE_LIMIT_RPS` is set: the official SDK retries 429s. */
   rateLimit?: RateLimit;
   httpTimeouts: HttpTimeouts;
+  /** How often guarded rollouts are evaluated (`EXPERIMENT_EVALUATION_INTERVAL_MS`, 1–30,000). */
+  experimentEvaluationIntervalMs: number;
   /** The server's public base URL (`PUBLIC_URL`), for URLs it hands out (outcome webhooks); else the request's Host. */
   publicUrl?: string;
   /** Days of experiment data kept (`EXPERIMENT_RETENTION_DAYS`, by the exposure's day); 0 keeps everything. */
@@ -56,6 +58,10 @@ export interface Config {
    */
   exposureFlushIntervalMs: number;
 }
+
+export const DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS = 10_000;
+/** Issue 20: a regression is rolled back within 30 s at most. */
+const MAX_EXPERIMENT_EVALUATION_INTERVAL_MS = 30_000;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const synchronous = (env.SQLITE_SYNCHRONOUS ?? 'NORMAL').toUpperCase();
@@ -74,11 +80,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheMaxBytes: integer(env.CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_BYTES, 'CACHE_MAX_BYTES'),
     rateLimit: rateLimitFrom(env),
     httpTimeouts: httpTimeoutsFrom(env),
+    experimentEvaluationIntervalMs: evaluationIntervalFrom(env),
     publicUrl: publicUrlFrom(env.PUBLIC_URL),
     experimentRetentionDays: integer(env.EXPERIMENT_RETENTION_DAYS, 90, 'EXPERIMENT_RETENTION_DAYS'),
     recordExposures: booleanFrom(env.RECORD_EXPOSURES, true, 'RECORD_EXPOSURES'),
     exposureFlushIntervalMs: exposureFlushFrom(env.EXPOSURE_FLUSH_INTERVAL_MS),
   };
+}
+
+function evaluationIntervalFrom(env: NodeJS.ProcessEnv): number {
+  const interval = integer(env.EXPERIMENT_EVALUATION_INTERVAL_MS, DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS, 'EXPERIMENT_EVALUATION_INTERVAL_MS');
+  if (interval < 1 || interval > MAX_EXPERIMENT_EVALUATION_INTERVAL_MS) {
+    throw new Error(`EXPERIMENT_EVALUATION_INTERVAL_MS must be between 1 and ${MAX_EXPERIMENT_EVALUATION_INTERVAL_MS}, not ${interval}`);
+  }
+  return interval;
 }
 
 function rateLimitFrom(env: NodeJS.ProcessEnv): RateLimit | undefined {

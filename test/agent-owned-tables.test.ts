@@ -77,6 +77,15 @@ describe('agent-owned tables', () => {
           },
         }),
       );
+      // A guarded rollout, rolled back (its events and its deployments).
+      const { guarded_rollout_id: rolloutId } = okJson<{ guarded_rollout_id: string }>(
+        await send('POST', `${base}/guarded-rollouts`, {
+          branch_id: branchId,
+          steps: [{ traffic_percentage: 20, min_duration_secs: 60, min_outcomes_per_branch: 10 }],
+          guard_metrics: [{ metric_key: 'call_successful', max_regression: 0.05 }],
+        }),
+      );
+      okJson(await send('POST', `${base}/guarded-rollouts/${rolloutId}/rollback`));
       // Experiments: a metric, an exposure with a value (and so cells), a webhook delivery.
       okJson(await send('POST', `${base}/metrics`, { metric_key: 'csat', kind: 'mean', higher_is_better: true, source: { type: 'event' } }));
       okJson(await send('POST', `${base}/exposures`, { exposures: [{ conversation_id: 'c1', branch_id: branchId }] }));

@@ -72,6 +72,7 @@ function idsOf(fixture: Fixture, userId: string): IdsByKind {
     user: userId,
     procedure: fixture.procedureId,
     procedure_version: fixture.procedureVersionId,
+    guarded_rollout: fixture.guardedRolloutId,
     webhook: fixture.webhookId,
     metric: fixture.metricKey,
   };
@@ -728,6 +729,7 @@ const SHAPE_FIXTURE: Fixture = {
   reviewerUserId: 'user_shape',
   procedureId: 'agtprc_shape',
   procedureVersionId: 'agtprcv_shape',
+  guardedRolloutId: 'agtgrol_shape',
   webhookId: 'owh_shape',
   metricKey: 'csat_shape',
 };

@@ -466,7 +466,8 @@ type WriteKind =
   | 'metric'
   | 'exposure'
   | 'outcome'
-  | 'delivery';
+  | 'delivery'
+  | 'rollout';
 const WRITE_KINDS: WriteKind[] = [
   'commit',
   'tags',
@@ -484,6 +485,7 @@ const WRITE_KINDS: WriteKind[] = [
   'exposure',
   'outcome',
   'delivery',
+  'rollout',
 ];
 
 /** The write that changes `table` (and the audit log, read last, with it). */
@@ -506,6 +508,10 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   procedure_drafts: 'procedure',
   // A commit publishes its author's procedure drafts on the branch.
   procedure_versions: 'commit',
+  guarded_rollouts: 'rollout',
+  guarded_rollout_events: 'rollout',
+  // No write here changes it (the evaluator takes it only while a rollout runs): any write will do.
+  leases: 'commit',
   outcome_webhooks: 'webhook',
   experiment_metrics: 'metric',
   exposures: 'exposure',
@@ -570,6 +576,17 @@ function startWriter(source: TestApp, agents: { id: string; branches: string[] }
         return send('POST', `/v1/convai/agents/${proposal.agent}/merge-proposals/${proposal.id}/comments`, { body: `comment ${n}` });
       case 'procedure':
         return send('POST', `${base}/branches/${branch}/procedures`, { name: `procedure ${n}`, content: `Step ${n}.` });
+      case 'rollout': {
+        // Started and rolled back at once (two writes, each a state), so the deployments keep going.
+        const started = await send('POST', `${base}/guarded-rollouts`, {
+          branch_id: other,
+          baseline_branch_id: main,
+          steps: [{ traffic_percentage: 50, min_duration_secs: 60, min_outcomes_per_branch: 10 }],
+          guard_metrics: [{ metric_key: 'call_successful', max_regression: 0.05 }],
+        });
+        await record();
+        return send('POST', `${base}/guarded-rollouts/${started.guarded_rollout_id}/rollback`, {});
+      }
       case 'webhook': {
         const made = await send('POST', '/v1/convai/outcome-webhooks', { name: `webhook ${n}` });
         return webhooks.push({ id: made.webhook_id, secret: made.secret });

@@ -29,6 +29,7 @@ const IDS: Fixture = {
   reviewerUserId: 'user_example',
   procedureId: 'agtprc_example',
   procedureVersionId: 'agtprcv_example',
+  guardedRolloutId: 'agtgrol_example',
   webhookId: 'owh_example',
   metricKey: 'csat_example',
 };

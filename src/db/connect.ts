@@ -16,6 +16,7 @@ import * as audit from './migrations/0006_audit.js';
 import * as agentRevision from './migrations/0007_agent_revision.js';
 import * as branchNameKey from './migrations/0008_branch_name_key.js';
 import * as procedures from './migrations/0009_procedures.js';
+import * as guardedRollouts from './migrations/0011_guarded_rollouts.js';
 import * as experiments from './migrations/0010_experiments.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
@@ -58,6 +59,7 @@ export const migrations: Record<string, Migration> = {
   '0007_agent_revision': agentRevision,
   '0008_branch_name_key': branchNameKey,
   '0009_procedures': procedures,
+  '0011_guarded_rollouts': guardedRollouts,
   '0010_experiments': experiments,
 };
 

@@ -133,6 +133,10 @@ export interface DeploymentTable {
   author_user_id: string;
   deployed_at_ms: number;
   is_active: number;
+  /** The guarded rollout that made this deployment (a step or its rollback), else null (migration 0011). */
+  guarded_rollout_id: string | null;
+  /** Why the rollout made it, as its history item shows; null for other deployments. */
+  reason: string | null;
 }
 
 export interface MergeProposalTable {
@@ -224,6 +228,58 @@ export interface ProcedureDraftTable {
   updated_at_ms: number;
 }
 
+/** A lease on background work that runs once however many processes serve (src/db/leases.ts). */
+export interface LeaseTable {
+  name: string;
+  /** Whoever holds it: one process's (one app's) random id. */
+  holder: string;
+  expires_at_ms: number;
+}
+
+export type GuardedRolloutStatus = 'running' | 'paused' | 'completed' | 'rolled_back';
+
+/** A branch rolled out by steps while guard metrics are watched (src/features/experiments/guarded-rollouts*). */
+export interface GuardedRolloutTable {
+  id: string;
+  agent_id: string;
+  branch_id: string;
+  baseline_branch_id: string;
+  /** JSON array of `{traffic_percentage, min_duration_secs, min_outcomes_per_branch}`. */
+  steps: string;
+  /** JSON array of `{metric_key, max_regression}`. */
+  guard_metrics: string;
+  alpha: number;
+  status: GuardedRolloutStatus;
+  current_step: number;
+  /** 1 once the current step was extended. */
+  step_extended: number;
+  /** JSON object {branch_id: percentage}: the split before the rollout, which a rollback restores. */
+  before_split: string;
+  before_deployment_id: string;
+  created_by_user_id: string;
+  started_at_ms: number;
+  step_started_at_ms: number;
+  ended_at_ms: number | null;
+  /** The number of its events: the next one's `seq_no`. */
+  event_count: number;
+}
+
+/** What happened to a guarded rollout, and the numbers the evaluator decided on. */
+export interface GuardedRolloutEventTable {
+  rollout_id: string;
+  seq_no: number;
+  agent_id: string;
+  type: 'started' | 'advanced' | 'extended' | 'rolled_back' | 'completed' | 'paused' | 'resumed';
+  at_ms: number;
+  step: number;
+  deployment_id: string | null;
+  reason: string;
+  /** JSON; null for a user's action. */
+  numbers: string | null;
+  actor_kind: ActorKind;
+  actor_user_id: string | null;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   users: UserTable;
@@ -242,6 +298,9 @@ export interface Database {
   procedures: ProcedureTable;
   procedure_versions: ProcedureVersionTable;
   procedure_drafts: ProcedureDraftTable;
+  leases: LeaseTable;
+  guarded_rollouts: GuardedRolloutTable;
+  guarded_rollout_events: GuardedRolloutEventTable;
   exposures: ExposureTable;
   outcome_webhooks: OutcomeWebhookTable;
   webhook_deliveries: WebhookDeliveryTable;

@@ -22,6 +22,11 @@ export const TABLES: readonly { name: keyof Database; key: readonly string[] }[]
   { name: 'procedures', key: ['id'] },
   { name: 'procedure_versions', key: ['id'] },
   { name: 'procedure_drafts', key: ['branch_id', 'user_id', 'procedure_id'] },
+  { name: 'guarded_rollouts', key: ['id'] },
+  { name: 'guarded_rollout_events', key: ['rollout_id', 'seq_no'] },
+  // Carried like the rest: a lease copied to another store has a holder no process there has,
+  // and expires within its duration (src/db/leases.ts).
+  { name: 'leases', key: ['name'] },
   { name: 'outcome_webhooks', key: ['id'] },
   { name: 'experiment_metrics', key: ['agent_id', 'metric_key'] },
   { name: 'exposures', key: ['agent_id', 'unit_id'] },

@@ -5,7 +5,7 @@ const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const TIME_CHARS = 10; // 50 bits of milliseconds: ordered until the year 37,000
 const RANDOM_CHARS = 18; // 90 bits
 
-export type IdPrefix = 'agent_' | 'agtbrch_' | 'agtvrsn_' | 'agtmprop_' | 'agtdpl_' | 'agtmpcmt_' | 'agtprc_' | 'agtprcv_' | 'user_' | 'ws_' | 'key_' | 'auditevt_' | 'owh_';
+export type IdPrefix = 'agent_' | 'agtbrch_' | 'agtvrsn_' | 'agtmprop_' | 'agtdpl_' | 'agtmpcmt_' | 'agtprc_' | 'agtprcv_' | 'user_' | 'ws_' | 'key_' | 'auditevt_' | 'owh_' | 'agtgrol_';
 
 let lastTime = 0;
 let lastRandom: number[] = [];

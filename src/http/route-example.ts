@@ -26,6 +26,8 @@ export interface ExampleIds {
   /** A procedure published on the second branch (its head maps it to `procedureVersionId`). */
   procedureId: string;
   procedureVersionId: string;
+  /** A guarded rollout of the second branch, rolled back (so it leaves the split to the deployment routes). */
+  guardedRolloutId: string;
   /** An outcome webhook of the agent's workspace. */
   webhookId: string;
   /** A metric of the agent with an `event` source (a key of its own: no other fixture's agent has it). */
@@ -33,7 +35,7 @@ export interface ExampleIds {
 }
 
 /** What an id names. */
-export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version' | 'webhook' | 'metric';
+export type IdKind = 'agent' | 'branch' | 'version' | 'deployment' | 'proposal' | 'user' | 'procedure' | 'procedure_version' | 'webhook' | 'metric' | 'guarded_rollout';
 
 export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   agentId: 'agent',
@@ -46,6 +48,7 @@ export const EXAMPLE_ID_KINDS: Record<keyof ExampleIds, IdKind> = {
   reviewerUserId: 'user',
   procedureId: 'procedure',
   procedureVersionId: 'procedure_version',
+  guardedRolloutId: 'guarded_rollout',
   webhookId: 'webhook',
   metricKey: 'metric',
 };
@@ -73,4 +76,10 @@ export interface RouteExample {
   references?: (ids: ExampleIds, sent: (name: string) => boolean) => { query?: Record<string, string>; body?: Record<string, unknown> };
   /** Every query parameter named like an id (`*_id`, `*_ids`): what it names and does. */
   queryIds?: Record<string, { kind: IdKind; role: QueryIdRole }>;
+  /**
+   * The 409 a fresh fixture's state gives the example instead of a 200: the guarded rollout
+   * actions meet a rollout the fixture has rolled back already (an open one would refuse every
+   * deployment route's example). Their success is tested on rollouts of their own.
+   */
+  conflictsWith?: string;
 }

@@ -252,6 +252,21 @@ export function routeRequests(testApp: TestApp) {
         payload: { conversation_config: { agent: { language: 'de' } } },
       }),
     );
+    // A guarded rollout of the branch, rolled back at once: its routes have a rollout to read and
+    // act on, and the split is free again for the deployment routes (the rollback is the active deployment).
+    const { guarded_rollout_id: guardedRolloutId } = await ok<{ guarded_rollout_id: string }>(
+      await send({
+        method: 'POST',
+        url: `/v1/convai/agents/${agentId}/guarded-rollouts`,
+        key,
+        payload: {
+          branch_id: created.created_branch_id,
+          steps: [{ traffic_percentage: 10, min_duration_secs: 60, min_outcomes_per_branch: 100 }],
+          guard_metrics: [{ metric_key: 'call_successful', max_regression: 0.05 }],
+        },
+      }),
+    );
+    await ok(await send({ method: 'POST', url: `/v1/convai/agents/${agentId}/guarded-rollouts/${guardedRolloutId}/rollback`, key }));
     const history = await ok<{ results: { id: string }[] }>(
       await send({ method: 'GET', url: `/v1/convai/agents/${agentId}/deployments`, key }),
     );
@@ -296,6 +311,7 @@ export function routeRequests(testApp: TestApp) {
       reviewerUserId,
       procedureId,
       procedureVersionId: published.procedures[procedureId].version_id,
+      guardedRolloutId,
       webhookId,
       metricKey,
     };

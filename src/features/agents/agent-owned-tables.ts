@@ -5,6 +5,7 @@ import { branchesStore } from '../branches/branches.store.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { experimentsStore } from '../experiments/experiments.store.js';
 import { draftsStore } from '../drafts/drafts.store.js';
+import { guardedRolloutsStore } from '../experiments/guarded-rollouts.store.js';
 import { mergeProposalsStore } from '../merge-proposals/merge-proposals.store.js';
 import { proceduresStore } from '../procedures/procedures.store.js';
 import { versionsStore } from '../versions/versions.store.js';
@@ -22,6 +23,7 @@ export interface AgentOwnedTables {
  * column is here or in `KEPT_AFTER_AGENT_DELETION`, so a new table cannot be forgotten.
  */
 export const AGENT_OWNED_TABLES: readonly AgentOwnedTables[] = [
+  { tables: ['guarded_rollout_events', 'guarded_rollouts'], deleteForAgent: (db, agentId) => guardedRolloutsStore(db).deleteForAgent(agentId) },
   {
     tables: ['exposures', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'],
     deleteForAgent: (db, agentId) => experimentsStore(db).deleteForAgent(agentId),

@@ -35,6 +35,14 @@ export const AUDIT_ACTIONS = [
   'procedure.delete',
   'procedure.draft_update',
   'procedure.draft_delete',
+  'guarded_rollout.create',
+  'guarded_rollout.pause',
+  'guarded_rollout.resume',
+  'guarded_rollout.rollback',
+  // The evaluator's actions (actor `system`); a rollback by it is `guarded_rollout.rollback` too.
+  'guarded_rollout.advance',
+  'guarded_rollout.extend',
+  'guarded_rollout.complete',
   'outcome_webhook.create',
   'outcome_webhook.delete',
   'metric.create',
@@ -60,7 +68,7 @@ export async function recordUserAction(trx: Kysely<Database>, caller: Caller, at
   await insertEvent(trx, caller.workspaceId, atMs, 'user', caller.userId, record);
 }
 
-/** Records a write made without a user: the operator's CLI, or the first-start bootstrap. */
+/** Records a write made without a user: the operator's CLI, the first-start bootstrap, or the guarded rollout evaluator. */
 export async function recordOperatorAction(
   trx: Kysely<Database>,
   kind: 'cli' | 'system',

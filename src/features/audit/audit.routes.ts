@@ -22,7 +22,7 @@ export const zAuditEvent = z.object({
   action: z.enum(AUDIT_ACTIONS),
   actor_kind: z
     .enum(['user', 'cli', 'system'])
-    .describe('`user`: the user of an API key; `cli`: the operator on the server machine (`branchwise keys …`); `system`: the first-start bootstrap.'),
+    .describe('`user`: the user of an API key; `cli`: the operator on the server machine (`branchwise keys …`); `system`: the first-start bootstrap or the guarded rollout evaluator.'),
   actor_user_id: z.string().nullable().describe('The user, for `actor_kind: "user"`.'),
   actor_name: z.string().nullable(),
   agent_id: z.string().nullable(),

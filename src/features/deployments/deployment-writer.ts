@@ -19,6 +19,8 @@ export interface NewDeployment {
   deployedAtMs: number;
   /** A rollback's earlier deployment: conversations go back where they were under it. */
   restoring?: DeploymentRow;
+  /** A guarded rollout's step or rollback: which rollout, and why (its history item shows both). */
+  guardedRollout?: { id: string; reason: string };
 }
 
 export function bucketTableOf(row: DeploymentRow): BucketTable {
@@ -58,6 +60,8 @@ export async function activateDeployment(trx: Kysely<Database>, deployment: NewD
     author_user_id: deployment.authorUserId,
     deployed_at_ms: deployment.deployedAtMs,
     is_active: 1,
+    guarded_rollout_id: deployment.guardedRollout?.id ?? null,
+    reason: deployment.guardedRollout?.reason ?? null,
   };
   await store.deactivate(deployment.agentId);
   await store.insert(row);

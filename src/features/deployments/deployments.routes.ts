@@ -24,8 +24,16 @@ function deploymentWire({ deployment, author }: DeploymentItem, caller: Caller) 
     is_active: deployment.is_active === 1,
     source: deployment.source,
     access_info: accessInfo(author, caller),
+    // Extension fields, only on a guarded rollout's deployments (its steps and its rollback).
+    ...(deployment.guarded_rollout_id ? { guarded_rollout_id: deployment.guarded_rollout_id, reason: deployment.reason } : {}),
   };
 }
+
+/** Upstream's history item, with why a guarded rollout made it (extension fields, present only then). */
+const zDeploymentHistoryItem = zAgentDeploymentHistoryItem.extend({
+  guarded_rollout_id: z.string().optional().describe('Extension: the guarded rollout that made this deployment (a step, or its rollback).'),
+  reason: z.string().nullable().optional().describe("Extension: why the guarded rollout made it, with the numbers it decided on."),
+});
 
 /** Buckets are hundredths of a percent. */
 const percentOf = (buckets: number) => buckets / 100;
@@ -128,7 +136,7 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
         page_size: queryInteger({ min: 1, max: 100, fallback: 30 }),
       }),
       example: { params: { agent_id: 'agentId' } },
-      responses: { 200: zListResponseAgentDeploymentHistoryItem },
+      responses: { 200: zListResponseAgentDeploymentHistoryItem.extend({ results: z.array(zDeploymentHistoryItem) }) },
       handler: async ({ caller, params, query }) => {
         const { total, deployments: items } = await deployments.list(caller, params.agent_id, query.page, query.page_size);
         return { meta: { total, page: query.page, page_size: query.page_size }, results: items.map((item) => deploymentWire(item, caller)) };
@@ -149,7 +157,7 @@ export function deploymentRoutes(context: AppContext): RouteDefinition[] {
       extension: true,
       params: z.object({ agent_id: z.string(), deployment_id: z.string() }),
       example: { params: { agent_id: 'agentId', deployment_id: 'deploymentId' } },
-      responses: { 200: zAgentDeploymentHistoryItem },
+      responses: { 200: zDeploymentHistoryItem },
       handler: async ({ caller, params }) => deploymentWire(await deployments.rollback(caller, params.agent_id, params.deployment_id), caller),
     }),
 

@@ -10,6 +10,7 @@ import { recordUserAction } from '../audit/audit.events.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import type { UserSummary } from '../workspaces/user-directory.js';
 import type { Caller } from '../../domain/caller.js';
+import { assertNoGuardedRollout } from '../experiments/guarded-rollouts.store.js';
 import { activateDeployment, bucketTableAfter, bucketTableOf, splitOf } from './deployment-writer.js';
 import { type DeploymentRow, deploymentsStore } from './deployments.store.js';
 
@@ -31,7 +32,7 @@ export async function liveShares(db: Kysely<Database>, agentId: string): Promise
  * A deployment or rollback that changes the share of an `admin_perms_required` branch needs
  * admin (decisions.md D22).
  */
-function assertMayChangeShares(caller: Caller, branches: BranchRow[], before: Map<string, number>, after: Map<string, number>) {
+export function assertMayChangeShares(caller: Caller, branches: BranchRow[], before: Map<string, number>, after: Map<string, number>) {
   if (caller.role === 'admin') return;
   for (const branch of branches) {
     const changes = Math.abs((before.get(branch.id) ?? 0) - (after.get(branch.id) ?? 0)) > TOTAL_TOLERANCE;
@@ -169,6 +170,7 @@ export function deploymentsService(context: AppContext) {
       const row = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
+        await assertNoGuardedRollout(trx, agent.id);
         publish({ kind: 'agent', agentId: agent.id });
         afterCommit(() => context.metrics.deployments.inc({ source: 'manual' }));
         const deployed = await deploy(trx, caller, agent, split, (index) =>
@@ -193,6 +195,7 @@ export function deploymentsService(context: AppContext) {
     async preview(caller: Caller, agentId: string, requests: DeploymentRequestItem[]): Promise<DeploymentPreview> {
       const split = requests.map((item) => ({ branchId: item.branch_id, percentage: item.deployment_strategy.traffic_percentage }));
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      await assertNoGuardedRollout(db, agent.id);
       await checkSplit(db, caller, agent, split, (index) =>
         index < 0 ? ['body', 'deployment_request', 'requests'] : ['body', 'deployment_request', 'requests', index],
       );
@@ -202,6 +205,7 @@ export function deploymentsService(context: AppContext) {
     /** Extension: what a rollback to `deploymentId` would do, writing nothing (as `preview`, for `rollback`). */
     async previewRollback(caller: Caller, agentId: string, deploymentId: string): Promise<DeploymentPreview> {
       const agent = await agentsStore(db).findOrThrow(caller.workspaceId, agentId);
+      await assertNoGuardedRollout(db, agent.id);
       const { earlier, live } = await rollbackSplit(db, agent, deploymentId);
       await checkSplit(db, caller, agent, live, () => ['path', 'deployment_id']);
       return previewOf(db, agent, live, earlier);
@@ -222,6 +226,7 @@ export function deploymentsService(context: AppContext) {
       const row = await context.write(async ({ trx, publish, afterCommit }) => {
         const agent = await agentsStore(trx).findOrThrow(caller.workspaceId, agentId);
         await lockAgent(trx, agent.id);
+        await assertNoGuardedRollout(trx, agent.id);
         const { earlier, live } = await rollbackSplit(trx, agent, deploymentId);
         publish({ kind: 'agent', agentId: agent.id });
         const deployed = await deploy(trx, caller, agent, live, () => ['path', 'deployment_id'], earlier);

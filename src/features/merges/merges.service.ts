@@ -14,6 +14,7 @@ import { recordUserAction } from '../audit/audit.events.js';
 import { assertCanWriteBranch, assertNotArchived } from '../branches/branch-access.js';
 import { type BranchRow, branchesStore } from '../branches/branches.store.js';
 import { activateDeployment, splitOf } from '../deployments/deployment-writer.js';
+import { assertNoGuardedRollout } from '../experiments/guarded-rollouts.store.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { commitTimeOn, landRebase, landVersion } from '../versions/commit.js';
 import { type VersionRow, versionsStore } from '../versions/versions.store.js';
@@ -137,6 +138,8 @@ async function recordMerge(
     const split = active ? splitOf(active) : {};
     movedPercentage = split[source.id] ?? 0;
     if (movedPercentage > 0) {
+      // A guarded rollout owns the split while it runs or is paused.
+      await assertNoGuardedRollout(trx, agent.id);
       scope.afterCommit(() => context.metrics.deployments.inc({ source: 'branch_merge' }));
       const next = Object.entries(split)
         .filter(([branchId]) => branchId !== source.id)
