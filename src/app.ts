@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 
-import { type Config, DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS, DEFAULT_HTTP_TIMEOUTS } from './config.js';
+import { type Config, DEFAULT_EXPERIMENT_EVALUATION_INTERVAL_MS, DEFAULT_EXPERIMENT_RETENTION_DAYS, DEFAULT_HTTP_TIMEOUTS } from './config.js';
 import { type AppContext, createContext } from './context.js';
 import type { Store } from './db/connect.js';
 import { agentRoutes } from './features/agents/agents.routes.js';
@@ -16,6 +16,7 @@ import { guardedRolloutRoutes } from './features/experiments/guarded-rollouts.ro
 import { DEFAULT_SOURCES, type GuardedRolloutSources } from './features/experiments/guarded-rollouts.sources.js';
 import { experimentRoutes } from './features/experiments/experiments.routes.js';
 import { wireExperiments } from './features/experiments/experiments.runtime.js';
+import { experimentRetention } from './features/experiments/retention.js';
 import { branchRoutes } from './features/branches/branches.routes.js';
 import { deploymentRoutes } from './features/deployments/deployments.routes.js';
 import { draftRoutes } from './features/drafts/drafts.routes.js';
@@ -47,7 +48,7 @@ export const BODY_DRAIN_FACTOR = 4;
 
 export interface AppOptions {
   config: Pick<Config, 'bodyLimitBytes' | 'logLevel'> &
-    Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures' | 'exposureFlushIntervalMs' | 'experimentEvaluationIntervalMs'>>;
+    Partial<Pick<Config, 'cacheMaxBytes' | 'rateLimit' | 'httpTimeouts' | 'publicUrl' | 'recordExposures' | 'exposureFlushIntervalMs' | 'experimentEvaluationIntervalMs' | 'experimentRetentionDays'>>;
   store: Store;
   /** Overrides the clock (also the rate limiter's), for tests. */
   now?: () => number;
@@ -192,6 +193,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
   guardedRollouts.start();
   server.addHook('onClose', () => guardedRollouts.stop());
+  const retention = experimentRetention(context, {
+    retentionDays: options.config.experimentRetentionDays ?? DEFAULT_EXPERIMENT_RETENTION_DAYS,
+    warn: (details, message) => server.log.warn(details, message),
+  });
+  retention.start();
+  server.addHook('onClose', () => retention.stop());
 
   return { server, context, workspaces, routes, fastPath, metrics, limiter, guardedRollouts };
 }

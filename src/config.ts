@@ -1,3 +1,6 @@
+/** Days of experiment data kept by default (`EXPERIMENT_RETENTION_DAYS`). */
+export const DEFAULT_EXPERIMENT_RETENTION_DAYS = 90;
+
 /** The default byte budget of the caches that grow with the number of agents served. */
 export const DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -82,7 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpTimeouts: httpTimeoutsFrom(env),
     experimentEvaluationIntervalMs: evaluationIntervalFrom(env),
     publicUrl: publicUrlFrom(env.PUBLIC_URL),
-    experimentRetentionDays: integer(env.EXPERIMENT_RETENTION_DAYS, 90, 'EXPERIMENT_RETENTION_DAYS'),
+    experimentRetentionDays: integer(env.EXPERIMENT_RETENTION_DAYS, DEFAULT_EXPERIMENT_RETENTION_DAYS, 'EXPERIMENT_RETENTION_DAYS'),
     recordExposures: booleanFrom(env.RECORD_EXPOSURES, true, 'RECORD_EXPOSURES'),
     exposureFlushIntervalMs: exposureFlushFrom(env.EXPOSURE_FLUSH_INTERVAL_MS),
   };

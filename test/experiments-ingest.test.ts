@@ -284,3 +284,31 @@ describe('retention', () => {
     expect(cells).toEqual(await recountedCells(testApp.store, agent.agentId));
   });
 });
+
+describe('retention under a lease', () => {
+  it('two apps on one store: one holds the lease and drops the expired days; the other does nothing', async () => {
+    const { experimentRetention } = await import('../src/features/experiments/retention.js');
+    const { recordExposures, DAY_MS } = await import('../src/features/experiments/cells.js');
+    const { startOtherApp } = await import('./support/test-app.js');
+    const agent = await splitAgent();
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agent.agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const old = { agent_id: agent.agentId, unit_id: 'expired', branch_id: agent.branchId, version_id: agent.branchVersionId, deployment_id: deployment.id, probability: 0.5, exposed_at_ms: Date.now() - 120 * DAY_MS, source: 'reported' as const };
+    await testApp.app.context.write(({ trx }) => recordExposures(trx, agent.agentId, [old, { ...old, unit_id: 'recent', exposed_at_ms: Date.now() }]));
+    const other = await startOtherApp(testApp);
+    try {
+      const warn = () => undefined;
+      const jobs = [experimentRetention(testApp.app.context, { retentionDays: 90, warn }), experimentRetention(other.app.context, { retentionDays: 90, warn })];
+      const held = await Promise.all(jobs.map((job) => job.runOnce()));
+      expect(held.filter(Boolean)).toHaveLength(1);
+      const units = (await testApp.store.db.selectFrom('exposures').select('unit_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.unit_id);
+      expect(units).toEqual(['recent']);
+      expect(await storedCells(testApp.store, agent.agentId)).toEqual(await recountedCells(testApp.store, agent.agentId));
+      // The holder gives the lease up when it stops: the other takes it at once.
+      await jobs[held.indexOf(true)].stop();
+      expect(await jobs[held.indexOf(false)].runOnce()).toBe(true);
+      await jobs[held.indexOf(false)].stop();
+    } finally {
+      await other.close();
+    }
+  });
+});
