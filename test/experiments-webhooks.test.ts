@@ -93,6 +93,16 @@ describe('the webhook endpoint', () => {
     expect(JSON.stringify(audit)).not.toContain(created.secret);
   });
 
+  it('PUBLIC_URL, when set, is the base of the webhook URL', async () => {
+    const other = await startTestApp({ config: { publicUrl: 'https://calls.example.test/branchwise' } });
+    try {
+      const created = okJson<{ webhook_id: string; url: string }>(await injectAs(other, 'POST', '/v1/convai/outcome-webhooks', other.keys.admin, {}));
+      expect(created.url).toBe(`https://calls.example.test/branchwise/v1/convai/outcome-webhooks/${created.webhook_id}`);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a signed delivery records the built-in metrics and those defined from it, once per conversation', async () => {
     const { agentId } = await createAgent(testApp);
     const webhook = await createWebhook();

@@ -84,16 +84,13 @@ export function webhooksService(context: AppContext, counters: ExperimentCounter
         counters.webhookIgnored++;
         return 'ignored';
       }
-      const agent = await agentsStore(db).find(webhook.workspace_id, agentId);
-      if (!agent) {
-        counters.webhookUnknownAgent++;
-        return 'ignored';
-      }
       const facts = extractWebhookFacts(data);
       // Upstream's unix seconds; anything else (or outside years 1970–9999) is "now".
       const stamp = body.event_timestamp;
       const occurredAtMs = typeof stamp === 'number' && stamp >= 0 && stamp <= MAX_UNIX_SECS ? Math.round(stamp * 1000) : nowMs;
       const result = await context.write(async ({ trx }) => {
+        // In the write: an agent deleted meanwhile gets no rows.
+        if (!(await agentsStore(trx).find(webhook.workspace_id, agentId))) return 'unknown_agent' as const;
         const store = experimentsStore(trx);
         await store.touchWebhook(webhook.id, nowMs);
         const fresh = await store.insertDelivery({ agent_id: agentId, conversation_id: conversationId, type: body.type, received_at_ms: occurredAtMs, extracted: JSON.stringify(facts) });
@@ -106,6 +103,10 @@ export function webhooksService(context: AppContext, counters: ExperimentCounter
         await recordValues(trx, agentId, events, nowMs);
         return 'recorded' as const;
       });
+      if (result === 'unknown_agent') {
+        counters.webhookUnknownAgent++;
+        return 'ignored';
+      }
       if (result === 'duplicate') counters.webhookDuplicates++;
       else counters.webhookRecorded++;
       return result;
