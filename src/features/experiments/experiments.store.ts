@@ -213,8 +213,17 @@ export function experimentsStore(db: Kysely<Database>) {
       return Number(result.numDeletedRows) > 0;
     },
 
+    /**
+     * Moves `last_received_at_ms` when it is a second or more behind: concurrent deliveries do not
+     * all wait on the webhook's row (PostgreSQL locks only the rows an update changes).
+     */
     async touchWebhook(webhookId: string, atMs: number): Promise<void> {
-      await db.updateTable('outcome_webhooks').set({ last_received_at_ms: atMs }).where('id', '=', webhookId).execute();
+      await db
+        .updateTable('outcome_webhooks')
+        .set({ last_received_at_ms: atMs })
+        .where('id', '=', webhookId)
+        .where((eb) => eb.or([eb('last_received_at_ms', 'is', null), eb('last_received_at_ms', '<', atMs - 1_000)]))
+        .execute();
     },
 
     /** Records a delivery unless one of its (agent, conversation, type) is there: whether it was new. */

@@ -92,15 +92,18 @@ export function webhooksService(context: AppContext, counters: ExperimentCounter
         // In the write: an agent deleted meanwhile gets no rows.
         if (!(await agentsStore(trx).find(webhook.workspace_id, agentId))) return 'unknown_agent' as const;
         const store = experimentsStore(trx);
-        await store.touchWebhook(webhook.id, nowMs);
         const fresh = await store.insertDelivery({ agent_id: agentId, conversation_id: conversationId, type: body.type, received_at_ms: occurredAtMs, extracted: JSON.stringify(facts) });
-        if (!fresh) return 'duplicate' as const;
+        if (!fresh) {
+          await store.touchWebhook(webhook.id, nowMs);
+          return 'duplicate' as const;
+        }
         const events: ValueEvent[] = [];
         for (const metric of await metricsOf(trx, agentId)) {
           const value = valueFromFacts(metric, facts);
           if (value !== undefined) events.push({ unitId: conversationId, metricKey: metric.key, value, occurredAtMs, idempotencyKey: null });
         }
         await recordValues(trx, agentId, events, nowMs);
+        await store.touchWebhook(webhook.id, nowMs);
         return 'recorded' as const;
       });
       if (result === 'unknown_agent') {
