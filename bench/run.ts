@@ -8,6 +8,7 @@ import { benchCommits } from './commits.bench.js';
 import { benchDashboard } from './dashboard.bench.js';
 import { benchDialects } from './databases.js';
 import { benchEventLoop } from './event-loop.bench.js';
+import { benchExperiments } from './experiments.bench.js';
 import { benchHttp, HTTP_SETUP } from './http.bench.js';
 import { benchInProcess } from './in-process.bench.js';
 import { benchMemory } from './memory.bench.js';
@@ -30,6 +31,7 @@ try {
   rows.push(await benchMemory(quick, dialects[0]));
   for (const dialect of dialects) rows.push(...(await benchEventLoop(quick, dialect)));
   rows.push(...(await benchDashboard(quick)));
+  for (const dialect of dialects) rows.push(...(await benchExperiments(quick, dialect)));
 } finally {
   stop();
 }

@@ -240,3 +240,47 @@ describe('cells', () => {
     expect(cells).toEqual(await recountedCells(testApp.store, agent.agentId));
   });
 });
+
+describe('retention', () => {
+  it('drops whole days before the cutoff with their exposures, values, deliveries and cells; the days kept still add up', async () => {
+    const { dropExpiredDays, recordExposures, recordValues, DAY_MS } = await import('../src/features/experiments/cells.js');
+    const agent = await splitAgent();
+    okJson(await post(`/v1/convai/agents/${agent.agentId}/metrics`, eventMetric('csat')));
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agent.agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const now = Date.UTC(2026, 11, 3, 12);
+    const exposure = (unit: string, daysAgo: number) => ({
+      agent_id: agent.agentId,
+      unit_id: unit,
+      branch_id: agent.branchId,
+      version_id: agent.branchVersionId,
+      deployment_id: deployment.id,
+      probability: 0.5,
+      exposed_at_ms: now - daysAgo * DAY_MS,
+      source: 'routed' as const,
+    });
+    await testApp.app.context.write(async ({ trx }) => {
+      await recordExposures(trx, agent.agentId, [exposure('old', 100), exposure('kept', 10)]);
+      await recordValues(
+        trx,
+        agent.agentId,
+        [
+          { unitId: 'old', metricKey: 'csat', value: 1, occurredAtMs: now - 100 * DAY_MS, idempotencyKey: null },
+          { unitId: 'kept', metricKey: 'csat', value: 3, occurredAtMs: now - 10 * DAY_MS, idempotencyKey: null },
+        ],
+        now - 100 * DAY_MS,
+      );
+      await trx.insertInto('webhook_deliveries').values([
+        { agent_id: agent.agentId, conversation_id: 'old', type: 'post_call_transcription', received_at_ms: now - 100 * DAY_MS, extracted: '{}' },
+        { agent_id: agent.agentId, conversation_id: 'kept', type: 'post_call_transcription', received_at_ms: now - DAY_MS, extracted: '{}' },
+      ]).execute();
+    });
+    await testApp.app.context.write(({ trx }) => dropExpiredDays(trx, 90, now));
+    const units = async (table: 'exposures' | 'outcome_values') => (await testApp.store.db.selectFrom(table).select('unit_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.unit_id);
+    expect(await units('exposures')).toEqual(['kept']);
+    expect(await units('outcome_values')).toEqual(['kept']);
+    expect((await testApp.store.db.selectFrom('webhook_deliveries').select('conversation_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.conversation_id)).toEqual(['kept']);
+    const cells = await storedCells(testApp.store, agent.agentId);
+    expect(cells.outcome.map((cell) => [cell.n, cell.sum])).toEqual([[1, 3]]);
+    expect(cells).toEqual(await recountedCells(testApp.store, agent.agentId));
+  });
+});

@@ -161,3 +161,13 @@ export async function recordValues(trx: Kysely<Database>, agentId: string, event
   await deltas.write(trx);
   return { accepted, duplicates };
 }
+
+/**
+ * Retention (`EXPERIMENT_RETENTION_DAYS`): drops the days older than `retentionDays` before `nowMs`
+ * (0 keeps everything). One write; to be run by one process at a time, under a lease (the lead
+ * wires it to `src/db/leases.ts`).
+ */
+export async function dropExpiredDays(trx: Kysely<Database>, retentionDays: number, nowMs: number): Promise<void> {
+  if (retentionDays <= 0) return;
+  await experimentsStore(trx).dropDaysBefore(dayOf(nowMs) - retentionDays);
+}

@@ -1,6 +1,6 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 
-import { queryInSlices, MAX_BOUND_VALUES } from '../../db/in-lists.js';
+import { columnList, type JsonColumnType, jsonTextList, selectJsonRows } from '../../db/json-rows.js';
 import type {
   Database,
   ExperimentMetricTable,
@@ -24,10 +24,46 @@ export type ExposureCellRow = Selectable<ExposureCellTable>;
 export type OutcomeCellDelta = OutcomeCellRow;
 export type ExposureCellDelta = ExposureCellRow;
 
-/** Rows a multi-row statement may take, so that its bound values stay under the limit. */
-function rowsPerStatement(columns: number): number {
-  return Math.max(1, Math.floor((MAX_BOUND_VALUES * 8) / columns));
-}
+/** Rows a statement takes at most (one JSON parameter: `selectJsonRows`). */
+const ROWS_PER_STATEMENT = 5_000;
+
+const EXPOSURE_COLUMNS: Record<keyof ExposureTable, JsonColumnType> = {
+  agent_id: 'text',
+  unit_id: 'text',
+  branch_id: 'text',
+  version_id: 'text',
+  deployment_id: 'text',
+  probability: 'real',
+  exposed_at_ms: 'integer',
+  source: 'text',
+};
+const VALUE_COLUMNS: Record<keyof OutcomeValueTable, JsonColumnType> = {
+  agent_id: 'text',
+  unit_id: 'text',
+  metric_key: 'text',
+  value: 'real',
+  occurred_at_ms: 'integer',
+  updated_at_ms: 'integer',
+  idempotency_key: 'text',
+};
+const OUTCOME_CELL_COLUMNS: Record<keyof OutcomeCellTable, JsonColumnType> = {
+  agent_id: 'text',
+  metric_key: 'text',
+  deployment_id: 'text',
+  branch_id: 'text',
+  day: 'integer',
+  n: 'integer',
+  sum: 'real',
+  sum_squares: 'real',
+};
+const EXPOSURE_CELL_COLUMNS: Record<keyof ExposureCellTable, JsonColumnType> = {
+  agent_id: 'text',
+  deployment_id: 'text',
+  branch_id: 'text',
+  day: 'integer',
+  exposures: 'integer',
+  units_with_outcomes: 'integer',
+};
 
 function chunks<T>(rows: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -64,44 +100,41 @@ export function experimentsStore(db: Kysely<Database>) {
     /** Inserts the exposures whose unit has none yet; returns those inserted. */
     async insertNewExposures(rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
       const inserted: ExposureRow[] = [];
-      for (const chunk of chunks(rows, rowsPerStatement(8))) {
-        const units = await db
-          .insertInto('exposures')
-          .values(chunk)
-          .onConflict((conflict) => conflict.columns(['agent_id', 'unit_id']).doNothing())
-          .returning(['unit_id'])
-          .execute();
+      for (const chunk of chunks(rows, ROWS_PER_STATEMENT)) {
+        const { rows: units } = await sql<{ unit_id: string }>`
+          insert into exposures ${columnList(EXPOSURE_COLUMNS)} ${selectJsonRows(db, EXPOSURE_COLUMNS, chunk)}
+          on conflict (agent_id, unit_id) do nothing returning unit_id`.execute(db);
         const fresh = new Set(units.map((row) => row.unit_id));
         for (const row of chunk) if (fresh.has(row.unit_id)) inserted.push(row);
       }
       return inserted;
     },
 
-    exposuresOf(agentId: string, unitIds: readonly string[]): Promise<ExposureRow[]> {
-      return queryInSlices(unitIds, (slice) => db.selectFrom('exposures').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', slice).execute());
+    async exposuresOf(agentId: string, unitIds: readonly string[]): Promise<ExposureRow[]> {
+      const rows: ExposureRow[] = [];
+      for (const chunk of chunks(unitIds, ROWS_PER_STATEMENT)) {
+        rows.push(...(await db.selectFrom('exposures').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', jsonTextList(db, chunk)).execute()));
+      }
+      return rows;
     },
 
     // Values ------------------------------------------------------------------------------------
 
     /** Every value (any metric) of these units. */
-    valuesOfUnits(agentId: string, unitIds: readonly string[]): Promise<OutcomeValueRow[]> {
-      return queryInSlices(unitIds, (slice) => db.selectFrom('outcome_values').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', slice).execute());
+    async valuesOfUnits(agentId: string, unitIds: readonly string[]): Promise<OutcomeValueRow[]> {
+      const rows: OutcomeValueRow[] = [];
+      for (const chunk of chunks(unitIds, ROWS_PER_STATEMENT)) {
+        rows.push(...(await db.selectFrom('outcome_values').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', jsonTextList(db, chunk)).execute()));
+      }
+      return rows;
     },
 
     async upsertValues(rows: readonly OutcomeValueRow[]): Promise<void> {
-      for (const chunk of chunks(rows, rowsPerStatement(7))) {
-        await db
-          .insertInto('outcome_values')
-          .values(chunk)
-          .onConflict((conflict) =>
-            conflict.columns(['agent_id', 'unit_id', 'metric_key']).doUpdateSet({
-              value: (eb) => eb.ref('excluded.value'),
-              occurred_at_ms: (eb) => eb.ref('excluded.occurred_at_ms'),
-              updated_at_ms: (eb) => eb.ref('excluded.updated_at_ms'),
-              idempotency_key: (eb) => eb.ref('excluded.idempotency_key'),
-            }),
-          )
-          .execute();
+      for (const chunk of chunks(rows, ROWS_PER_STATEMENT)) {
+        await sql`
+          insert into outcome_values ${columnList(VALUE_COLUMNS)} ${selectJsonRows(db, VALUE_COLUMNS, chunk)}
+          on conflict (agent_id, unit_id, metric_key) do update set value = excluded.value, occurred_at_ms = excluded.occurred_at_ms,
+            updated_at_ms = excluded.updated_at_ms, idempotency_key = excluded.idempotency_key`.execute(db);
       }
     },
 
@@ -109,33 +142,20 @@ export function experimentsStore(db: Kysely<Database>) {
 
     /** Adds each delta to its cell (one delta per cell: the caller sums them first). */
     async addToOutcomeCells(deltas: readonly OutcomeCellDelta[]): Promise<void> {
-      for (const chunk of chunks(deltas, rowsPerStatement(8))) {
-        await db
-          .insertInto('outcome_cells')
-          .values(chunk)
-          .onConflict((conflict) =>
-            conflict.columns(['agent_id', 'metric_key', 'deployment_id', 'branch_id', 'day']).doUpdateSet({
-              n: sql`outcome_cells.n + excluded.n`,
-              sum: sql`outcome_cells.sum + excluded.sum`,
-              sum_squares: sql`outcome_cells.sum_squares + excluded.sum_squares`,
-            }),
-          )
-          .execute();
+      for (const chunk of chunks(deltas, ROWS_PER_STATEMENT)) {
+        await sql`
+          insert into outcome_cells ${columnList(OUTCOME_CELL_COLUMNS)} ${selectJsonRows(db, OUTCOME_CELL_COLUMNS, chunk)}
+          on conflict (agent_id, metric_key, deployment_id, branch_id, day) do update set n = outcome_cells.n + excluded.n,
+            sum = outcome_cells.sum + excluded.sum, sum_squares = outcome_cells.sum_squares + excluded.sum_squares`.execute(db);
       }
     },
 
     async addToExposureCells(deltas: readonly ExposureCellDelta[]): Promise<void> {
-      for (const chunk of chunks(deltas, rowsPerStatement(6))) {
-        await db
-          .insertInto('exposure_cells')
-          .values(chunk)
-          .onConflict((conflict) =>
-            conflict.columns(['agent_id', 'deployment_id', 'branch_id', 'day']).doUpdateSet({
-              exposures: sql`exposure_cells.exposures + excluded.exposures`,
-              units_with_outcomes: sql`exposure_cells.units_with_outcomes + excluded.units_with_outcomes`,
-            }),
-          )
-          .execute();
+      for (const chunk of chunks(deltas, ROWS_PER_STATEMENT)) {
+        await sql`
+          insert into exposure_cells ${columnList(EXPOSURE_CELL_COLUMNS)} ${selectJsonRows(db, EXPOSURE_CELL_COLUMNS, chunk)}
+          on conflict (agent_id, deployment_id, branch_id, day) do update set exposures = exposure_cells.exposures + excluded.exposures,
+            units_with_outcomes = exposure_cells.units_with_outcomes + excluded.units_with_outcomes`.execute(db);
       }
     },
 
@@ -213,6 +233,25 @@ export function experimentsStore(db: Kysely<Database>) {
       let query = db.selectFrom('webhook_deliveries').selectAll().where('agent_id', '=', agentId).where('type', '=', type);
       if (afterConversationId !== undefined) query = query.where('conversation_id', '>', afterConversationId);
       return query.orderBy('conversation_id').limit(limit).execute();
+    },
+
+    // Retention ---------------------------------------------------------------------------------
+
+    /**
+     * Drops every day before `cutoffDay`, all agents: exposures of those days with their values and
+     * cells, values of units never exposed last changed before it, deliveries received before it.
+     * Whole days go, so the cells of the days kept still add up to their rows.
+     */
+    async dropDaysBefore(cutoffDay: number): Promise<void> {
+      const cutoffMs = cutoffDay * 86_400_000;
+      await sql`delete from outcome_values where exists (
+        select 1 from exposures e where e.agent_id = outcome_values.agent_id and e.unit_id = outcome_values.unit_id and e.exposed_at_ms < ${cutoffMs})`.execute(db);
+      await sql`delete from outcome_values where updated_at_ms < ${cutoffMs} and not exists (
+        select 1 from exposures e where e.agent_id = outcome_values.agent_id and e.unit_id = outcome_values.unit_id)`.execute(db);
+      await db.deleteFrom('exposures').where('exposed_at_ms', '<', cutoffMs).execute();
+      await db.deleteFrom('outcome_cells').where('day', '<', cutoffDay).execute();
+      await db.deleteFrom('exposure_cells').where('day', '<', cutoffDay).execute();
+      await db.deleteFrom('webhook_deliveries').where('received_at_ms', '<', cutoffMs).execute();
     },
 
     // Agents ------------------------------------------------------------------------------------

@@ -24,8 +24,10 @@ export interface ExposureRecorderOptions {
  */
 export class ExposureRecorder {
   private buffer: ExposureRow[] = [];
-  private readonly remembered = new Set<string>();
+  private remembered = new Set<string>();
+  private rememberedBefore = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private timerDueNow = false;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly flushIntervalMs: number;
@@ -53,16 +55,12 @@ export class ExposureRecorder {
   /** A routed read served `versionId` of `branchId` to `unitId` under `deploymentId`. */
   record(agentId: string, unitId: string, branchId: string, versionId: string, deploymentId: string, probability: number | undefined): void {
     const key = `${agentId}\u0000${unitId}`;
-    if (this.remembered.has(key)) return;
+    if (this.remembered.has(key) || this.rememberedBefore.has(key)) return;
     if (this.closed || this.buffer.length >= this.maxBuffered) {
       this.counters.exposuresDropped++;
       return;
     }
-    this.remembered.add(key);
-    if (this.remembered.size > this.maxRemembered) {
-      // Oldest first (a Set iterates in insertion order).
-      this.remembered.delete(this.remembered.values().next().value as string);
-    }
+    this.remember(key);
     const exposedAtMs = this.now();
     this.buffer.push({
       agent_id: agentId,
@@ -78,13 +76,35 @@ export class ExposureRecorder {
     else if (this.timer === undefined) this.flushSoon(this.flushIntervalMs);
   }
 
+  /**
+   * Two generations, each at most half the bound: when the newer fills, the older is forgotten
+   * whole. (Deleting the oldest member of one Set one at a time is quadratic in V8: deleted
+   * entries stay as holes that finding the first member scans, until the table is rebuilt.)
+   */
+  private remember(key: string): void {
+    if (this.remembered.size >= this.maxRemembered / 2) {
+      this.rememberedBefore = this.remembered;
+      this.remembered = new Set();
+    }
+    this.remembered.add(key);
+  }
+
+  private forget(key: string): void {
+    this.remembered.delete(key);
+    this.rememberedBefore.delete(key);
+  }
+
   private flushSoon(delayMs: number): void {
     if (this.timer !== undefined) {
-      if (delayMs > 0) return;
+      // Already due at once, or due later and still later is asked: nothing to change (this runs
+      // on the routed read: no timer churn per read).
+      if (delayMs > 0 || this.timerDueNow) return;
       clearTimeout(this.timer);
     }
+    this.timerDueNow = delayMs === 0;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.timerDueNow = false;
       void this.flush();
     }, delayMs);
     // A pending batch does not keep a process alive; close() writes it.
@@ -102,7 +122,7 @@ export class ExposureRecorder {
           // The database refused (it is closing, or down): the batch is lost, and counted. Its
           // units are forgotten so that a later read of them is recorded again.
           this.counters.exposureFlushFailures += batch.length;
-          for (const row of batch) this.remembered.delete(`${row.agent_id}\u0000${row.unit_id}`);
+          for (const row of batch) this.forget(`${row.agent_id}\u0000${row.unit_id}`);
         }
       }
     });
@@ -114,6 +134,7 @@ export class ExposureRecorder {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerDueNow = false;
     await this.flush();
   }
 }

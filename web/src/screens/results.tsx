@@ -226,7 +226,12 @@ function MetricTile({ metric, baselineId, alpha, nameOf }: { metric: MetricResul
             <tr key={arm.branch_id}>
               <td>
                 {nameOf(arm.branch_id)}
-                {arm.branch_id === baselineId && <span class="badge">baseline</span>}
+                {arm.branch_id === baselineId && (
+                  <>
+                    {' '}
+                    <span class="badge">baseline</span>
+                  </>
+                )}
               </td>
               <td class="num">{arm.n.toLocaleString()}</td>
               <td class="num">{arm.estimate === null ? '—' : format(arm.estimate)}</td>

@@ -1,0 +1,193 @@
+// Issue 20's figures: what recording exposures costs the routed read (on against off, same run),
+// outcome events ingested per second, and the results over 1,000,000 exposures.
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+import { buildApp } from '../src/app.js';
+import { openStore } from '../src/db/connect.js';
+import { recordExposures, recordValues, type ValueEvent } from '../src/features/experiments/cells.js';
+import type { ExposureRow } from '../src/features/experiments/experiments.store.js';
+import { freePort, serverCommand } from '../test/support/server-process.js';
+import type { BenchDialect } from './databases.js';
+import { KEY, seed, startProcess, stop, wrk, type WrkResult } from './http.bench.js';
+
+interface Row {
+  name: string;
+  value: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * The routed read with recording on against off: each round starts one server of each (`RECORD_EXPOSURES`)
+ * on the same seeded database, warms both, and runs wrk's routed script (a fresh conversation id
+ * per request: every read is a new exposure, the worst case) against each in turn; the round with
+ * the median ratio is reported.
+ */
+async function exposureCost(seconds: number, rounds: number, dialect: BenchDialect): Promise<Row> {
+  const database = await dialect.create();
+  const processes: ChildProcess[] = [];
+  try {
+    const { agentId } = await seed(database.options);
+    const agentPath = `/v1/convai/agents/${agentId}`;
+    const script = path.resolve('bench/lua/routed.lua');
+    const env = { BENCH_API_KEY: KEY, BENCH_PATH: agentPath };
+    const measured: { on: WrkResult; off: WrkResult }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const start = async (record: boolean) => {
+        const port = await freePort();
+        const base = `http://127.0.0.1:${port}`;
+        const child = await startProcess(...serverCommand('serve'), { ...database.env, PORT: String(port), RECORD_EXPOSURES: String(record) }, async () =>
+          (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
+        );
+        processes.push(child);
+        wrk(base, script, 1, env);
+        return base;
+      };
+      const on = await start(true);
+      const off = await start(false);
+      // Alternate which goes first, so that drift on the machine does not favour one side.
+      const [first, second] = round % 2 === 0 ? [on, off] : [off, on];
+      const a = wrk(first, script, seconds, env);
+      const b = wrk(second, script, seconds, env);
+      measured.push(round % 2 === 0 ? { on: a, off: b } : { on: b, off: a });
+      for (const child of processes.splice(0)) await stop(child);
+    }
+    const byRatio = measured.sort((a, b) => a.on.requestsPerSecond / a.off.requestsPerSecond - b.on.requestsPerSecond / b.off.requestsPerSecond);
+    const { on, off } = byRatio[Math.floor(byRatio.length / 2)];
+    const ratios = byRatio.map((one) => (one.on.requestsPerSecond / one.off.requestsPerSecond).toFixed(2)).join(', ');
+    return {
+      name: `routed GET agent with exposure recording on (a new conversation id per request), ${dialect.label}`,
+      value: `${Math.round(on.requestsPerSecond)} req/s, p99 ${on.p99Ms.toFixed(2)} ms (median of ${rounds} rounds; ratios ${ratios})`,
+      baseline: `recording off, same requests: ${Math.round(off.requestsPerSecond)} req/s, p99 ${off.p99Ms.toFixed(2)} ms`,
+      ratio: `${(on.requestsPerSecond / off.requestsPerSecond).toFixed(2)}× req/s`,
+      target: '≥ 0.95×',
+    };
+  } finally {
+    for (const child of processes) await stop(child);
+    await database.drop();
+  }
+}
+
+async function benchApp(dialect: BenchDialect) {
+  const database = await dialect.create();
+  const store = await openStore(database.options);
+  const app = await buildApp({ config: { bodyLimitBytes: 1 << 21, logLevel: 'silent', recordExposures: false }, store, logger: false });
+  await app.workspaces.bootstrap(KEY);
+  const headers = { 'xi-api-key': KEY, 'content-type': 'application/json' };
+  const inject = async <T>(method: 'GET' | 'POST', url: string, payload?: unknown): Promise<T> => {
+    const response = await app.server.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }) });
+    if (response.statusCode !== 200) throw new Error(`${method} ${url}: ${response.statusCode} ${response.body.slice(0, 300)}`);
+    return response.json() as T;
+  };
+  const { agent_id: agentId } = await inject<{ agent_id: string }>('POST', '/v1/convai/agents/create', { name: 'Experiment', conversation_config: {} });
+  const main = await inject<{ main_branch_id: string; version_id: string }>('GET', `/v1/convai/agents/${agentId}`);
+  const branch = await inject<{ created_branch_id: string; created_version_id: string }>('POST', `/v1/convai/agents/${agentId}/branches`, {
+    parent_version_id: main.version_id,
+    name: 'candidate',
+    description: '',
+  });
+  const split = (branchId: string) => ({ branch_id: branchId, deployment_strategy: { type: 'percentage', traffic_percentage: 50 } });
+  await inject('POST', `/v1/convai/agents/${agentId}/deployments`, { deployment_request: { requests: [split(main.main_branch_id), split(branch.created_branch_id)] } });
+  const deployment = await store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+  return {
+    app,
+    store,
+    inject,
+    agentId,
+    arms: [
+      { branchId: main.main_branch_id, versionId: main.version_id },
+      { branchId: branch.created_branch_id, versionId: branch.created_version_id },
+    ],
+    deploymentId: deployment.id,
+    async close() {
+      await app.server.close();
+      await store.close();
+      await database.drop();
+    },
+  };
+}
+
+/** Outcome events through `POST …/outcomes`, 1,000 a request, every unit exposed (the cells move with each). */
+async function outcomeIngestion(quick: boolean, dialect: BenchDialect): Promise<Row> {
+  const bench = await benchApp(dialect);
+  try {
+    const units = quick ? 20_000 : 100_000;
+    const nowMs = Date.now();
+    for (let start = 0; start < units; start += 5_000) {
+      const rows: ExposureRow[] = [];
+      for (let i = start; i < start + 5_000; i++) {
+        const arm = bench.arms[i % 2];
+        rows.push({ agent_id: bench.agentId, unit_id: `u${i}`, branch_id: arm.branchId, version_id: arm.versionId, deployment_id: bench.deploymentId, probability: 0.5, exposed_at_ms: nowMs, source: 'routed' });
+      }
+      await bench.app.context.write(({ trx }) => recordExposures(trx, bench.agentId, rows));
+    }
+    await bench.inject('POST', `/v1/convai/agents/${bench.agentId}/metrics`, { metric_key: 'csat', kind: 'mean', higher_is_better: true, source: { type: 'event' } });
+    const started = performance.now();
+    for (let start = 0; start < units; start += 1_000) {
+      const events = Array.from({ length: 1_000 }, (_, i) => ({ conversation_id: `u${start + i}`, metric_key: 'csat', value: (start + i) % 5, idempotency_key: `e${start + i}` }));
+      await bench.inject('POST', `/v1/convai/agents/${bench.agentId}/outcomes`, { events });
+    }
+    const perSecond = units / ((performance.now() - started) / 1000);
+    return {
+      name: `outcome events ingested (POST …/outcomes, 1,000 a request, each unit exposed: value, cell, coverage), ${dialect.label}`,
+      value: `${Math.round(perSecond)} events/s over ${units.toLocaleString('en')}`,
+      baseline: '—',
+      ratio: '—',
+      target: dialect.label === 'SQLite' ? '≥ 5,000 events/s' : '—',
+    };
+  } finally {
+    await bench.close();
+  }
+}
+
+/** `GET …/experiment-results` over 1,000,000 exposures with values (read from the cells). */
+async function resultsOverMillion(quick: boolean, dialect: BenchDialect): Promise<Row> {
+  const bench = await benchApp(dialect);
+  try {
+    const exposures = quick ? 100_000 : 1_000_000;
+    const days = 30;
+    const nowMs = Date.now();
+    const batch = 10_000;
+    for (let start = 0; start < exposures; start += batch) {
+      const rows: ExposureRow[] = [];
+      const values: ValueEvent[] = [];
+      for (let i = start; i < start + batch; i++) {
+        const arm = bench.arms[i % 2];
+        const exposedAtMs = nowMs - (i % days) * 86_400_000;
+        rows.push({ agent_id: bench.agentId, unit_id: `u${i}`, branch_id: arm.branchId, version_id: arm.versionId, deployment_id: bench.deploymentId, probability: 0.5, exposed_at_ms: exposedAtMs, source: 'routed' });
+        values.push({ unitId: `u${i}`, metricKey: 'call_successful', value: (i * 7919) % 10 < (i % 2 ? 6 : 5) ? 1 : 0, occurredAtMs: exposedAtMs, idempotencyKey: null });
+        values.push({ unitId: `u${i}`, metricKey: 'call_duration_secs', value: 60 + ((i * 31) % 120), occurredAtMs: exposedAtMs, idempotencyKey: null });
+      }
+      await bench.app.context.write(async ({ trx }) => {
+        await recordExposures(trx, bench.agentId, rows);
+        await recordValues(trx, bench.agentId, values, nowMs);
+      });
+    }
+    const url = `/v1/convai/agents/${bench.agentId}/experiment-results`;
+    await bench.inject('GET', url);
+    const times: number[] = [];
+    for (let run = 0; run < (quick ? 5 : 21); run++) {
+      const started = performance.now();
+      await bench.inject('GET', url);
+      times.push(performance.now() - started);
+    }
+    const cells = await bench.store.db.selectFrom('outcome_cells').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+    return {
+      name: `experiment results over ${exposures.toLocaleString('en')} exposures with two metrics (${days} days, ${Number(cells.count)} outcome cells), ${dialect.label}`,
+      value: `median ${median(times).toFixed(1)} ms, worst ${Math.max(...times).toFixed(1)} ms (${times.length} reads)`,
+      baseline: '—',
+      ratio: '—',
+      target: '≤ 200 ms',
+    };
+  } finally {
+    await bench.close();
+  }
+}
+
+export async function benchExperiments(quick: boolean, dialect: BenchDialect): Promise<Row[]> {
+  return [await exposureCost(quick ? 2 : 4, quick ? 1 : 5, dialect), await outcomeIngestion(quick, dialect), await resultsOverMillion(quick, dialect)];
+}
