@@ -286,10 +286,12 @@ export function routeRequests(testApp: TestApp) {
         },
       }),
     );
-    // An outcome webhook of the workspace and a metric fed by events, with a key no other
-    // fixture's agent has (so that ours under another agent is unknown there).
+    // An outcome webhook of the workspace (made by its admin: webhooks are workspace-wide, and an
+    // editor may own the fixture) and a metric fed by events, with a key no other fixture's agent
+    // has (so that ours under another agent is unknown there).
+    const workspaceAdminKey = key === foreignKey ? foreignKey : keys.admin;
     const { webhook_id: webhookId } = await ok<{ webhook_id: string }>(
-      await send({ method: 'POST', url: '/v1/convai/outcome-webhooks', key, payload: { name: 'Fixture webhook' } }),
+      await send({ method: 'POST', url: '/v1/convai/outcome-webhooks', key: workspaceAdminKey, payload: { name: 'Fixture webhook' } }),
     );
     const metricKey = `csat_${agentId.slice(-10)}`;
     await ok(
