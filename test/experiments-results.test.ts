@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { experimentResultsOf } from '../src/features/experiments/results.service.js';
+import { type ExperimentResults as Results, experimentResultsOf } from '../src/features/experiments/results.service.js';
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { createAgent } from './support/fixtures.js';
 import { expectApiError, expectValidationError, locs } from './support/route-requests.js';
@@ -26,15 +26,6 @@ async function splitAgent(shares: [number, number]) {
   return { ...agent, branchId: branch.created_branch_id };
 }
 
-interface Results {
-  agent_id: string;
-  baseline_branch_id: string;
-  alpha: number;
-  computed_at_unix_secs: number;
-  sample_ratio_mismatch: { mismatch: boolean; e_value: number; alpha: number; observed: Record<string, number>; expected: Record<string, number> };
-  branches: { branch_id: string; exposures: number; expected_share: number | null; observed_share: number | null; outcome_coverage: number | null }[];
-  metrics: { metric_key: string; name: string; kind: string; higher_is_better: boolean; branches: { branch_id: string; n: number; estimate: number | null }[]; comparisons: { branch_id: string; decision: string; difference: number | null }[] }[];
-}
 
 describe('experiment results', () => {
   it('an agent with nothing recorded: every branch of the split, no values, nothing decided', async () => {

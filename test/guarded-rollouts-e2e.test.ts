@@ -1,8 +1,7 @@
 import type { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { signPayload } from '../src/features/experiments/webhook-signature.js';
-import { postCallBody } from './support/experiments.js';
+import { apiCall, deliverOverHttp, inBatches, postCallBody } from './support/experiments.js';
 import { patient } from './support/patience.js';
 import { waitFor } from './support/server-process.js';
 import { listen, sdk, startTestApp, type TestApp } from './support/test-app.js';
@@ -24,23 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-async function api<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: { 'xi-api-key': key, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  expect(response.status, text.slice(0, 300)).toBe(200);
-  return JSON.parse(text) as T;
-}
-
-/** Runs `work` over `items`, `width` at a time. */
-async function inBatches<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let start = 0; start < items.length; start += width) out.push(...(await Promise.all(items.slice(start, start + width).map(work))));
-  return out;
-}
+const api = <T>(method: string, path: string, key: string, body?: unknown) => apiCall<T>(baseUrl, method, path, key, body);
 
 interface Rollout {
   status: string;
@@ -97,11 +80,7 @@ describe('a guarded rollout of a worse branch, end to end', () => {
     await inBatches(conversations, 25, async (conversationId) => {
       const success = random() < (servedBy.get(conversationId) === candidate ? 0.35 : 0.75);
       const body = JSON.stringify(postCallBody(agentId, conversationId, { successful: success ? 'success' : 'failure' }));
-      const response = await fetch(webhook.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'ElevenLabs-Signature': signPayload(webhook.secret, Math.floor(Date.now() / 1000), body) },
-        body,
-      });
+      const response = await deliverOverHttp(webhook.url, webhook.secret, body);
       expect(response.status).toBe(200);
     });
 

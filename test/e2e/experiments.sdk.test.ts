@@ -1,8 +1,8 @@
 import type { ElevenLabsClient } from '@elevenlabs/elevenlabs-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { signPayload } from '../../src/features/experiments/webhook-signature.js';
-import { postCallBody } from '../support/experiments.js';
+import type { ExperimentResults as Results } from '../../src/features/experiments/results.service.js';
+import { apiCall, deliverOverHttp, inBatches, postCallBody } from '../support/experiments.js';
 import { patient } from '../support/patience.js';
 import { listen, sdk, startTestApp, type TestApp } from '../support/test-app.js';
 
@@ -21,34 +21,8 @@ beforeAll(async () => {
 });
 afterAll(() => testApp.close());
 
-interface Results {
-  baseline_branch_id: string;
-  sample_ratio_mismatch: { mismatch: boolean; e_value: number; observed: Record<string, number>; expected: Record<string, number> };
-  branches: { branch_id: string; exposures: number; expected_share: number | null; observed_share: number | null; outcome_coverage: number | null }[];
-  metrics: {
-    metric_key: string;
-    branches: { branch_id: string; n: number; estimate: number | null; interval: { lower: number; upper: number } | null }[];
-    comparisons: { branch_id: string; difference: number | null; interval: { lower: number; upper: number } | null; decision: string }[];
-  }[];
-}
 
-async function api<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: { 'xi-api-key': key, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  expect(response.status, text.slice(0, 300)).toBe(200);
-  return JSON.parse(text) as T;
-}
-
-/** Runs `work` over `items`, `width` at a time. */
-async function inBatches<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let start = 0; start < items.length; start += width) out.push(...(await Promise.all(items.slice(start, start + width).map(work))));
-  return out;
-}
+const api = <T>(method: string, path: string, key: string, body?: unknown) => apiCall<T>(baseUrl, method, path, key, body);
 
 describe('an experiment, end to end', () => {
   it('2,000 conversations routed 50/50, signed webhooks where the candidate succeeds more: results call it better, without SRM', async () => {
@@ -82,11 +56,7 @@ describe('an experiment, end to end', () => {
     const outcomes = conversations.map((conversationId) => ({ conversationId, success: random() < (servedBy.get(conversationId) === candidate ? 0.7 : 0.5) }));
     const statuses = await inBatches(outcomes, 25, async ({ conversationId, success }) => {
       const body = JSON.stringify(postCallBody(agentId, conversationId, { successful: success ? 'success' : 'failure', durationSecs: 60 + Math.floor(random() * 60) }));
-      const response = await fetch(webhook.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'ElevenLabs-Signature': signPayload(webhook.secret, Math.floor(Date.now() / 1000), body) },
-        body,
-      });
+      const response = await deliverOverHttp(webhook.url, webhook.secret, body);
       return ((await response.json()) as { status: string }).status;
     });
     expect(new Set(statuses)).toEqual(new Set(['recorded']));

@@ -1,10 +1,12 @@
 import { sql } from 'kysely';
+import { expect } from 'vitest';
 
 import type { Store } from '../../src/db/connect.js';
 import { signPayload } from '../../src/features/experiments/webhook-signature.js';
 import type { TestApp } from './test-app.js';
 
-// Shared by the experiment tests: cells recounted from the raw rows, and signed webhook deliveries.
+// Shared by the experiment tests: cells recounted from the raw rows, signed webhook deliveries, and
+// the calls of the end-to-end tests over a listening server.
 
 export interface CellsSnapshot {
   outcome: { metric_key: string; deployment_id: string; branch_id: string; day: number; n: number; sum: number; sum_squares: number }[];
@@ -87,4 +89,33 @@ export function deliver(testApp: TestApp, webhookId: string, secret: string, bod
     headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'elevenlabs-signature': signature }) },
     payload: raw,
   });
+}
+
+/** Posts a body over the network to a webhook URL, signed now with `secret`, as ElevenLabs signs it. */
+export function deliverOverHttp(url: string, secret: string, body: unknown): Promise<Response> {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body);
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'ElevenLabs-Signature': signPayload(secret, Math.floor(Date.now() / 1000), raw) },
+    body: raw,
+  });
+}
+
+/** A JSON call of an extension route (the SDKs have no methods for them) that must answer 200. */
+export async function apiCall<T>(baseUrl: string, method: string, path: string, key: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: { 'xi-api-key': key, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  expect(response.status, text.slice(0, 300)).toBe(200);
+  return JSON.parse(text) as T;
+}
+
+/** Runs `work` over `items`, `width` at a time. */
+export async function inBatches<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let start = 0; start < items.length; start += width) out.push(...(await Promise.all(items.slice(start, start + width).map(work))));
+  return out;
 }

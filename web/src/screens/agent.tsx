@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { type AgentConfig, agentConfigPath, type BranchList, branchesPath, type BranchSummary, createBranch, updateBranch } from '../api/history';
 import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
-import { Button, type Column, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
+import { BranchOptions, Button, type Column, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
 import { useApi } from '../use-api';
 
 /**
@@ -227,13 +227,7 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
             <label>
               <span>From the head of</span>
               <select name="from-branch" value={fromBranchId || mainId} onChange={(event) => setFromBranchId(event.currentTarget.value)}>
-                {rows
-                  .filter((branch) => !branch.is_archived)
-                  .map((branch) => (
-                    <option key={branch.id} value={branch.id}>
-                      {branch.name}
-                    </option>
-                  ))}
+                <BranchOptions branches={rows.filter((branch) => !branch.is_archived)} />
               </select>
             </label>
             <Button type="submit" variant="primary" busy={creating}>

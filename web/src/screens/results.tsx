@@ -19,7 +19,7 @@ import {
 } from '../api/results';
 import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
-import { Button, Confirm, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
+import { BranchOptions, Button, Confirm, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
 import { useApi } from '../use-api';
 
 /** Results change as outcomes arrive: the screen reads them again this often while it is open. */
@@ -93,11 +93,7 @@ export function ResultsScreen({ agent_id: agentId }: { agent_id: string }) {
         <label>
           Baseline{' '}
           <select value={baseline} onChange={(event) => setQuery({ baseline: (event.target as HTMLSelectElement).value })}>
-            {allBranches.map((branch) => (
-              <option key={branch.id} value={branch.id}>
-                {branch.name}
-              </option>
-            ))}
+            <BranchOptions branches={allBranches} />
           </select>
         </label>
         <label>
@@ -399,11 +395,7 @@ function RolloutForm({ agentId, branches, mainId, metrics, alpha, onStarted }: {
       <label>
         Branch{' '}
         <select value={branchId} onChange={(event) => setBranchId((event.target as HTMLSelectElement).value)}>
-          {candidates.map((branch) => (
-            <option key={branch.id} value={branch.id}>
-              {branch.name}
-            </option>
-          ))}
+          <BranchOptions branches={candidates} />
         </select>
       </label>
       <label>

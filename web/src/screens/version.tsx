@@ -15,7 +15,7 @@ import {
 import { BranchFromVersion, type BranchTarget } from '../history/BranchFromVersion';
 import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
-import { Button, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
+import { BranchOptions, Button, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
 import { useApi } from '../use-api';
 
 const CONFIG_SECTIONS: [keyof AgentConfig, string][] = [
@@ -140,13 +140,7 @@ export function VersionScreen({ agent_id: agentId, version_id: versionId }: { ag
                   route(`${path}?${params.toString()}`, true);
                 }}
               >
-                {branchList
-                  .filter((branch) => !branch.is_archived || branch.id === ontoId)
-                  .map((branch) => (
-                    <option key={branch.id} value={branch.id}>
-                      {branch.name}
-                    </option>
-                  ))}
+                <BranchOptions branches={branchList.filter((branch) => !branch.is_archived || branch.id === ontoId)} />
               </select>
             </label>
             <Button variant="primary" disabled={restoreReason !== undefined} aria-describedby="restore-reason" onClick={restore}>

@@ -1,4 +1,5 @@
 // The shared pieces every screen uses; import them from here.
+export { BranchOptions } from './BranchOptions';
 export { Button } from './Button';
 export { Confirm } from './Confirm';
 export { ErrorPanel } from './ErrorPanel';
