@@ -12,6 +12,7 @@ export default defineConfig({
   test: {
     include: [
       'test/units/routing-cache.test.ts',
+      'test/units/fast-path.test.ts',
       'test/units/role-rules.test.ts',
       'test/key-cache.test.ts',
       'test/fast-path-answers.test.ts',
