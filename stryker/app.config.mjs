@@ -11,8 +11,7 @@ export default run('app', [
   'src/features/branches/branch-access.ts',
   // callerByKeyHash, cachedCallerByKeyHash and recentHashOf: the key cache.
   'src/features/workspaces/workspaces.service.ts:167-202',
-  'src/http/fast-path.ts',
-  'src/features/deployments/routing-cache.ts',
+  // src/http/fast-path.ts and src/features/deployments/routing-cache.ts: their own run (fastpath.config.mjs).
   'src/features/deployments/deployment-writer.ts',
   'src/features/deployments/deployments.service.ts',
 ]);
