@@ -38,6 +38,8 @@ interface Run {
   cachedCallerRequests: IncomingMessage[];
   limiterChecks: [IncomingMessage, string][];
   counters: FastPathCounters & { latency: LatencyRecorder };
+  /** `performance.now()` just before the fast path was called. */
+  calledAtMs: number;
 }
 
 function run(url: string | undefined, setup: Setup = {}): Run {
@@ -73,8 +75,9 @@ function run(url: string | undefined, setup: Setup = {}): Run {
       : // Only `check` is called; a real RateLimiter would charge a token bucket.
         ({ check: (asked: IncomingMessage, credentialId: string) => (limiterChecks.push([asked, credentialId]), setup.limiterWait) } as unknown as RateLimiter);
   const counters = { served: 0, latency: new LatencyRecorder() };
+  const calledAtMs = performance.now();
   const result = agentFastPath(authenticator, routing, quickGet, counters, limiter)(request, response);
-  return { result, request, writeHeads, ends, peeks, quickGets, cachedCallerRequests, limiterChecks, counters };
+  return { result, request, writeHeads, ends, peeks, quickGets, cachedCallerRequests, limiterChecks, counters, calledAtMs };
 }
 
 /** How many answers the latency recorder saw. */
@@ -88,6 +91,9 @@ function expectAnswered(answered: Run, body: Buffer = BODY): void {
   expect(answered.ends[0]).toBe(body);
   expect(answered.counters.served).toBe(1);
   expect(recorded(answered.counters.latency)).toBe(1);
+  // The time the answer took: no more than has passed since the call.
+  expect(answered.counters.latency.sumSeconds).toBeGreaterThanOrEqual(0);
+  expect(answered.counters.latency.sumSeconds * 1000).toBeLessThanOrEqual(performance.now() - answered.calledAtMs);
 }
 
 function expectHandedOver(handed: Run): void {
