@@ -53,9 +53,17 @@ describe('an experiment, end to end', () => {
     expect(webhook.url).toBe(`${baseUrl}/v1/convai/outcome-webhooks/${webhook.webhook_id}`);
     let seed = 20;
     const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
-    const outcomes = conversations.map((conversationId) => ({ conversationId, success: random() < (servedBy.get(conversationId) === candidate ? 0.7 : 0.5) }));
-    const statuses = await inBatches(outcomes, 25, async ({ conversationId, success }) => {
-      const body = JSON.stringify(postCallBody(agentId, conversationId, { successful: success ? 'success' : 'failure', durationSecs: 60 + Math.floor(random() * 60) }));
+    // Durations are the same on both branches by construction (each branch cycles through 60..119 s
+    // in the order its conversations arrive), so no draw of the routing can make them differ.
+    const arrivals = new Map<string, number>();
+    const outcomes = conversations.map((conversationId) => {
+      const branchId = servedBy.get(conversationId)!;
+      const arrival = arrivals.get(branchId) ?? 0;
+      arrivals.set(branchId, arrival + 1);
+      return { conversationId, success: random() < (branchId === candidate ? 0.7 : 0.5), durationSecs: 60 + (arrival % 60) };
+    });
+    const statuses = await inBatches(outcomes, 25, async ({ conversationId, success, durationSecs }) => {
+      const body = JSON.stringify(postCallBody(agentId, conversationId, { successful: success ? 'success' : 'failure', durationSecs }));
       const response = await deliverOverHttp(webhook.url, webhook.secret, body);
       return ((await response.json()) as { status: string }).status;
     });
