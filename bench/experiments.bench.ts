@@ -123,7 +123,7 @@ async function outcomeIngestion(quick: boolean, dialect: BenchDialect): Promise<
         const arm = bench.arms[i % 2];
         rows.push({ agent_id: bench.agentId, unit_id: `u${i}`, branch_id: arm.branchId, version_id: arm.versionId, deployment_id: bench.deploymentId, probability: 0.5, exposed_at_ms: nowMs, source: 'routed' });
       }
-      await bench.app.context.write(({ trx }) => recordExposures(trx, bench.agentId, rows));
+      await bench.app.context.write((scope) => recordExposures(scope, bench.agentId, rows));
     }
     await bench.inject('POST', `/v1/convai/agents/${bench.agentId}/metrics`, { metric_key: 'csat', kind: 'mean', higher_is_better: true, source: { type: 'event' } });
     const started = performance.now();
@@ -162,9 +162,9 @@ async function resultsOverMillion(quick: boolean, dialect: BenchDialect): Promis
         values.push({ unitId: `u${i}`, metricKey: 'call_successful', value: (i * 7919) % 10 < (i % 2 ? 6 : 5) ? 1 : 0, occurredAtMs: exposedAtMs, idempotencyKey: null });
         values.push({ unitId: `u${i}`, metricKey: 'call_duration_secs', value: 60 + ((i * 31) % 120), occurredAtMs: exposedAtMs, idempotencyKey: null });
       }
-      await bench.app.context.write(async ({ trx }) => {
-        await recordExposures(trx, bench.agentId, rows);
-        await recordValues(trx, bench.agentId, values, nowMs);
+      await bench.app.context.write(async (scope) => {
+        await recordExposures(scope, bench.agentId, rows);
+        await recordValues(scope.trx, bench.agentId, values, nowMs);
       });
     }
     const url = `/v1/convai/agents/${bench.agentId}/experiment-results`;

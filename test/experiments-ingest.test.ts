@@ -258,8 +258,9 @@ describe('retention', () => {
       exposed_at_ms: now - daysAgo * DAY_MS,
       source: 'routed' as const,
     });
-    await testApp.app.context.write(async ({ trx }) => {
-      await recordExposures(trx, agent.agentId, [exposure('old', 100), exposure('kept', 10)]);
+    await testApp.app.context.write(async (scope) => {
+      const { trx } = scope;
+      await recordExposures(scope, agent.agentId, [exposure('old', 100), exposure('kept', 10)]);
       await recordValues(
         trx,
         agent.agentId,
@@ -293,7 +294,7 @@ describe('retention under a lease', () => {
     const agent = await splitAgent();
     const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agent.agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
     const old = { agent_id: agent.agentId, unit_id: 'expired', branch_id: agent.branchId, version_id: agent.branchVersionId, deployment_id: deployment.id, probability: 0.5, exposed_at_ms: Date.now() - 120 * DAY_MS, source: 'reported' as const };
-    await testApp.app.context.write(({ trx }) => recordExposures(trx, agent.agentId, [old, { ...old, unit_id: 'recent', exposed_at_ms: Date.now() }]));
+    await testApp.app.context.write((scope) => recordExposures(scope, agent.agentId, [old, { ...old, unit_id: 'recent', exposed_at_ms: Date.now() }]));
     const other = await startOtherApp(testApp);
     try {
       const warn = () => undefined;

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+import type SqliteDatabase from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 
 import { type Change, CHANGE_CHANNEL, type ChangeFeed } from './change-feed.js';
@@ -11,6 +12,8 @@ export interface WritableStore {
   dialect: 'sqlite' | 'postgres';
   changes: Pick<ChangeFeed, 'origin' | 'emitLocal'>;
   writeGuard: object;
+  /** SQLite: the store's one connection, the one its write transactions run on. */
+  sqlite?: SqliteDatabase.Database;
 }
 
 export interface WriteScope {
@@ -19,6 +22,12 @@ export interface WriteScope {
   publish(change: Change): void;
   /** Runs after a successful commit (never after a rollback). */
   afterCommit(callback: () => void): void;
+  /**
+   * SQLite only: the connection this transaction runs on (the store's only one), for a statement
+   * run once per row of a large batch, where Kysely's cost per query would be most of the work
+   * (the exposure insert). Synchronous, inside the transaction; never another connection.
+   */
+  sqlite?: SqliteDatabase.Database;
 }
 
 /**
@@ -72,7 +81,12 @@ export async function writeTransaction<T>(store: WritableStore, work: (scope: Wr
     // The transaction has its connection before `work` starts: only what runs inside is guarded.
     result = await store.db.transaction().execute((trx) =>
       writeInProgress.run(scope, async () => {
-        const value = await work({ trx, publish: (change) => changes.push(change), afterCommit: (callback) => callbacks.push(callback) });
+        const value = await work({
+          trx,
+          publish: (change) => changes.push(change),
+          afterCommit: (callback) => callbacks.push(callback),
+          sqlite: store.dialect === 'sqlite' ? store.sqlite : undefined,
+        });
         if (store.dialect === 'postgres') {
           for (const payload of new Set(changes.map((change) => JSON.stringify({ ...change, origin: store.changes.origin })))) {
             await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(trx);

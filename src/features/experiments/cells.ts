@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 
 import { lockKeys } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
+import type { WriteScope } from '../../db/write.js';
 import { type ExposureCellDelta, type ExposureRow, experimentsStore, type OutcomeCellDelta, type OutcomeValueRow } from './experiments.store.js';
 
 // Exposures and values in, cells kept up to date (README.md): a value lands in its unit's
@@ -61,13 +62,14 @@ class CellDeltas {
 /**
  * Records exposures of one agent's units that have none yet (later ones are ignored: the first
  * exposure is the unit's) and adds them, and the values their units already have, to the cells.
- * Returns the exposures recorded.
+ * Runs in the write's scope (its transaction, and on SQLite its connection). Returns the
+ * exposures recorded.
  */
-export async function recordExposures(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
+export async function recordExposures({ trx, sqlite }: Pick<WriteScope, 'trx' | 'sqlite'>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
   if (rows.length === 0) return [];
   await lockKeys(trx, rows.map((row) => unitLock(agentId, row.unit_id)));
   const store = experimentsStore(trx);
-  const inserted = await store.insertNewExposures(rows);
+  const inserted = await store.insertNewExposures(rows, sqlite);
   if (inserted.length === 0) return inserted;
   const values = await store.valuesOfUnits(agentId, inserted.map((row) => row.unit_id));
   const byUnit = new Map<string, OutcomeValueRow[]>();

@@ -23,11 +23,11 @@ const runtimes = new WeakMap<AppContext, ExperimentRuntime>();
  */
 function exposureWriter(context: AppContext) {
   return (rows: ExposureRow[]): Promise<number> =>
-    context.write(async ({ trx }) => {
+    context.write(async (scope) => {
       const groups = byAgent(rows);
       let recorded = 0;
       for (const [agentId, group] of groups) {
-        if (await agentsStore(trx).findById(agentId)) recorded += (await recordExposures(trx, agentId, group)).length;
+        if (await agentsStore(scope.trx).findById(agentId)) recorded += (await recordExposures(scope, agentId, group)).length;
       }
       return recorded;
     });

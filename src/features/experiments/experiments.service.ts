@@ -150,7 +150,8 @@ export function experimentsService(context: AppContext) {
      */
     async reportExposures(caller: Caller, agentId: string, reports: readonly ExposureReport[]): Promise<{ recorded: number; already_recorded: number }> {
       const nowMs = context.now();
-      return context.write(async ({ trx }) => {
+      return context.write(async (scope) => {
+        const { trx } = scope;
         await agent(caller, agentId, trx);
         const branches = new Map((await branchesStore(trx).heads(agentId)).map((head) => [head.branch_id, head.version_id]));
         const versionIds = [...new Set(reports.flatMap((report) => (report.version_id === undefined ? [] : [report.version_id])))];
@@ -183,7 +184,7 @@ export function experimentsService(context: AppContext) {
             source: 'reported',
           });
         }
-        const recorded = await recordExposures(trx, agentId, rows);
+        const recorded = await recordExposures(scope, agentId, rows);
         return { recorded: recorded.length, already_recorded: reports.length - recorded.length };
       });
     },
