@@ -17,6 +17,7 @@ import * as agentRevision from './migrations/0007_agent_revision.js';
 import * as branchNameKey from './migrations/0008_branch_name_key.js';
 import * as procedures from './migrations/0009_procedures.js';
 import * as guardedRollouts from './migrations/0011_guarded_rollouts.js';
+import * as exposuresWithoutTimeIndex from './migrations/0012_exposures_without_time_index.js';
 import * as experiments from './migrations/0010_experiments.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
@@ -59,8 +60,9 @@ export const migrations: Record<string, Migration> = {
   '0007_agent_revision': agentRevision,
   '0008_branch_name_key': branchNameKey,
   '0009_procedures': procedures,
-  '0011_guarded_rollouts': guardedRollouts,
   '0010_experiments': experiments,
+  '0011_guarded_rollouts': guardedRollouts,
+  '0012_exposures_without_time_index': exposuresWithoutTimeIndex,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */
