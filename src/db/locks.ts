@@ -30,8 +30,10 @@ export function takesRowLocks(trx: Kysely<Database>): boolean {
 /**
  * Takes transaction-scoped locks on arbitrary keys (PostgreSQL advisory locks on their 64-bit
  * hashes), in one order so that two transactions locking overlapping sets cannot deadlock. For
- * rows that do not exist yet (an experiment's unit: its exposure and its values may arrive
- * together in two transactions). SQLite's write transaction is exclusive already.
+ * what has no row to lock (an agent's experiment writes: an exposure and a value of one unit
+ * may arrive together in two transactions). Each key held is a slot of PostgreSQL's shared lock
+ * table until the transaction ends: lock a few keys, not one per row of a batch. SQLite's write
+ * transaction is exclusive already.
  */
 export async function lockKeys(trx: Kysely<Database>, keys: readonly string[]): Promise<void> {
   if (!takesRowLocks(trx) || keys.length === 0) return;

@@ -7,8 +7,9 @@ import { type ExposureCellDelta, type ExposureRow, experimentsStore, type Outcom
 
 // Exposures and values in, cells kept up to date (README.md): a value lands in its unit's
 // exposure's cell when both exist, whichever came second adds it; a changed value replaces its
-// old contribution. Callers pass the write transaction; units are locked first, so an exposure and
-// a value of one unit arriving together in two transactions (PostgreSQL) see each other.
+// old contribution. Callers pass the write transaction; the agent's experiment lock is taken first,
+// so that an exposure and a value of one unit arriving together in two transactions (PostgreSQL)
+// see each other.
 
 export const DAY_MS = 86_400_000;
 
@@ -16,8 +17,16 @@ export function dayOf(ms: number): number {
   return Math.floor(ms / DAY_MS);
 }
 
-function unitLock(agentId: string, unitId: string): string {
-  return `${agentId}:${unitId}`;
+/**
+ * Serializes the experiment writes of one agent (exposures, values, a metric's removal) across
+ * processes, for the rest of the transaction; nothing on SQLite, whose write transaction is
+ * exclusive. One lock a transaction, where a lock per unit was up to 1,000: PostgreSQL keeps
+ * advisory locks in a shared table of `max_locks_per_transaction` × `max_connections` slots (6,400
+ * by default), which a few concurrent batches would fill ("out of shared memory"), and taking them
+ * was a tenth of a batch's time. Transactions that lock several agents lock them in id order.
+ */
+export async function lockAgentExperiments(trx: Kysely<Database>, agentId: string): Promise<void> {
+  await lockKeys(trx, [`experiments:${agentId}`]);
 }
 
 /** Sums deltas per cell: a statement may change each cell once. */
@@ -67,7 +76,7 @@ class CellDeltas {
  */
 export async function recordExposures({ trx, sqlite }: Pick<WriteScope, 'trx' | 'sqlite'>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
   if (rows.length === 0) return [];
-  await lockKeys(trx, rows.map((row) => unitLock(agentId, row.unit_id)));
+  await lockAgentExperiments(trx, agentId);
   const store = experimentsStore(trx);
   const inserted = await store.insertNewExposures(rows, sqlite);
   if (inserted.length === 0) return inserted;
@@ -112,7 +121,7 @@ export interface ValueOutcome {
 export async function recordValues(trx: Kysely<Database>, agentId: string, events: readonly ValueEvent[], nowMs: number): Promise<ValueOutcome> {
   if (events.length === 0) return { accepted: 0, duplicates: 0 };
   const units = [...new Set(events.map((event) => event.unitId))];
-  await lockKeys(trx, units.map((unit) => unitLock(agentId, unit)));
+  await lockAgentExperiments(trx, agentId);
   const store = experimentsStore(trx);
   const [stored, exposures] = await Promise.all([store.valuesOfUnits(agentId, units), store.exposuresOf(agentId, units)]);
   const key = (unitId: string, metricKey: string) => `${unitId}\u0000${metricKey}`;

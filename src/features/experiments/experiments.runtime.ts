@@ -24,7 +24,8 @@ const runtimes = new WeakMap<AppContext, ExperimentRuntime>();
 function exposureWriter(context: AppContext) {
   return (rows: ExposureRow[]): Promise<number> =>
     context.write(async (scope) => {
-      const groups = byAgent(rows);
+      // In agent id order: each agent's experiment lock is taken in turn (cells.ts).
+      const groups = [...byAgent(rows)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       let recorded = 0;
       for (const [agentId, group] of groups) {
         if (await agentsStore(scope.trx).findById(agentId)) recorded += (await recordExposures(scope, agentId, group)).length;

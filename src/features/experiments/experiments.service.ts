@@ -11,7 +11,7 @@ import { branchesStore } from '../branches/branches.store.js';
 import { bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { versionsStore } from '../versions/versions.store.js';
-import { recordExposures, recordValues, type ValueEvent } from './cells.js';
+import { lockAgentExperiments, recordExposures, recordValues, type ValueEvent } from './cells.js';
 import { type ExposureRow, experimentsStore, type MetricRow } from './experiments.store.js';
 import { acceptsValue, BUILT_IN_METRICS, builtInMetric, type MetricDefinition, type MetricKind, type MetricSource, parseFacts, valueFromFacts } from './metric-definitions.js';
 
@@ -138,6 +138,8 @@ export function experimentsService(context: AppContext) {
         if (builtInMetric(metricKey)) throw RequestValidationError.at(['path', 'metric_key'], `"${metricKey}" is a built-in metric: it cannot be deleted.`);
         const store = experimentsStore(trx);
         if (!(await store.findMetric(agentId, metricKey))) throw new NotFoundError('metric', metricKey);
+        // The recount must not interleave with exposures or values being added (PostgreSQL).
+        await lockAgentExperiments(trx, agentId);
         await store.deleteMetric(agentId, metricKey);
         await store.recountUnitsWithOutcomes(agentId);
         await recordUserAction(trx, caller, nowMs, { action: 'metric.delete', agentId, resourceId: metricKey });
