@@ -1,9 +1,11 @@
+import { type Kysely, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 
 import { openStore } from '../src/db/connect.js';
+import type { Database } from '../src/db/schema.js';
 import { agentsStore } from '../src/features/agents/agents.store.js';
 import { migratedTo } from './support/migrations.js';
-import { createTestDatabase } from './support/test-app.js';
+import { createTestDatabase, dialect } from './support/test-app.js';
 
 // Migrations upgrade a store with data in it, on both dialects.
 
@@ -132,6 +134,33 @@ describe('migrations', () => {
         const second = await agentsStore(store.db).update('agent_a', { updated_at_ms: 1_700_000_000_001 });
         expect([first.revision, second.revision]).toEqual([1, 2]);
         expect(await revisions()).toEqual([{ id: 'agent_a', revision: 2 }, { id: 'agent_b', revision: 0 }]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('0012 drops the exposures\' time index and keeps their rows', async () => {
+    const database = await createTestDatabase();
+    try {
+      const indexesOf = async (db: Kysely<Database>) =>
+        dialect === 'postgres'
+          ? (await sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'exposures'`.execute(db)).rows.map((row) => row.name).sort()
+          : (await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'exposures'`.execute(db)).rows.map((row) => row.name).sort();
+      const db = await migratedTo(database, '0011_guarded_rollouts');
+      expect(await indexesOf(db)).toContain('exposures_agent_time');
+      const row = { agent_id: 'agent_a', unit_id: 'conv_1', branch_id: 'b', version_id: 'v', deployment_id: 'd', probability: 0.5, exposed_at_ms: 1_700_000_000_000, source: 'routed' as const };
+      await db.insertInto('exposures').values(row).execute();
+      await db.destroy();
+
+      const store = await openStore(database.options);
+      try {
+        const indexes = await indexesOf(store.db);
+        expect(indexes).not.toContain('exposures_agent_time');
+        expect(indexes.length).toBe(1); // the primary key's
+        expect(await store.db.selectFrom('exposures').selectAll().execute()).toEqual([row]);
       } finally {
         await store.close();
       }

@@ -16,9 +16,9 @@ import * as audit from './migrations/0006_audit.js';
 import * as agentRevision from './migrations/0007_agent_revision.js';
 import * as branchNameKey from './migrations/0008_branch_name_key.js';
 import * as procedures from './migrations/0009_procedures.js';
+import * as experiments from './migrations/0010_experiments.js';
 import * as guardedRollouts from './migrations/0011_guarded_rollouts.js';
 import * as exposuresWithoutTimeIndex from './migrations/0012_exposures_without_time_index.js';
-import * as experiments from './migrations/0010_experiments.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
 
