@@ -25,21 +25,6 @@ export type ExposureCellRow = Selectable<ExposureCellTable>;
 export type OutcomeCellDelta = OutcomeCellRow;
 export type ExposureCellDelta = ExposureCellRow;
 
-const insertStatements = new WeakMap<SqliteDatabase.Database, SqliteDatabase.Statement>();
-
-/** The exposure insert prepared on this connection (once per connection). */
-function exposureInsert(sqlite: SqliteDatabase.Database): SqliteDatabase.Statement {
-  let statement = insertStatements.get(sqlite);
-  if (!statement) {
-    statement = sqlite.prepare(
-      `insert into exposures (agent_id, unit_id, branch_id, version_id, deployment_id, probability, exposed_at_ms, source)
-       values (?, ?, ?, ?, ?, ?, ?, ?) on conflict (agent_id, unit_id) do nothing`,
-    );
-    insertStatements.set(sqlite, statement);
-  }
-  return statement;
-}
-
 /** Rows a statement takes at most (one JSON parameter: `selectJsonRows`). */
 const ROWS_PER_STATEMENT = 5_000;
 
@@ -122,11 +107,13 @@ export function experimentsStore(db: Kysely<Database>) {
     async insertNewExposures(rows: readonly ExposureRow[], sqlite?: SqliteDatabase.Database): Promise<ExposureRow[]> {
       const inserted: ExposureRow[] = [];
       if (sqlite) {
-        const insert = exposureInsert(sqlite);
-        for (const row of rows) {
-          const { changes } = insert.run(row.agent_id, row.unit_id, row.branch_id, row.version_id, row.deployment_id, row.probability, row.exposed_at_ms, row.source);
-          if (changes > 0) inserted.push(row);
-        }
+        // Prepared once a batch (microseconds), run once a row with the row's own fields as its
+        // named parameters.
+        const names = Object.keys(EXPOSURE_COLUMNS);
+        const insert = sqlite.prepare(
+          `insert into exposures (${names.join(', ')}) values (${names.map((name) => `@${name}`).join(', ')}) on conflict (agent_id, unit_id) do nothing`,
+        );
+        for (const row of rows) if (insert.run(row).changes > 0) inserted.push(row);
         return inserted;
       }
       for (const chunk of chunks(rows, ROWS_PER_STATEMENT)) {
