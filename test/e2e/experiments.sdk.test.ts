@@ -110,5 +110,5 @@ describe('an experiment, end to end', () => {
     // The candidate as baseline: main is the worse one.
     const turned = await api<Results>('GET', `/v1/convai/agents/${agentId}/experiment-results?baseline_branch_id=${candidate}&alpha=0.01`, testApp.keys.viewer);
     expect(turned.metrics.find((metric) => metric.metric_key === 'call_successful')!.comparisons[0].decision).toBe('worse');
-  });
+  }, 120_000); // 2,000 routed reads and 2,000 signed deliveries: 15–20 s alone, over 30 s once in a loaded full run
 });
