@@ -70,6 +70,17 @@ async function routed(agentId: string, conversations: string[]): Promise<string[
   return branches;
 }
 
+/**
+ * How far a share (percent) seen over `sample` conversations may fall from the `expected` share:
+ * five binomial standard deviations. Which conversation lands in which bucket depends on the agent
+ * id, new each run, so a fixed tolerance fails now and then (3 points is 3σ for a 25% share over
+ * 2,000); five σ fails once in about 1.7 million checks.
+ */
+function samplingTolerance(expected: number, sample: number): number {
+  const share = expected / 100;
+  return 5 * 100 * Math.sqrt((share * (1 - share)) / sample);
+}
+
 /** Share (percent) of `conversations` per `from→to` pair that changed branch between two routings. */
 function observedMovements(before: string[], after: string[]): Map<string, number> {
   const pairs = new Map<string, number>();
@@ -114,16 +125,16 @@ describe('POST /v1/convai/agents/{agent_id}/deployments/preview', () => {
     await deploy(agentId, next);
     const routedAfter = await routed(agentId, conversations);
     const observed = observedMovements(routedBefore, routedAfter);
-    // Every move seen is one the preview named, in its share to within sampling error (2,000
-    // conversations: a standard error under 1.2 points for these shares); nothing it named is missing.
+    // Every move seen is one the preview named, in its share to within sampling error; nothing it
+    // named is missing.
     for (const [pair, share] of observed) {
       expect(predicted.has(pair), `${pair} moved but was not previewed`).toBe(true);
-      expect(Math.abs(share - predicted.get(pair)!), pair).toBeLessThan(3);
+      expect(Math.abs(share - predicted.get(pair)!), pair).toBeLessThan(samplingTolerance(predicted.get(pair)!, conversations.length));
     }
     for (const pair of predicted.keys()) expect(observed.has(pair), `${pair} was previewed but nothing moved`).toBe(true);
     const sharesAfter = new Map<string, number>();
     for (const branch of routedAfter) sharesAfter.set(branch, (sharesAfter.get(branch) ?? 0) + 100 / conversations.length);
-    for (const [branch, share] of Object.entries(body.traffic_percentage_branch_id_map)) expect(Math.abs((sharesAfter.get(branch) ?? 0) - share)).toBeLessThan(3);
+    for (const [branch, share] of Object.entries(body.traffic_percentage_branch_id_map)) expect(Math.abs((sharesAfter.get(branch) ?? 0) - share), branch).toBeLessThan(samplingTolerance(share, conversations.length));
 
     // Deployed, the same split moves nothing, and what is live now is what the preview said it would be.
     const again = await preview(agentId, next);
@@ -180,7 +191,7 @@ describe('POST /v1/convai/agents/{agent_id}/deployments/{deployment_id}/rollback
     const observed = observedMovements(beforeRollback, afterRollback);
     for (const [pair, share] of observed) {
       expect(predicted.has(pair), `${pair} moved but was not previewed`).toBe(true);
-      expect(Math.abs(share - predicted.get(pair)!), pair).toBeLessThan(4);
+      expect(Math.abs(share - predicted.get(pair)!), pair).toBeLessThan(samplingTolerance(predicted.get(pair)!, conversations.length));
     }
     for (const pair of predicted.keys()) expect(observed.has(pair), `${pair} was previewed but nothing moved`).toBe(true);
   });
