@@ -7,6 +7,7 @@ import { buildApp } from '../src/app.js';
 import { openStore } from '../src/db/connect.js';
 import { recordExposures, recordValues, type ValueEvent } from '../src/features/experiments/cells.js';
 import type { ExposureRow } from '../src/features/experiments/experiments.store.js';
+import { experimentScope } from '../src/features/experiments/experiments.runtime.js';
 import { freePort, serverCommand } from '../test/support/server-process.js';
 import type { BenchDialect } from './databases.js';
 import { KEY, seed, startProcess, stop, wrk, type WrkResult } from './http.bench.js';
@@ -123,7 +124,7 @@ async function outcomeIngestion(quick: boolean, dialect: BenchDialect): Promise<
         const arm = bench.arms[i % 2];
         rows.push({ agent_id: bench.agentId, unit_id: `u${i}`, branch_id: arm.branchId, version_id: arm.versionId, deployment_id: bench.deploymentId, probability: 0.5, exposed_at_ms: nowMs, source: 'routed' });
       }
-      await bench.app.context.write((scope) => recordExposures(scope, bench.agentId, rows));
+      await bench.app.context.write((scope) => recordExposures(experimentScope(bench.app.context, scope), bench.agentId, rows));
     }
     await bench.inject('POST', `/v1/convai/agents/${bench.agentId}/metrics`, { metric_key: 'csat', kind: 'mean', higher_is_better: true, source: { type: 'event' } });
     const started = performance.now();
@@ -162,9 +163,10 @@ async function resultsOverMillion(quick: boolean, dialect: BenchDialect): Promis
         values.push({ unitId: `u${i}`, metricKey: 'call_successful', value: (i * 7919) % 10 < (i % 2 ? 6 : 5) ? 1 : 0, occurredAtMs: exposedAtMs, idempotencyKey: null });
         values.push({ unitId: `u${i}`, metricKey: 'call_duration_secs', value: 60 + ((i * 31) % 120), occurredAtMs: exposedAtMs, idempotencyKey: null });
       }
-      await bench.app.context.write(async (scope) => {
+      await bench.app.context.write(async (write) => {
+        const scope = experimentScope(bench.app.context, write);
         await recordExposures(scope, bench.agentId, rows);
-        await recordValues(scope.trx, bench.agentId, values, nowMs);
+        await recordValues(scope, bench.agentId, values, nowMs);
       });
     }
     const url = `/v1/convai/agents/${bench.agentId}/experiment-results`;

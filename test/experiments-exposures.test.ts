@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ExposureRecorder } from '../src/features/experiments/exposure-recorder.js';
 import { newExperimentCounters } from '../src/features/experiments/experiment-counters.js';
-import type { ExposureRow } from '../src/features/experiments/experiments.store.js';
+import { type ExposureRow, experimentsStore } from '../src/features/experiments/experiments.store.js';
 import { experimentRuntimeOf } from '../src/features/experiments/experiments.runtime.js';
 import { openStore } from '../src/db/connect.js';
 import { recountedCells, storedCells } from './support/experiments.js';
@@ -118,8 +118,8 @@ describe('routed reads record exposures', () => {
     return { ...agent, branchId: branch.created_branch_id, branchVersionId: branch.created_version_id, deployment };
   }
 
-  const exposuresOf = (agentId: string) =>
-    testApp.store.db.selectFrom('exposures').selectAll().where('agent_id', '=', agentId).orderBy('unit_id').execute();
+  const exposuresOf = async (agentId: string) =>
+    (await experimentsStore(testApp.store.db).exposureRows(agentId)).sort((a, b) => (a.unit_id < b.unit_id ? -1 : a.unit_id > b.unit_id ? 1 : 0));
 
   it('fast path and full route: the first routed read of a conversation is its exposure, with the branch served and its share', async () => {
     const agent = await splitAgent();
@@ -181,7 +181,7 @@ describe('routed reads record exposures', () => {
       const agent = await createAgent(other);
       okJson(await injectAs(other, 'GET', `/v1/convai/agents/${agent.agentId}?conversation_id=c`, other.keys.admin));
       await experimentRuntimeOf(other.app.context).recorder.flush();
-      expect(await other.store.db.selectFrom('exposures').selectAll().execute()).toEqual([]);
+      expect(await other.store.db.selectFrom('exposure_segments').selectAll().execute()).toEqual([]);
     } finally {
       await other.close();
     }

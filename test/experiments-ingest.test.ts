@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { experimentScope } from '../src/features/experiments/experiments.runtime.js';
+import { experimentsStore } from '../src/features/experiments/experiments.store.js';
+
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { recountedCells, storedCells } from './support/experiments.js';
 import { createAgent } from './support/fixtures.js';
@@ -152,7 +155,7 @@ describe('reported exposures', () => {
       ),
     ).toEqual({ recorded: 2, already_recorded: 1 });
     expect(okJson(await post(url, { exposures: [{ conversation_id: 'r2', branch_id: agent.branchId }] }))).toEqual({ recorded: 0, already_recorded: 1 });
-    const rows = await testApp.store.db.selectFrom('exposures').selectAll().where('agent_id', '=', agent.agentId).orderBy('unit_id').execute();
+    const rows = (await experimentsStore(testApp.store.db).exposureRows(agent.agentId)).sort((a, b) => a.unit_id.localeCompare(b.unit_id));
     expect(rows.map((row) => [row.unit_id, row.branch_id, row.version_id, row.probability, row.source])).toEqual([
       ['r1', agent.branchId, agent.branchVersionId, 0.5, 'reported'],
       ['r2', agent.mainBranchId, agent.versionId, 0.5, 'reported'],
@@ -258,11 +261,12 @@ describe('retention', () => {
       exposed_at_ms: now - daysAgo * DAY_MS,
       source: 'routed' as const,
     });
-    await testApp.app.context.write(async (scope) => {
-      const { trx } = scope;
+    await testApp.app.context.write(async (write) => {
+      const { trx } = write;
+      const scope = experimentScope(testApp.app.context, write);
       await recordExposures(scope, agent.agentId, [exposure('old', 100), exposure('kept', 10)]);
       await recordValues(
-        trx,
+        scope,
         agent.agentId,
         [
           { unitId: 'old', metricKey: 'csat', value: 1, occurredAtMs: now - 100 * DAY_MS, idempotencyKey: null },
@@ -275,10 +279,9 @@ describe('retention', () => {
         { agent_id: agent.agentId, conversation_id: 'kept', type: 'post_call_transcription', received_at_ms: now - DAY_MS, extracted: '{}' },
       ]).execute();
     });
-    await testApp.app.context.write(({ trx }) => dropExpiredDays(trx, 90, now));
-    const units = async (table: 'exposures' | 'outcome_values') => (await testApp.store.db.selectFrom(table).select('unit_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.unit_id);
-    expect(await units('exposures')).toEqual(['kept']);
-    expect(await units('outcome_values')).toEqual(['kept']);
+    await testApp.app.context.write((scope) => dropExpiredDays(experimentScope(testApp.app.context, scope), 90, now));
+    expect((await experimentsStore(testApp.store.db).exposureRows(agent.agentId)).map((row) => row.unit_id)).toEqual(['kept']);
+    expect((await testApp.store.db.selectFrom('outcome_values').select('unit_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.unit_id)).toEqual(['kept']);
     expect((await testApp.store.db.selectFrom('webhook_deliveries').select('conversation_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.conversation_id)).toEqual(['kept']);
     const cells = await storedCells(testApp.store, agent.agentId);
     expect(cells.outcome.map((cell) => [cell.n, cell.sum])).toEqual([[1, 3]]);
@@ -294,14 +297,14 @@ describe('retention under a lease', () => {
     const agent = await splitAgent();
     const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agent.agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
     const old = { agent_id: agent.agentId, unit_id: 'expired', branch_id: agent.branchId, version_id: agent.branchVersionId, deployment_id: deployment.id, probability: 0.5, exposed_at_ms: Date.now() - 120 * DAY_MS, source: 'reported' as const };
-    await testApp.app.context.write((scope) => recordExposures(scope, agent.agentId, [old, { ...old, unit_id: 'recent', exposed_at_ms: Date.now() }]));
+    await testApp.app.context.write((scope) => recordExposures(experimentScope(testApp.app.context, scope), agent.agentId, [old, { ...old, unit_id: 'recent', exposed_at_ms: Date.now() }]));
     const other = await startOtherApp(testApp);
     try {
       const warn = () => undefined;
       const jobs = [experimentRetention(testApp.app.context, { retentionDays: 90, warn }), experimentRetention(other.app.context, { retentionDays: 90, warn })];
       const held = await Promise.all(jobs.map((job) => job.runOnce()));
       expect(held.filter(Boolean)).toHaveLength(1);
-      const units = (await testApp.store.db.selectFrom('exposures').select('unit_id').where('agent_id', '=', agent.agentId).execute()).map((row) => row.unit_id);
+      const units = (await experimentsStore(testApp.store.db).exposureRows(agent.agentId)).map((row) => row.unit_id);
       expect(units).toEqual(['recent']);
       expect(await storedCells(testApp.store, agent.agentId)).toEqual(await recountedCells(testApp.store, agent.agentId));
       // The holder gives the lease up when it stops: the other takes it at once.

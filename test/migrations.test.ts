@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { openStore } from '../src/db/connect.js';
 import type { Database } from '../src/db/schema.js';
 import { agentsStore } from '../src/features/agents/agents.store.js';
+import { experimentsStore } from '../src/features/experiments/experiments.store.js';
 import { migratedTo } from './support/migrations.js';
 import { createTestDatabase, dialect } from './support/test-app.js';
 
@@ -142,7 +143,7 @@ describe('migrations', () => {
     }
   });
 
-  it('0012 drops the exposures\' time index and keeps their rows', async () => {
+  it('0012 drops the exposures\' time index; 0013 moves their rows into segments and arms, every field kept', async () => {
     const database = await createTestDatabase();
     try {
       const indexesOf = async (db: Kysely<Database>) =>
@@ -151,16 +152,35 @@ describe('migrations', () => {
           : (await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'exposures'`.execute(db)).rows.map((row) => row.name).sort();
       const db = await migratedTo(database, '0011_guarded_rollouts');
       expect(await indexesOf(db)).toContain('exposures_agent_time');
-      const row = { agent_id: 'agent_a', unit_id: 'conv_1', branch_id: 'b', version_id: 'v', deployment_id: 'd', probability: 0.5, exposed_at_ms: 1_700_000_000_000, source: 'routed' as const };
-      await db.insertInto('exposures').values(row).execute();
+      const day = 86_400_000;
+      // Two agents; one with 2,500 units over two days and three arms (segments of 1,000 at most).
+      const rows = [
+        ...Array.from({ length: 2_500 }, (_, i) => ({
+          agent_id: 'agent_a',
+          unit_id: `conv_${i}`,
+          branch_id: i % 3 === 0 ? 'b1' : 'b2',
+          version_id: 'v',
+          deployment_id: 'd',
+          probability: i % 3 === 2 ? null : 0.5,
+          exposed_at_ms: 1_700_000_000_000 + (i % 2) * day + i,
+          source: (i % 5 === 0 ? 'reported' : 'routed') as 'reported' | 'routed',
+        })),
+        { agent_id: 'agent_b', unit_id: 'k1', branch_id: 'b', version_id: 'v', deployment_id: 'd', probability: 1, exposed_at_ms: 1_700_000_000_000, source: 'routed' as const },
+      ];
+      for (let start = 0; start < rows.length; start += 500) await (db as Kysely<any>).insertInto('exposures').values(rows.slice(start, start + 500)).execute();
       await db.destroy();
 
       const store = await openStore(database.options);
       try {
-        const indexes = await indexesOf(store.db);
-        expect(indexes).not.toContain('exposures_agent_time');
-        expect(indexes.length).toBe(1); // the primary key's
-        expect(await store.db.selectFrom('exposures').selectAll().execute()).toEqual([row]);
+        const byUnit = (a: { unit_id: string }, b: { unit_id: string }) => a.unit_id.localeCompare(b.unit_id);
+        const exposures = experimentsStore(store.db);
+        expect((await exposures.exposureRows('agent_a')).sort(byUnit)).toEqual(rows.filter((row) => row.agent_id === 'agent_a').sort(byUnit));
+        expect(await exposures.exposureRows('agent_b')).toEqual([rows[rows.length - 1]]);
+        // Six arms (two branches, a probability or none, two sources); 1,250 units a day: two segments each.
+        expect(await exposures.findLog('agent_a')).toEqual({ agent_id: 'agent_a', last_seq: 4, last_arm: 6 });
+        expect(await exposures.findLog('agent_b')).toEqual({ agent_id: 'agent_b', last_seq: 1, last_arm: 1 });
+        // The old table is gone, with its indexes.
+        expect(await indexesOf(store.db)).toEqual([]);
       } finally {
         await store.close();
       }

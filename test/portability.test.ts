@@ -514,7 +514,9 @@ const WRITES_TABLE: Record<(typeof TABLES)[number]['name'], WriteKind> = {
   leases: 'commit',
   outcome_webhooks: 'webhook',
   experiment_metrics: 'metric',
-  exposures: 'exposure',
+  exposure_logs: 'exposure',
+  exposure_arms: 'exposure',
+  exposure_segments: 'exposure',
   exposure_cells: 'exposure',
   // Values of units already exposed: their cells change too.
   outcome_values: 'outcome',

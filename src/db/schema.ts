@@ -301,7 +301,9 @@ export interface Database {
   leases: LeaseTable;
   guarded_rollouts: GuardedRolloutTable;
   guarded_rollout_events: GuardedRolloutEventTable;
-  exposures: ExposureTable;
+  exposure_logs: ExposureLogTable;
+  exposure_arms: ExposureArmTable;
+  exposure_segments: ExposureSegmentTable;
   outcome_webhooks: OutcomeWebhookTable;
   webhook_deliveries: WebhookDeliveryTable;
   outcome_values: OutcomeValueTable;
@@ -312,17 +314,36 @@ export interface Database {
 
 // Experiments (issue 20, migration 0010).
 
-export interface ExposureTable {
+/** Per agent: the numbers last given to a segment and to an arm (migration 0013). */
+export interface ExposureLogTable {
   agent_id: string;
-  /** A conversation id or a routing key: the two share one namespace. */
-  unit_id: string;
+  last_seq: number;
+  last_arm: number;
+}
+
+/** What units were exposed to, numbered per agent. */
+export interface ExposureArmTable {
+  agent_id: string;
+  arm: number;
+  deployment_id: string;
   branch_id: string;
   version_id: string;
-  deployment_id: string;
   /** The branch's share of traffic (0..1] under the deployment when exposed; null when it had none. */
   probability: number | null;
-  exposed_at_ms: number;
   source: 'routed' | 'reported';
+}
+
+/**
+ * Exposures written together (one batch, one agent, one day): `body` is a JSON array of
+ * `[unit_id, arm, exposed_at_ms]`, each unit's first exposure. A unit is a conversation id or a
+ * routing key: the two share one namespace.
+ */
+export interface ExposureSegmentTable {
+  agent_id: string;
+  seq: number;
+  day: number;
+  units: number;
+  body: string;
 }
 
 export interface OutcomeWebhookTable {

@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
 import { expect } from 'vitest';
 
 import type { Store } from '../../src/db/connect.js';
+import { experimentsStore } from '../../src/features/experiments/experiments.store.js';
 import { signPayload } from '../../src/features/experiments/webhook-signature.js';
 import type { TestApp } from './test-app.js';
 
@@ -34,22 +34,34 @@ export async function storedCells(store: Store, agentId: string): Promise<CellsS
   };
 }
 
-/** The cells as they should be: counted again from the exposures and values. */
+/** The cells as they should be: counted again from the exposures (segments read back) and values. */
 export async function recountedCells(store: Store, agentId: string): Promise<CellsSnapshot> {
-  const outcome = await sql<{ metric_key: string; deployment_id: string; branch_id: string; day: number; n: number; sum: number; sum_squares: number }>`
-    select v.metric_key, e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000 as day,
-      count(*) as n, sum(v.value) as sum, sum(v.value * v.value) as sum_squares
-    from exposures e join outcome_values v on v.agent_id = e.agent_id and v.unit_id = e.unit_id
-    where e.agent_id = ${agentId}
-    group by v.metric_key, e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000`.execute(store.db);
-  const exposure = await sql<{ deployment_id: string; branch_id: string; day: number; exposures: number; units_with_outcomes: number }>`
-    select e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000 as day, count(*) as exposures,
-      sum(case when exists (select 1 from outcome_values v where v.agent_id = e.agent_id and v.unit_id = e.unit_id) then 1 else 0 end) as units_with_outcomes
-    from exposures e where e.agent_id = ${agentId}
-    group by e.deployment_id, e.branch_id, e.exposed_at_ms / 86400000`.execute(store.db);
+  const exposures = await experimentsStore(store.db).exposureRows(agentId);
+  const values = await store.db.selectFrom('outcome_values').selectAll().where('agent_id', '=', agentId).execute();
+  const valuesOf = new Map<string, typeof values>();
+  for (const value of values) valuesOf.set(value.unit_id, [...(valuesOf.get(value.unit_id) ?? []), value]);
+  const outcome = new Map<string, CellsSnapshot['outcome'][number]>();
+  const exposure = new Map<string, CellsSnapshot['exposure'][number]>();
+  for (const row of exposures) {
+    const day = Math.floor(row.exposed_at_ms / 86_400_000);
+    const cellKey = `${row.deployment_id}|${row.branch_id}|${day}`;
+    const unitValues = valuesOf.get(row.unit_id) ?? [];
+    const cell = exposure.get(cellKey) ?? { deployment_id: row.deployment_id, branch_id: row.branch_id, day, exposures: 0, units_with_outcomes: 0 };
+    cell.exposures++;
+    if (unitValues.length > 0) cell.units_with_outcomes++;
+    exposure.set(cellKey, cell);
+    for (const value of unitValues) {
+      const key = `${value.metric_key}|${cellKey}`;
+      const sums = outcome.get(key) ?? { metric_key: value.metric_key, deployment_id: row.deployment_id, branch_id: row.branch_id, day, n: 0, sum: 0, sum_squares: 0 };
+      sums.n++;
+      sums.sum += value.value;
+      sums.sum_squares += value.value * value.value;
+      outcome.set(key, sums);
+    }
+  }
   return {
-    outcome: sorted(outcome.rows.map((row) => ({ ...row, day: Number(row.day), n: Number(row.n), sum: rounded(row.sum), sum_squares: rounded(row.sum_squares) }))),
-    exposure: sorted(exposure.rows.map((row) => ({ ...row, day: Number(row.day), exposures: Number(row.exposures), units_with_outcomes: Number(row.units_with_outcomes) }))),
+    outcome: sorted([...outcome.values()].map((row) => ({ ...row, sum: rounded(row.sum), sum_squares: rounded(row.sum_squares) }))),
+    exposure: sorted([...exposure.values()]),
   };
 }
 

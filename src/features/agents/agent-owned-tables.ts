@@ -25,7 +25,7 @@ export interface AgentOwnedTables {
 export const AGENT_OWNED_TABLES: readonly AgentOwnedTables[] = [
   { tables: ['guarded_rollout_events', 'guarded_rollouts'], deleteForAgent: (db, agentId) => guardedRolloutsStore(db).deleteForAgent(agentId) },
   {
-    tables: ['exposures', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'],
+    tables: ['exposure_logs', 'exposure_arms', 'exposure_segments', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'],
     deleteForAgent: (db, agentId) => experimentsStore(db).deleteForAgent(agentId),
   },
   { tables: ['deployments'], deleteForAgent: (db, agentId) => deploymentsStore(db).deleteForAgent(agentId) },

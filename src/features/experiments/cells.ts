@@ -3,19 +3,20 @@ import type { Kysely } from 'kysely';
 import { lockKeys } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
+import { DAY_MS, dayOf } from './days.js';
+import { type ExposureLogs, type ExposureRef, firstLiveDay } from './exposure-log.js';
 import { type ExposureCellDelta, type ExposureRow, experimentsStore, type OutcomeCellDelta, type OutcomeValueRow } from './experiments.store.js';
 
 // Exposures and values in, cells kept up to date (README.md): a value lands in its unit's
 // exposure's cell when both exist, whichever came second adds it; a changed value replaces its
-// old contribution. Callers pass the write transaction; the agent's experiment lock is taken first,
-// so that an exposure and a value of one unit arriving together in two transactions (PostgreSQL)
-// see each other.
+// old contribution. Callers pass the write's scope and the process's exposure logs; the agent's
+// experiment lock is taken first, so that an exposure and a value of one unit arriving together
+// in two transactions (PostgreSQL) see each other.
 
-export const DAY_MS = 86_400_000;
+export { DAY_MS, dayOf };
 
-export function dayOf(ms: number): number {
-  return Math.floor(ms / DAY_MS);
-}
+/** What experiment writes need: the write's scope and this process's exposure logs. */
+export type ExperimentScope = Pick<WriteScope, 'trx' | 'afterCommit'> & { exposures: ExposureLogs };
 
 /**
  * Serializes the experiment writes of one agent (exposures, values, a metric's removal) across
@@ -30,12 +31,17 @@ export async function lockAgentExperiments(trx: Kysely<Database>, agentId: strin
 }
 
 /** Sums deltas per cell: a statement may change each cell once. */
+/** Where a unit's exposure is counted. */
+type CellOf = Pick<ExposureRef, 'deployment_id' | 'branch_id' | 'day'>;
+
 class CellDeltas {
+  constructor(private readonly agentId: string) {}
+
   private readonly outcome = new Map<string, OutcomeCellDelta>();
   private readonly exposure = new Map<string, ExposureCellDelta>();
 
-  addValue(exposure: ExposureRow, metricKey: string, n: number, sum: number, sumSquares: number): void {
-    const day = dayOf(exposure.exposed_at_ms);
+  addValue(exposure: CellOf, metricKey: string, n: number, sum: number, sumSquares: number): void {
+    const { day } = exposure;
     const key = `${metricKey}\u0000${exposure.deployment_id}\u0000${exposure.branch_id}\u0000${day}`;
     const cell = this.outcome.get(key);
     if (cell) {
@@ -43,19 +49,19 @@ class CellDeltas {
       cell.sum += sum;
       cell.sum_squares += sumSquares;
     } else {
-      this.outcome.set(key, { agent_id: exposure.agent_id, metric_key: metricKey, deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day, n, sum, sum_squares: sumSquares });
+      this.outcome.set(key, { agent_id: this.agentId, metric_key: metricKey, deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day, n, sum, sum_squares: sumSquares });
     }
   }
 
-  addExposure(exposure: ExposureRow, exposures: number, unitsWithOutcomes: number): void {
-    const day = dayOf(exposure.exposed_at_ms);
+  addExposure(exposure: CellOf, exposures: number, unitsWithOutcomes: number): void {
+    const { day } = exposure;
     const key = `${exposure.deployment_id}\u0000${exposure.branch_id}\u0000${day}`;
     const cell = this.exposure.get(key);
     if (cell) {
       cell.exposures += exposures;
       cell.units_with_outcomes += unitsWithOutcomes;
     } else {
-      this.exposure.set(key, { agent_id: exposure.agent_id, deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day, exposures, units_with_outcomes: unitsWithOutcomes });
+      this.exposure.set(key, { agent_id: this.agentId, deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day, exposures, units_with_outcomes: unitsWithOutcomes });
     }
   }
 
@@ -71,15 +77,16 @@ class CellDeltas {
 /**
  * Records exposures of one agent's units that have none yet (later ones are ignored: the first
  * exposure is the unit's) and adds them, and the values their units already have, to the cells.
- * Runs in the write's scope (its transaction, and on SQLite its connection). Returns the
- * exposures recorded.
+ * Returns the exposures recorded.
  */
-export async function recordExposures({ trx, sqlite }: Pick<WriteScope, 'trx' | 'sqlite'>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
+export async function recordExposures(scope: ExperimentScope, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
   if (rows.length === 0) return [];
+  const { trx } = scope;
   await lockAgentExperiments(trx, agentId);
-  const store = experimentsStore(trx);
-  const inserted = await store.insertNewExposures(rows, sqlite);
+  const exposures = await scope.exposures.open(scope, agentId);
+  const inserted = await exposures.add(trx, agentId, rows);
   if (inserted.length === 0) return inserted;
+  const store = experimentsStore(trx);
   const values = await store.valuesOfUnits(agentId, inserted.map((row) => row.unit_id));
   const byUnit = new Map<string, OutcomeValueRow[]>();
   for (const value of values) {
@@ -87,11 +94,12 @@ export async function recordExposures({ trx, sqlite }: Pick<WriteScope, 'trx' | 
     if (list) list.push(value);
     else byUnit.set(value.unit_id, [value]);
   }
-  const deltas = new CellDeltas();
-  for (const exposure of inserted) {
-    const unitValues = byUnit.get(exposure.unit_id) ?? [];
-    deltas.addExposure(exposure, 1, unitValues.length > 0 ? 1 : 0);
-    for (const value of unitValues) deltas.addValue(exposure, value.metric_key, 1, value.value, value.value * value.value);
+  const deltas = new CellDeltas(agentId);
+  for (const row of inserted) {
+    const cell = { deployment_id: row.deployment_id, branch_id: row.branch_id, day: dayOf(row.exposed_at_ms) };
+    const unitValues = byUnit.get(row.unit_id) ?? [];
+    deltas.addExposure(cell, 1, unitValues.length > 0 ? 1 : 0);
+    for (const value of unitValues) deltas.addValue(cell, value.metric_key, 1, value.value, value.value * value.value);
   }
   await deltas.write(trx);
   return inserted;
@@ -118,12 +126,14 @@ export interface ValueOutcome {
  * duplicate. An older event than the stored value is accepted and changes nothing. Cells of
  * exposed units follow.
  */
-export async function recordValues(trx: Kysely<Database>, agentId: string, events: readonly ValueEvent[], nowMs: number): Promise<ValueOutcome> {
+export async function recordValues(scope: ExperimentScope, agentId: string, events: readonly ValueEvent[], nowMs: number): Promise<ValueOutcome> {
   if (events.length === 0) return { accepted: 0, duplicates: 0 };
+  const { trx } = scope;
   const units = [...new Set(events.map((event) => event.unitId))];
   await lockAgentExperiments(trx, agentId);
+  const exposures = await scope.exposures.open(scope, agentId);
   const store = experimentsStore(trx);
-  const [stored, exposures] = await Promise.all([store.valuesOfUnits(agentId, units), store.exposuresOf(agentId, units)]);
+  const stored = await store.valuesOfUnits(agentId, units);
   const key = (unitId: string, metricKey: string) => `${unitId}\u0000${metricKey}`;
   const before = new Map(stored.map((row) => [key(row.unit_id, row.metric_key), row]));
   const current = new Map(before);
@@ -154,12 +164,11 @@ export async function recordValues(trx: Kysely<Database>, agentId: string, event
   if (changed.size === 0) return { accepted, duplicates };
   await store.upsertValues([...changed.values()]);
 
-  const exposureOf = new Map(exposures.map((row) => [row.unit_id, row]));
   const unitsWithValuesBefore = new Set(stored.map((row) => row.unit_id));
-  const deltas = new CellDeltas();
+  const deltas = new CellDeltas(agentId);
   const gainedValues = new Set<string>();
   for (const [id, row] of changed) {
-    const exposure = exposureOf.get(row.unit_id);
+    const exposure = exposures.find(row.unit_id);
     if (!exposure) continue;
     const old = before.get(id);
     if (old) deltas.addValue(exposure, row.metric_key, 0, row.value - old.value, row.value * row.value - old.value * old.value);
@@ -174,11 +183,54 @@ export async function recordValues(trx: Kysely<Database>, agentId: string, event
 }
 
 /**
- * Retention (`EXPERIMENT_RETENTION_DAYS`): drops the days older than `retentionDays` before `nowMs`
- * (0 keeps everything). One write; to be run by one process at a time, under a lease (the lead
- * wires it to `src/db/leases.ts`).
+ * Counts again, for every exposure cell of the agent, the exposed units that have any value
+ * (after a metric and its values were deleted). Inside the agent's experiment lock.
  */
-export async function dropExpiredDays(trx: Kysely<Database>, retentionDays: number, nowMs: number): Promise<void> {
+export async function recountUnitsWithOutcomes(scope: ExperimentScope, agentId: string): Promise<void> {
+  const exposures = await scope.exposures.open(scope, agentId);
+  const store = experimentsStore(scope.trx);
+  const counts = new Map<string, { deployment_id: string; branch_id: string; day: number; units_with_outcomes: number }>();
+  for (const unitId of await store.unitsWithValues(agentId)) {
+    const exposure = exposures.find(unitId);
+    if (!exposure) continue;
+    const key = `${exposure.deployment_id}\u0000${exposure.branch_id}\u0000${exposure.day}`;
+    const count = counts.get(key);
+    if (count) count.units_with_outcomes++;
+    else counts.set(key, { deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day: exposure.day, units_with_outcomes: 1 });
+  }
+  await store.setUnitsWithOutcomes(agentId, [...counts.values()]);
+}
+
+/**
+ * Retention (`EXPERIMENT_RETENTION_DAYS`): drops the days older than `retentionDays` before `nowMs`
+ * (0 keeps everything): the exposures of those days with their units' values (unless exposed again
+ * since), values of units never exposed that last changed before them, and their cells and
+ * deliveries. One write; to be run by one process at a time, under a lease (the lead wires it to
+ * `src/db/leases.ts`). Every process treats exposures of those days as gone already (exposure-log.ts).
+ */
+export async function dropExpiredDays(scope: ExperimentScope, retentionDays: number, nowMs: number): Promise<void> {
   if (retentionDays <= 0) return;
-  await experimentsStore(trx).dropDaysBefore(dayOf(nowMs) - retentionDays);
+  const cutoffDay = firstLiveDay(retentionDays, nowMs);
+  const store = experimentsStore(scope.trx);
+  // Units whose exposure expires, and units with values unchanged since before the cutoff.
+  const candidates = new Map<string, Set<string>>();
+  const add = (agentId: string, unitId: string) => {
+    const units = candidates.get(agentId) ?? new Set<string>();
+    units.add(unitId);
+    candidates.set(agentId, units);
+  };
+  for (let after: { agent_id: string; seq: number } | undefined; ; ) {
+    const page = await store.segmentsBefore(cutoffDay, after, 200);
+    for (const segment of page) for (const [unitId] of JSON.parse(segment.body) as [string][]) add(segment.agent_id, unitId);
+    if (page.length < 200) break;
+    after = page[page.length - 1];
+  }
+  for (const { agent_id: agentId, unit_id: unitId } of await store.staleValueUnits(cutoffDay * DAY_MS)) add(agentId, unitId);
+  // Those without an exposure of a day kept lose their values.
+  // (No experiment lock: one per agent could fill PostgreSQL's lock table.)
+  for (const [agentId, units] of candidates) {
+    const exposures = await scope.exposures.open(scope, agentId);
+    await store.deleteValuesOfUnits(agentId, [...units].filter((unitId) => !exposures.find(unitId, cutoffDay)));
+  }
+  await store.dropDaysBefore(cutoffDay);
 }

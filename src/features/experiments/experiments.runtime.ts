@@ -3,7 +3,10 @@ import type { Registry } from 'prom-client';
 import type { AppContext } from '../../context.js';
 import { type ExperimentCounters, newExperimentCounters, registerExperimentCounters } from './experiment-counters.js';
 import { agentsStore } from '../agents/agents.store.js';
-import { recordExposures } from './cells.js';
+import { DEFAULT_EXPERIMENT_RETENTION_DAYS } from '../../config.js';
+import type { WriteScope } from '../../db/write.js';
+import { type ExperimentScope, recordExposures } from './cells.js';
+import { ExposureLogs } from './exposure-log.js';
 import type { ExposureRow } from './experiments.store.js';
 import { byAgent, ExposureRecorder, type ExposureRecorderOptions } from './exposure-recorder.js';
 
@@ -11,6 +14,8 @@ import { byAgent, ExposureRecorder, type ExposureRecorderOptions } from './expos
 export interface ExperimentRuntime {
   counters: ExperimentCounters;
   recorder: ExposureRecorder;
+  /** Which units of each agent have an exposure (exposure-log.ts). */
+  exposures: ExposureLogs;
   /** `PUBLIC_URL`: the base of webhook URLs; undefined: taken from the request's Host. */
   publicUrl?: string;
 }
@@ -21,9 +26,10 @@ const runtimes = new WeakMap<AppContext, ExperimentRuntime>();
  * Writes a batch of routed exposures in one write transaction, agent by agent (an agent deleted
  * since its read is skipped). Returns how many were new.
  */
-function exposureWriter(context: AppContext) {
+function exposureWriter(context: AppContext, exposures: ExposureLogs) {
   return (rows: ExposureRow[]): Promise<number> =>
-    context.write(async (scope) => {
+    context.write(async (write) => {
+      const scope = { ...write, exposures };
       // In agent id order: each agent's experiment lock is taken in turn (cells.ts).
       const groups = [...byAgent(rows)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       let recorded = 0;
@@ -42,7 +48,8 @@ export function experimentRuntimeOf(context: AppContext, options?: ExposureRecor
   let runtime = runtimes.get(context);
   if (!runtime) {
     const counters = newExperimentCounters();
-    runtime = { counters, recorder: new ExposureRecorder(exposureWriter(context), counters, () => context.now(), options) };
+    const exposures = new ExposureLogs({ retentionDays: DEFAULT_EXPERIMENT_RETENTION_DAYS, now: () => context.now() });
+    runtime = { counters, exposures, recorder: new ExposureRecorder(exposureWriter(context, exposures), counters, () => context.now(), options) };
     runtimes.set(context, runtime);
   }
   return runtime;
@@ -56,9 +63,10 @@ export function experimentRuntimeOf(context: AppContext, options?: ExposureRecor
 export function wireExperiments(
   context: AppContext,
   registry: Registry,
-  options: { publicUrl?: string; recordExposures?: boolean; exposureFlushIntervalMs?: number },
+  options: { publicUrl?: string; recordExposures?: boolean; exposureFlushIntervalMs?: number; experimentRetentionDays?: number },
 ): () => Promise<void> {
   const runtime = experimentRuntimeOf(context, { flushIntervalMs: options.exposureFlushIntervalMs });
+  runtime.exposures.retentionDays = options.experimentRetentionDays ?? DEFAULT_EXPERIMENT_RETENTION_DAYS;
   runtime.publicUrl = options.publicUrl?.replace(/\/+$/, '');
   registerExperimentCounters(registry, runtime.counters);
   if (options.recordExposures !== false) {
@@ -67,4 +75,9 @@ export function wireExperiments(
       recorder.record(agentId, unitId, branchId, versionId, deployment.id, deployment.shares.get(branchId));
   }
   return () => runtime.recorder.close();
+}
+
+/** A write's scope with this app's exposure logs: what experiment writes (cells.ts) take. */
+export function experimentScope(context: AppContext, scope: WriteScope): ExperimentScope {
+  return { ...scope, exposures: experimentRuntimeOf(context).exposures };
 }

@@ -11,7 +11,8 @@ import { branchesStore } from '../branches/branches.store.js';
 import { bucketTableOf } from '../deployments/deployment-writer.js';
 import { deploymentsStore } from '../deployments/deployments.store.js';
 import { versionsStore } from '../versions/versions.store.js';
-import { lockAgentExperiments, recordExposures, recordValues, type ValueEvent } from './cells.js';
+import { type ExperimentScope, lockAgentExperiments, recordExposures, recordValues, recountUnitsWithOutcomes, type ValueEvent } from './cells.js';
+import { experimentScope } from './experiments.runtime.js';
 import { type ExposureRow, experimentsStore, type MetricRow } from './experiments.store.js';
 import { acceptsValue, BUILT_IN_METRICS, builtInMetric, type MetricDefinition, type MetricKind, type MetricSource, parseFacts, valueFromFacts } from './metric-definitions.js';
 
@@ -71,8 +72,8 @@ export interface OutcomeEvent {
  * Fills a metric from the agent's stored webhook deliveries (a metric defined after calls were
  * delivered). Inside the write that creates it.
  */
-async function backfill(trx: Kysely<Database>, agentId: string, metric: MetricDefinition, nowMs: number): Promise<void> {
-  const store = experimentsStore(trx);
+async function backfill(scope: ExperimentScope, agentId: string, metric: MetricDefinition, nowMs: number): Promise<void> {
+  const store = experimentsStore(scope.trx);
   let after: string | undefined;
   for (;;) {
     const page = await store.deliveriesAfter(agentId, 'post_call_transcription', after, BACKFILL_PAGE);
@@ -83,7 +84,7 @@ async function backfill(trx: Kysely<Database>, agentId: string, metric: MetricDe
         events.push({ unitId: delivery.conversation_id, metricKey: metric.key, value, occurredAtMs: delivery.received_at_ms, idempotencyKey: null });
       }
     }
-    await recordValues(trx, agentId, events, nowMs);
+    await recordValues(scope, agentId, events, nowMs);
     if (page.length < BACKFILL_PAGE) return;
     after = page[page.length - 1].conversation_id;
   }
@@ -103,7 +104,8 @@ export function experimentsService(context: AppContext) {
     /** 409 when the key is taken (built-in keys included); fills it from deliveries received. */
     async createMetric(caller: Caller, agentId: string, metric: NewMetric): Promise<MetricDefinition> {
       const nowMs = context.now();
-      return context.write(async ({ trx }) => {
+      return context.write(async (scope) => {
+        const { trx } = scope;
         await agent(caller, agentId, trx);
         if (builtInMetric(metric.metricKey) || (await experimentsStore(trx).findMetric(agentId, metric.metricKey))) {
           throw new ConflictError('metric_exists', `The agent already has a metric "${metric.metricKey}".`);
@@ -119,7 +121,7 @@ export function experimentsService(context: AppContext) {
         };
         await experimentsStore(trx).insertMetric(row);
         const definition = metricOf(row);
-        if (definition.source.type !== 'event') await backfill(trx, agentId, definition, nowMs);
+        if (definition.source.type !== 'event') await backfill(experimentScope(context, scope), agentId, definition, nowMs);
         await recordUserAction(trx, caller, nowMs, {
           action: 'metric.create',
           agentId,
@@ -133,7 +135,8 @@ export function experimentsService(context: AppContext) {
     /** Deletes a defined metric with its values; built-in ones are a 422. */
     async deleteMetric(caller: Caller, agentId: string, metricKey: string): Promise<void> {
       const nowMs = context.now();
-      await context.write(async ({ trx }) => {
+      await context.write(async (scope) => {
+        const { trx } = scope;
         await agent(caller, agentId, trx);
         if (builtInMetric(metricKey)) throw RequestValidationError.at(['path', 'metric_key'], `"${metricKey}" is a built-in metric: it cannot be deleted.`);
         const store = experimentsStore(trx);
@@ -141,7 +144,7 @@ export function experimentsService(context: AppContext) {
         // The recount must not interleave with exposures or values being added (PostgreSQL).
         await lockAgentExperiments(trx, agentId);
         await store.deleteMetric(agentId, metricKey);
-        await store.recountUnitsWithOutcomes(agentId);
+        await recountUnitsWithOutcomes(experimentScope(context, scope), agentId);
         await recordUserAction(trx, caller, nowMs, { action: 'metric.delete', agentId, resourceId: metricKey });
       });
     },
@@ -186,7 +189,7 @@ export function experimentsService(context: AppContext) {
             source: 'reported',
           });
         }
-        const recorded = await recordExposures(scope, agentId, rows);
+        const recorded = await recordExposures(experimentScope(context, scope), agentId, rows);
         return { recorded: recorded.length, already_recorded: reports.length - recorded.length };
       });
     },
@@ -194,7 +197,8 @@ export function experimentsService(context: AppContext) {
     /** Plain outcome events, for metrics with an `event` source. */
     async recordOutcomes(caller: Caller, agentId: string, events: readonly OutcomeEvent[]): Promise<{ accepted: number; duplicates: number }> {
       const nowMs = context.now();
-      return context.write(async ({ trx }) => {
+      return context.write(async (scope) => {
+        const { trx } = scope;
         await agent(caller, agentId, trx);
         const metrics = new Map((await metricsOf(trx, agentId)).map((metric) => [metric.key, metric]));
         const issues: ValidationIssue[] = [];
@@ -212,7 +216,7 @@ export function experimentsService(context: AppContext) {
         });
         if (issues.length > 0) throw new RequestValidationError(issues);
         return recordValues(
-          trx,
+          experimentScope(context, scope),
           agentId,
           events.map((event) => ({
             unitId: event.conversation_id,

@@ -1,19 +1,35 @@
-import type SqliteDatabase from 'better-sqlite3';
 import { type Kysely, type Selectable, sql } from 'kysely';
 
 import { columnList, type JsonColumnType, jsonTextList, selectJsonRows } from '../../db/json-rows.js';
 import type {
   Database,
   ExperimentMetricTable,
+  ExposureArmTable,
   ExposureCellTable,
-  ExposureTable,
+  ExposureLogTable,
+  ExposureSegmentTable,
   OutcomeCellTable,
   OutcomeValueTable,
   OutcomeWebhookTable,
   WebhookDeliveryTable,
 } from '../../db/schema.js';
 
-export type ExposureRow = Selectable<ExposureTable>;
+/** A unit's exposure as the routed read or a runtime reports it (stored in segments: exposure-log.ts). */
+export interface ExposureRow {
+  agent_id: string;
+  /** A conversation id or a routing key: the two share one namespace. */
+  unit_id: string;
+  branch_id: string;
+  version_id: string;
+  deployment_id: string;
+  /** The branch's share of traffic (0..1] under the deployment when exposed; null when it had none. */
+  probability: number | null;
+  exposed_at_ms: number;
+  source: 'routed' | 'reported';
+}
+export type SegmentRow = Selectable<ExposureSegmentTable>;
+export type ArmRow = Selectable<ExposureArmTable>;
+export type LogRow = Selectable<ExposureLogTable>;
 export type OutcomeValueRow = Selectable<OutcomeValueTable>;
 export type MetricRow = Selectable<ExperimentMetricTable>;
 export type WebhookRow = Selectable<OutcomeWebhookTable>;
@@ -28,16 +44,6 @@ export type ExposureCellDelta = ExposureCellRow;
 /** Rows a statement takes at most (one JSON parameter: `selectJsonRows`). */
 const ROWS_PER_STATEMENT = 5_000;
 
-const EXPOSURE_COLUMNS: Record<keyof ExposureTable, JsonColumnType> = {
-  agent_id: 'text',
-  unit_id: 'text',
-  branch_id: 'text',
-  version_id: 'text',
-  deployment_id: 'text',
-  probability: 'real',
-  exposed_at_ms: 'integer',
-  source: 'text',
-};
 const VALUE_COLUMNS: Record<keyof OutcomeValueTable, JsonColumnType> = {
   agent_id: 'text',
   unit_id: 'text',
@@ -96,42 +102,57 @@ export function experimentsStore(db: Kysely<Database>) {
       await db.deleteFrom('outcome_cells').where('agent_id', '=', agentId).where('metric_key', '=', metricKey).execute();
     },
 
-    // Exposures ---------------------------------------------------------------------------------
+    // Exposures (segments: exposure-log.ts) ------------------------------------------------------
 
-    /**
-     * Inserts the exposures whose unit has none yet; returns those inserted. On SQLite, given the
-     * write transaction's connection, one prepared statement a row: a fifth to a third of the CPU of
-     * one statement over a JSON array (bench/README.md), and a batch of routed reads' exposures is
-     * most of what recording them costs.
-     */
-    async insertNewExposures(rows: readonly ExposureRow[], sqlite?: SqliteDatabase.Database): Promise<ExposureRow[]> {
-      const inserted: ExposureRow[] = [];
-      if (sqlite) {
-        // Prepared once a batch (microseconds), run once a row with the row's own fields as its
-        // named parameters.
-        const names = Object.keys(EXPOSURE_COLUMNS);
-        const insert = sqlite.prepare(
-          `insert into exposures (${names.join(', ')}) values (${names.map((name) => `@${name}`).join(', ')}) on conflict (agent_id, unit_id) do nothing`,
-        );
-        for (const row of rows) if (insert.run(row).changes > 0) inserted.push(row);
-        return inserted;
-      }
-      for (const chunk of chunks(rows, ROWS_PER_STATEMENT)) {
-        const { rows: units } = await sql<{ unit_id: string }>`
-          insert into exposures ${columnList(EXPOSURE_COLUMNS)} ${selectJsonRows(db, EXPOSURE_COLUMNS, chunk)}
-          on conflict (agent_id, unit_id) do nothing returning unit_id`.execute(db);
-        const fresh = new Set(units.map((row) => row.unit_id));
-        for (const row of chunk) if (fresh.has(row.unit_id)) inserted.push(row);
-      }
-      return inserted;
+    findLog(agentId: string): Promise<LogRow | undefined> {
+      return db.selectFrom('exposure_logs').selectAll().where('agent_id', '=', agentId).executeTakeFirst();
     },
 
-    async exposuresOf(agentId: string, unitIds: readonly string[]): Promise<ExposureRow[]> {
-      const rows: ExposureRow[] = [];
-      for (const chunk of chunks(unitIds, ROWS_PER_STATEMENT)) {
-        rows.push(...(await db.selectFrom('exposures').selectAll().where('agent_id', '=', agentId).where('unit_id', 'in', jsonTextList(db, chunk)).execute()));
+    async saveLog(row: LogRow): Promise<void> {
+      await db
+        .insertInto('exposure_logs')
+        .values(row)
+        .onConflict((conflict) => conflict.column('agent_id').doUpdateSet({ last_seq: row.last_seq, last_arm: row.last_arm }))
+        .execute();
+    },
+
+    armsAfter(agentId: string, afterArm: number): Promise<ArmRow[]> {
+      return db.selectFrom('exposure_arms').selectAll().where('agent_id', '=', agentId).where('arm', '>', afterArm).orderBy('arm').execute();
+    },
+
+    async insertArms(rows: readonly ArmRow[]): Promise<void> {
+      if (rows.length > 0) await db.insertInto('exposure_arms').values([...rows]).execute();
+    },
+
+    async insertSegments(rows: readonly SegmentRow[]): Promise<void> {
+      // A few rows a batch (a thousand units each); five columns each stay far from bind limits.
+      for (const chunk of chunks(rows, 100)) await db.insertInto('exposure_segments').values(chunk).execute();
+    },
+
+    /** The agent's segments after `afterSeq`, in order, `limit` at most. */
+    segmentsAfter(agentId: string, afterSeq: number, limit: number): Promise<Pick<SegmentRow, 'seq' | 'day' | 'body'>[]> {
+      return db.selectFrom('exposure_segments').select(['seq', 'day', 'body']).where('agent_id', '=', agentId).where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+    },
+
+    /** Every exposure of the agent, its segments read back into rows, in the order they were written. */
+    async exposureRows(agentId: string): Promise<ExposureRow[]> {
+      const arms = new Map((await db.selectFrom('exposure_arms').selectAll().where('agent_id', '=', agentId).execute()).map((arm) => [arm.arm, arm]));
+      const segments = await db.selectFrom('exposure_segments').select('body').where('agent_id', '=', agentId).orderBy('seq').execute();
+      return segments.flatMap(({ body }) =>
+        (JSON.parse(body) as [string, number, number][]).map(([unitId, arm, exposedAtMs]) => {
+          const { deployment_id, branch_id, version_id, probability, source } = arms.get(arm) as ArmRow;
+          return { agent_id: agentId, unit_id: unitId, branch_id, version_id, deployment_id, probability, exposed_at_ms: exposedAtMs, source };
+        }),
+      );
+    },
+
+    /** Segments of days before `cutoffDay`, any agent, in pages by (agent, seq). */
+    segmentsBefore(cutoffDay: number, after: { agent_id: string; seq: number } | undefined, limit: number): Promise<Pick<SegmentRow, 'agent_id' | 'seq' | 'body'>[]> {
+      let query = db.selectFrom('exposure_segments').select(['agent_id', 'seq', 'body']).where('day', '<', cutoffDay);
+      if (after) {
+        query = query.where((eb) => eb.or([eb('agent_id', '>', after.agent_id), eb.and([eb('agent_id', '=', after.agent_id), eb('seq', '>', after.seq)])]));
       }
-      return rows;
+      return query.orderBy('agent_id').orderBy('seq').limit(limit).execute();
     },
 
     // Values ------------------------------------------------------------------------------------
@@ -175,19 +196,25 @@ export function experimentsStore(db: Kysely<Database>) {
       }
     },
 
-    /**
-     * Counts again, for every exposure cell of the agent, the exposed units that have any value
-     * (after a metric and its values were deleted).
-     */
-    async recountUnitsWithOutcomes(agentId: string): Promise<void> {
-      await sql`
-        update exposure_cells set units_with_outcomes = (
-          select count(*) from exposures e
-          where e.agent_id = exposure_cells.agent_id and e.deployment_id = exposure_cells.deployment_id
-            and e.branch_id = exposure_cells.branch_id and e.exposed_at_ms / 86400000 = exposure_cells.day
-            and exists (select 1 from outcome_values v where v.agent_id = e.agent_id and v.unit_id = e.unit_id)
-        )
-        where agent_id = ${agentId}`.execute(db);
+    /** Sets the cells' count of exposed units with any value (a recount: cells.ts). */
+    async setUnitsWithOutcomes(agentId: string, counts: readonly Pick<ExposureCellRow, 'deployment_id' | 'branch_id' | 'day' | 'units_with_outcomes'>[]): Promise<void> {
+      await db.updateTable('exposure_cells').set({ units_with_outcomes: 0 }).where('agent_id', '=', agentId).execute();
+      for (const count of counts) {
+        await db
+          .updateTable('exposure_cells')
+          .set({ units_with_outcomes: count.units_with_outcomes })
+          .where('agent_id', '=', agentId)
+          .where('deployment_id', '=', count.deployment_id)
+          .where('branch_id', '=', count.branch_id)
+          .where('day', '=', count.day)
+          .execute();
+      }
+    },
+
+    /** Every unit of the agent with any value. */
+    async unitsWithValues(agentId: string): Promise<string[]> {
+      const rows = await db.selectFrom('outcome_values').select('unit_id').distinct().where('agent_id', '=', agentId).execute();
+      return rows.map((row) => row.unit_id);
     },
 
     outcomeCells(agentId: string): Promise<Pick<OutcomeCellRow, 'metric_key' | 'deployment_id' | 'branch_id' | 'n' | 'sum' | 'sum_squares'>[]> {
@@ -262,18 +289,21 @@ export function experimentsStore(db: Kysely<Database>) {
 
     // Retention ---------------------------------------------------------------------------------
 
-    /**
-     * Drops every day before `cutoffDay`, all agents: exposures of those days with their values and
-     * cells, values of units never exposed last changed before it, deliveries received before it.
-     * Whole days go, so the cells of the days kept still add up to their rows.
-     */
+    /** Values of the agent's units that last changed before `cutoffMs`. */
+    async staleValueUnits(cutoffMs: number): Promise<{ agent_id: string; unit_id: string }[]> {
+      return db.selectFrom('outcome_values').select(['agent_id', 'unit_id']).distinct().where('updated_at_ms', '<', cutoffMs).execute();
+    },
+
+    async deleteValuesOfUnits(agentId: string, unitIds: readonly string[]): Promise<void> {
+      for (const chunk of chunks(unitIds, ROWS_PER_STATEMENT)) {
+        await db.deleteFrom('outcome_values').where('agent_id', '=', agentId).where('unit_id', 'in', jsonTextList(db, chunk)).execute();
+      }
+    },
+
+    /** Segments, cells and deliveries of every day before `cutoffDay` (values: cells.ts `dropExpiredDays`). */
     async dropDaysBefore(cutoffDay: number): Promise<void> {
       const cutoffMs = cutoffDay * 86_400_000;
-      await sql`delete from outcome_values where exists (
-        select 1 from exposures e where e.agent_id = outcome_values.agent_id and e.unit_id = outcome_values.unit_id and e.exposed_at_ms < ${cutoffMs})`.execute(db);
-      await sql`delete from outcome_values where updated_at_ms < ${cutoffMs} and not exists (
-        select 1 from exposures e where e.agent_id = outcome_values.agent_id and e.unit_id = outcome_values.unit_id)`.execute(db);
-      await db.deleteFrom('exposures').where('exposed_at_ms', '<', cutoffMs).execute();
+      await db.deleteFrom('exposure_segments').where('day', '<', cutoffDay).execute();
       await db.deleteFrom('outcome_cells').where('day', '<', cutoffDay).execute();
       await db.deleteFrom('exposure_cells').where('day', '<', cutoffDay).execute();
       await db.deleteFrom('webhook_deliveries').where('received_at_ms', '<', cutoffMs).execute();
@@ -283,7 +313,7 @@ export function experimentsStore(db: Kysely<Database>) {
 
     /** Everything the experiment tables hold of an agent (deleting it). */
     async deleteForAgent(agentId: string): Promise<void> {
-      for (const table of ['exposures', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'] as const) {
+      for (const table of ['exposure_logs', 'exposure_arms', 'exposure_segments', 'webhook_deliveries', 'outcome_values', 'experiment_metrics', 'outcome_cells', 'exposure_cells'] as const) {
         await db.deleteFrom(table).where('agent_id', '=', agentId).execute();
       }
     },

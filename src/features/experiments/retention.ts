@@ -1,6 +1,7 @@
 import type { AppContext } from '../../context.js';
 import { acquireLease, newLeaseHolder, releaseLease } from '../../db/leases.js';
 import { dropExpiredDays } from './cells.js';
+import { experimentScope } from './experiments.runtime.js';
 
 /** The lease whose holder drops expired experiment days (src/db/leases.ts). */
 export const EXPERIMENT_RETENTION_LEASE = 'experiment-retention';
@@ -37,7 +38,7 @@ export function experimentRetention(
     // Held across runs (two intervals): the holder keeps it; another takes over once it lapses.
     held = await acquireLease(context.store, EXPERIMENT_RETENTION_LEASE, holder, nowMs, 2 * intervalMs);
     if (!held) return false;
-    await context.write(({ trx }) => dropExpiredDays(trx, options.retentionDays, nowMs));
+    await context.write((scope) => dropExpiredDays(experimentScope(context, scope), options.retentionDays, nowMs));
     return true;
   }
 

@@ -5,6 +5,7 @@ import { ApiError, NotFoundError } from '../../errors.js';
 import { agentsStore } from '../agents/agents.store.js';
 import { recordUserAction } from '../audit/audit.events.js';
 import { recordValues, type ValueEvent } from './cells.js';
+import { experimentScope } from './experiments.runtime.js';
 import type { ExperimentCounters } from './experiment-counters.js';
 import { metricsOf } from './experiments.service.js';
 import { experimentsStore, type WebhookRow } from './experiments.store.js';
@@ -88,7 +89,8 @@ export function webhooksService(context: AppContext, counters: ExperimentCounter
       // Upstream's unix seconds; anything else (or outside years 1970–9999) is "now".
       const stamp = body.event_timestamp;
       const occurredAtMs = typeof stamp === 'number' && stamp >= 0 && stamp <= MAX_UNIX_SECS ? Math.round(stamp * 1000) : nowMs;
-      const result = await context.write(async ({ trx }) => {
+      const result = await context.write(async (scope) => {
+        const { trx } = scope;
         // In the write: an agent deleted meanwhile gets no rows.
         if (!(await agentsStore(trx).find(webhook.workspace_id, agentId))) return 'unknown_agent' as const;
         const store = experimentsStore(trx);
@@ -102,7 +104,7 @@ export function webhooksService(context: AppContext, counters: ExperimentCounter
           const value = valueFromFacts(metric, facts);
           if (value !== undefined) events.push({ unitId: conversationId, metricKey: metric.key, value, occurredAtMs, idempotencyKey: null });
         }
-        await recordValues(trx, agentId, events, nowMs);
+        await recordValues(experimentScope(context, scope), agentId, events, nowMs);
         await store.touchWebhook(webhook.id, nowMs);
         return 'recorded' as const;
       });

@@ -1,0 +1,225 @@
+import type { Kysely } from 'kysely';
+
+import type { Database, ExposureArmTable } from '../../db/schema.js';
+import type { WriteScope } from '../../db/write.js';
+import { LruCache } from '../../domain/lru.js';
+import { UnitMap } from '../../domain/unit-map.js';
+import { dayOf } from './days.js';
+import { type ExposureRow, experimentsStore, type SegmentRow } from './experiments.store.js';
+
+// Which units of an agent have an exposure, and to what (README.md, "Exposures"). The database
+// holds segments: a row per written batch, agent and day, its units as compact JSON. This keeps,
+// per process and agent, a map from unit to arm and day (32 bytes a unit), read back from the
+// segments the first time the agent is used and caught up from those written since (by any
+// process) every time it is used inside the agent's experiment lock. A transaction's own
+// additions are staged and join the map once it commits: one that rolls back leaves nothing.
+
+export type Arm = Omit<ExposureArmTable, 'agent_id' | 'arm'>;
+
+/** A unit's exposure, as cells need it. */
+export interface ExposureRef {
+  arm: number;
+  deployment_id: string;
+  branch_id: string;
+  day: number;
+}
+
+/** One unit in a segment's body: `[unit_id, arm, exposed_at_ms]`. */
+type SegmentEntry = [string, number, number];
+
+const SEGMENT_UNITS = 1_000;
+/** Memory for arms and bookkeeping besides the unit map, per agent. */
+const AGENT_OVERHEAD_BYTES = 4_096;
+const ARM_BYTES = 256;
+
+function armKey(arm: Arm): string {
+  return JSON.stringify([arm.deployment_id, arm.branch_id, arm.version_id, arm.probability, arm.source]);
+}
+
+class AgentLog {
+  readonly units = new UnitMap();
+  /** By arm number (1-based; index 0 unused). */
+  readonly arms: Arm[] = [];
+  readonly armNumbers = new Map<string, number>();
+  lastSeq = 0;
+  lastArm = 0;
+
+  get bytes(): number {
+    return AGENT_OVERHEAD_BYTES + this.units.bytes + this.arms.length * ARM_BYTES;
+  }
+
+  addArm(number: number, arm: Arm): void {
+    this.arms[number] = arm;
+    this.armNumbers.set(armKey(arm), number);
+  }
+
+  addSegment(segment: Pick<SegmentRow, 'seq' | 'body'>, minDay: number): void {
+    for (const [unit, arm, atMs] of JSON.parse(segment.body) as SegmentEntry[]) this.units.add(unit, arm, dayOf(atMs), minDay);
+    this.lastSeq = segment.seq;
+  }
+}
+
+/** What one transaction added to one agent's log, joined to it once the transaction commits. */
+interface Staged {
+  /** The log it was staged over (kept, should the cache drop it meanwhile). */
+  log: AgentLog;
+  units: Map<string, { arm: number; day: number }>;
+  arms: Map<number, Arm>;
+  armNumbers: Map<string, number>;
+  segments: Pick<SegmentRow, 'seq' | 'body'>[];
+  lastSeq: number;
+  lastArm: number;
+}
+
+/** An agent's log as one transaction sees it: what was committed, and what it added itself. */
+export class AgentExposures {
+  constructor(
+    private readonly log: AgentLog,
+    private readonly staged: Staged,
+    private readonly minDay: number,
+  ) {}
+
+  /** The unit's exposure of `minDay` or later (by default: unexpired), or undefined. */
+  find(unitId: string, minDay = this.minDay): ExposureRef | undefined {
+    const own = this.staged.units.get(unitId);
+    const arm = own?.arm ?? this.log.units.arm(unitId, minDay);
+    if (arm < 0) return undefined;
+    const day = own?.day ?? this.log.units.day(unitId, minDay);
+    const { deployment_id, branch_id } = this.armOf(arm);
+    return { arm, deployment_id, branch_id, day };
+  }
+
+  armOf(number: number): Arm {
+    return (this.staged.arms.get(number) ?? this.log.arms[number]) as Arm;
+  }
+
+  /**
+   * Adds the exposures of units that have none (the first of a unit in `rows` wins) and writes
+   * them as segments. Returns those added.
+   */
+  async add(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
+    const added: ExposureRow[] = [];
+    const byDay = new Map<number, SegmentEntry[]>();
+    const newArms: ExposureArmTable[] = [];
+    for (const row of rows) {
+      if (this.staged.units.has(row.unit_id) || this.log.units.arm(row.unit_id, this.minDay) >= 0) continue;
+      const arm: Arm = { deployment_id: row.deployment_id, branch_id: row.branch_id, version_id: row.version_id, probability: row.probability, source: row.source };
+      const key = armKey(arm);
+      let number = this.staged.armNumbers.get(key) ?? this.log.armNumbers.get(key);
+      if (number === undefined) {
+        number = ++this.staged.lastArm;
+        this.staged.arms.set(number, arm);
+        this.staged.armNumbers.set(key, number);
+        newArms.push({ agent_id: agentId, arm: number, ...arm });
+      }
+      const day = dayOf(row.exposed_at_ms);
+      this.staged.units.set(row.unit_id, { arm: number, day });
+      const entries = byDay.get(day) ?? [];
+      entries.push([row.unit_id, number, row.exposed_at_ms]);
+      byDay.set(day, entries);
+      added.push(row);
+    }
+    if (added.length === 0) return added;
+    const segments: SegmentRow[] = [];
+    for (const [day, entries] of byDay) {
+      for (let start = 0; start < entries.length; start += SEGMENT_UNITS) {
+        const chunk = entries.slice(start, start + SEGMENT_UNITS);
+        segments.push({ agent_id: agentId, seq: ++this.staged.lastSeq, day, units: chunk.length, body: JSON.stringify(chunk) });
+      }
+    }
+    this.staged.segments.push(...segments);
+    const store = experimentsStore(trx);
+    await store.insertArms(newArms);
+    await store.insertSegments(segments);
+    await store.saveLog({ agent_id: agentId, last_seq: this.staged.lastSeq, last_arm: this.staged.lastArm });
+    return added;
+  }
+}
+
+/** Day before which exposures have expired (`EXPERIMENT_RETENTION_DAYS`; 0: none do). */
+export function firstLiveDay(retentionDays: number, nowMs: number): number {
+  return retentionDays > 0 ? dayOf(nowMs) - retentionDays : -Infinity;
+}
+
+/**
+ * Every agent's exposure log in this process, least recently used first out past `maxBytes`
+ * (an agent's log is then read again from its segments when next used).
+ */
+export class ExposureLogs {
+  private readonly logs: LruCache<string, AgentLog>;
+  private readonly staged = new WeakMap<object, Map<string, Staged>>();
+
+  /** `EXPERIMENT_RETENTION_DAYS`: exposures of days before it are treated as gone (retention drops them). */
+  retentionDays: number;
+
+  constructor(private readonly options: { retentionDays: number; now: () => number; maxBytes?: number }) {
+    this.retentionDays = options.retentionDays;
+    this.logs = new LruCache({ maxEntries: 100_000, maxBytes: options.maxBytes ?? 512 * 1024 * 1024, sizeOf: (log) => log.bytes });
+  }
+
+  /** Bytes held by the logs in memory. */
+  get bytes(): number {
+    return this.logs.bytes;
+  }
+
+  /**
+   * The agent's exposures as this write sees them. Call with the agent's experiment lock held
+   * (cells.ts `lockAgentExperiments`): the log is caught up from the database in it.
+   */
+  async open(scope: Pick<WriteScope, 'trx' | 'afterCommit'>, agentId: string): Promise<AgentExposures> {
+    const minDay = firstLiveDay(this.retentionDays, this.options.now());
+    let perAgent = this.staged.get(scope.trx);
+    const staged = perAgent?.get(agentId);
+    if (staged) return new AgentExposures(staged.log, staged, minDay);
+    let log = this.logs.get(agentId);
+
+    const store = experimentsStore(scope.trx);
+    const header = await store.findLog(agentId);
+    // Numbers behind what this process saw: the store was replaced (an import); read it again.
+    if (!log || !header || header.last_seq < log.lastSeq || header.last_arm < log.lastArm) log = new AgentLog();
+    if (header && header.last_arm > log.lastArm) {
+      for (const row of await store.armsAfter(agentId, log.lastArm)) log.addArm(row.arm, row);
+      log.lastArm = header.last_arm;
+    }
+    if (header && header.last_seq > log.lastSeq) {
+      for (let after = log.lastSeq; ; ) {
+        const page = await store.segmentsAfter(agentId, after, 200);
+        for (const segment of page) log.addSegment(segment, minDay);
+        if (page.length < 200) break;
+        after = page[page.length - 1].seq;
+      }
+      log.lastSeq = header.last_seq;
+    }
+    this.logs.set(agentId, log);
+
+    const fresh: Staged = { log, units: new Map(), arms: new Map(), armNumbers: new Map(), segments: [], lastSeq: log.lastSeq, lastArm: log.lastArm };
+    if (!perAgent) {
+      perAgent = new Map();
+      this.staged.set(scope.trx, perAgent);
+      const transaction = perAgent;
+      scope.afterCommit(() => this.commit(transaction));
+    }
+    perAgent.set(agentId, fresh);
+    return new AgentExposures(log, fresh, minDay);
+  }
+
+  /** A transaction committed: what it staged joins the logs (unless read back from the database since). */
+  private commit(transaction: Map<string, Staged>): void {
+    const minDay = firstLiveDay(this.retentionDays, this.options.now());
+    for (const [agentId, staged] of transaction) {
+      const { log } = staged;
+      if (this.logs.peek(agentId) !== log) continue;
+      for (const [number, arm] of staged.arms) if (number > log.lastArm) log.addArm(number, arm);
+      log.lastArm = Math.max(log.lastArm, staged.lastArm);
+      for (const segment of staged.segments) if (segment.seq > log.lastSeq) log.addSegment(segment, minDay);
+      // Set again: the budget counts what it holds now.
+      this.logs.set(agentId, log);
+    }
+  }
+
+  /** Forgets every agent's log (retention dropped segments: each is read again when next used). */
+  clear(): void {
+    this.logs.clear();
+  }
+}
+
