@@ -1,4 +1,4 @@
-import { murmur3 } from './murmur3.js';
+import { murmur3Pair } from './murmur3.js';
 
 // Two seeds of MurmurHash3: a unit is known by 64 bits of hash. Two units of one agent collide
 // with a chance of about n² / 2⁶⁵ (n = 1,000,000: 3 in 100,000,000); the second is then taken
@@ -10,11 +10,15 @@ const SEED_HIGH = 0x5bd1e995;
 const WORDS = 4;
 const MIN_SLOTS = 1024;
 
+/** The last key `UnitMap.key` computed: its two halves. */
+const KEY = new Uint32Array(2);
+
 /**
  * A map from unit (a conversation id or routing key) to the arm and day of its exposure, for
  * millions of units: an open-addressing table over one Uint32Array (16 bytes a slot, at most half
  * full, so 32 bytes a unit), keyed by a 64-bit hash of the unit. No strings are kept, and the
- * garbage collector sees one object however many units it holds.
+ * garbage collector sees one object however many units it holds. Callers that look a unit up in
+ * several maps hash it once (`UnitMap.key`) and pass the halves.
  */
 export class UnitMap {
   private slots: Uint32Array;
@@ -22,14 +26,18 @@ export class UnitMap {
   private count = 0;
   /** Where the last `find` stopped: the unit's slot, or the empty slot it would take. */
   private at = 0;
-  private low = 0;
-  private high = 0;
 
   constructor(expected = 0) {
     let slots = MIN_SLOTS;
     while (slots < expected * 2) slots *= 2;
     this.slots = new Uint32Array(slots * WORDS);
     this.mask = slots - 1;
+  }
+
+  /** The unit's 64-bit key, in a shared array valid until the next call. */
+  static key(unit: string): Uint32Array {
+    murmur3Pair(unit, SEED_LOW, SEED_HIGH, KEY);
+    return KEY;
   }
 
   get size(): number {
@@ -43,16 +51,14 @@ export class UnitMap {
 
   /** The unit's arm, or -1 when it has none on or after `minDay`. */
   arm(unit: string, minDay = -Infinity): number {
-    if (!this.find(unit)) return -1;
-    const base = this.at * WORDS;
-    return this.slots[base + 3] >= minDay ? this.slots[base + 2] - 1 : -1;
+    const key = UnitMap.key(unit);
+    return this.armOfKey(key[0], key[1], minDay);
   }
 
   /** The day of the unit's exposure, or -1 (as `arm`). */
   day(unit: string, minDay = -Infinity): number {
-    if (!this.find(unit)) return -1;
-    const day = this.slots[this.at * WORDS + 3];
-    return day >= minDay ? day : -1;
+    const key = UnitMap.key(unit);
+    return this.dayOfKey(key[0], key[1], minDay);
   }
 
   /**
@@ -60,7 +66,24 @@ export class UnitMap {
    * unit's; one from before `minDay` has expired and is replaced). Whether it was recorded.
    */
   add(unit: string, arm: number, day: number, minDay = -Infinity): boolean {
-    if (this.find(unit)) {
+    const key = UnitMap.key(unit);
+    return this.addKey(key[0], key[1], arm, day, minDay);
+  }
+
+  armOfKey(low: number, high: number, minDay = -Infinity): number {
+    if (!this.find(low, high)) return -1;
+    const base = this.at * WORDS;
+    return this.slots[base + 3] >= minDay ? this.slots[base + 2] - 1 : -1;
+  }
+
+  dayOfKey(low: number, high: number, minDay = -Infinity): number {
+    if (!this.find(low, high)) return -1;
+    const day = this.slots[this.at * WORDS + 3];
+    return day >= minDay ? day : -1;
+  }
+
+  addKey(low: number, high: number, arm: number, day: number, minDay = -Infinity): boolean {
+    if (this.find(low, high)) {
       const base = this.at * WORDS;
       if (this.slots[base + 3] >= minDay) return false;
       this.slots[base + 2] = arm + 1;
@@ -69,11 +92,11 @@ export class UnitMap {
     }
     if ((this.count + 1) * 2 > this.mask + 1) {
       this.grow();
-      this.find(unit);
+      this.find(low, high);
     }
     const base = this.at * WORDS;
-    this.slots[base] = this.low;
-    this.slots[base + 1] = this.high;
+    this.slots[base] = low;
+    this.slots[base + 1] = high;
     this.slots[base + 2] = arm + 1;
     this.slots[base + 3] = day;
     this.count++;
@@ -81,18 +104,16 @@ export class UnitMap {
   }
 
   /** Linear probing from the hash: true when the unit's slot was found (`at` is it). */
-  private find(unit: string): boolean {
-    this.low = murmur3(unit, SEED_LOW) >>> 0;
-    this.high = murmur3(unit, SEED_HIGH) >>> 0;
+  private find(low: number, high: number): boolean {
     const slots = this.slots;
-    let index = this.low & this.mask;
+    let index = low & this.mask;
     for (;;) {
       const base = index * WORDS;
       if (slots[base + 2] === 0) {
         this.at = index;
         return false;
       }
-      if (slots[base] === this.low && slots[base + 1] === this.high) {
+      if (slots[base] === low && slots[base + 1] === high) {
         this.at = index;
         return true;
       }
@@ -110,6 +131,61 @@ export class UnitMap {
       let index = old[base] & this.mask;
       while (this.slots[index * WORDS + 2] !== 0) index = (index + 1) & this.mask;
       this.slots.set(old.subarray(base, base + WORDS), index * WORDS);
+    }
+  }
+}
+
+/**
+ * A set of 64-bit keys (two 32-bit halves, computed by the caller) in one Uint32Array, at most
+ * half full: what a hot path remembers about millions of units without keeping their strings.
+ * `clear` empties it in place.
+ */
+export class HashSet64 {
+  private readonly slots: Uint32Array;
+  private readonly mask: number;
+  private count = 0;
+
+  /** Room for `capacity` keys (rounded up to a power of two, times two). */
+  constructor(readonly capacity: number) {
+    let slots = MIN_SLOTS;
+    while (slots < capacity * 2) slots *= 2;
+    this.slots = new Uint32Array(slots * 2);
+    this.mask = slots - 1;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Whether the key is in the set. The key (0, 0) is taken as (0, 1). */
+  has(low: number, high: number): boolean {
+    return this.slots[this.find(low >>> 0, high >>> 0 || 1) * 2 + 1] !== 0;
+  }
+
+  /** Adds the key: whether it was new. Full (`capacity` keys): nothing is added, and false. */
+  add(low: number, high: number): boolean {
+    const l = low >>> 0;
+    const h = high >>> 0 || 1;
+    const index = this.find(l, h);
+    if (this.slots[index * 2 + 1] !== 0 || this.count >= this.capacity) return false;
+    this.slots[index * 2] = l;
+    this.slots[index * 2 + 1] = h;
+    this.count++;
+    return true;
+  }
+
+  clear(): void {
+    this.slots.fill(0);
+    this.count = 0;
+  }
+
+  /** The key's slot, or the empty one it would take (the high half is never 0 in a used slot). */
+  private find(low: number, high: number): number {
+    let index = low & this.mask;
+    for (;;) {
+      const stored = this.slots[index * 2 + 1];
+      if (stored === 0 || (stored === high && this.slots[index * 2] === low)) return index;
+      index = (index + 1) & this.mask;
     }
   }
 }

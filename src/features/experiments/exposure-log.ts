@@ -53,9 +53,9 @@ class AgentLog {
     this.armNumbers.set(armKey(arm), number);
   }
 
-  addSegment(segment: Pick<SegmentRow, 'seq' | 'body'>, minDay: number): void {
-    for (const [unit, arm, atMs] of JSON.parse(segment.body) as SegmentEntry[]) this.units.add(unit, arm, dayOf(atMs), minDay);
-    this.lastSeq = segment.seq;
+  addSegment(seq: number, entries: readonly SegmentEntry[], minDay: number): void {
+    for (const [unit, arm, atMs] of entries) this.units.add(unit, arm, dayOf(atMs), minDay);
+    this.lastSeq = seq;
   }
 }
 
@@ -63,10 +63,11 @@ class AgentLog {
 interface Staged {
   /** The log it was staged over (kept, should the cache drop it meanwhile). */
   log: AgentLog;
-  units: Map<string, { arm: number; day: number }>;
+  /** Units this transaction exposed: arm and day (by the unit's 64-bit key, as the log's). */
+  units: UnitMap;
   arms: Map<number, Arm>;
   armNumbers: Map<string, number>;
-  segments: Pick<SegmentRow, 'seq' | 'body'>[];
+  segments: { seq: number; entries: SegmentEntry[] }[];
   lastSeq: number;
   lastArm: number;
 }
@@ -81,16 +82,36 @@ export class AgentExposures {
 
   /** The unit's exposure of `minDay` or later (by default: unexpired), or undefined. */
   find(unitId: string, minDay = this.minDay): ExposureRef | undefined {
-    const own = this.staged.units.get(unitId);
-    const arm = own?.arm ?? this.log.units.arm(unitId, minDay);
-    if (arm < 0) return undefined;
-    const day = own?.day ?? this.log.units.day(unitId, minDay);
+    const key = UnitMap.key(unitId);
+    const [low, high] = [key[0], key[1]];
+    let arm = this.staged.units.armOfKey(low, high);
+    let day: number;
+    if (arm >= 0) day = this.staged.units.dayOfKey(low, high);
+    else {
+      arm = this.log.units.armOfKey(low, high, minDay);
+      if (arm < 0) return undefined;
+      day = this.log.units.dayOfKey(low, high, minDay);
+    }
     const { deployment_id, branch_id } = this.armOf(arm);
     return { arm, deployment_id, branch_id, day };
   }
 
   armOf(number: number): Arm {
     return (this.staged.arms.get(number) ?? this.log.arms[number]) as Arm;
+  }
+
+  /** The number of the row's arm, a new one (added to `newArms`) if the agent has none like it. */
+  private armNumber(agentId: string, row: ExposureRow, newArms: ExposureArmTable[]): number {
+    const arm: Arm = { deployment_id: row.deployment_id, branch_id: row.branch_id, version_id: row.version_id, probability: row.probability, source: row.source };
+    const key = armKey(arm);
+    let number = this.staged.armNumbers.get(key) ?? this.log.armNumbers.get(key);
+    if (number === undefined) {
+      number = ++this.staged.lastArm;
+      this.staged.arms.set(number, arm);
+      this.staged.armNumbers.set(key, number);
+      newArms.push({ agent_id: agentId, arm: number, ...arm });
+    }
+    return number;
   }
 
   /**
@@ -101,22 +122,21 @@ export class AgentExposures {
     const added: ExposureRow[] = [];
     const byDay = new Map<number, SegmentEntry[]>();
     const newArms: ExposureArmTable[] = [];
+    let previous: ExposureRow | undefined;
+    let number = -1;
     for (const row of rows) {
-      if (this.staged.units.has(row.unit_id) || this.log.units.arm(row.unit_id, this.minDay) >= 0) continue;
-      const arm: Arm = { deployment_id: row.deployment_id, branch_id: row.branch_id, version_id: row.version_id, probability: row.probability, source: row.source };
-      const key = armKey(arm);
-      let number = this.staged.armNumbers.get(key) ?? this.log.armNumbers.get(key);
-      if (number === undefined) {
-        number = ++this.staged.lastArm;
-        this.staged.arms.set(number, arm);
-        this.staged.armNumbers.set(key, number);
-        newArms.push({ agent_id: agentId, arm: number, ...arm });
-      }
+      const key = UnitMap.key(row.unit_id);
+      const low = key[0];
+      const high = key[1];
+      if (this.staged.units.armOfKey(low, high) >= 0 || this.log.units.armOfKey(low, high, this.minDay) >= 0) continue;
+      // Rows of one batch share few arms, mostly in runs: the previous row's is tried first.
+      if (!previous || !sameArm(previous, row)) number = this.armNumber(agentId, row, newArms);
+      previous = row;
       const day = dayOf(row.exposed_at_ms);
-      this.staged.units.set(row.unit_id, { arm: number, day });
-      const entries = byDay.get(day) ?? [];
+      this.staged.units.addKey(low, high, number, day);
+      let entries = byDay.get(day);
+      if (!entries) byDay.set(day, (entries = []));
       entries.push([row.unit_id, number, row.exposed_at_ms]);
-      byDay.set(day, entries);
       added.push(row);
     }
     if (added.length === 0) return added;
@@ -124,16 +144,21 @@ export class AgentExposures {
     for (const [day, entries] of byDay) {
       for (let start = 0; start < entries.length; start += SEGMENT_UNITS) {
         const chunk = entries.slice(start, start + SEGMENT_UNITS);
-        segments.push({ agent_id: agentId, seq: ++this.staged.lastSeq, day, units: chunk.length, body: JSON.stringify(chunk) });
+        const seq = ++this.staged.lastSeq;
+        segments.push({ agent_id: agentId, seq, day, units: chunk.length, body: JSON.stringify(chunk) });
+        this.staged.segments.push({ seq, entries: chunk });
       }
     }
-    this.staged.segments.push(...segments);
     const store = experimentsStore(trx);
     await store.insertArms(newArms);
     await store.insertSegments(segments);
     await store.saveLog({ agent_id: agentId, last_seq: this.staged.lastSeq, last_arm: this.staged.lastArm });
     return added;
   }
+}
+
+function sameArm(a: ExposureRow, b: ExposureRow): boolean {
+  return a.deployment_id === b.deployment_id && a.branch_id === b.branch_id && a.version_id === b.version_id && a.probability === b.probability && a.source === b.source;
 }
 
 /** Day before which exposures have expired (`EXPERIMENT_RETENTION_DAYS`; 0: none do). */
@@ -184,7 +209,7 @@ export class ExposureLogs {
     if (header && header.last_seq > log.lastSeq) {
       for (let after = log.lastSeq; ; ) {
         const page = await store.segmentsAfter(agentId, after, 200);
-        for (const segment of page) log.addSegment(segment, minDay);
+        for (const segment of page) log.addSegment(segment.seq, JSON.parse(segment.body) as SegmentEntry[], minDay);
         if (page.length < 200) break;
         after = page[page.length - 1].seq;
       }
@@ -192,7 +217,7 @@ export class ExposureLogs {
     }
     this.logs.set(agentId, log);
 
-    const fresh: Staged = { log, units: new Map(), arms: new Map(), armNumbers: new Map(), segments: [], lastSeq: log.lastSeq, lastArm: log.lastArm };
+    const fresh: Staged = { log, units: new UnitMap(), arms: new Map(), armNumbers: new Map(), segments: [], lastSeq: log.lastSeq, lastArm: log.lastArm };
     if (!perAgent) {
       perAgent = new Map();
       this.staged.set(scope.trx, perAgent);
@@ -211,7 +236,7 @@ export class ExposureLogs {
       if (this.logs.peek(agentId) !== log) continue;
       for (const [number, arm] of staged.arms) if (number > log.lastArm) log.addArm(number, arm);
       log.lastArm = Math.max(log.lastArm, staged.lastArm);
-      for (const segment of staged.segments) if (segment.seq > log.lastSeq) log.addSegment(segment, minDay);
+      for (const segment of staged.segments) if (segment.seq > log.lastSeq) log.addSegment(segment.seq, segment.entries, minDay);
       // Set again: the budget counts what it holds now.
       this.logs.set(agentId, log);
     }
