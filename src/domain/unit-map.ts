@@ -103,6 +103,14 @@ export class UnitMap {
     return true;
   }
 
+  /** Adds every unit of `other` as `add` would, in no particular order. */
+  addAll(other: UnitMap, minDay = -Infinity): void {
+    const slots = other.slots;
+    for (let base = 0; base < slots.length; base += WORDS) {
+      if (slots[base + 2] !== 0) this.addKey(slots[base], slots[base + 1], slots[base + 2] - 1, slots[base + 3], minDay);
+    }
+  }
+
   /** Linear probing from the hash: true when the unit's slot was found (`at` is it). */
   private find(low: number, high: number): boolean {
     const slots = this.slots;

@@ -67,7 +67,8 @@ interface Staged {
   units: UnitMap;
   arms: Map<number, Arm>;
   armNumbers: Map<string, number>;
-  segments: { seq: number; entries: SegmentEntry[] }[];
+  /** Numbers of the segments it wrote. */
+  segments: { seq: number }[];
   lastSeq: number;
   lastArm: number;
 }
@@ -146,7 +147,7 @@ export class AgentExposures {
         const chunk = entries.slice(start, start + SEGMENT_UNITS);
         const seq = ++this.staged.lastSeq;
         segments.push({ agent_id: agentId, seq, day, units: chunk.length, body: JSON.stringify(chunk) });
-        this.staged.segments.push({ seq, entries: chunk });
+        this.staged.segments.push({ seq });
       }
     }
     const store = experimentsStore(trx);
@@ -236,7 +237,10 @@ export class ExposureLogs {
       if (this.logs.peek(agentId) !== log) continue;
       for (const [number, arm] of staged.arms) if (number > log.lastArm) log.addArm(number, arm);
       log.lastArm = Math.max(log.lastArm, staged.lastArm);
-      for (const segment of staged.segments) if (segment.seq > log.lastSeq) log.addSegment(segment.seq, segment.entries, minDay);
+      // Read back from the database since (by a transaction that came after): nothing to add.
+      if (staged.segments.length === 0 || staged.segments[0].seq <= log.lastSeq) continue;
+      log.units.addAll(staged.units, minDay);
+      log.lastSeq = staged.lastSeq;
       // Set again: the budget counts what it holds now.
       this.logs.set(agentId, log);
     }
