@@ -1,10 +1,11 @@
 // The hot path over HTTP (bench/README.md, targets): `GET agent` for a ~20 KB config — routed by a fresh
 // conversation id under a 90/10 split, at a branch head, at a version — against a bare node:http
 // server returning the same bytes, both measured by wrk in its own process in the same run.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import { buildApp } from '../src/app.js';
 import { openStore, type StoreOptions } from '../src/db/connect.js';
@@ -56,12 +57,11 @@ function onCore(core: number, command: string, args: string[]): [string, string[
   return pinned ? ['taskset', ['-c', String(core), command, ...args]] : [command, args];
 }
 
-export function wrk(url: string, script: string, seconds: number, env: Record<string, string>, connections = 50): WrkResult {
-  const [command, args] = onCore(1, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url]);
-  const output = execFileSync(command, args, {
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-  });
+function wrkCommand(url: string, script: string, seconds: number, connections: number): [string, string[]] {
+  return onCore(1, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url]);
+}
+
+function parseWrk(output: string): WrkResult {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(output);
   const p50 = /\n\s+50%\s+(\S+)/.exec(output);
   const p99 = /\n\s+99%\s+(\S+)/.exec(output);
@@ -69,6 +69,18 @@ export function wrk(url: string, script: string, seconds: number, env: Record<st
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
   if (non2xx) throw new Error(`${non2xx[1]} requests failed during the run:\n${output}`);
   return { requestsPerSecond: Number(rps[1]), p50Ms: toMs(p50[1]), p99Ms: toMs(p99[1]) };
+}
+
+export function wrk(url: string, script: string, seconds: number, env: Record<string, string>, connections = 50): WrkResult {
+  const [command, args] = wrkCommand(url, script, seconds, connections);
+  return parseWrk(execFileSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env } }));
+}
+
+/** `wrk` without waiting: several run at once (each on wrk's core). */
+export async function wrkAsync(url: string, script: string, seconds: number, env: Record<string, string>, connections = 50): Promise<WrkResult> {
+  const [command, args] = wrkCommand(url, script, seconds, connections);
+  const { stdout } = await promisify(execFile)(command, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  return parseWrk(stdout);
 }
 
 export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv, ready: () => Promise<boolean>): Promise<ChildProcess> {
