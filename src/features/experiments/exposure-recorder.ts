@@ -177,8 +177,8 @@ export class ExposureRecorder {
     this.flushing = this.flushing.then(async () => {
       // What is buffered now, in full batches and one last partial. Exposures recorded while these
       // are written wait for their own batch to fill or their interval to pass: taken as they
-      // came, they made batches of the few that arrive during one write (tens, where 1,000 were
-      // meant), and a batch's fixed cost (a transaction, its queries) was most of the CPU.
+      // came, a batch could be as small as what arrives during one write, each paying a
+      // transaction and its queries.
       for (let remaining = this.units.length; remaining > 0; ) {
         const batch = this.take(Math.min(this.batchSize, remaining));
         remaining -= batch.length;
