@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-import type SqliteDatabase from 'better-sqlite3';
 import { type Kysely, sql } from 'kysely';
 
 import { type Change, CHANGE_CHANNEL, type ChangeFeed } from './change-feed.js';
@@ -12,8 +11,6 @@ export interface WritableStore {
   dialect: 'sqlite' | 'postgres';
   changes: Pick<ChangeFeed, 'origin' | 'emitLocal'>;
   writeGuard: object;
-  /** SQLite: the store's one connection, the one its write transactions run on. */
-  sqlite?: SqliteDatabase.Database;
 }
 
 export interface WriteScope {
@@ -22,12 +19,6 @@ export interface WriteScope {
   publish(change: Change): void;
   /** Runs after a successful commit (never after a rollback). */
   afterCommit(callback: () => void): void;
-  /**
-   * SQLite only: the connection this transaction runs on (the store's only one), for a statement
-   * run once per row of a large batch, where Kysely's cost per query would be most of the work
-   * (the exposure insert). Synchronous, inside the transaction; never another connection.
-   */
-  sqlite?: SqliteDatabase.Database;
 }
 
 /**
@@ -85,7 +76,6 @@ export async function writeTransaction<T>(store: WritableStore, work: (scope: Wr
           trx,
           publish: (change) => changes.push(change),
           afterCommit: (callback) => callbacks.push(callback),
-          sqlite: store.dialect === 'sqlite' ? store.sqlite : undefined,
         });
         if (store.dialect === 'postgres') {
           for (const payload of new Set(changes.map((change) => JSON.stringify({ ...change, origin: store.changes.origin })))) {

@@ -18,7 +18,6 @@ export type Arm = Omit<ExposureArmTable, 'agent_id' | 'arm'>;
 
 /** A unit's exposure, as cells need it. */
 export interface ExposureRef {
-  arm: number;
   deployment_id: string;
   branch_id: string;
   day: number;
@@ -67,8 +66,8 @@ interface Staged {
   units: UnitMap;
   arms: Map<number, Arm>;
   armNumbers: Map<string, number>;
-  /** Numbers of the segments it wrote. */
-  segments: { seq: number }[];
+  /** The number of the first segment it wrote (none: undefined). */
+  firstSeq: number | undefined;
   lastSeq: number;
   lastArm: number;
 }
@@ -84,7 +83,8 @@ export class AgentExposures {
   /** The unit's exposure of `minDay` or later (by default: unexpired), or undefined. */
   find(unitId: string, minDay = this.minDay): ExposureRef | undefined {
     const key = UnitMap.key(unitId);
-    const [low, high] = [key[0], key[1]];
+    const low = key[0];
+    const high = key[1];
     let arm = this.staged.units.armOfKey(low, high);
     let day: number;
     if (arm >= 0) day = this.staged.units.dayOfKey(low, high);
@@ -94,7 +94,7 @@ export class AgentExposures {
       day = this.log.units.dayOfKey(low, high, minDay);
     }
     const { deployment_id, branch_id } = this.armOf(arm);
-    return { arm, deployment_id, branch_id, day };
+    return { deployment_id, branch_id, day };
   }
 
   armOf(number: number): Arm {
@@ -147,7 +147,7 @@ export class AgentExposures {
         const chunk = entries.slice(start, start + SEGMENT_UNITS);
         const seq = ++this.staged.lastSeq;
         segments.push({ agent_id: agentId, seq, day, units: chunk.length, body: JSON.stringify(chunk) });
-        this.staged.segments.push({ seq });
+        this.staged.firstSeq ??= seq;
       }
     }
     const store = experimentsStore(trx);
@@ -218,7 +218,7 @@ export class ExposureLogs {
     }
     this.logs.set(agentId, log);
 
-    const fresh: Staged = { log, units: new UnitMap(), arms: new Map(), armNumbers: new Map(), segments: [], lastSeq: log.lastSeq, lastArm: log.lastArm };
+    const fresh: Staged = { log, units: new UnitMap(), arms: new Map(), armNumbers: new Map(), firstSeq: undefined, lastSeq: log.lastSeq, lastArm: log.lastArm };
     if (!perAgent) {
       perAgent = new Map();
       this.staged.set(scope.trx, perAgent);
@@ -238,7 +238,7 @@ export class ExposureLogs {
       for (const [number, arm] of staged.arms) if (number > log.lastArm) log.addArm(number, arm);
       log.lastArm = Math.max(log.lastArm, staged.lastArm);
       // Read back from the database since (by a transaction that came after): nothing to add.
-      if (staged.segments.length === 0 || staged.segments[0].seq <= log.lastSeq) continue;
+      if (staged.firstSeq === undefined || staged.firstSeq <= log.lastSeq) continue;
       log.units.addAll(staged.units, minDay);
       log.lastSeq = staged.lastSeq;
       // Set again: the budget counts what it holds now.
