@@ -66,11 +66,40 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
+/** How long closing the browser (its contexts, then the process) may take before it is killed. */
+const BROWSER_CLOSE_MS = 15_000;
+
+/**
+ * Whether `work` finished within `ms`. A failure within `ms` is thrown; one after it is dropped
+ * (by then the caller has moved on).
+ */
+async function withinMs(ms: number, work: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const finished = work.then(
+    () => true as const,
+    (error: unknown) => {
+      if (late) return false as const;
+      throw error;
+    },
+  );
+  try {
+    const inTime = await Promise.race([finished, timedOut]);
+    late = !inTime;
+    return inTime;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startDashboard(): Promise<Dashboard> {
   const distDir = await buildDashboardOnce();
   const testApp = await startTestApp({ dashboardDir: distDir });
   const url = await listen(testApp);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  // Launched as a server so that a browser that will not exit can be killed (`close()`).
+  const browserServer = await chromium.launchServer({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await chromium.connect(browserServer.wsEndpoint());
   const artifactsDir = mkdtempSync(path.join(tmpdir(), 'branchwise-browser-'));
   const contexts: BrowserContext[] = [];
   const problems: string[] = [];
@@ -111,8 +140,19 @@ export async function startDashboard(): Promise<Dashboard> {
       return page;
     },
     async close() {
-      for (const context of contexts) await context.close();
-      await browser.close();
+      // Chromium sometimes does not exit when asked (Playwright then waits for it without end), and
+      // a context with a page stuck in it may not close: closing the browser is bounded, and it is
+      // killed if it is not gone in time. The server's close is ours, so it is not bounded: if it
+      // hangs, that is a defect, and the hook's timeout says so.
+      const closedInTime = await withinMs(BROWSER_CLOSE_MS, (async () => {
+        for (const context of contexts) await context.close();
+        await browser.close();
+        await browserServer.close();
+      })());
+      if (!closedInTime) {
+        console.warn(`the browser did not close within ${BROWSER_CLOSE_MS} ms; killed`);
+        await browserServer.kill();
+      }
       await testApp.close();
       if (process.env.KEEP_BROWSER_ARTIFACTS !== '1') rmSync(artifactsDir, { recursive: true, force: true });
       if (problems.length > 0) throw new Error(`the pages reported problems:\n${problems.join('\n')}`);
