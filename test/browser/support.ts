@@ -153,7 +153,9 @@ export async function startDashboard(): Promise<Dashboard> {
         console.warn(`the browser did not close within ${BROWSER_CLOSE_MS} ms; killed`);
         await browserServer.kill();
       }
+      const slowServer = setTimeout(() => console.warn('the test server has not closed after 10 s'), 10_000);
       await testApp.close();
+      clearTimeout(slowServer);
       if (process.env.KEEP_BROWSER_ARTIFACTS !== '1') rmSync(artifactsDir, { recursive: true, force: true });
       if (problems.length > 0) throw new Error(`the pages reported problems:\n${problems.join('\n')}`);
     },
