@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ExposureRecorder } from '../src/features/experiments/exposure-recorder.js';
@@ -69,6 +70,38 @@ describe('ExposureRecorder', () => {
     expect(recorder.pending).toBe(250_000);
     await recorder.close();
     expect(counters.exposuresRecorded).toBe(250_000);
+  });
+
+  it('hands back every unit exactly as read, whatever its text, across partial batches and buffer growth', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.oneof(fc.string({ unit: 'grapheme-ascii', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ unit: 'grapheme-ascii', minLength: 900, maxLength: 1_000 })), { maxLength: 300 }),
+        fc.integer({ min: 1, max: 50 }),
+        async (units, batchSize) => {
+          const written: ExposureRow[] = [];
+          // Each write records more, so a take leaves units behind that move to the front.
+          let next = 0;
+          const recorder: ExposureRecorder = new ExposureRecorder(
+            async (rows) => {
+              written.push(...rows);
+              for (let more = 0; more < 3 && next < units.length; more++) recorder.record(...row(units[next++]));
+              return rows.length;
+            },
+            newExperimentCounters(),
+            () => 0,
+            { batchSize, flushIntervalMs: 1, maxBuffered: 1_000_000 },
+          );
+          for (; next < units.length / 2; next++) recorder.record(...row(units[next]));
+          while (recorder.pending > 0 || next < units.length) {
+            if (recorder.pending === 0) recorder.record(...row(units[next++]));
+            await recorder.flush();
+          }
+          await recorder.close();
+          expect(written.map((exposure) => exposure.unit_id)).toEqual(units);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('a batch the database refuses is counted, and its units are recorded again on their next read', async () => {

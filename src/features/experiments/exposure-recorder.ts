@@ -30,6 +30,8 @@ const SEED_HIGH = 0x7d31_94e5;
 const KEY = new Uint32Array(2);
 /** Agents whose hash seeds are kept (all of them again after a clear). */
 const MAX_AGENT_SEEDS = 10_000;
+/** The unit bytes' first size (it doubles as needed, and shrinks back when emptied). */
+const INITIAL_UNIT_BYTES = 64 * 1024;
 
 /**
  * Records the routed read's exposures without slowing it: `record` costs two hashes of the unit,
@@ -42,8 +44,12 @@ const MAX_AGENT_SEEDS = 10_000;
 export class ExposureRecorder {
   // The buffer, as parallel arrays (a row object per exposure, kept until its batch is written,
   // outlived young-generation collections and made old-generation garbage: measured, a tenth of
-  // the routed read's CPU with nothing written at all).
-  private units: string[] = [];
+  // the routed read's CPU with nothing written at all). The units are kept as bytes, not strings:
+  // a unit string is a slice of its request's URL and would keep all of it alive.
+  /** The buffered units' UTF-8 bytes, one after the other; `unitEnds[i]` is where unit i ends. */
+  private unitBytes = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
+  private unitBytesUsed = 0;
+  private unitEnds: number[] = [];
   private armIndexes: number[] = [];
   private times: number[] = [];
   /** What buffered exposures were served: few (an agent's deployment and branch heads). */
@@ -78,7 +84,7 @@ export class ExposureRecorder {
 
   /** Exposures waiting to be written. */
   get pending(): number {
-    return this.units.length;
+    return this.unitEnds.length;
   }
 
   /** A routed read served `versionId` of `branchId` to `unitId` under `deploymentId`. */
@@ -93,7 +99,7 @@ export class ExposureRecorder {
     const low = KEY[0];
     const high = KEY[1];
     if (this.remembered.has(low, high) || this.rememberedBefore.has(low, high)) return;
-    if (this.closed || this.units.length >= this.maxBuffered) {
+    if (this.closed || this.unitEnds.length >= this.maxBuffered) {
       this.counters.exposuresDropped++;
       return;
     }
@@ -105,11 +111,35 @@ export class ExposureRecorder {
       this.remembered = older;
       this.remembered.add(low, high);
     }
-    this.units.push(unitId);
+    this.unitEnds.push(this.appendUnit(unitId));
     this.armIndexes.push(this.armIndex(agentId, branchId, versionId, deploymentId, probability !== undefined && probability > 0 ? probability : null));
     this.times.push(this.now());
-    if (this.units.length >= this.batchSize) this.flushSoon(0);
+    if (this.unitEnds.length >= this.batchSize) this.flushSoon(0);
     else if (this.timer === undefined) this.flushSoon(this.flushIntervalMs);
+  }
+
+  /** Appends the unit's UTF-8 bytes to the buffer; returns where they end. */
+  private appendUnit(unitId: string): number {
+    // At most 3 bytes a UTF-16 unit.
+    const needed = this.unitBytesUsed + unitId.length * 3;
+    if (needed > this.unitBytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.unitBytes.length * 2));
+      this.unitBytes.copy(grown, 0, 0, this.unitBytesUsed);
+      this.unitBytes = grown;
+    }
+    const bytes = this.unitBytes;
+    let at = this.unitBytesUsed;
+    // ASCII (what ids are) byte by byte: cheaper than a call into the encoder for a few dozen.
+    for (let index = 0; index < unitId.length; index++) {
+      const code = unitId.charCodeAt(index);
+      if (code > 0x7f) {
+        at = this.unitBytesUsed + bytes.write(unitId, this.unitBytesUsed, 'utf8');
+        break;
+      }
+      bytes[at++] = code;
+    }
+    this.unitBytesUsed = at;
+    return at;
   }
 
   /** The buffered arm with these fields (the same strings, read after read: compared by identity first). */
@@ -131,14 +161,14 @@ export class ExposureRecorder {
 
   /** Takes the oldest `count` buffered exposures as rows. */
   private take(count: number): ExposureRow[] {
-    const units = this.units.splice(0, count);
+    const ends = this.unitEnds.splice(0, count);
     const arms = this.armIndexes.splice(0, count);
     const times = this.times.splice(0, count);
-    const rows = units.map((unitId, index): ExposureRow => {
+    const rows = ends.map((end, index): ExposureRow => {
       const arm = this.arms[arms[index]];
       return {
         agent_id: arm.agentId,
-        unit_id: unitId,
+        unit_id: this.unitBytes.toString('utf8', index === 0 ? 0 : ends[index - 1], end),
         branch_id: arm.branchId,
         version_id: arm.versionId,
         deployment_id: arm.deploymentId,
@@ -147,10 +177,16 @@ export class ExposureRecorder {
         source: 'routed',
       };
     });
+    // The bytes still buffered move to the front.
+    const taken = ends.length > 0 ? ends[ends.length - 1] : 0;
+    this.unitBytes.copy(this.unitBytes, 0, taken, this.unitBytesUsed);
+    this.unitBytesUsed -= taken;
+    for (let index = 0; index < this.unitEnds.length; index++) this.unitEnds[index] -= taken;
     // Nothing left refers to them: the arms start again (they would grow with every deployment).
-    if (this.units.length === 0) {
+    if (this.unitEnds.length === 0) {
       this.arms = [];
       this.lastArm = -1;
+      if (this.unitBytes.length > INITIAL_UNIT_BYTES) this.unitBytes = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
     }
     return rows;
   }
@@ -179,7 +215,7 @@ export class ExposureRecorder {
       // are written wait for their own batch to fill or their interval to pass: taken as they
       // came, a batch could be as small as what arrives during one write, each paying a
       // transaction and its queries.
-      for (let remaining = this.units.length; remaining > 0; ) {
+      for (let remaining = this.unitEnds.length; remaining > 0; ) {
         const batch = this.take(Math.min(this.batchSize, remaining));
         remaining -= batch.length;
         try {
