@@ -55,6 +55,7 @@ describe('a server started as `npm start` does', { timeout: patient(120_000) }, 
 
   it('run with the same node flags from `npm start` and from `npx branchwise` (the bin\'s shebang)', () => {
     expect(SERVER_NODE_FLAGS).toContain('--min-semi-space-size=16');
+    expect(SERVER_NODE_FLAGS).toContain('--no-allocation-site-pretenuring');
     const shebang = readFileSync(path.resolve('bin/branchwise.mjs'), 'utf8').split('\n')[0];
     expect(shebang).toBe(`#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
   });
