@@ -138,7 +138,11 @@ export class UnitMap {
       if (old[base + 2] === 0) continue;
       let index = old[base] & this.mask;
       while (this.slots[index * WORDS + 2] !== 0) index = (index + 1) & this.mask;
-      this.slots.set(old.subarray(base, base + WORDS), index * WORDS);
+      const to = index * WORDS;
+      this.slots[to] = old[base];
+      this.slots[to + 1] = old[base + 1];
+      this.slots[to + 2] = old[base + 2];
+      this.slots[to + 3] = old[base + 3];
     }
   }
 }

@@ -95,14 +95,35 @@ export async function recordExposures(scope: ExperimentScope, agentId: string, r
     else byUnit.set(value.unit_id, [value]);
   }
   const deltas = new CellDeltas(agentId);
+  // Exposures without values are counted per cell here (a batch has few cells) and added once each.
+  const cells: CellOf[] = [];
+  const counts: number[] = [];
+  let cell = -1;
   for (const row of inserted) {
-    const cell = { deployment_id: row.deployment_id, branch_id: row.branch_id, day: dayOf(row.exposed_at_ms) };
-    const unitValues = byUnit.get(row.unit_id) ?? [];
-    deltas.addExposure(cell, 1, unitValues.length > 0 ? 1 : 0);
-    for (const value of unitValues) deltas.addValue(cell, value.metric_key, 1, value.value, value.value * value.value);
+    const day = dayOf(row.exposed_at_ms);
+    if (cell < 0 || !inCell(cells[cell], row, day)) {
+      cell = 0;
+      while (cell < cells.length && !inCell(cells[cell], row, day)) cell++;
+      if (cell === cells.length) {
+        cells.push({ deployment_id: row.deployment_id, branch_id: row.branch_id, day });
+        counts.push(0);
+      }
+    }
+    const unitValues = byUnit.get(row.unit_id);
+    if (unitValues === undefined) {
+      counts[cell]++;
+      continue;
+    }
+    deltas.addExposure(cells[cell], 1, 1);
+    for (const value of unitValues) deltas.addValue(cells[cell], value.metric_key, 1, value.value, value.value * value.value);
   }
+  for (let index = 0; index < cells.length; index++) deltas.addExposure(cells[index], counts[index], 0);
   await deltas.write(trx);
   return inserted;
+}
+
+function inCell(cell: CellOf, row: ExposureRow, day: number): boolean {
+  return cell.day === day && cell.branch_id === row.branch_id && cell.deployment_id === row.deployment_id;
 }
 
 /** One value reported for a unit and metric. */

@@ -27,6 +27,8 @@ export interface ExposureRef {
 type SegmentEntry = [string, number, number];
 
 const SEGMENT_UNITS = 1_000;
+/** Arms of one batch tried by comparison before their key is built (more are looked up by key). */
+const MAX_BATCH_ARMS = 16;
 /** Memory for arms and bookkeeping besides the unit map, per agent. */
 const AGENT_OVERHEAD_BYTES = 4_096;
 const ARM_BYTES = 256;
@@ -121,23 +123,38 @@ export class AgentExposures {
    */
   async add(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
     const added: ExposureRow[] = [];
-    const byDay = new Map<number, SegmentEntry[]>();
+    // Each unit's segment entry, as JSON text already (`SegmentEntry`), by day.
+    const byDay = new Map<number, string[]>();
     const newArms: ExposureArmTable[] = [];
+    // Rows of one batch share a few arms: the arms met in this batch are tried before any key is built.
+    const armRows: ExposureRow[] = [];
+    const armNumbers: number[] = [];
     let previous: ExposureRow | undefined;
     let number = -1;
+    // Sized for the batch at once, rather than grown as it fills.
+    if (this.staged.units.size === 0) this.staged.units = new UnitMap(rows.length);
     for (const row of rows) {
       const key = UnitMap.key(row.unit_id);
       const low = key[0];
       const high = key[1];
       if (this.staged.units.armOfKey(low, high) >= 0 || this.log.units.armOfKey(low, high, this.minDay) >= 0) continue;
-      // Rows of one batch share few arms, mostly in runs: the previous row's is tried first.
-      if (!previous || !sameArm(previous, row)) number = this.armNumber(agentId, row, newArms);
+      if (!previous || !sameArm(previous, row)) {
+        number = -1;
+        for (let index = 0; index < armRows.length && number < 0; index++) if (sameArm(armRows[index], row)) number = armNumbers[index];
+        if (number < 0) {
+          number = this.armNumber(agentId, row, newArms);
+          if (armRows.length < MAX_BATCH_ARMS) {
+            armRows.push(row);
+            armNumbers.push(number);
+          }
+        }
+      }
       previous = row;
       const day = dayOf(row.exposed_at_ms);
       this.staged.units.addKey(low, high, number, day);
       let entries = byDay.get(day);
       if (!entries) byDay.set(day, (entries = []));
-      entries.push([row.unit_id, number, row.exposed_at_ms]);
+      entries.push(`[${JSON.stringify(row.unit_id)},${number},${row.exposed_at_ms}]`);
       added.push(row);
     }
     if (added.length === 0) return added;
@@ -146,7 +163,7 @@ export class AgentExposures {
       for (let start = 0; start < entries.length; start += SEGMENT_UNITS) {
         const chunk = entries.slice(start, start + SEGMENT_UNITS);
         const seq = ++this.staged.lastSeq;
-        segments.push({ agent_id: agentId, seq, day, units: chunk.length, body: JSON.stringify(chunk) });
+        segments.push({ agent_id: agentId, seq, day, units: chunk.length, body: `[${chunk.join(',')}]` });
         this.staged.firstSeq ??= seq;
       }
     }
