@@ -43,11 +43,14 @@ describe('the dashboard is served from the API server', () => {
     const response = await fetch(`${dashboard.url}${script}`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/javascript/);
+    // Read in full: a body left unread keeps its connection busy, and the server's close waits for it.
+    expect((await response.text()).length).toBeGreaterThan(1_000);
     expect(response.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect(response.headers.get('content-security-policy')).toMatch(/^default-src 'self'/);
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
     const missing = await fetch(`${dashboard.url}/assets/nothing-here.js`);
     expect(missing.status).toBe(404);
+    await missing.arrayBuffer();
   });
 
   test('the API answers as before: an unknown /v1 path is the JSON 404, and keys are still required', async () => {
@@ -58,6 +61,7 @@ describe('the dashboard is served from the API server', () => {
     expect((await unknown.json()).detail).toMatchObject({ status: 'not_found', message: 'No route for GET /v1/x.' });
     const keyless = await fetch(`${dashboard.url}/v1/convai/agents`);
     expect(keyless.status).toBe(401);
+    await keyless.arrayBuffer();
   });
 });
 

@@ -76,9 +76,9 @@ export async function startTestApp(
     keys,
     foreignKey,
     async close() {
-      await app.server.close();
-      await store.close();
-      await database.drop();
+      await closeApp(app);
+      await sayIfSlow('the store', store.close());
+      await sayIfSlow('the database', database.drop());
     },
   };
 }
@@ -106,13 +106,44 @@ export async function startOtherApp(testApp: TestApp, options: { now?: () => num
     store,
     url,
     async close() {
-      await app.server.close();
+      await closeApp(app);
       await store.close();
     },
   };
 }
 
 /** Listens on a free loopback port; returns the base URL. */
+/** How long `closeApp` waits for requests and responses in flight before it cuts their connections. */
+export const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Closes an app as the server does on SIGTERM: it waits for the responses it is writing. A
+ * response whose client never reads it (a test that checked a status and left a large body
+ * unread) never finishes, and the close would wait for it without end: after `CLOSE_GRACE_MS` its
+ * connection is cut, and the log says so, naming the cause.
+ */
+export async function closeApp(app: App, graceMs = CLOSE_GRACE_MS): Promise<void> {
+  const grace = setTimeout(() => {
+    console.warn(`closeApp: connections still open after ${graceMs} ms (a response its client never read?); cut`);
+    app.server.server.closeAllConnections();
+  }, graceMs);
+  try {
+    await app.server.close();
+  } finally {
+    clearTimeout(grace);
+  }
+}
+
+/** Waits for a step of a close, saying in the log which one if it takes over 10 s (a hook's timeout names none). */
+async function sayIfSlow(what: string, closing: Promise<void>): Promise<void> {
+  const slow = setTimeout(() => console.warn(`closing ${what} has taken over 10 s`), 10_000);
+  try {
+    await closing;
+  } finally {
+    clearTimeout(slow);
+  }
+}
+
 export async function listen(testApp: TestApp): Promise<string> {
   return testApp.app.server.listen({ host: '127.0.0.1', port: 0 });
 }
