@@ -112,15 +112,14 @@ export async function startOtherApp(testApp: TestApp, options: { now?: () => num
   };
 }
 
-/** Listens on a free loopback port; returns the base URL. */
 /** How long `closeApp` waits for requests and responses in flight before it cuts their connections. */
 export const CLOSE_GRACE_MS = 5_000;
 
 /**
- * Closes an app as the server does on SIGTERM: it waits for the responses it is writing. A
- * response whose client never reads it (a test that checked a status and left a large body
- * unread) never finishes, and the close would wait for it without end: after `CLOSE_GRACE_MS` its
- * connection is cut, and the log says so, naming the cause.
+ * Closes an app as the server does on SIGTERM: it waits for the requests and responses in flight.
+ * One that never finishes (a body its client never sends in full, or a large response its client
+ * never reads: a test that checked a status and left the body) would hold the close without end:
+ * after `graceMs` its connection is cut, and the log says so.
  */
 export async function closeApp(app: App, graceMs = CLOSE_GRACE_MS): Promise<void> {
   const grace = setTimeout(() => {
@@ -144,6 +143,7 @@ async function sayIfSlow(what: string, closing: Promise<void>): Promise<void> {
   }
 }
 
+/** Listens on a free loopback port; returns the base URL. */
 export async function listen(testApp: TestApp): Promise<string> {
   return testApp.app.server.listen({ host: '127.0.0.1', port: 0 });
 }
