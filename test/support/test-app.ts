@@ -121,25 +121,25 @@ export const CLOSE_GRACE_MS = 5_000;
  * never reads: a test that checked a status and left the body) would hold the close without end:
  * after `graceMs` its connection is cut, and the log says so.
  */
-export async function closeApp(app: App, graceMs = CLOSE_GRACE_MS): Promise<void> {
-  const grace = setTimeout(() => {
+export function closeApp(app: App, graceMs = CLOSE_GRACE_MS): Promise<void> {
+  return ifSlow(app.server.close(), graceMs, () => {
     console.warn(`closeApp: connections still open after ${graceMs} ms (a response its client never read?); cut`);
     app.server.server.closeAllConnections();
-  }, graceMs);
-  try {
-    await app.server.close();
-  } finally {
-    clearTimeout(grace);
-  }
+  });
 }
 
 /** Waits for a step of a close, saying in the log which one if it takes over 10 s (a hook's timeout names none). */
-async function sayIfSlow(what: string, closing: Promise<void>): Promise<void> {
-  const slow = setTimeout(() => console.warn(`closing ${what} has taken over 10 s`), 10_000);
+function sayIfSlow(what: string, closing: Promise<void>): Promise<void> {
+  return ifSlow(closing, 10_000, () => console.warn(`closing ${what} has taken over 10 s`));
+}
+
+/** Waits for `work`, running `then` once if it is still going after `ms`. */
+async function ifSlow(work: Promise<void>, ms: number, then: () => void): Promise<void> {
+  const timer = setTimeout(then, ms);
   try {
-    await closing;
+    await work;
   } finally {
-    clearTimeout(slow);
+    clearTimeout(timer);
   }
 }
 

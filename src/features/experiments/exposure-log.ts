@@ -118,6 +118,20 @@ export class AgentExposures {
   }
 
   /**
+   * The row's arm number. A batch shares a few arms: those met in it so far are compared field by
+   * field before `armNumber` builds a key (with a 50/50 split, every other row changes arm).
+   */
+  private batchArmNumber(agentId: string, row: ExposureRow, batch: BatchArms, newArms: ExposureArmTable[]): number {
+    for (let index = 0; index < batch.rows.length; index++) if (sameArm(batch.rows[index], row)) return batch.numbers[index];
+    const number = this.armNumber(agentId, row, newArms);
+    if (batch.rows.length < MAX_BATCH_ARMS) {
+      batch.rows.push(row);
+      batch.numbers.push(number);
+    }
+    return number;
+  }
+
+  /**
    * Adds the exposures of units that have none (the first of a unit in `rows` wins) and writes
    * them as segments. Returns those added.
    */
@@ -126,11 +140,7 @@ export class AgentExposures {
     // Each unit's segment entry, as JSON text already (`SegmentEntry`), by day.
     const byDay = new Map<number, string[]>();
     const newArms: ExposureArmTable[] = [];
-    // Rows of one batch share a few arms: the arms met in this batch are tried before any key is built.
-    const armRows: ExposureRow[] = [];
-    const armNumbers: number[] = [];
-    let previous: ExposureRow | undefined;
-    let number = -1;
+    const batchArms: BatchArms = { rows: [], numbers: [] };
     // Sized for the batch at once, rather than grown as it fills.
     if (this.staged.units.size === 0) this.staged.units = new UnitMap(rows.length);
     for (const row of rows) {
@@ -138,18 +148,7 @@ export class AgentExposures {
       const low = key[0];
       const high = key[1];
       if (this.staged.units.armOfKey(low, high) >= 0 || this.log.units.armOfKey(low, high, this.minDay) >= 0) continue;
-      if (!previous || !sameArm(previous, row)) {
-        number = -1;
-        for (let index = 0; index < armRows.length && number < 0; index++) if (sameArm(armRows[index], row)) number = armNumbers[index];
-        if (number < 0) {
-          number = this.armNumber(agentId, row, newArms);
-          if (armRows.length < MAX_BATCH_ARMS) {
-            armRows.push(row);
-            armNumbers.push(number);
-          }
-        }
-      }
-      previous = row;
+      const number = this.batchArmNumber(agentId, row, batchArms, newArms);
       const day = dayOf(row.exposed_at_ms);
       this.staged.units.addKey(low, high, number, day);
       let entries = byDay.get(day);
@@ -173,6 +172,12 @@ export class AgentExposures {
     await store.saveLog({ agent_id: agentId, last_seq: this.staged.lastSeq, last_arm: this.staged.lastArm });
     return added;
   }
+}
+
+/** The arms one batch has met: a row of each, and its number. */
+interface BatchArms {
+  rows: ExposureRow[];
+  numbers: number[];
 }
 
 function sameArm(a: ExposureRow, b: ExposureRow): boolean {
