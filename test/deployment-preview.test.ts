@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { snapshotDatabase } from './support/db-snapshot.js';
 import { snapshotDiff } from './support/route-requests.js';
+import { samplingTolerance } from './support/sampling.js';
 import { injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // The deployment preview (extension, `POST …/deployments/preview`): what a split would move, from
@@ -68,17 +69,6 @@ async function routed(agentId: string, conversations: string[]): Promise<string[
   const branches: string[] = [];
   for (let start = 0; start < conversations.length; start += 50) branches.push(...(await Promise.all(conversations.slice(start, start + 50).map(read))));
   return branches;
-}
-
-/**
- * How far a share (percent) seen over `sample` conversations may fall from the `expected` share:
- * five binomial standard deviations. Which conversation lands in which bucket depends on the agent
- * id, new each run, so a fixed tolerance fails now and then (3 points is 3σ for a 25% share over
- * 2,000); five σ fails once in about 1.7 million checks.
- */
-function samplingTolerance(expected: number, sample: number): number {
-  const share = expected / 100;
-  return 5 * 100 * Math.sqrt((share * (1 - share)) / sample);
 }
 
 /** Share (percent) of `conversations` per `from→to` pair that changed branch between two routings. */
