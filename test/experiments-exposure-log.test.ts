@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { recordExposures } from '../src/features/experiments/cells.js';
-import { experimentScope } from '../src/features/experiments/experiments.runtime.js';
+import { experimentRuntimeOf, experimentScope } from '../src/features/experiments/experiments.runtime.js';
 import { type ExposureRow, experimentsStore } from '../src/features/experiments/experiments.store.js';
-import { recountedCells, storedCells } from './support/experiments.js';
+import { type CellsSnapshot, recountedCells, storedCells } from './support/experiments.js';
 import { createAgent } from './support/fixtures.js';
 import { injectAs, okJson, type OtherApp, startOtherApp, startTestApp, type TestApp } from './support/test-app.js';
 
@@ -97,4 +97,142 @@ describe('the exposure log across processes', () => {
       await late.close();
     }
   });
+});
+
+describe('values that wait for their exposure (the count of unexposed value units, migration 0014)', () => {
+  const DAY = 86_400_000;
+  const header = async (agentId: string) =>
+    Number((await testApp.store.db.selectFrom('exposure_logs').select('unexposed_value_units').where('agent_id', '=', agentId).executeTakeFirst())?.unexposed_value_units ?? -1);
+  /**
+   * Units with a value and no exposure at all, from the raw rows: those a new exposure would not
+   * look up unless counted (a unit whose exposure expired is looked up when exposed again).
+   */
+  async function neverExposedValueUnits(agentId: string): Promise<number> {
+    const exposed = new Set((await experimentsStore(testApp.store.db).exposureRows(agentId)).map((row) => row.unit_id));
+    const valued = await experimentsStore(testApp.store.db).unitsWithValues(agentId);
+    return valued.filter((unit) => !exposed.has(unit)).length;
+  }
+
+  it('outcomes that follow their exposures keep the count at 0: new exposures look nothing up', async () => {
+    const { agentId, mainBranchId } = await agentWithBranch();
+    okJson(await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/metrics`, testApp.keys.admin, { metric_key: 'm', name: 'm', kind: 'mean', higher_is_better: true, source: { type: 'event' } }));
+    await report('first', agentId, [{ conversation_id: 'a', branch_id: mainBranchId }]);
+    okJson(await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/outcomes`, testApp.keys.admin, { events: [{ conversation_id: 'a', metric_key: 'm', value: 1 }] }));
+    await report('second', agentId, [{ conversation_id: 'b', branch_id: mainBranchId }]);
+    expect(await header(agentId)).toBe(0);
+    okJson(await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/outcomes`, testApp.keys.admin, { events: [{ conversation_id: 'early', metric_key: 'm', value: 1 }] }));
+    expect(await header(agentId)).toBe(1);
+    await report('second', agentId, [{ conversation_id: 'early', branch_id: mainBranchId }]);
+    expect(await header(agentId)).toBe(0);
+    expect(await storedCells(testApp.store, agentId)).toEqual(await recountedCells(testApp.store, agentId));
+  });
+
+  it('a unit whose exposure expired is looked up when exposed again (the count at 0 or not), and was never counted: the count stays for the others', async () => {
+    const { agentId, mainBranchId } = await agentWithBranch();
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const { recordValues } = await import('../src/features/experiments/cells.js');
+    const { context } = testApp.app;
+    const logs = experimentRuntimeOf(context).exposures;
+    const nowMs = Date.now();
+    const expose = (unit: string, daysAgo: number) =>
+      context.write((scope) =>
+        recordExposures(experimentScope(context, scope), agentId, [
+          { agent_id: agentId, unit_id: unit, branch_id: mainBranchId, version_id: 'v', deployment_id: deployment.id, probability: 1, exposed_at_ms: nowMs - daysAgo * DAY, source: 'reported' },
+        ]),
+      );
+    const value = (unit: string) => context.write((scope) => recordValues(experimentScope(context, scope), agentId, [{ unitId: unit, metricKey: 'm', value: 3, occurredAtMs: nowMs, idempotencyKey: null }], nowMs));
+    for (const unit of ['alone', 'renewed']) {
+      await expose(unit, 50);
+      await value(unit);
+    }
+    expect(await header(agentId)).toBe(0);
+    try {
+      // Retention shortened: the first exposures (and the values in their cells) have expired.
+      logs.retentionDays = 30;
+      await expose('alone', 0);
+      await value('waiting');
+      expect(await header(agentId)).toBe(1);
+      await expose('renewed', 0);
+      expect(await header(agentId), '"renewed" was not counted: it does not leave the count').toBe(1);
+      await expose('waiting', 0);
+      expect(await header(agentId)).toBe(0);
+      const today = Math.floor(nowMs / DAY);
+      const cells = await storedCells(testApp.store, agentId);
+      expect(cells.exposure.filter((cell) => cell.day === today).map(({ exposures, units_with_outcomes }) => ({ exposures, units_with_outcomes }))).toEqual([{ exposures: 3, units_with_outcomes: 3 }]);
+      expect(cells.outcome.filter((cell) => cell.day === today).map(({ n, sum }) => ({ n, sum }))).toEqual([{ n: 3, sum: 9 }]);
+    } finally {
+      logs.retentionDays = 90;
+    }
+  });
+
+  // Generated: exposures of today, 50 and 100 days ago (expired at once, so that later ones renew
+  // them), values before and after them, a metric's deletion, retention, and once retention
+  // shortened to 30 days (exposures live until then expire, values and all), through two
+  // processes on one store. After every step the cells of live days equal a recount, and the
+  // count covers every unit with a value and no exposure (a skipped lookup would miss its values).
+  for (const seed of [1, 2, 3, 4]) {
+    it(`seed ${seed}: cells equal a recount after every step; the count covers every unexposed value unit`, async () => {
+      const { agentId, mainBranchId, branchId } = await agentWithBranch();
+      const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+      for (const key of ['m1', 'm2']) {
+        okJson(await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/metrics`, testApp.keys.admin, { metric_key: key, name: key, kind: 'mean', higher_is_better: true, source: { type: 'event' } }));
+      }
+      const { recordValues, dropExpiredDays } = await import('../src/features/experiments/cells.js');
+      let state = seed * 2_654_435_761;
+      const random = () => {
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        return (state >>> 0) / 4_294_967_296;
+      };
+      const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)];
+      const pool = Array.from({ length: 10 }, (_, i) => `p${i}`);
+      const some = () => pool.filter(() => random() < 0.35);
+      const steps: string[] = [];
+      const logs = [testApp, other].map((app) => experimentRuntimeOf(app.app.context).exposures);
+      let retentionDays = 90;
+      try {
+      for (let step = 0; step < 50; step++) {
+        const context = pick([testApp.app.context, other.app.context]);
+        const nowMs = Date.now();
+        const kind = pick(['expose', 'expose', 'expose-old', 'values', 'values', 'delete-metric', 'retention', 'shorten-retention'] as const);
+        steps.push(`${kind}@${context === testApp.app.context ? 1 : 2}`);
+        if (kind === 'shorten-retention') {
+          retentionDays = 30;
+          for (const log of logs) log.retentionDays = retentionDays;
+        } else if (kind === 'expose' || kind === 'expose-old') {
+          const rows = some().map((unit): ExposureRow => ({
+            agent_id: agentId,
+            unit_id: unit,
+            branch_id: pick([mainBranchId, branchId]),
+            version_id: 'v',
+            deployment_id: deployment.id,
+            probability: 0.5,
+            exposed_at_ms: nowMs - (kind === 'expose-old' ? pick([50, 100]) : 0) * DAY,
+            source: 'reported',
+          }));
+          await context.write((scope) => recordExposures(experimentScope(context, scope), agentId, rows));
+        } else if (kind === 'values') {
+          const events = some().map((unit) => ({ unitId: unit, metricKey: pick(['m1', 'm2']), value: Math.floor(random() * 5), occurredAtMs: nowMs - Math.floor(random() * 1_000), idempotencyKey: null }));
+          await context.write((scope) => recordValues(experimentScope(context, scope), agentId, events, nowMs));
+        } else if (kind === 'delete-metric') {
+          const metric = pick(['m1', 'm2']);
+          await injectAs(testApp, 'DELETE', `/v1/convai/agents/${agentId}/metrics/${metric}`, testApp.keys.admin);
+          okJson(await injectAs(testApp, 'POST', `/v1/convai/agents/${agentId}/metrics`, testApp.keys.admin, { metric_key: metric, name: metric, kind: 'mean', higher_is_better: true, source: { type: 'event' } }));
+        } else {
+          await context.write((scope) => dropExpiredDays(experimentScope(context, scope), retentionDays, nowMs));
+        }
+        const where = `seed ${seed}, steps ${steps.join(' ')}`;
+        // Cells of expired days are left as they were until retention drops them (values that come later join no expired exposure).
+        const minDay = Math.floor(nowMs / DAY) - retentionDays;
+        const live = (cells: CellsSnapshot): CellsSnapshot => ({ outcome: cells.outcome.filter((cell) => cell.day >= minDay), exposure: cells.exposure.filter((cell) => cell.day >= minDay) });
+        expect(live(await storedCells(testApp.store, agentId)), where).toEqual(live(await recountedCells(testApp.store, agentId)));
+        const count = await header(agentId);
+        if (count >= 0) expect(count, where).toBeGreaterThanOrEqual(await neverExposedValueUnits(agentId));
+      }
+      } finally {
+        for (const log of logs) log.retentionDays = 90;
+      }
+    });
+  }
 });

@@ -143,7 +143,7 @@ describe('migrations', () => {
     }
   });
 
-  it('0012 drops the exposures\' time index; 0013 moves their rows into segments and arms, every field kept', async () => {
+  it('0012 drops the exposures\' time index; 0013 moves their rows into segments and arms, every field kept; 0014 leaves them to be counted', async () => {
     const database = await createTestDatabase();
     try {
       const indexesOf = async (db: Kysely<Database>) =>
@@ -177,8 +177,9 @@ describe('migrations', () => {
         expect((await exposures.exposureRows('agent_a')).sort(byUnit)).toEqual(rows.filter((row) => row.agent_id === 'agent_a').sort(byUnit));
         expect(await exposures.exposureRows('agent_b')).toEqual([rows[rows.length - 1]]);
         // Six arms (two branches, a probability or none, two sources); 1,250 units a day: two segments each.
-        expect(await exposures.findLog('agent_a')).toEqual({ agent_id: 'agent_a', last_seq: 4, last_arm: 6 });
-        expect(await exposures.findLog('agent_b')).toEqual({ agent_id: 'agent_b', last_seq: 1, last_arm: 1 });
+        // 0014: their units with values but no exposure are not counted yet (-1: counted when next used).
+        expect(await exposures.findLog('agent_a')).toEqual({ agent_id: 'agent_a', last_seq: 4, last_arm: 6, unexposed_value_units: -1 });
+        expect(await exposures.findLog('agent_b')).toEqual({ agent_id: 'agent_b', last_seq: 1, last_arm: 1, unexposed_value_units: -1 });
         // The old table is gone, with its indexes.
         expect(await indexesOf(store.db)).toEqual([]);
       } finally {

@@ -20,6 +20,7 @@ import * as experiments from './migrations/0010_experiments.js';
 import * as guardedRollouts from './migrations/0011_guarded_rollouts.js';
 import * as exposuresWithoutTimeIndex from './migrations/0012_exposures_without_time_index.js';
 import * as exposureSegments from './migrations/0013_exposure_segments.js';
+import * as unexposedValueUnits from './migrations/0014_unexposed_value_units.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
 
@@ -65,6 +66,7 @@ export const migrations: Record<string, Migration> = {
   '0011_guarded_rollouts': guardedRollouts,
   '0012_exposures_without_time_index': exposuresWithoutTimeIndex,
   '0013_exposure_segments': exposureSegments,
+  '0014_unexposed_value_units': unexposedValueUnits,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */

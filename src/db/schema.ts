@@ -319,6 +319,11 @@ export interface ExposureLogTable {
   agent_id: string;
   last_seq: number;
   last_arm: number;
+  /**
+   * At least the number of units with an outcome value and no exposure (never fewer: exposures
+   * look their units' values up while it is not 0); -1: not counted yet (migration 0014).
+   */
+  unexposed_value_units: Generated<number>;
 }
 
 /** What units were exposed to, numbered per agent. */

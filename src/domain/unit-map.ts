@@ -21,6 +21,11 @@ const KEY = new Uint32Array(2);
  * several maps hash it once (`UnitMap.key`) and pass the halves.
  */
 export class UnitMap {
+  /** `stateOfKey`: the unit has no exposure. */
+  static readonly ABSENT = -1;
+  /** `stateOfKey`: the unit has an exposure, from before the day asked for. */
+  static readonly EXPIRED = -2;
+
   private slots: Uint32Array;
   private mask: number;
   private count = 0;
@@ -74,6 +79,13 @@ export class UnitMap {
     if (!this.find(low, high)) return -1;
     const base = this.at * WORDS;
     return this.slots[base + 3] >= minDay ? this.slots[base + 2] - 1 : -1;
+  }
+
+  /** The unit's arm when it has an exposure on or after `minDay`; else `ABSENT` or `EXPIRED`. */
+  stateOfKey(low: number, high: number, minDay: number): number {
+    if (!this.find(low, high)) return UnitMap.ABSENT;
+    const base = this.at * WORDS;
+    return this.slots[base + 3] >= minDay ? this.slots[base + 2] - 1 : UnitMap.EXPIRED;
   }
 
   dayOfKey(low: number, high: number, minDay = -Infinity): number {

@@ -16,6 +16,8 @@ describe('UnitMap', () => {
           const live = known !== undefined && known.day >= minDay;
           expect(map.arm(key, minDay)).toBe(live ? known.arm : -1);
           expect(map.day(key, minDay)).toBe(live ? known.day : -1);
+          const hashed = UnitMap.key(key);
+          expect(map.stateOfKey(hashed[0], hashed[1], minDay)).toBe(live ? known.arm : known ? UnitMap.EXPIRED : UnitMap.ABSENT);
           expect(map.add(key, arm, day, minDay)).toBe(!live);
           if (!live) model.set(key, { arm, day });
         }

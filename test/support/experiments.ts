@@ -13,7 +13,9 @@ export interface CellsSnapshot {
   exposure: { deployment_id: string; branch_id: string; day: number; exposures: number; units_with_outcomes: number }[];
 }
 
-const sortKey = (row: Record<string, unknown>) => JSON.stringify(Object.entries(row).filter(([name]) => typeof row[name] === 'string'));
+/** What a cell is counted by: the rest of its fields are its key (the day included: a unit exposed again after its exposure expired has cells of two days). */
+const MEASURES = new Set(['n', 'sum', 'sum_squares', 'exposures', 'units_with_outcomes']);
+const sortKey = (row: Record<string, unknown>) => JSON.stringify(Object.entries(row).filter(([name]) => !MEASURES.has(name)));
 const sorted = <T extends Record<string, unknown>>(rows: T[]) => rows.sort((a, b) => sortKey(a).localeCompare(sortKey(b)));
 /** Sums of squares may differ in their last bits by the order they were added in. */
 const rounded = (value: number) => Math.round(Number(value) * 1e6) / 1e6;

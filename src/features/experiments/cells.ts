@@ -4,7 +4,7 @@ import { lockKeys } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
 import { DAY_MS, dayOf } from './days.js';
-import { type ExposureLogs, type ExposureRef, firstLiveDay } from './exposure-log.js';
+import { type AgentExposures, type ExposureLogs, type ExposureRef, firstLiveDay } from './exposure-log.js';
 import { type ExposureCellDelta, type ExposureRow, experimentsStore, type OutcomeCellDelta, type OutcomeValueRow } from './experiments.store.js';
 
 // Exposures and values in, cells kept up to date (README.md): a value lands in its unit's
@@ -84,16 +84,10 @@ export async function recordExposures(scope: ExperimentScope, agentId: string, r
   const { trx } = scope;
   await lockAgentExperiments(trx, agentId);
   const exposures = await scope.exposures.open(scope, agentId);
-  const inserted = await exposures.add(trx, agentId, rows);
+  const { added: inserted, renewed } = await exposures.add(trx, agentId, rows);
+  const byUnit = await valuesWaitingFor(trx, agentId, exposures, inserted, renewed);
+  await exposures.save(trx, agentId);
   if (inserted.length === 0) return inserted;
-  const store = experimentsStore(trx);
-  const values = await store.valuesOfUnits(agentId, inserted.map((row) => row.unit_id));
-  const byUnit = new Map<string, OutcomeValueRow[]>();
-  for (const value of values) {
-    const list = byUnit.get(value.unit_id);
-    if (list) list.push(value);
-    else byUnit.set(value.unit_id, [value]);
-  }
   const deltas = new CellDeltas(agentId);
   // Exposures without values are counted per cell here (a batch has few cells) and added once each.
   const cells: CellOf[] = [];
@@ -120,6 +114,40 @@ export async function recordExposures(scope: ExperimentScope, agentId: string, r
   for (let index = 0; index < cells.length; index++) deltas.addExposure(cells[index], counts[index], 0);
   await deltas.write(trx);
   return inserted;
+}
+
+/**
+ * The values of newly exposed units, by unit. A unit can have values before its exposure only if it
+ * is among the agent's unexposed value units (none: nothing to look up, the usual case: outcomes
+ * follow calls) or its earlier exposure expired (`renewed`: its values may have come while that
+ * one was live, uncounted). Units found that were counted leave the count.
+ */
+async function valuesWaitingFor(
+  trx: Kysely<Database>,
+  agentId: string,
+  exposures: AgentExposures,
+  inserted: readonly ExposureRow[],
+  renewed: readonly string[],
+): Promise<Map<string, OutcomeValueRow[]>> {
+  const byUnit = new Map<string, OutcomeValueRow[]>();
+  const counted = exposures.unexposedValueUnits;
+  const units = counted !== 0 ? inserted.map((row) => row.unit_id) : renewed;
+  if (units.length === 0) return byUnit;
+  for (const value of await experimentsStore(trx).valuesOfUnits(agentId, units)) {
+    const list = byUnit.get(value.unit_id);
+    if (list) list.push(value);
+    else byUnit.set(value.unit_id, [value]);
+  }
+  if (counted !== 0) {
+    // Counted were those found that had no exposure at all, and have a live one now.
+    const renewedUnits = new Set(renewed);
+    const live = new Set(inserted.filter((row) => exposures.isLive(dayOf(row.exposed_at_ms))).map((row) => row.unit_id));
+    let found = 0;
+    for (const unitId of byUnit.keys()) if (!renewedUnits.has(unitId) && live.has(unitId)) found++;
+    // More found than counted cannot happen; should it, the agent is counted again when next used.
+    exposures.unexposedValueUnits = counted >= found ? counted - found : -1;
+  }
+  return byUnit;
 }
 
 function inCell(cell: CellOf, row: ExposureRow, day: number): boolean {
@@ -188,9 +216,17 @@ export async function recordValues(scope: ExperimentScope, agentId: string, even
   const unitsWithValuesBefore = new Set(stored.map((row) => row.unit_id));
   const deltas = new CellDeltas(agentId);
   const gainedValues = new Set<string>();
+  let unexposed = 0;
   for (const [id, row] of changed) {
     const exposure = exposures.find(row.unit_id);
-    if (!exposure) continue;
+    if (!exposure) {
+      // A unit's first value, and no exposure yet: its exposure will have to look it up.
+      if (!unitsWithValuesBefore.has(row.unit_id) && !gainedValues.has(row.unit_id)) {
+        gainedValues.add(row.unit_id);
+        unexposed++;
+      }
+      continue;
+    }
     const old = before.get(id);
     if (old) deltas.addValue(exposure, row.metric_key, 0, row.value - old.value, row.value * row.value - old.value * old.value);
     else deltas.addValue(exposure, row.metric_key, 1, row.value, row.value * row.value);
@@ -200,6 +236,9 @@ export async function recordValues(scope: ExperimentScope, agentId: string, even
     }
   }
   await deltas.write(trx);
+  // (-1, not counted: stays so, and is counted when next opened.)
+  if (exposures.unexposedValueUnits >= 0) exposures.unexposedValueUnits += unexposed;
+  await exposures.save(trx, agentId);
   return { accepted, duplicates };
 }
 
@@ -211,15 +250,21 @@ export async function recountUnitsWithOutcomes(scope: ExperimentScope, agentId: 
   const exposures = await scope.exposures.open(scope, agentId);
   const store = experimentsStore(scope.trx);
   const counts = new Map<string, { deployment_id: string; branch_id: string; day: number; units_with_outcomes: number }>();
+  let unexposed = 0;
   for (const unitId of await store.unitsWithValues(agentId)) {
     const exposure = exposures.find(unitId);
-    if (!exposure) continue;
+    if (!exposure) {
+      unexposed++;
+      continue;
+    }
     const key = `${exposure.deployment_id}\u0000${exposure.branch_id}\u0000${exposure.day}`;
     const count = counts.get(key);
     if (count) count.units_with_outcomes++;
     else counts.set(key, { deployment_id: exposure.deployment_id, branch_id: exposure.branch_id, day: exposure.day, units_with_outcomes: 1 });
   }
   await store.setUnitsWithOutcomes(agentId, [...counts.values()]);
+  exposures.unexposedValueUnits = unexposed;
+  await exposures.save(scope.trx, agentId);
 }
 
 /**

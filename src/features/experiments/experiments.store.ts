@@ -78,6 +78,8 @@ function chunks<T>(rows: readonly T[], size: number): T[][] {
   return out;
 }
 
+export type ExperimentsStore = ReturnType<typeof experimentsStore>;
+
 /** Every query of the experiment tables (issue 20). */
 export function experimentsStore(db: Kysely<Database>) {
   return {
@@ -112,7 +114,7 @@ export function experimentsStore(db: Kysely<Database>) {
       await db
         .insertInto('exposure_logs')
         .values(row)
-        .onConflict((conflict) => conflict.column('agent_id').doUpdateSet({ last_seq: row.last_seq, last_arm: row.last_arm }))
+        .onConflict((conflict) => conflict.column('agent_id').doUpdateSet({ last_seq: row.last_seq, last_arm: row.last_arm, unexposed_value_units: row.unexposed_value_units }))
         .execute();
     },
 
@@ -307,6 +309,8 @@ export function experimentsStore(db: Kysely<Database>) {
       await db.deleteFrom('outcome_cells').where('day', '<', cutoffDay).execute();
       await db.deleteFrom('exposure_cells').where('day', '<', cutoffDay).execute();
       await db.deleteFrom('webhook_deliveries').where('received_at_ms', '<', cutoffMs).execute();
+      // Values went with them: the agents' counts of unexposed value units are counted again when next used.
+      await db.updateTable('exposure_logs').set({ unexposed_value_units: -1 }).where('unexposed_value_units', '<>', 0).execute();
     },
 
     // Agents ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import type { WriteScope } from '../../db/write.js';
 import { LruCache } from '../../domain/lru.js';
 import { UnitMap } from '../../domain/unit-map.js';
 import { dayOf } from './days.js';
-import { type ExposureRow, experimentsStore, type SegmentRow } from './experiments.store.js';
+import { type ExperimentsStore, type ExposureRow, experimentsStore, type SegmentRow } from './experiments.store.js';
 
 // Which units of an agent have an exposure, and to what (README.md, "Exposures"). The database
 // holds segments: a row per written batch, agent and day, its units as compact JSON. This keeps,
@@ -72,6 +72,10 @@ interface Staged {
   firstSeq: number | undefined;
   lastSeq: number;
   lastArm: number;
+  /** The agent's `unexposed_value_units` as this transaction leaves it (counted at open when unknown). */
+  unexposedValueUnits: number;
+  /** Whether the header row must be written (a segment, an arm or the count changed). */
+  dirty: boolean;
 }
 
 /** An agent's log as one transaction sees it: what was committed, and what it added itself. */
@@ -97,6 +101,11 @@ export class AgentExposures {
     }
     const { deployment_id, branch_id } = this.armOf(arm);
     return { deployment_id, branch_id, day };
+  }
+
+  /** Whether an exposure of `day` is live (not expired by retention). */
+  isLive(day: number): boolean {
+    return day >= this.minDay;
   }
 
   armOf(number: number): Arm {
@@ -133,10 +142,11 @@ export class AgentExposures {
 
   /**
    * Adds the exposures of units that have none (the first of a unit in `rows` wins) and writes
-   * them as segments. Returns those added.
+   * them as segments. Returns those added, and which of them replace an expired exposure.
    */
-  async add(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
+  async add(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<AddedExposures> {
     const added: ExposureRow[] = [];
+    const renewed: string[] = [];
     // Each unit's segment entry, as JSON text already (`SegmentEntry`), by day.
     const byDay = new Map<number, string[]>();
     const newArms: ExposureArmTable[] = [];
@@ -147,7 +157,10 @@ export class AgentExposures {
       const key = UnitMap.key(row.unit_id);
       const low = key[0];
       const high = key[1];
-      if (this.staged.units.armOfKey(low, high) >= 0 || this.log.units.armOfKey(low, high, this.minDay) >= 0) continue;
+      if (this.staged.units.armOfKey(low, high) >= 0) continue;
+      const state = this.log.units.stateOfKey(low, high, this.minDay);
+      if (state >= 0) continue;
+      if (state === UnitMap.EXPIRED) renewed.push(row.unit_id);
       const number = this.batchArmNumber(agentId, row, batchArms, newArms);
       const day = dayOf(row.exposed_at_ms);
       this.staged.units.addKey(low, high, number, day);
@@ -156,7 +169,7 @@ export class AgentExposures {
       entries.push(`[${JSON.stringify(row.unit_id)},${number},${row.exposed_at_ms}]`);
       added.push(row);
     }
-    if (added.length === 0) return added;
+    if (added.length === 0) return { added, renewed };
     const segments: SegmentRow[] = [];
     for (const [day, entries] of byDay) {
       for (let start = 0; start < entries.length; start += SEGMENT_UNITS) {
@@ -169,9 +182,37 @@ export class AgentExposures {
     const store = experimentsStore(trx);
     await store.insertArms(newArms);
     await store.insertSegments(segments);
-    await store.saveLog({ agent_id: agentId, last_seq: this.staged.lastSeq, last_arm: this.staged.lastArm });
-    return added;
+    this.staged.dirty = true;
+    return { added, renewed };
   }
+
+  /**
+   * At least the number of the agent's units with a value and no exposure (migration 0014):
+   * while it is not 0, new exposures look their units' values up.
+   */
+  get unexposedValueUnits(): number {
+    return this.staged.unexposedValueUnits;
+  }
+
+  set unexposedValueUnits(count: number) {
+    if (count === this.staged.unexposedValueUnits) return;
+    this.staged.unexposedValueUnits = count;
+    this.staged.dirty = true;
+  }
+
+  /** Writes the agent's header row (the numbers last given, the count above) if this transaction changed it. */
+  async save(trx: Kysely<Database>, agentId: string): Promise<void> {
+    const { staged } = this;
+    if (!staged.dirty) return;
+    await experimentsStore(trx).saveLog({ agent_id: agentId, last_seq: staged.lastSeq, last_arm: staged.lastArm, unexposed_value_units: staged.unexposedValueUnits });
+    staged.dirty = false;
+  }
+}
+
+/** What `AgentExposures.add` recorded: the exposures, and the units among them whose earlier exposure had expired. */
+export interface AddedExposures {
+  added: ExposureRow[];
+  renewed: string[];
 }
 
 /** The arms one batch has met: a row of each, and its number. */
@@ -182,6 +223,13 @@ interface BatchArms {
 
 function sameArm(a: ExposureRow, b: ExposureRow): boolean {
   return a.deployment_id === b.deployment_id && a.branch_id === b.branch_id && a.version_id === b.version_id && a.probability === b.probability && a.source === b.source;
+}
+
+/** The agent's units with a value and no exposure of `minDay` or later in `log` (committed state). */
+async function unexposedValueUnits(store: ExperimentsStore, agentId: string, log: AgentLog, minDay: number): Promise<number> {
+  let count = 0;
+  for (const unitId of await store.unitsWithValues(agentId)) if (log.units.arm(unitId, minDay) < 0) count++;
+  return count;
 }
 
 /** Day before which exposures have expired (`EXPERIMENT_RETENTION_DAYS`; 0: none do). */
@@ -240,7 +288,22 @@ export class ExposureLogs {
     }
     this.logs.set(agentId, log);
 
-    const fresh: Staged = { log, units: new UnitMap(), arms: new Map(), armNumbers: new Map(), firstSeq: undefined, lastSeq: log.lastSeq, lastArm: log.lastArm };
+    const fresh: Staged = {
+      log,
+      units: new UnitMap(),
+      arms: new Map(),
+      armNumbers: new Map(),
+      firstSeq: undefined,
+      lastSeq: log.lastSeq,
+      lastArm: log.lastArm,
+      unexposedValueUnits: header?.unexposed_value_units ?? -1,
+      dirty: false,
+    };
+    // Not counted yet (no header, or one from before migration 0014): counted now, exactly.
+    if (fresh.unexposedValueUnits < 0) {
+      fresh.unexposedValueUnits = await unexposedValueUnits(store, agentId, log, minDay);
+      fresh.dirty = true;
+    }
     if (!perAgent) {
       perAgent = new Map();
       this.staged.set(scope.trx, perAgent);
