@@ -8,7 +8,7 @@ import { openStore } from '../src/db/connect.js';
 import { recordExposures, recordValues, type ValueEvent } from '../src/features/experiments/cells.js';
 import type { ExposureRow } from '../src/features/experiments/experiments.store.js';
 import { experimentScope } from '../src/features/experiments/experiments.runtime.js';
-import { freePort, serverCommand } from '../test/support/server-process.js';
+import { freePort, SERVER_NODE_FLAGS } from '../test/support/server-process.js';
 import type { BenchDialect } from './databases.js';
 import { KEY, seed, startProcess, stop, wrkAsync, type WrkResult } from './http.bench.js';
 
@@ -23,59 +23,73 @@ interface Row {
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
- * The routed read with recording on against off, served at the same time: each pair starts one
- * server of each (`RECORD_EXPOSURES`), each on a database of its own seeded alike, both on the
- * servers' core (which the scheduler shares evenly between them), and runs wrk's routed script (a
- * fresh conversation id per request: every read is a new exposure, the worst case) against both at
- * once, each with half the connections. Measured at the same moment, the two see the same machine.
- * Fresh processes every pair: two servers of one configuration started alike differ by up to 15%
- * in throughput for as long as they run (measured, recording off on both: pairs at 0.83, 1.06 and
- * 1.09), so one pair says little and the median over pairs is reported.
+ * The routed read with recording on against off, in the same process: each of `processes` fresh
+ * servers (`recording-switch.ts`: the server as `npm start` runs it, recording switched over a
+ * control port) alone on the servers' core, wrk's routed script on the other (a fresh conversation
+ * id per request: every read is a new exposure, the worst case), windows of `seconds` alternating
+ * on, off, off, on, … (so that a drift within the process weighs on both alike), after 5 s of warm-up
+ * each way. Switching off first writes what was buffered. Reported: the median over the adjacent
+ * on/off windows of every process, and all windows' requests on against off. One process per side
+ * (the method before) could not tell 5% from 15%: two servers started alike keep speeds up to 15%
+ * apart for as long as they run (bench/README.md).
  */
-async function exposureCost(seconds: number, pairs: number, dialect: BenchDialect): Promise<Row> {
-  const databases = [await dialect.create(), await dialect.create()];
-  const processes: ChildProcess[] = [];
-  try {
-    const agents = [(await seed(databases[0].options)).agentId, (await seed(databases[1].options)).agentId];
-    const script = path.resolve('bench/lua/routed.lua');
-    const envOf = (index: number) => ({ BENCH_API_KEY: KEY, BENCH_PATH: `/v1/convai/agents/${agents[index]}` });
-    const measured: { on: WrkResult; off: WrkResult }[] = [];
-    for (let pair = 0; pair < pairs; pair++) {
-      const start = async (index: number, record: boolean) => {
-        const port = await freePort();
-        const base = `http://127.0.0.1:${port}`;
-        const child = await startProcess(...serverCommand('serve'), { ...databases[index].env, PORT: String(port), RECORD_EXPOSURES: String(record) }, async () =>
-          (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
-        );
-        processes.push(child);
-        return base;
+async function exposureCost(seconds: number, windows: number, processes: number, dialect: BenchDialect): Promise<Row> {
+  const script = path.resolve('bench/lua/routed.lua');
+  const ratios: number[] = [];
+  const totals = { on: 0, off: 0 };
+  const p99s = { on: [] as number[], off: [] as number[] };
+  for (let index = 0; index < processes; index++) {
+    const database = await dialect.create();
+    let child: ChildProcess | undefined;
+    try {
+      const { agentId } = await seed(database.options);
+      const [port, controlPort] = [await freePort(), await freePort()];
+      const base = `http://127.0.0.1:${port}`;
+      child = await startProcess(
+        process.execPath,
+        [...SERVER_NODE_FLAGS, '--import', 'tsx', path.resolve('bench/recording-switch.ts')],
+        { ...database.env, PORT: String(port), CONTROL_PORT: String(controlPort), RECORD_EXPOSURES: 'true' },
+        async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true,
+      );
+      const recording = async (on: boolean) => {
+        const response = await fetch(`http://127.0.0.1:${controlPort}/${on ? 'on' : 'off'}`, { method: 'POST' });
+        if (response.status !== 204) throw new Error(`switching recording ${on ? 'on' : 'off'}: ${response.status}`);
       };
-      // Which database records alternates, so that neither's history favours one side.
-      const onIndex = pair % 2;
-      const on = await start(onIndex, true);
-      const off = await start(1 - onIndex, false);
-      const both = (secs: number) => Promise.all([wrkAsync(on, script, secs, envOf(onIndex), 25), wrkAsync(off, script, secs, envOf(1 - onIndex), 25)]);
-      // Warm until both are past their first optimizations (the first seconds run slower).
-      await both(5);
-      const [onResult, offResult] = await both(seconds);
-      measured.push({ on: onResult, off: offResult });
-      for (const child of processes.splice(0)) await stop(child);
+      const env = { BENCH_API_KEY: KEY, BENCH_PATH: `/v1/convai/agents/${agentId}` };
+      const run = async (on: boolean, secs: number) => {
+        await recording(on);
+        return wrkAsync(base, script, secs, env, 50);
+      };
+      await run(true, 5);
+      await run(false, 5);
+      let previous: { on: boolean; result: WrkResult } | undefined;
+      for (let window = 0; window < windows; window++) {
+        // on, off, off, on, on, off, …
+        const on = Math.floor((window + 1) / 2) % 2 === 0;
+        const result = await run(on, seconds);
+        totals[on ? 'on' : 'off'] += result.requestsPerSecond;
+        p99s[on ? 'on' : 'off'].push(result.p99Ms);
+        if (previous && previous.on !== on) {
+          const [onResult, offResult] = on ? [result, previous.result] : [previous.result, result];
+          ratios.push(onResult.requestsPerSecond / offResult.requestsPerSecond);
+          previous = undefined;
+        } else previous = { on, result };
+      }
+    } finally {
+      if (child) await stop(child);
+      await database.drop();
     }
-    const ratioOf = (one: { on: WrkResult; off: WrkResult }) => one.on.requestsPerSecond / one.off.requestsPerSecond;
-    const byRatio = [...measured].sort((a, b) => ratioOf(a) - ratioOf(b));
-    const middle = byRatio[Math.floor(byRatio.length / 2)];
-    const ratios = byRatio.map((one) => ratioOf(one).toFixed(2)).join(', ');
-    return {
-      name: `routed GET agent with exposure recording on (a new conversation id per request), ${dialect.label}; served at once with recording off, on one core`,
-      value: `${Math.round(middle.on.requestsPerSecond)} req/s, p99 ${middle.on.p99Ms.toFixed(2)} ms (median of ${pairs} pairs of fresh servers; ratios ${ratios})`,
-      baseline: `recording off, same requests, same moment: ${Math.round(middle.off.requestsPerSecond)} req/s, p99 ${middle.off.p99Ms.toFixed(2)} ms`,
-      ratio: `${ratioOf(middle).toFixed(2)}× req/s`,
-      target: '≥ 0.95×',
-    };
-  } finally {
-    for (const child of processes) await stop(child);
-    for (const database of databases) await database.drop();
   }
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const overall = totals.on / totals.off;
+  const perSide = (processes * windows) / 2;
+  return {
+    name: `routed GET agent with exposure recording on (a new conversation id per request), ${dialect.label}; against off in the same process, windows alternating`,
+    value: `${Math.round(totals.on / perSide)} req/s, p99 ${median(p99s.on).toFixed(2)} ms (${processes} fresh servers × ${windows} windows of ${seconds} s; on/off ratios of adjacent windows ${sorted.map((ratio) => ratio.toFixed(2)).join(', ')})`,
+    baseline: `recording off, same requests, same processes: ${Math.round(totals.off / perSide)} req/s, p99 ${median(p99s.off).toFixed(2)} ms`,
+    ratio: `${median(sorted).toFixed(3)}× req/s (median; all windows ${overall.toFixed(3)}×)`,
+    target: '≥ 0.95×',
+  };
 }
 
 async function benchApp(dialect: BenchDialect) {
@@ -196,5 +210,5 @@ async function resultsOverMillion(quick: boolean, dialect: BenchDialect): Promis
 }
 
 export async function benchExperiments(quick: boolean, dialect: BenchDialect): Promise<Row[]> {
-  return [await exposureCost(quick ? 2 : 5, quick ? 2 : 10, dialect), await outcomeIngestion(quick, dialect), await resultsOverMillion(quick, dialect)];
+  return [await exposureCost(quick ? 2 : 5, quick ? 4 : 8, quick ? 1 : 4, dialect), await outcomeIngestion(quick, dialect), await resultsOverMillion(quick, dialect)];
 }

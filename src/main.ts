@@ -1,15 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { buildApp } from './app.js';
+import { type App, buildApp } from './app.js';
 import { type Config, loadConfig } from './config.js';
 import { openStore } from './db/connect.js';
 
 /** How long in-flight requests may take to finish after SIGTERM before their connections are closed. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
-/** Starts the server and returns once it listens; SIGTERM/SIGINT drain and close it. */
-export async function serve(config: Config = loadConfig()): Promise<void> {
+/** Starts the server and returns it once it listens; SIGTERM/SIGINT drain and close it. */
+export async function serve(config: Config = loadConfig()): Promise<App> {
   const store = await openStore(config);
   const app = await buildApp({ config, store });
   const created = await app.workspaces.bootstrap(config.bootstrapApiKey);
@@ -63,4 +63,5 @@ export async function serve(config: Config = loadConfig()): Promise<void> {
   }
   // Rate limiting is off unless configured (the official SDK retries 429s): say which, at start.
   app.server.log.info({ rateLimit: config.rateLimit ?? 'off', httpTimeouts: config.httpTimeouts }, 'request limits');
+  return app;
 }
