@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { recordExposures } from '../src/features/experiments/cells.js';
@@ -235,4 +236,36 @@ describe('values that wait for their exposure (the count of unexposed value unit
       }
     });
   }
+});
+
+/** No lone surrogate (UTF-8 cannot carry one: a unit is its UTF-8 bytes). */
+const wellFormed = (text: string) => !/[\ud800-\udfff]/.test(text.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''));
+
+describe('segments written from the batch bytes', () => {
+  // The writer copies each unit's UTF-8 bytes into the segment's JSON text itself (escaping by
+  // JSON.stringify the units that need it): every text must read back as it was.
+  it('read back exactly, whatever the unit text (quotes, backslashes, control characters, any script)', async () => {
+    const { agentId, mainBranchId } = await agentWithBranch();
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const { context } = testApp.app;
+    let written = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(
+          fc.oneof(fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }), fc.constantFrom('"', '\\', '\n', '\u0000', '\u2028', 'a"b\\c')),
+          { minLength: 1, maxLength: 40 },
+        ),
+        fc.integer({ min: 0, max: 2 ** 45 }),
+        async (candidates, atMs) => {
+          const units = candidates.filter(wellFormed).map((unit) => `${written}:${unit}`);
+          written++;
+          const rows = units.map((unit): ExposureRow => ({ agent_id: agentId, unit_id: unit, branch_id: mainBranchId, version_id: 'v', deployment_id: deployment.id, probability: 1, exposed_at_ms: atMs, source: 'reported' }));
+          expect(await context.write((scope) => recordExposures(experimentScope(context, scope), agentId, rows))).toHaveLength(units.length);
+          const stored = (await experimentsStore(testApp.store.db).exposureRows(agentId)).filter((row) => units.includes(row.unit_id));
+          expect(stored.map((row) => [row.unit_id, row.exposed_at_ms])).toEqual(units.map((unit) => [unit, atMs]));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
 });

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { UnitMap } from '../src/domain/unit-map.js';
+import type { ExposureBatch } from '../src/features/experiments/exposure-batch.js';
 import { ExposureRecorder } from '../src/features/experiments/exposure-recorder.js';
 import { newExperimentCounters } from '../src/features/experiments/experiment-counters.js';
 import { type ExposureRow, experimentsStore } from '../src/features/experiments/experiments.store.js';
@@ -15,6 +17,13 @@ import { buildApp } from '../src/app.js';
 
 describe('ExposureRecorder', () => {
   const row = (unit: string): [string, string, string, string, string, number] => ['agent_1', unit, 'agtbrch_b', 'agtvrsn_v', 'agtdpl_d', 0.5];
+  /** A written batch as rows, each checked to carry its unit's key (the writer hashes nothing again). */
+  const rowsOf = (batch: ExposureBatch): ExposureRow[] =>
+    Array.from({ length: batch.length }, (_, index) => {
+      const key = UnitMap.key(batch.unitId(index));
+      expect([batch.keys[2 * index] >>> 0, batch.keys[2 * index + 1] >>> 0]).toEqual([key[0], key[1]]);
+      return batch.row(index);
+    });
 
   it('writes a unit once, in batches; a full buffer drops and counts, never blocks', async () => {
     const written: ExposureRow[][] = [];
@@ -22,10 +31,10 @@ describe('ExposureRecorder', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     const counters = newExperimentCounters();
     const recorder = new ExposureRecorder(
-      async (rows) => {
+      async (batch) => {
         await gate;
-        written.push(rows);
-        return rows.length;
+        written.push(rowsOf(batch));
+        return batch.length;
       },
       counters,
       () => 1_000,
@@ -52,7 +61,7 @@ describe('ExposureRecorder', () => {
 
   it('remembers a bounded number of units: one forgotten is buffered again (the database keeps the first)', async () => {
     const buffered: string[] = [];
-    const recorder = new ExposureRecorder(async (rows) => (buffered.push(...rows.map((one) => one.unit_id)), rows.length), newExperimentCounters(), () => 0, {
+    const recorder = new ExposureRecorder(async (batch) => (buffered.push(...rowsOf(batch).map((one) => one.unit_id)), batch.length), newExperimentCounters(), () => 0, {
       maxRemembered: 4,
       flushIntervalMs: 1,
     });
@@ -65,7 +74,7 @@ describe('ExposureRecorder', () => {
   // keeps deleted entries as holes that finding the first member scans): this would time out.
   it('remembering and forgetting 250,000 units stays linear', { timeout: 60_000 }, async () => {
     const counters = newExperimentCounters();
-    const recorder = new ExposureRecorder(async (rows) => rows.length, counters, () => 0, { maxRemembered: 100_000, maxBuffered: 1_000_000, flushIntervalMs: 1_000 });
+    const recorder = new ExposureRecorder(async (batch) => batch.length, counters, () => 0, { maxRemembered: 100_000, maxBuffered: 1_000_000, flushIntervalMs: 1_000 });
     for (let i = 0; i < 250_000; i++) recorder.record(...row(`conv_${i}`));
     expect(recorder.pending).toBe(250_000);
     await recorder.close();
@@ -82,10 +91,10 @@ describe('ExposureRecorder', () => {
           // Each write records more, so a take leaves units behind that move to the front.
           let next = 0;
           const recorder: ExposureRecorder = new ExposureRecorder(
-            async (rows) => {
-              written.push(...rows);
+            async (batch) => {
+              written.push(...rowsOf(batch));
               for (let more = 0; more < 3 && next < units.length; more++) recorder.record(...row(units[next++]));
-              return rows.length;
+              return batch.length;
             },
             newExperimentCounters(),
             () => 0,
@@ -109,10 +118,10 @@ describe('ExposureRecorder', () => {
     let fail = true;
     const written: string[] = [];
     const recorder = new ExposureRecorder(
-      async (rows) => {
+      async (batch) => {
         if (fail) throw new Error('down');
-        written.push(...rows.map((one) => one.unit_id));
-        return rows.length;
+        written.push(...rowsOf(batch).map((one) => one.unit_id));
+        return batch.length;
       },
       counters,
       () => 0,

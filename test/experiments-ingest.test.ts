@@ -127,6 +127,8 @@ describe('outcome events', () => {
       // Webhook metrics take no events.
       await refuse([{ ...ok, metric_key: 'call_successful' }], [['body', 'events', 0, 'metric_key']]);
       await refuse([{ ...ok, metric_key: 'converted', value: 0.5 }], [['body', 'events', 0, 'value']]);
+      // A lone surrogate has no UTF-8 form: the unit could not be stored as it was sent.
+      await refuse([ok, { ...ok, conversation_id: 'c\ud800' }], [['body', 'events', 1, 'conversation_id']]);
       expectValidationError(await post(`${base}/outcomes`, { events: [] }));
       expectValidationError(await post(`${base}/outcomes`, { events: Array.from({ length: 1_001 }, () => ok) }));
       expectValidationError(await post(`${base}/outcomes`, { events: [{ ...ok, value: '1' }] }));
@@ -162,7 +164,7 @@ describe('reported exposures', () => {
     ]);
   });
 
-  it('a branch of another agent, or a version not on the branch: 422 at the item, nothing written', async () => {
+  it('a branch of another agent, a version not on the branch, a unit with a lone surrogate: 422 at the item, nothing written', async () => {
     const agent = await splitAgent();
     const other = await splitAgent();
     const url = `/v1/convai/agents/${agent.agentId}/exposures`;
@@ -180,6 +182,8 @@ describe('reported exposures', () => {
         ['body', 'exposures', 1, 'branch_id'],
         ['body', 'exposures', 2, 'version_id'],
       ]);
+      const lone = expectValidationError(await post(url, { exposures: [{ conversation_id: 'ok', branch_id: agent.branchId }, { conversation_id: '\udc00z', branch_id: agent.branchId }] }));
+      expect(locs(lone)).toEqual([['body', 'exposures', 1, 'conversation_id']]);
     });
   });
 });

@@ -4,6 +4,7 @@ import { lockKeys } from '../../db/locks.js';
 import type { Database } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
 import { DAY_MS, dayOf } from './days.js';
+import { ExposureBatch } from './exposure-batch.js';
 import { type AgentExposures, type ExposureLogs, type ExposureRef, firstLiveDay } from './exposure-log.js';
 import { type ExposureCellDelta, type ExposureRow, experimentsStore, type OutcomeCellDelta, type OutcomeValueRow } from './experiments.store.js';
 
@@ -81,29 +82,37 @@ class CellDeltas {
  */
 export async function recordExposures(scope: ExperimentScope, agentId: string, rows: readonly ExposureRow[]): Promise<ExposureRow[]> {
   if (rows.length === 0) return [];
+  const added = await recordExposureBatch(scope, agentId, ExposureBatch.fromRows(rows));
+  return added.map((index) => rows[index]);
+}
+
+/** `recordExposures` of a batch (what the recorder writes: no object per exposure). Returns the indexes recorded. */
+export async function recordExposureBatch(scope: ExperimentScope, agentId: string, batch: ExposureBatch): Promise<number[]> {
+  if (batch.length === 0) return [];
   const { trx } = scope;
   await lockAgentExperiments(trx, agentId);
   const exposures = await scope.exposures.open(scope, agentId);
-  const { added: inserted, renewed } = await exposures.add(trx, agentId, rows);
-  const byUnit = await valuesWaitingFor(trx, agentId, exposures, inserted, renewed);
+  const { added, renewed } = await exposures.add(trx, agentId, batch);
+  const valuesOf = await valuesWaitingFor(trx, agentId, exposures, batch, added, renewed);
   await exposures.save(trx, agentId);
-  if (inserted.length === 0) return inserted;
+  if (added.length === 0) return added;
   const deltas = new CellDeltas(agentId);
-  // Exposures without values are counted per cell here (a batch has few cells) and added once each.
-  const cells: CellOf[] = [];
+  // Exposures without values are counted per cell here (a batch has few: arm and day) and added once each.
+  const cells: (CellOf & { armIndex: number })[] = [];
   const counts: number[] = [];
   let cell = -1;
-  for (const row of inserted) {
-    const day = dayOf(row.exposed_at_ms);
-    if (cell < 0 || !inCell(cells[cell], row, day)) {
-      cell = 0;
-      while (cell < cells.length && !inCell(cells[cell], row, day)) cell++;
-      if (cell === cells.length) {
-        cells.push({ deployment_id: row.deployment_id, branch_id: row.branch_id, day });
+  for (const index of added) {
+    const armIndex = batch.armIndexes[index];
+    const day = dayOf(batch.times[index]);
+    if (cell < 0 || cells[cell].armIndex !== armIndex || cells[cell].day !== day) {
+      cell = cells.findIndex((known) => known.armIndex === armIndex && known.day === day);
+      if (cell < 0) {
+        const arm = batch.arms[armIndex];
+        cell = cells.push({ armIndex, deployment_id: arm.deploymentId, branch_id: arm.branchId, day }) - 1;
         counts.push(0);
       }
     }
-    const unitValues = byUnit.get(row.unit_id);
+    const unitValues = valuesOf.get(index);
     if (unitValues === undefined) {
       counts[cell]++;
       continue;
@@ -113,45 +122,43 @@ export async function recordExposures(scope: ExperimentScope, agentId: string, r
   }
   for (let index = 0; index < cells.length; index++) deltas.addExposure(cells[index], counts[index], 0);
   await deltas.write(trx);
-  return inserted;
+  return added;
 }
 
 /**
- * The values of newly exposed units, by unit. A unit can have values before its exposure only if it
- * is among the agent's unexposed value units (none: nothing to look up, the usual case: outcomes
- * follow calls) or its earlier exposure expired (`renewed`: its values may have come while that
- * one was live, uncounted). Units found that were counted leave the count.
+ * The values of newly exposed units, by index in the batch. A unit can have values before its
+ * exposure only if it is among the agent's unexposed value units (none: nothing to look up, the
+ * usual case: outcomes follow calls) or its earlier exposure expired (`renewed`: its values may
+ * have come while that one was live, uncounted). Units found that were counted leave the count.
  */
 async function valuesWaitingFor(
   trx: Kysely<Database>,
   agentId: string,
   exposures: AgentExposures,
-  inserted: readonly ExposureRow[],
-  renewed: readonly string[],
-): Promise<Map<string, OutcomeValueRow[]>> {
-  const byUnit = new Map<string, OutcomeValueRow[]>();
+  batch: ExposureBatch,
+  added: readonly number[],
+  renewed: readonly number[],
+): Promise<Map<number, OutcomeValueRow[]>> {
+  const valuesOf = new Map<number, OutcomeValueRow[]>();
   const counted = exposures.unexposedValueUnits;
-  const units = counted !== 0 ? inserted.map((row) => row.unit_id) : renewed;
-  if (units.length === 0) return byUnit;
-  for (const value of await experimentsStore(trx).valuesOfUnits(agentId, units)) {
-    const list = byUnit.get(value.unit_id);
+  const candidates = counted !== 0 ? added : renewed;
+  if (candidates.length === 0) return valuesOf;
+  const indexOf = new Map(candidates.map((index) => [batch.unitId(index), index]));
+  for (const value of await experimentsStore(trx).valuesOfUnits(agentId, [...indexOf.keys()])) {
+    const index = indexOf.get(value.unit_id)!;
+    const list = valuesOf.get(index);
     if (list) list.push(value);
-    else byUnit.set(value.unit_id, [value]);
+    else valuesOf.set(index, [value]);
   }
   if (counted !== 0) {
     // Counted were those found that had no exposure at all, and have a live one now.
-    const renewedUnits = new Set(renewed);
-    const live = new Set(inserted.filter((row) => exposures.isLive(dayOf(row.exposed_at_ms))).map((row) => row.unit_id));
+    const renewedIndexes = new Set(renewed);
     let found = 0;
-    for (const unitId of byUnit.keys()) if (!renewedUnits.has(unitId) && live.has(unitId)) found++;
+    for (const index of valuesOf.keys()) if (!renewedIndexes.has(index) && exposures.isLive(dayOf(batch.times[index]))) found++;
     // More found than counted cannot happen; should it, the agent is counted again when next used.
     exposures.unexposedValueUnits = counted >= found ? counted - found : -1;
   }
-  return byUnit;
-}
-
-function inCell(cell: CellOf, row: ExposureRow, day: number): boolean {
-  return cell.day === day && cell.branch_id === row.branch_id && cell.deployment_id === row.deployment_id;
+  return valuesOf;
 }
 
 /** One value reported for a unit and metric. */

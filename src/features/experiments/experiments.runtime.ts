@@ -5,10 +5,10 @@ import { type ExperimentCounters, newExperimentCounters, registerExperimentCount
 import { agentsStore } from '../agents/agents.store.js';
 import { DEFAULT_EXPERIMENT_RETENTION_DAYS } from '../../config.js';
 import type { WriteScope } from '../../db/write.js';
-import { type ExperimentScope, recordExposures } from './cells.js';
+import { type ExperimentScope, recordExposureBatch } from './cells.js';
+import type { ExposureBatch } from './exposure-batch.js';
 import { ExposureLogs } from './exposure-log.js';
-import type { ExposureRow } from './experiments.store.js';
-import { byAgent, ExposureRecorder, type ExposureRecorderOptions } from './exposure-recorder.js';
+import { ExposureRecorder, type ExposureRecorderOptions } from './exposure-recorder.js';
 
 /** What the experiment routes share within one app: counters, the exposure recorder, the public URL. */
 export interface ExperimentRuntime {
@@ -27,14 +27,14 @@ const runtimes = new WeakMap<AppContext, ExperimentRuntime>();
  * since its read is skipped). Returns how many were new.
  */
 function exposureWriter(context: AppContext, exposures: ExposureLogs) {
-  return (rows: ExposureRow[]): Promise<number> =>
+  return (batch: ExposureBatch): Promise<number> =>
     context.write(async (write) => {
       const scope = { ...write, exposures };
       // In agent id order: each agent's experiment lock is taken in turn (cells.ts).
-      const groups = [...byAgent(rows)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      const groups = [...batch.byAgent()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       let recorded = 0;
       for (const [agentId, group] of groups) {
-        if (await agentsStore(scope.trx).findById(agentId)) recorded += (await recordExposures(scope, agentId, group)).length;
+        if (await agentsStore(scope.trx).findById(agentId)) recorded += (await recordExposureBatch(scope, agentId, group)).length;
       }
       return recorded;
     });

@@ -4,8 +4,9 @@ import type { Database, ExposureArmTable } from '../../db/schema.js';
 import type { WriteScope } from '../../db/write.js';
 import { LruCache } from '../../domain/lru.js';
 import { UnitMap } from '../../domain/unit-map.js';
-import { dayOf } from './days.js';
-import { type ExperimentsStore, type ExposureRow, experimentsStore, type SegmentRow } from './experiments.store.js';
+import { DAY_MS, dayOf } from './days.js';
+import { type ExperimentsStore, experimentsStore, type SegmentRow } from './experiments.store.js';
+import type { BatchArm, ExposureBatch } from './exposure-batch.js';
 
 // Which units of an agent have an exposure, and to what (README.md, "Exposures"). The database
 // holds segments: a row per written batch, agent and day, its units as compact JSON. This keeps,
@@ -27,8 +28,6 @@ export interface ExposureRef {
 type SegmentEntry = [string, number, number];
 
 const SEGMENT_UNITS = 1_000;
-/** Arms of one batch tried by comparison before their key is built (more are looked up by key). */
-const MAX_BATCH_ARMS = 16;
 /** Memory for arms and bookkeeping besides the unit map, per agent. */
 const AGENT_OVERHEAD_BYTES = 4_096;
 const ARM_BYTES = 256;
@@ -112,70 +111,67 @@ export class AgentExposures {
     return (this.staged.arms.get(number) ?? this.log.arms[number]) as Arm;
   }
 
-  /** The number of the row's arm, a new one (added to `newArms`) if the agent has none like it. */
-  private armNumber(agentId: string, row: ExposureRow, newArms: ExposureArmTable[]): number {
-    const arm: Arm = { deployment_id: row.deployment_id, branch_id: row.branch_id, version_id: row.version_id, probability: row.probability, source: row.source };
-    const key = armKey(arm);
+  /** The agent's number of `arm`, a new one (added to `newArms`) if it has none like it. */
+  private armNumber(agentId: string, arm: BatchArm, newArms: ExposureArmTable[]): number {
+    const row: Arm = { deployment_id: arm.deploymentId, branch_id: arm.branchId, version_id: arm.versionId, probability: arm.probability, source: arm.source };
+    const key = armKey(row);
     let number = this.staged.armNumbers.get(key) ?? this.log.armNumbers.get(key);
     if (number === undefined) {
       number = ++this.staged.lastArm;
-      this.staged.arms.set(number, arm);
+      this.staged.arms.set(number, row);
       this.staged.armNumbers.set(key, number);
-      newArms.push({ agent_id: agentId, arm: number, ...arm });
+      newArms.push({ agent_id: agentId, arm: number, ...row });
     }
     return number;
   }
 
   /**
-   * The row's arm number. A batch shares a few arms: those met in it so far are compared field by
-   * field before `armNumber` builds a key (with a 50/50 split, every other row changes arm).
+   * Adds the exposures of units that have none (the first of a unit in the batch wins) and writes
+   * them as segments. Returns the indexes of those added, and of those among them whose earlier
+   * exposure had expired. The batch's keys are used as they are (no unit is hashed or decoded here).
    */
-  private batchArmNumber(agentId: string, row: ExposureRow, batch: BatchArms, newArms: ExposureArmTable[]): number {
-    for (let index = 0; index < batch.rows.length; index++) if (sameArm(batch.rows[index], row)) return batch.numbers[index];
-    const number = this.armNumber(agentId, row, newArms);
-    if (batch.rows.length < MAX_BATCH_ARMS) {
-      batch.rows.push(row);
-      batch.numbers.push(number);
-    }
-    return number;
-  }
-
-  /**
-   * Adds the exposures of units that have none (the first of a unit in `rows` wins) and writes
-   * them as segments. Returns those added, and which of them replace an expired exposure.
-   */
-  async add(trx: Kysely<Database>, agentId: string, rows: readonly ExposureRow[]): Promise<AddedExposures> {
-    const added: ExposureRow[] = [];
-    const renewed: string[] = [];
-    // Each unit's segment entry, as JSON text already (`SegmentEntry`), by day.
-    const byDay = new Map<number, string[]>();
+  async add(trx: Kysely<Database>, agentId: string, batch: ExposureBatch): Promise<AddedExposures> {
+    const added: number[] = [];
+    const renewed: number[] = [];
+    const texts = new Map<number, SegmentTexts>();
     const newArms: ExposureArmTable[] = [];
-    const batchArms: BatchArms = { rows: [], numbers: [] };
+    // The agent's arm number of each of the batch's arms, looked up once.
+    const armNumbers: number[] = [];
     // Sized for the batch at once, rather than grown as it fills.
-    if (this.staged.units.size === 0) this.staged.units = new UnitMap(rows.length);
-    for (const row of rows) {
-      const key = UnitMap.key(row.unit_id);
-      const low = key[0];
-      const high = key[1];
+    if (this.staged.units.size === 0) this.staged.units = new UnitMap(batch.length);
+    const { keys, armIndexes, times } = batch;
+    let day = 0;
+    let dayStartMs = 0;
+    let dayEndMs = -Infinity;
+    let text: SegmentTexts | undefined;
+    for (let index = 0; index < batch.length; index++) {
+      const low = keys[2 * index];
+      const high = keys[2 * index + 1];
       if (this.staged.units.armOfKey(low, high) >= 0) continue;
       const state = this.log.units.stateOfKey(low, high, this.minDay);
       if (state >= 0) continue;
-      if (state === UnitMap.EXPIRED) renewed.push(row.unit_id);
-      const number = this.batchArmNumber(agentId, row, batchArms, newArms);
-      const day = dayOf(row.exposed_at_ms);
+      if (state === UnitMap.EXPIRED) renewed.push(index);
+      const armIndex = armIndexes[index];
+      let number = armNumbers[armIndex];
+      if (number === undefined) number = armNumbers[armIndex] = this.armNumber(agentId, batch.arms[armIndex], newArms);
+      const atMs = times[index];
+      if (atMs < dayStartMs || atMs >= dayEndMs) {
+        day = dayOf(atMs);
+        dayStartMs = day * DAY_MS;
+        dayEndMs = dayStartMs + DAY_MS;
+        text = texts.get(day);
+        if (!text) texts.set(day, (text = new SegmentTexts()));
+      }
       this.staged.units.addKey(low, high, number, day);
-      let entries = byDay.get(day);
-      if (!entries) byDay.set(day, (entries = []));
-      entries.push(`[${JSON.stringify(row.unit_id)},${number},${row.exposed_at_ms}]`);
-      added.push(row);
+      text!.add(batch, index, number, atMs);
+      added.push(index);
     }
     if (added.length === 0) return { added, renewed };
     const segments: SegmentRow[] = [];
-    for (const [day, entries] of byDay) {
-      for (let start = 0; start < entries.length; start += SEGMENT_UNITS) {
-        const chunk = entries.slice(start, start + SEGMENT_UNITS);
+    for (const [segmentDay, dayTexts] of texts) {
+      for (const { units, body } of dayTexts.finish()) {
         const seq = ++this.staged.lastSeq;
-        segments.push({ agent_id: agentId, seq, day, units: chunk.length, body: `[${chunk.join(',')}]` });
+        segments.push({ agent_id: agentId, seq, day: segmentDay, units, body });
         this.staged.firstSeq ??= seq;
       }
     }
@@ -209,20 +205,90 @@ export class AgentExposures {
   }
 }
 
-/** What `AgentExposures.add` recorded: the exposures, and the units among them whose earlier exposure had expired. */
+/** What `AgentExposures.add` recorded: the batch's indexes of the exposures, and of those among them whose earlier exposure had expired. */
 export interface AddedExposures {
-  added: ExposureRow[];
-  renewed: string[];
+  added: number[];
+  renewed: number[];
 }
 
-/** The arms one batch has met: a row of each, and its number. */
-interface BatchArms {
-  rows: ExposureRow[];
-  numbers: number[];
+/**
+ * One day's segment bodies as a batch adds to them: JSON text (`SegmentEntry` each), written byte
+ * by byte from the batch's unit bytes, a body every `SEGMENT_UNITS` units. A unit whose bytes
+ * JSON must escape (a quote, a backslash, a control character) is written by `JSON.stringify`.
+ */
+class SegmentTexts {
+  private buffer = Buffer.allocUnsafe(64 * 1024);
+  private used = 0;
+  private units = 0;
+  private readonly bodies: { units: number; body: string }[] = [];
+
+  add(batch: ExposureBatch, index: number, arm: number, atMs: number): void {
+    const start = batch.start(index);
+    const end = batch.ends[index];
+    // Escaped, a byte takes 6 at most (`\u00XX`); the rest of an entry fewer than 48.
+    this.reserve((end - start) * 6 + 48);
+    const buffer = this.buffer;
+    let at = this.used;
+    buffer[at++] = this.units === 0 ? 0x5b : 0x2c; // `[` or `,`
+    buffer[at++] = 0x5b; // `[`
+    const quoted = at;
+    buffer[at++] = 0x22; // `"`
+    const bytes = batch.bytes;
+    for (let from = start; from < end; from++) {
+      const byte = bytes[from];
+      if (byte < 0x20 || byte === 0x22 || byte === 0x5c) {
+        at = quoted + buffer.write(JSON.stringify(batch.unitId(index)), quoted, 'utf8') - 1;
+        break;
+      }
+      buffer[at++] = byte;
+    }
+    buffer[at++] = 0x22;
+    buffer[at++] = 0x2c;
+    at = writeNumber(buffer, at, arm);
+    buffer[at++] = 0x2c;
+    at = writeNumber(buffer, at, atMs);
+    buffer[at++] = 0x5d; // `]`
+    this.used = at;
+    if (++this.units === SEGMENT_UNITS) this.close();
+  }
+
+  /** The bodies, the last one closed. */
+  finish(): { units: number; body: string }[] {
+    this.close();
+    return this.bodies;
+  }
+
+  private close(): void {
+    if (this.units === 0) return;
+    this.buffer[this.used++] = 0x5d;
+    this.bodies.push({ units: this.units, body: this.buffer.toString('utf8', 0, this.used) });
+    this.used = 0;
+    this.units = 0;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.used + bytes + 1 <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.used + bytes + 1));
+    this.buffer.copy(grown, 0, 0, this.used);
+    this.buffer = grown;
+  }
 }
 
-function sameArm(a: ExposureRow, b: ExposureRow): boolean {
-  return a.deployment_id === b.deployment_id && a.branch_id === b.branch_id && a.version_id === b.version_id && a.probability === b.probability && a.source === b.source;
+/** Writes `value` as JSON at `at` (a whole number's digits one by one); returns where it ends. */
+function writeNumber(buffer: Buffer, at: number, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) return at + buffer.write(JSON.stringify(value), at, 'latin1');
+  if (value === 0) {
+    buffer[at] = 0x30;
+    return at + 1;
+  }
+  let digits = 0;
+  for (let rest = value; rest > 0; rest = Math.floor(rest / 10)) digits++;
+  let rest = value;
+  for (let position = at + digits - 1; position >= at; position--) {
+    buffer[position] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  return at + digits;
 }
 
 /** The agent's units with a value and no exposure of `minDay` or later in `log` (committed state). */

@@ -1,10 +1,10 @@
-import { murmur3, murmur3Pair } from '../../domain/murmur3.js';
-import { HashSet64 } from '../../domain/unit-map.js';
+import { murmur3 } from '../../domain/murmur3.js';
+import { HashSet64, UnitMap } from '../../domain/unit-map.js';
 import type { ExperimentCounters } from './experiment-counters.js';
-import type { ExposureRow } from './experiments.store.js';
+import { type BatchArm, ExposureBatch } from './exposure-batch.js';
 
-/** What the recorder needs of the app: a write of one batch (one transaction per agent batch). */
-export type WriteExposures = (rows: ExposureRow[]) => Promise<number>;
+/** What the recorder needs of the app: a write of one batch (one transaction). Returns how many were new. */
+export type WriteExposures = (batch: ExposureBatch) => Promise<number>;
 
 export interface ExposureRecorderOptions {
   /** A batch is written this long after its first exposure at most (a SIGKILL loses at most this). */
@@ -17,17 +17,8 @@ export interface ExposureRecorderOptions {
   maxRemembered?: number;
 }
 
-interface BufferedArm {
-  agentId: string;
-  branchId: string;
-  versionId: string;
-  deploymentId: string;
-  probability: number | null;
-}
-
 const SEED_LOW = 0x2f6b_a1c3;
 const SEED_HIGH = 0x7d31_94e5;
-const KEY = new Uint32Array(2);
 /** Agents whose hash seeds are kept (all of them again after a clear). */
 const MAX_AGENT_SEEDS = 10_000;
 /** The unit bytes' first size (it doubles as needed, and shrinks back when emptied). */
@@ -50,15 +41,17 @@ export class ExposureRecorder {
   private unitBytes = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
   private unitBytesUsed = 0;
   private unitEnds: number[] = [];
+  /** The buffered units' keys (`UnitMap.key`), two numbers each. */
+  private keys: number[] = [];
   private armIndexes: number[] = [];
   private times: number[] = [];
   /** What buffered exposures were served: few (an agent's deployment and branch heads). */
-  private arms: BufferedArm[] = [];
+  private arms: BatchArm[] = [];
   private lastArm = -1;
   /** Units recorded, as 64-bit hashes (no strings kept): two generations, each half the bound. */
   private remembered: HashSet64;
   private rememberedBefore: HashSet64;
-  /** Per agent, the seeds its units are hashed with. */
+  /** Per agent, what its units' keys are mixed with in the remembered sets (one set serves every agent). */
   private agentSeeds = new Map<string, [number, number]>();
   private timer: NodeJS.Timeout | undefined;
   private timerDueNow = false;
@@ -95,9 +88,12 @@ export class ExposureRecorder {
       seeds = [murmur3(agentId, SEED_LOW), murmur3(agentId, SEED_HIGH)];
       this.agentSeeds.set(agentId, seeds);
     }
-    murmur3Pair(unitId, seeds[0], seeds[1], KEY);
-    const low = KEY[0];
-    const high = KEY[1];
+    // The unit's key in the agent's exposure log, computed once here and handed to the writer.
+    const key = UnitMap.key(unitId);
+    const unitLow = key[0];
+    const unitHigh = key[1];
+    const low = unitLow ^ seeds[0];
+    const high = unitHigh ^ seeds[1];
     if (this.remembered.has(low, high) || this.rememberedBefore.has(low, high)) return;
     if (this.closed || this.unitEnds.length >= this.maxBuffered) {
       this.counters.exposuresDropped++;
@@ -112,6 +108,7 @@ export class ExposureRecorder {
       this.remembered.add(low, high);
     }
     this.unitEnds.push(this.appendUnit(unitId));
+    this.keys.push(unitLow, unitHigh);
     this.armIndexes.push(this.armIndex(agentId, branchId, versionId, deploymentId, probability !== undefined && probability > 0 ? probability : null));
     this.times.push(this.now());
     if (this.unitEnds.length >= this.batchSize) this.flushSoon(0);
@@ -154,31 +151,18 @@ export class ExposureRecorder {
       const arm = this.arms[index];
       if (arm.agentId === agentId && arm.branchId === branchId && arm.versionId === versionId && arm.deploymentId === deploymentId && arm.probability === probability) break;
     }
-    if (index === this.arms.length) this.arms.push({ agentId, branchId, versionId, deploymentId, probability });
+    if (index === this.arms.length) this.arms.push({ agentId, branchId, versionId, deploymentId, probability, source: 'routed' });
     this.lastArm = index;
     return index;
   }
 
-  /** Takes the oldest `count` buffered exposures as rows. */
-  private take(count: number): ExposureRow[] {
+  /** Takes the oldest `count` buffered exposures, as a batch of their own. */
+  private take(count: number): ExposureBatch {
     const ends = this.unitEnds.splice(0, count);
-    const arms = this.armIndexes.splice(0, count);
-    const times = this.times.splice(0, count);
-    const rows = ends.map((end, index): ExposureRow => {
-      const arm = this.arms[arms[index]];
-      return {
-        agent_id: arm.agentId,
-        unit_id: this.unitBytes.toString('utf8', index === 0 ? 0 : ends[index - 1], end),
-        branch_id: arm.branchId,
-        version_id: arm.versionId,
-        deployment_id: arm.deploymentId,
-        probability: arm.probability,
-        exposed_at_ms: times[index],
-        source: 'routed',
-      };
-    });
-    // The bytes still buffered move to the front.
     const taken = ends.length > 0 ? ends[ends.length - 1] : 0;
+    // The batch shares the arms: they are only ever added to (and replaced once nothing is buffered).
+    const batch = new ExposureBatch(Buffer.from(this.unitBytes.subarray(0, taken)), ends, this.keys.splice(0, 2 * count), this.armIndexes.splice(0, count), this.arms, this.times.splice(0, count));
+    // The bytes still buffered move to the front.
     this.unitBytes.copy(this.unitBytes, 0, taken, this.unitBytesUsed);
     this.unitBytesUsed -= taken;
     for (let index = 0; index < this.unitEnds.length; index++) this.unitEnds[index] -= taken;
@@ -188,7 +172,7 @@ export class ExposureRecorder {
       this.lastArm = -1;
       if (this.unitBytes.length > INITIAL_UNIT_BYTES) this.unitBytes = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
     }
-    return rows;
+    return batch;
   }
 
   private flushSoon(delayMs: number): void {
@@ -241,15 +225,4 @@ export class ExposureRecorder {
     this.timerDueNow = false;
     await this.flush();
   }
-}
-
-/** Groups a batch by agent: each agent's exposures are written (and their units locked) together. */
-export function byAgent(rows: readonly ExposureRow[]): Map<string, ExposureRow[]> {
-  const groups = new Map<string, ExposureRow[]>();
-  for (const row of rows) {
-    const group = groups.get(row.agent_id);
-    if (group) group.push(row);
-    else groups.set(row.agent_id, [row]);
-  }
-  return groups;
 }
