@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { DEFAULT_CACHE_MAX_BYTES } from './config.js';
 import type { Store } from './db/connect.js';
 import type { Database } from './db/schema.js';
-import { type WriteScope, writeTransaction } from './db/write.js';
+import { type WriteOptions, type WriteScope, writeTransaction } from './db/write.js';
 import { LruCache } from './domain/lru.js';
 import type { SectionCache } from './features/agents/agent-response.js';
 import { RoutingCache } from './features/deployments/routing-cache.js';
@@ -33,7 +33,7 @@ export interface AppContext {
   metrics: WriteMetrics;
   now(): number;
   /** A write transaction whose published changes reach every process's caches. */
-  write<T>(work: (scope: WriteScope) => Promise<T>): Promise<T>;
+  write<T>(work: (scope: WriteScope) => Promise<T>, options?: WriteOptions): Promise<T>;
 }
 
 /**
@@ -70,6 +70,6 @@ export function createContext(
     },
     metrics,
     now,
-    write: (work) => writeTransaction(store, work),
+    write: (work, options) => writeTransaction(store, work, options),
   };
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openStore } from '../src/db/connect.js';
-import { QueryOutsideWriteError } from '../src/db/write.js';
-import { createTestDatabase, injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { QueryOutsideWriteError, writeTransaction } from '../src/db/write.js';
+import { createTestDatabase, dialect, injectAs, okJson, startTestApp, type TestApp } from './support/test-app.js';
 
 // Inside a write transaction the transaction's handle is the only one that answers (issue 14,
 // defect 1). On SQLite any other query waits for the one connection the transaction holds: a
@@ -75,6 +75,44 @@ describe('the pool inside a write', () => {
     });
     await settles(first, 'the first write');
     expect(await settles(second, 'the second write')).toBeInstanceOf(QueryOutsideWriteError);
+  });
+
+  it('a write that asks to run unguarded (the exposure flush) is guarded all the same in tests: the store guards every write', async () => {
+    const { context } = testApp.app;
+    expect(testApp.store.guardEveryWrite).toBe(true);
+    const outcome = await settles(
+      context.write(
+        async ({ trx }) => {
+          await trx.selectFrom('users').select('id').execute();
+          return context.db.selectFrom('users').select('id').execute().then(
+            () => 'answered',
+            (error: unknown) => error,
+          );
+        },
+        { unguarded: true },
+      ),
+      'a query through the root handle inside an unguarded write',
+    );
+    expect(outcome).toBeInstanceOf(QueryOutsideWriteError);
+  });
+
+  // What `unguarded` does outside tests, where the guard is off for that write: on SQLite the query
+  // would wait for the transaction's connection (the hang the guard exists for), so this shows it on
+  // PostgreSQL, where the pool answers from outside the transaction.
+  it.skipIf(dialect === 'sqlite')('on a store that does not guard every write, an unguarded write lets the pool answer (PostgreSQL)', async () => {
+    const database = await createTestDatabase();
+    const store = await openStore({ ...database.options, guardEveryWrite: false });
+    try {
+      const rows = await settles(
+        writeTransaction(store, async () => store.db.selectFrom('workspaces').select('id').execute(), { unguarded: true }),
+        'a pool query inside an unguarded write',
+      );
+      expect(rows).toEqual([]);
+      await expect(settles(writeTransaction(store, async () => store.db.selectFrom('workspaces').select('id').execute()), 'a guarded one')).rejects.toBeInstanceOf(QueryOutsideWriteError);
+    } finally {
+      await store.close();
+      await database.drop();
+    }
   });
 
   it("another store's pool still answers inside a write (reading one store while writing another, as a copy does)", async () => {

@@ -39,6 +39,7 @@ export interface Store {
   pool?: pg.Pool;
   /** Names this store's write transactions to its driver, which refuses the pool inside them (see `write.ts`). */
   writeGuard: object;
+  guardEveryWrite: boolean;
   close(): Promise<void>;
 }
 
@@ -50,6 +51,8 @@ export interface StoreOptions {
   sqliteSynchronous?: 'NORMAL' | 'FULL';
   /** Connections in the PostgreSQL pool. */
   poolSize?: number;
+  /** Guard every write against queries through the pool, those that ask not to be too (`write.ts`): tests. */
+  guardEveryWrite?: boolean;
 }
 
 export const migrations: Record<string, Migration> = {
@@ -77,7 +80,9 @@ export function isPostgresUrl(value: string): boolean {
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openSqlite(options);
+  const store = await (options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openSqlite(options));
+  store.guardEveryWrite = options.guardEveryWrite ?? false;
+  return store;
 }
 
 async function openSqlite(options: StoreOptions): Promise<Store> {
@@ -106,6 +111,7 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   return {
     db,
     writeGuard,
+    guardEveryWrite: false,
     dialect: 'sqlite',
     changes,
     sqlite,
@@ -235,6 +241,7 @@ async function openPostgres(connectionString: string, poolSize: number): Promise
   return {
     db,
     writeGuard,
+    guardEveryWrite: false,
     dialect: 'postgres',
     changes,
     pool,

@@ -26,13 +26,13 @@ export interface TestDatabase {
 export async function createTestDatabase(): Promise<TestDatabase> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'branchwise-test-'));
   if (dialect === 'sqlite') {
-    return { options: { dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+    return { options: { dataDir, guardEveryWrite: true }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
   }
   const server = inject('postgresServerUrl');
   const name = `t_${randomBytes(8).toString('hex')}`;
   await adminQuery(server, `CREATE DATABASE ${name} TEMPLATE branchwise_template`);
   return {
-    options: { dataDir, databaseUrl: `${server}/${name}`, poolSize: 4 },
+    options: { dataDir, databaseUrl: `${server}/${name}`, poolSize: 4, guardEveryWrite: true },
     async drop() {
       rmSync(dataDir, { recursive: true, force: true });
       await adminQuery(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -37,7 +37,7 @@ function exposureWriter(context: AppContext, exposures: ExposureLogs) {
         if (await agentsStore(scope.trx).findById(agentId)) recorded += (await recordExposureBatch(scope, agentId, group)).length;
       }
       return recorded;
-    });
+    }, { unguarded: true });
 }
 
 /**
