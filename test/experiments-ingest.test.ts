@@ -127,7 +127,7 @@ describe('outcome events', () => {
       // Webhook metrics take no events.
       await refuse([{ ...ok, metric_key: 'call_successful' }], [['body', 'events', 0, 'metric_key']]);
       await refuse([{ ...ok, metric_key: 'converted', value: 0.5 }], [['body', 'events', 0, 'value']]);
-      // A lone surrogate has no UTF-8 form: the unit could not be stored as it was sent.
+      // A lone surrogate has no UTF-8 form: the unit could not be stored as it was sent (refused as in every body).
       await refuse([ok, { ...ok, conversation_id: 'c\ud800' }], [['body', 'events', 1, 'conversation_id']]);
       expectValidationError(await post(`${base}/outcomes`, { events: [] }));
       expectValidationError(await post(`${base}/outcomes`, { events: Array.from({ length: 1_001 }, () => ok) }));
