@@ -87,12 +87,17 @@ export class ExposureBatch {
     return new ExposureBatch(Buffer.concat(units), ends, keys, armIndexes, arms, rows.map((row) => row.exposed_at_ms));
   }
 
-  /** The batch's exposures per agent (the batch itself when it holds one agent's only). */
+  /** The batch's exposures per agent (the batch itself when it holds one agent's only: the usual case). */
   byAgent(): Map<string, ExposureBatch> {
-    const agents = new Set(this.arms.map((arm) => arm.agentId));
-    if (agents.size <= 1) return new Map(agents.size === 0 ? [] : [[[...agents][0], this]]);
-    const indexes = new Map<string, number[]>([...agents].map((agentId) => [agentId, []]));
-    for (let index = 0; index < this.length; index++) indexes.get(this.arm(index).agentId)!.push(index);
+    // Its arms may name agents it has no exposure of (the recorder's arms serve what is still buffered too).
+    const indexes = new Map<string, number[]>();
+    for (let index = 0; index < this.length; index++) {
+      const { agentId } = this.arm(index);
+      const chosen = indexes.get(agentId);
+      if (chosen) chosen.push(index);
+      else indexes.set(agentId, [index]);
+    }
+    if (indexes.size === 1) return new Map([[[...indexes.keys()][0], this]]);
     return new Map([...indexes].map(([agentId, chosen]) => [agentId, this.subset(chosen)]));
   }
 

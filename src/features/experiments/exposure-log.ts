@@ -225,8 +225,8 @@ class SegmentTexts {
   add(batch: ExposureBatch, index: number, arm: number, atMs: number): void {
     const start = batch.start(index);
     const end = batch.ends[index];
-    // Escaped, a byte takes 6 at most (`\u00XX`); the rest of an entry fewer than 48.
-    this.reserve((end - start) * 6 + 48);
+    // Escaped, a byte takes 6 at most (`\u00XX`); the rest of an entry fewer than 64 (two numbers of 24 at most).
+    this.reserve((end - start) * 6 + 64);
     const buffer = this.buffer;
     let at = this.used;
     buffer[at++] = this.units === 0 ? 0x5b : 0x2c; // `[` or `,`

@@ -25,8 +25,9 @@ const MAX_AGENT_SEEDS = 10_000;
 const INITIAL_UNIT_BYTES = 64 * 1024;
 
 /**
- * Records the routed read's exposures without slowing it: `record` costs two hashes of the unit,
- * a set lookup, a copy of its bytes and three pushes; batches are written by a timer, one write transaction each. The
+ * Records the routed read's exposures without slowing it: `record` costs one 64-bit hash of the
+ * unit (its key in the agent's exposure log, handed on to the writer), set lookups, a copy of its
+ * bytes and a few pushes; batches are written by a timer, one write transaction each. The
  * first exposure of a unit wins (in memory here, by the agent's exposure log when written), so a
  * unit forgotten by the bounded set costs one more ignored entry, never a second exposure. A
  * unit taken for another by its 64-bit hash (about 1 in 10¹⁴ at the default bound) would go
