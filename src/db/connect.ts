@@ -81,11 +81,10 @@ export function isPostgresUrl(value: string): boolean {
 
 export async function openStore(options: StoreOptions): Promise<Store> {
   const store = await (options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openSqlite(options));
-  store.guardEveryWrite = options.guardEveryWrite ?? false;
-  return store;
+  return { ...store, guardEveryWrite: options.guardEveryWrite ?? false };
 }
 
-async function openSqlite(options: StoreOptions): Promise<Store> {
+async function openSqlite(options: StoreOptions): Promise<Omit<Store, 'guardEveryWrite'>> {
   mkdirSync(options.dataDir, { recursive: true });
   const file = path.join(options.dataDir, 'branchwise.sqlite');
   const sqlite = new SqliteDatabase(file);
@@ -111,7 +110,6 @@ async function openSqlite(options: StoreOptions): Promise<Store> {
   return {
     db,
     writeGuard,
-    guardEveryWrite: false,
     dialect: 'sqlite',
     changes,
     sqlite,
@@ -227,7 +225,7 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
   };
 }
 
-async function openPostgres(connectionString: string, poolSize: number): Promise<Store> {
+async function openPostgres(connectionString: string, poolSize: number): Promise<Omit<Store, 'guardEveryWrite'>> {
   // bigint columns hold unix milliseconds, well inside Number's exact range.
   pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
   await migratePostgres(connectionString);
@@ -241,7 +239,6 @@ async function openPostgres(connectionString: string, poolSize: number): Promise
   return {
     db,
     writeGuard,
-    guardEveryWrite: false,
     dialect: 'postgres',
     changes,
     pool,

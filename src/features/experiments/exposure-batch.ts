@@ -118,6 +118,6 @@ export class ExposureBatch {
   }
 }
 
-export function sameArm(a: BatchArm, b: BatchArm): boolean {
+function sameArm(a: BatchArm, b: BatchArm): boolean {
   return a.agentId === b.agentId && a.branchId === b.branchId && a.versionId === b.versionId && a.deploymentId === b.deploymentId && a.probability === b.probability && a.source === b.source;
 }
