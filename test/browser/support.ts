@@ -113,6 +113,7 @@ export async function startDashboard(): Promise<Dashboard> {
         console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || 'inline code'}`);
       });
     });
+    await delayApiReads(context);
     const page = await context.newPage();
     page.on('pageerror', (error) => problems.push(`page error on ${page.url()}: ${error.message}`));
     page.on('console', (message) => {
@@ -159,6 +160,25 @@ export async function startDashboard(): Promise<Dashboard> {
       if (problems.length > 0) throw new Error(`the pages reported problems:\n${problems.join('\n')}`);
     },
   };
+}
+
+/**
+ * The most an API read of a test page waits before it goes to the server. On a quiet machine
+ * every answer arrives within a frame or two, so a test that reads the screen before its data
+ * arrived passes almost always and fails once in a few hundred runs (a form's select read before
+ * its options came). Each read waits a different while, so answers also arrive out of order:
+ * a screen must show loaded data only, whatever the timing, and the tests wait for it.
+ */
+const API_READ_DELAY_MS = 120;
+
+async function delayApiReads(context: BrowserContext): Promise<void> {
+  await context.route(
+    (url) => url.pathname.startsWith('/v1/'),
+    async (route) => {
+      if (route.request().method() === 'GET') await new Promise((resolve) => setTimeout(resolve, Math.random() * API_READ_DELAY_MS));
+      await route.fallback();
+    },
+  );
 }
 
 /** Fills the sign-in form with `key` and submits it. */

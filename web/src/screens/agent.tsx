@@ -218,7 +218,7 @@ export function AgentScreen({ agent_id: agentId }: { agent_id: string }) {
           <input type="checkbox" checked={showArchived} onChange={toggleArchived} />
           <span>Show archived branches</span>
         </label>
-        {writable && (
+        {writable && agent.data && branches.data && (
           <form class="create" onSubmit={create}>
             <label>
               <span>New branch</span>

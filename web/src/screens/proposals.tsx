@@ -33,14 +33,15 @@ const proposalLink = (agentId: string, proposalId: string) => `${agentLink(agent
 type Who = (userId: string) => string;
 
 /** Names for user ids (the workspace's users); an id the list lacks is shown as it is. */
-function useNames(session: Session | undefined): { users: WorkspaceUser[]; who: Who } {
+function useNames(session: Session | undefined): { users: WorkspaceUser[]; usersLoaded: boolean; who: Who } {
   const users = useApi<{ users: WorkspaceUser[] }>(WORKSPACE_USERS_PATH);
   const list = users.data?.users ?? [];
   const who = (userId: string) => {
     const name = list.find((user) => user.user_id === userId)?.name ?? userId;
     return session && userId === session.who.user_id ? `${name} (you)` : name;
   };
-  return { users: list, who };
+  // An answer or an error: either way the list is as complete as it will get.
+  return { users: list, usersLoaded: users.data !== undefined || users.error !== undefined, who };
 }
 
 function branchName(branches: Branch[] | undefined, id: string): string {
@@ -80,7 +81,7 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
   const [title, setTitle] = useState('');
   const [description, setDescription] = useState('');
   const [reviewers, setReviewers] = useState<string[]>([]);
-  const { users, who } = useNames(session);
+  const { users, usersLoaded, who } = useNames(session);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<string>();
 
@@ -157,76 +158,81 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
       {writable && (
         <section class="card section" aria-labelledby="new-proposal">
           <h2 id="new-proposal">Propose a merge</h2>
-          <form class="stack" onSubmit={create}>
-            <div class="row">
-              <label>
-                <span>From (source)</span>
-                <select name="source" required value={sourceId} onChange={(event) => setSourceId(event.currentTarget.value)}>
-                  <option value="">Choose a branch</option>
-                  {live.map((each) => (
-                    <option key={each.id} value={each.id}>
-                      {each.name}
-                    </option>
-                  ))}
-                </select>
-              </label>
-              <label>
-                <span>Into (target)</span>
-                <select name="target" required value={targetId} onChange={(event) => setTargetId(event.currentTarget.value)}>
-                  <option value="">Choose a branch</option>
-                  {live
-                    .filter((each) => each.id !== sourceId)
-                    .map((each) => (
+          {branches.error && <ErrorPanel error={branches.error} title="The branches could not be loaded" onRetry={branches.reload} />}
+          {/* The form waits for its choices: before its branches arrive a select shows nothing chosen, and reviewers are missing. */}
+          {!(branches.data && usersLoaded) && !branches.error && <Loading label="Loading branches and reviewers…" />}
+          {branches.data && usersLoaded && (
+            <form class="stack" onSubmit={create}>
+              <div class="row">
+                <label>
+                  <span>From (source)</span>
+                  <select name="source" required value={sourceId} onChange={(event) => setSourceId(event.currentTarget.value)}>
+                    <option value="">Choose a branch</option>
+                    {live.map((each) => (
                       <option key={each.id} value={each.id}>
                         {each.name}
                       </option>
                     ))}
-                </select>
+                  </select>
+                </label>
+                <label>
+                  <span>Into (target)</span>
+                  <select name="target" required value={targetId} onChange={(event) => setTargetId(event.currentTarget.value)}>
+                    <option value="">Choose a branch</option>
+                    {live
+                      .filter((each) => each.id !== sourceId)
+                      .map((each) => (
+                        <option key={each.id} value={each.id}>
+                          {each.name}
+                        </option>
+                      ))}
+                  </select>
+                </label>
+              </div>
+              <label>
+                <span>Title</span>
+                <input type="text" name="title" required maxLength={500} value={title} onInput={(event) => setTitle(event.currentTarget.value)} />
               </label>
-            </div>
-            <label>
-              <span>Title</span>
-              <input type="text" name="title" required maxLength={500} value={title} onInput={(event) => setTitle(event.currentTarget.value)} />
-            </label>
-            <label>
-              <span>Description</span>
-              <textarea name="description" rows={3} value={description} onInput={(event) => setDescription(event.currentTarget.value)} />
-            </label>
-            <fieldset class="reviewers">
-              <legend>Reviewers</legend>
-              {users.filter((user) => user.user_id !== session?.who.user_id && user.role !== 'viewer').length === 0 && (
-                <span class="muted small">No one else in this workspace can review.</span>
+              <label>
+                <span>Description</span>
+                <textarea name="description" rows={3} value={description} onInput={(event) => setDescription(event.currentTarget.value)} />
+              </label>
+              <fieldset class="reviewers">
+                <legend>Reviewers</legend>
+                {users.filter((user) => user.user_id !== session?.who.user_id && user.role !== 'viewer').length === 0 && (
+                  <span class="muted small">No one else in this workspace can review.</span>
+                )}
+                {users
+                  .filter((user) => user.user_id !== session?.who.user_id && user.role !== 'viewer')
+                  .map((user) => (
+                    <label key={user.user_id} class="checkbox">
+                      <input
+                        type="checkbox"
+                        name="reviewers"
+                        value={user.user_id}
+                        checked={reviewers.includes(user.user_id)}
+                        onChange={(event) =>
+                          setReviewers((current) => (event.currentTarget.checked ? [...current, user.user_id] : current.filter((id) => id !== user.user_id)))
+                        }
+                      />
+                      <span>
+                        {user.name} <span class="muted small">{user.role}</span>
+                      </span>
+                    </label>
+                  ))}
+              </fieldset>
+              {createError && (
+                <p class="field-error" role="alert">
+                  {createError}
+                </p>
               )}
-              {users
-                .filter((user) => user.user_id !== session?.who.user_id && user.role !== 'viewer')
-                .map((user) => (
-                  <label key={user.user_id} class="checkbox">
-                    <input
-                      type="checkbox"
-                      name="reviewers"
-                      value={user.user_id}
-                      checked={reviewers.includes(user.user_id)}
-                      onChange={(event) =>
-                        setReviewers((current) => (event.currentTarget.checked ? [...current, user.user_id] : current.filter((id) => id !== user.user_id)))
-                      }
-                    />
-                    <span>
-                      {user.name} <span class="muted small">{user.role}</span>
-                    </span>
-                  </label>
-                ))}
-            </fieldset>
-            {createError && (
-              <p class="field-error" role="alert">
-                {createError}
-              </p>
-            )}
-            <div class="actions">
-              <Button type="submit" variant="primary" busy={creating}>
-                Open proposal
-              </Button>
-            </div>
-          </form>
+              <div class="actions">
+                <Button type="submit" variant="primary" busy={creating}>
+                  Open proposal
+                </Button>
+              </div>
+            </form>
+          )}
         </section>
       )}
     </Page>

@@ -126,7 +126,7 @@ export function VersionScreen({ agent_id: agentId, version_id: versionId }: { ag
         </div>
       )}
 
-      {version && writable && (
+      {version && writable && branches.data && (
         <section class="card restore" aria-labelledby="restore-title">
           <h2 id="restore-title">Restore this version</h2>
           <p class="muted small">Commits a new version on the branch with this version's config. Nothing is lost: the versions in between stay in the history.</p>
