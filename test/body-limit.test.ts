@@ -82,35 +82,55 @@ describe('a body over the limit', () => {
   });
 
   it('a connection that keeps sending after the 413 is answered and then cut off, long before it has sent everything', async () => {
-    // Declares 1 GiB and sends as fast as the socket takes it: the server answers 413, drains a
-    // bounded amount and closes, so the client's writes stop being accepted.
-    const declared = 1024 * 1024 * 1024;
-    const url = new URL(base);
-    const result = await new Promise<{ answer: string; sent: number }>((resolve) => {
-      const socket = connect(Number(url.port), url.hostname);
-      let answer = '';
-      let sent = 0;
-      const chunk = Buffer.alloc(64 * 1024, 'x');
-      const pump = () => {
-        while (!socket.destroyed && sent < declared) {
-          sent += chunk.length;
-          if (!socket.write(chunk)) return void socket.once('drain', pump);
-        }
-      };
-      socket.on('connect', () => {
-        socket.write(
-          `PATCH /v1/convai/agents/${agentId} HTTP/1.1\r\nHost: ${url.host}\r\nxi-api-key: ${testApp.keys.admin}\r\n` +
-            `content-type: application/json\r\ncontent-length: ${declared}\r\n\r\n`,
-        );
-        pump();
-      });
-      socket.on('data', (data) => (answer += data.toString('latin1')));
-      socket.on('error', () => {});
-      socket.on('close', () => resolve({ answer, sent }));
-    });
+    const result = await sendEndlessBody(0);
     expect(result.answer).toMatch(/^HTTP\/1\.1 413 /);
     expect(result.answer).toContain('"code":"payload_too_large"');
     // Cut off within a few times the limit (plus what the socket buffers held), far from 1 GiB.
     expect(result.sent).toBeLessThan(64 * LIMIT);
   });
+
+  it('a client busy writing that reads its answer only later still gets the 413, not a reset that discards it', async () => {
+    // Closing a connection with bytes unread makes the kernel reset it, and a reset makes the
+    // client's kernel drop what the client has not read yet: here, the 413. A client whose event
+    // loop is busy (or, as here, that reads late) must still find it.
+    const result = await sendEndlessBody(300);
+    expect(result.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(result.answer).toContain('"code":"payload_too_large"');
+    expect(result.sent).toBeLessThan(64 * LIMIT);
+  });
 });
+
+/**
+ * Declares a 1 GiB PATCH body and sends it as fast as the socket takes it, reading what the server
+ * answers from `readAfterMs` on, until the connection closes: the answer read and how much was sent.
+ */
+function sendEndlessBody(readAfterMs: number): Promise<{ answer: string; sent: number }> {
+  const declared = 1024 * 1024 * 1024;
+  const url = new URL(base);
+  return new Promise((resolve) => {
+    const socket = connect(Number(url.port), url.hostname);
+    let answer = '';
+    let sent = 0;
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const pump = () => {
+      while (!socket.destroyed && sent < declared) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+    };
+    socket.on('connect', () => {
+      if (readAfterMs > 0) {
+        socket.pause();
+        setTimeout(() => socket.resume(), readAfterMs);
+      }
+      socket.write(
+        `PATCH /v1/convai/agents/${agentId} HTTP/1.1\r\nHost: ${url.host}\r\nxi-api-key: ${testApp.keys.admin}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${declared}\r\n\r\n`,
+      );
+      pump();
+    });
+    socket.on('data', (data) => (answer += data.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ answer, sent }));
+  });
+}

@@ -48,10 +48,10 @@ export function createHttpServer(
 
 /**
  * Reads and discards what the client still sends of a body the answer did not need, up to
- * `limitBytes`, then closes the connection; as nginx's lingering close does. Closing at once, with
- * bytes unread, makes the kernel reset the connection, and a client still writing its body (Node's
- * fetch, the official SDK) fails with EPIPE and never reads the 413 it was sent. A body that ends
- * within the limit leaves the connection open for the next request.
+ * `limitBytes`, then closes the connection, lingering as nginx's lingering close does. Closing at
+ * once, with bytes unread, makes the kernel reset the connection, and a client still writing its
+ * body (Node's fetch, the official SDK) fails with EPIPE and never reads the 413 it was sent. A
+ * body that ends within the limit leaves the connection open for the next request.
  */
 function discardUnread(request: IncomingMessage, limitBytes: number): void {
   let discarded = 0;
@@ -59,12 +59,32 @@ function discardUnread(request: IncomingMessage, limitBytes: number): void {
     discarded += chunk.length;
     if (discarded > limitBytes) {
       request.off('data', count);
-      request.socket.destroy();
+      closeAfterLinger(request);
     }
   };
   request.on('data', count);
   request.once('end', () => request.off('data', count));
   request.resume();
+}
+
+/** How long a connection cut off for its body stays half-closed before it is closed for good. */
+const LINGER_MS = 2_000;
+
+/**
+ * Stops reading, sends what is written and then the end (FIN), and closes the connection once the
+ * client has, or after `LINGER_MS`. The close comes with bytes unread, so the kernel resets the
+ * connection, and a reset makes the client's kernel drop whatever the client has not read yet:
+ * the answer, if it was busy writing. Unread, the client's writes stop (its window fills), and it
+ * has the linger to read its answer and the end; a client that never reads costs a paused socket
+ * for that long, never the reading of more bytes.
+ */
+function closeAfterLinger(request: IncomingMessage): void {
+  const socket = request.socket;
+  request.pause();
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 function checkingIntervalFor(timeouts: HttpTimeouts): number {
