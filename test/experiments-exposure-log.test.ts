@@ -1,9 +1,13 @@
 import fc from 'fast-check';
+import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { Database } from '../src/db/schema.js';
 import { recordExposures } from '../src/features/experiments/cells.js';
 import { experimentRuntimeOf, experimentScope } from '../src/features/experiments/experiments.runtime.js';
 import { type ExposureRow, experimentsStore } from '../src/features/experiments/experiments.store.js';
+import { ExposureBatch } from '../src/features/experiments/exposure-batch.js';
+import { ExposureLogs } from '../src/features/experiments/exposure-log.js';
 import { type CellsSnapshot, recountedCells, storedCells } from './support/experiments.js';
 import { createAgent } from './support/fixtures.js';
 import { injectAs, okJson, type OtherApp, startOtherApp, startTestApp, type TestApp } from './support/test-app.js';
@@ -81,6 +85,66 @@ describe('the exposure log across processes', () => {
     expect(await context.write((scope) => recordExposures(experimentScope(context, scope), agentId, [row]))).toHaveLength(1);
     expect(await units(agentId)).toEqual([`rolled:${mainBranchId}`]);
     expect(await storedCells(testApp.store, agentId)).toEqual(await recountedCells(testApp.store, agentId));
+  });
+
+  it('concurrent writes of one agent in one process, some rolling back: what committed is recorded once, what rolled back is recorded by the next', async () => {
+    // A write adds its units to the process's log at once; one that rolls back takes them away, and
+    // no other write of the process sees them in between (on PostgreSQL these run concurrently).
+    const { agentId, mainBranchId } = await agentWithBranch();
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const rowOf = (unit: string): ExposureRow => ({ agent_id: agentId, unit_id: unit, branch_id: mainBranchId, version_id: 'v', deployment_id: deployment.id, probability: 1, exposed_at_ms: Date.now(), source: 'reported' });
+    const { context } = testApp.app;
+    for (const seed of [1, 2, 3]) {
+      const random = fc.sample(fc.array(fc.tuple(fc.uniqueArray(fc.integer({ min: 0, max: 59 }), { minLength: 1, maxLength: 12 }), fc.boolean()), { minLength: 24, maxLength: 24 }), { seed, numRuns: 1 })[0];
+      const committed = new Set<string>();
+      await Promise.all(
+        random.map(async ([numbers, rollsBack]) => {
+          const rows = numbers.map((number) => rowOf(`s${seed}-${number}`));
+          const write = context.write(async (scope) => {
+            const added = await recordExposures(experimentScope(context, scope), agentId, rows);
+            if (rollsBack) throw new Error('rolled back on purpose');
+            return added;
+          });
+          if (rollsBack) await expect(write).rejects.toThrow('rolled back on purpose');
+          else for (const added of await write) committed.add(added.unit_id);
+        }),
+      );
+      const stored = (await units(agentId)).filter((unit) => unit.startsWith(`s${seed}-`)).map((unit) => unit.split(':')[0]);
+      expect(stored.sort()).toEqual([...committed].sort());
+      // Every unit again: exactly those no committed write recorded are recorded now.
+      const all = Array.from({ length: 60 }, (_, number) => `s${seed}-${number}`);
+      const added = await context.write((scope) => recordExposures(experimentScope(context, scope), agentId, all.map(rowOf)));
+      expect(added.map((row) => row.unit_id).sort()).toEqual(all.filter((unit) => !committed.has(unit)).sort());
+    }
+    expect(await storedCells(testApp.store, agentId)).toEqual(await recountedCells(testApp.store, agentId));
+  });
+
+  it("no other write of the process opens an agent's log until the write that added to it has committed or rolled back", async () => {
+    // The window is between the database's end of a transaction (the agent's lock is free) and the
+    // callbacks that tell the log: here the callbacks are held back by hand.
+    const { agentId, mainBranchId } = await agentWithBranch();
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const row: ExposureRow = { agent_id: agentId, unit_id: 'held', branch_id: mainBranchId, version_id: 'v', deployment_id: deployment.id, probability: 1, exposed_at_ms: Date.now(), source: 'reported' };
+    const logs = new ExposureLogs({ retentionDays: 90, now: () => Date.now() });
+    const heldBack: (() => void)[] = [];
+    const scopeOf = (trx: Kysely<Database>) => ({ trx, afterCommit: () => {}, afterRollback: (callback: () => void) => heldBack.push(callback) });
+    await expect(
+      testApp.store.db.transaction().execute(async (trx) => {
+        const exposures = await logs.open(scopeOf(trx), agentId);
+        expect((await exposures.add(trx, agentId, ExposureBatch.fromRows([row]))).added).toEqual([0]);
+        throw new Error('rolled back on purpose');
+      }),
+    ).rejects.toThrow('rolled back on purpose');
+    let seen: string | undefined = 'not yet';
+    const next = testApp.store.db.transaction().execute(async (trx) => {
+      const exposures = await logs.open({ trx, afterCommit: () => {}, afterRollback: () => {} }, agentId);
+      seen = exposures.find('held')?.branch_id;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(seen).toBe('not yet');
+    for (const callback of heldBack) callback();
+    await next;
+    expect(seen).toBeUndefined();
   });
 
   it('a process that starts later reads the log back from the segments (3,500 units)', async () => {
@@ -255,7 +319,13 @@ describe('segments written from the batch bytes', () => {
           fc.oneof(fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }), fc.constantFrom('"', '\\', '\n', '\u0000', '\u2028', 'a"b\\c')),
           { minLength: 1, maxLength: 40 },
         ),
-        fc.integer({ min: 0, max: 2 ** 45 }),
+        // Times as they come, and the ones where writing digits goes wrong: eight-digit parts, zeros inside.
+        fc.oneof(
+          fc.integer({ min: 0, max: 2 ** 45 }),
+          fc.integer({ min: 0, max: 2 ** 45 }).map((ms) => ms - (ms % 100_000_000)),
+          fc.integer({ min: 0, max: 2 ** 45 }).map((ms) => ms - (ms % 100_000_000) + 7),
+          fc.constantFrom(0, 9, 10, 99_999_999, 100_000_000, 100_000_001, 2 ** 31 - 1, 2 ** 31, 1_700_000_000_000),
+        ),
         async (candidates, atMs) => {
           const units = candidates.filter(wellFormed).map((unit) => `${written}:${unit}`);
           written++;

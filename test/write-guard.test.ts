@@ -153,6 +153,35 @@ describe('the pool inside a write', () => {
   });
 });
 
+describe('what runs when a write ends', () => {
+  it('afterCommit callbacks run after a commit only, afterRollback callbacks after a rollback only (a failed commit included)', async () => {
+    const { context } = testApp.app;
+    const ran: string[] = [];
+    await context.write(async ({ trx, afterCommit, afterRollback }) => {
+      await trx.selectFrom('users').select('id').execute();
+      afterCommit(() => ran.push('committed: afterCommit'));
+      afterRollback(() => ran.push('committed: afterRollback'));
+    });
+    await expect(
+      context.write(async ({ afterCommit, afterRollback }) => {
+        afterCommit(() => ran.push('thrown: afterCommit'));
+        afterRollback(() => ran.push('thrown: afterRollback'));
+        throw new Error('rolled back on purpose');
+      }),
+    ).rejects.toThrow('rolled back on purpose');
+    await expect(
+      context.write(async ({ trx, afterCommit, afterRollback }) => {
+        afterCommit(() => ran.push('refused: afterCommit'));
+        afterRollback(() => ran.push('refused: afterRollback'));
+        // The database refuses it (a second user with the same id).
+        const user = await trx.selectFrom('users').selectAll().executeTakeFirstOrThrow();
+        await trx.insertInto('users').values(user).execute();
+      }),
+    ).rejects.toThrow();
+    expect(ran).toEqual(['committed: afterCommit', 'thrown: afterRollback', 'refused: afterRollback']);
+  });
+});
+
 describe('merge proposals that name reviewers (the deadlock of issue 14)', () => {
   it('an editor opens a proposal with a real reviewer; the server answers it and everything after', async () => {
     const { keys } = testApp;

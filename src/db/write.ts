@@ -32,6 +32,8 @@ export interface WriteScope {
   publish(change: Change): void;
   /** Runs after a successful commit (never after a rollback). */
   afterCommit(callback: () => void): void;
+  /** Runs once the transaction has failed and rolled back (never after a commit). */
+  afterRollback(callback: () => void): void;
 }
 
 /**
@@ -78,6 +80,7 @@ export function assertNoWriteInProgress(writeGuard: object): void {
 export async function writeTransaction<T>(store: WritableStore, work: (scope: WriteScope) => Promise<T>, options: WriteOptions = {}): Promise<T> {
   const changes: Change[] = [];
   const callbacks: (() => void)[] = [];
+  const rollbackCallbacks: (() => void)[] = [];
   const scope = { open: true, store: store.writeGuard };
   const guarded = !options.unguarded || store.guardEveryWrite;
   const inScope = guarded ? <R>(run: () => Promise<R>) => writeInProgress.run(scope, run) : <R>(run: () => Promise<R>) => run();
@@ -91,6 +94,7 @@ export async function writeTransaction<T>(store: WritableStore, work: (scope: Wr
           trx,
           publish: (change) => changes.push(change),
           afterCommit: (callback) => callbacks.push(callback),
+          afterRollback: (callback) => rollbackCallbacks.push(callback),
         });
         if (store.dialect === 'postgres') {
           for (const payload of new Set(changes.map((change) => JSON.stringify({ ...change, origin: store.changes.origin })))) {
@@ -100,6 +104,9 @@ export async function writeTransaction<T>(store: WritableStore, work: (scope: Wr
         return value;
       }),
     );
+  } catch (error) {
+    for (const callback of rollbackCallbacks) callback();
+    throw error;
   } finally {
     scope.open = false;
     if (guarded && --writesInFlight === 0) writeInProgress.disable();

@@ -67,6 +67,11 @@ export function agentsStore(db: Kysely<Database>) {
       return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
     },
 
+    /** Whether the agent exists (in any workspace): its id only, none of its row. */
+    async exists(agentId: string): Promise<boolean> {
+      return (await db.selectFrom('agents').select('id').where('id', '=', agentId).executeTakeFirst()) !== undefined;
+    },
+
     findMany(workspaceId: string, agentIds: string[]): Promise<AgentRow[]> {
       if (agentIds.length === 0) return Promise.resolve([]);
       return db

@@ -17,7 +17,7 @@ import { type ExposureCellDelta, type ExposureRow, experimentsStore, type Outcom
 export { DAY_MS, dayOf };
 
 /** What experiment writes need: the write's scope and this process's exposure logs. */
-export type ExperimentScope = Pick<WriteScope, 'trx' | 'afterCommit'> & { exposures: ExposureLogs };
+export type ExperimentScope = Pick<WriteScope, 'trx' | 'afterCommit' | 'afterRollback'> & { exposures: ExposureLogs };
 
 /**
  * Serializes the experiment writes of one agent (exposures, values, a metric's removal) across
@@ -300,9 +300,11 @@ export async function dropExpiredDays(scope: ExperimentScope, retentionDays: num
   }
   for (const { agent_id: agentId, unit_id: unitId } of await store.staleValueUnits(cutoffDay * DAY_MS)) add(agentId, unitId);
   // Those without an exposure of a day kept lose their values.
-  // (No experiment lock: one per agent could fill PostgreSQL's lock table.)
+  // (No experiment lock: one per agent could fill PostgreSQL's lock table. Nor does it wait for
+  // another transaction of this process that holds the log: it only reads it, and may see that
+  // one's units before it commits.)
   for (const [agentId, units] of candidates) {
-    const exposures = await scope.exposures.open(scope, agentId);
+    const exposures = await scope.exposures.open(scope, agentId, 'read');
     await store.deleteValuesOfUnits(agentId, [...units].filter((unitId) => !exposures.find(unitId, cutoffDay)));
   }
   await store.dropDaysBefore(cutoffDay);

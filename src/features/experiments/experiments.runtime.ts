@@ -34,7 +34,7 @@ function exposureWriter(context: AppContext, exposures: ExposureLogs) {
       const groups = [...batch.byAgent()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       let recorded = 0;
       for (const [agentId, group] of groups) {
-        if (await agentsStore(scope.trx).findById(agentId)) recorded += (await recordExposureBatch(scope, agentId, group)).length;
+        if (await agentsStore(scope.trx).exists(agentId)) recorded += (await recordExposureBatch(scope, agentId, group)).length;
       }
       return recorded;
     }, { unguarded: true });
