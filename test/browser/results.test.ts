@@ -86,6 +86,14 @@ describe('results', () => {
     });
 
     const page = await dashboard.signedInPage('admin');
+    // The branches arrive last: the form must not start with a branch chosen from an empty list.
+    await page.route(
+      (url) => url.pathname.endsWith('/branches'),
+      async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        await route.fallback();
+      },
+    );
     await page.goto(`/agents/${agentId}/results`);
     const form = page.getByRole('form', { name: 'Start a guarded rollout' });
     await form.waitFor();

@@ -113,6 +113,8 @@ export async function startDashboard(): Promise<Dashboard> {
         console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || 'inline code'}`);
       });
     });
+    // A wait that never ends fails here, naming what it waited for, before the test's own timeout.
+    context.setDefaultTimeout(15_000);
     await delayApiReads(context);
     const page = await context.newPage();
     page.on('pageerror', (error) => problems.push(`page error on ${page.url()}: ${error.message}`));

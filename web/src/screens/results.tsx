@@ -140,7 +140,7 @@ export function ResultsScreen({ agent_id: agentId }: { agent_id: string }) {
         {rollouts.data && (
           <>
             {live && <RolloutCard agentId={agentId} rollout={live} nameOf={nameOf} writable={writable} onChanged={reloadRollouts} />}
-            {!live && writable && metrics.data && agent.data && (
+            {!live && writable && metrics.data && agent.data && branches.data && (
               <RolloutForm
                 agentId={agentId}
                 branches={allBranches.filter((branch) => !branch.is_archived)}
@@ -360,7 +360,9 @@ function RolloutHistory({ rollouts, nameOf }: { rollouts: GuardedRollout[]; name
 function RolloutForm({ agentId, branches, mainId, metrics, alpha, onStarted }: { agentId: string; branches: BranchSummary[]; mainId: string; metrics: MetricDefinition[]; alpha: number; onStarted: () => void }) {
   const notices = useNotice();
   const candidates = branches.filter((branch) => branch.id !== mainId);
-  const [branchId, setBranchId] = useState(candidates[0]?.id ?? '');
+  const [chosenId, setBranchId] = useState(candidates[0]?.id ?? '');
+  // What the select shows: the choice while it is a candidate, else the first (as the browser shows it).
+  const branchId = candidates.some((branch) => branch.id === chosenId) ? chosenId : (candidates[0]?.id ?? '');
   const [steps, setSteps] = useState(DEFAULT_STEPS.join(', '));
   const [minutes, setMinutes] = useState(60);
   const [minOutcomes, setMinOutcomes] = useState(100);
