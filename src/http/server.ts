@@ -71,12 +71,12 @@ function discardUnread(request: IncomingMessage, limitBytes: number): void {
 const LINGER_MS = 2_000;
 
 /**
- * Stops reading, sends what is written and then the end (FIN), and closes the connection once the
- * client has, or after `LINGER_MS`. The close comes with bytes unread, so the kernel resets the
- * connection, and a reset makes the client's kernel drop whatever the client has not read yet:
- * the answer, if it was busy writing. Unread, the client's writes stop (its window fills), and it
- * has the linger to read its answer and the end; a client that never reads costs a paused socket
- * for that long, never the reading of more bytes.
+ * Stops reading, sends what is written and then the end (FIN), and closes the connection after
+ * `LINGER_MS` (unless it closed meanwhile). The close comes with bytes unread, so the kernel
+ * resets the connection, and a reset makes the client's kernel drop whatever the client has not
+ * read yet: the answer, if it was busy writing. Unread, the client's writes stop (its window
+ * fills), and it has the linger to read its answer and the end; a client that never reads costs a
+ * paused socket for that long, never the reading of more bytes.
  */
 function closeAfterLinger(request: IncomingMessage): void {
   const socket = request.socket;
