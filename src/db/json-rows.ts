@@ -12,8 +12,18 @@ export type JsonColumnType = 'text' | 'integer' | 'real';
  * stays the same whatever the number of rows. SQLite: `json_each`; PostgreSQL: `jsonb_to_recordset`.
  */
 export function selectJsonRows(db: Kysely<Database>, columns: Record<string, JsonColumnType>, rows: readonly Record<string, unknown>[]): RawBuilder<unknown> {
+  return selectJsonText(db, columns, jsonRows(columns, rows));
+}
+
+/** The rows as `selectJsonRows` binds them: one JSON text, an array of each row's values in column order. */
+export function jsonRows(columns: Record<string, JsonColumnType>, rows: readonly Record<string, unknown>[]): string {
   const names = Object.keys(columns);
-  const json = JSON.stringify(rows.map((row) => names.map((name) => row[name] ?? null)));
+  return JSON.stringify(rows.map((row) => names.map((name) => row[name] ?? null)));
+}
+
+/** `selectJsonRows` over `json`, bound as it is: `jsonRows`'s text (or a stand-in for it: `compiledOnce`). */
+export function selectJsonText(db: Kysely<Database>, columns: Record<string, JsonColumnType>, json: unknown): RawBuilder<unknown> {
+  const names = Object.keys(columns);
   if (db.getExecutor().adapter instanceof PostgresAdapter) {
     const pgType = { text: 'text', integer: 'bigint', real: 'double precision' } as const;
     const select = names.map((name, index) => sql`(r.value ->> ${sql.lit(index)})::${sql.raw(pgType[columns[name]])}`);

@@ -1,5 +1,6 @@
 import { type Kysely, PostgresAdapter, sql } from 'kysely';
 
+import { compiledOnce } from './compiled-once.js';
 import type { Database } from './schema.js';
 
 /**
@@ -37,6 +38,10 @@ export function takesRowLocks(trx: Kysely<Database>): boolean {
  */
 export async function lockKeys(trx: Kysely<Database>, keys: readonly string[]): Promise<void> {
   if (!takesRowLocks(trx) || keys.length === 0) return;
-  const unique = [...new Set(keys)];
-  await sql`select pg_advisory_xact_lock(k) from (select distinct hashtextextended(u, 0) as k from unnest(${unique}::text[]) as u order by k) as ordered`.execute(trx);
+  await advisoryLocks(trx, [...new Set(keys)]);
 }
+
+// Compiled once: the exposure flush takes it every batch.
+const advisoryLocks = compiledOnce((db, keys: string[]) =>
+  sql`select pg_advisory_xact_lock(k) from (select distinct hashtextextended(u, 0) as k from unnest(${keys}::text[]) as u order by k) as ordered`.compile(db),
+);

@@ -3,6 +3,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AgentTable, Database } from '../../db/schema.js';
 import { NotFoundError } from '../../errors.js';
 import { containsText } from '../../db/contains.js';
+import { compiledOnce } from '../../db/compiled-once.js';
 
 export type AgentRow = Selectable<AgentTable>;
 
@@ -25,6 +26,8 @@ export interface AgentListFilter {
   after?: { value: string | number; id: string };
   limit: number;
 }
+
+const agentIdOf = compiledOnce((db, agentId: string) => db.selectFrom('agents').select('id').where('id', '=', agentId));
 
 export function agentsStore(db: Kysely<Database>) {
   const store = {
@@ -67,9 +70,9 @@ export function agentsStore(db: Kysely<Database>) {
       return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
     },
 
-    /** Whether the agent exists (in any workspace): its id only, none of its row. */
+    /** Whether the agent exists (in any workspace): its id only, none of its row (the exposure flush asks, a batch). */
     async exists(agentId: string): Promise<boolean> {
-      return (await db.selectFrom('agents').select('id').where('id', '=', agentId).executeTakeFirst()) !== undefined;
+      return (await agentIdOf(db, agentId)).rows.length > 0;
     },
 
     findMany(workspaceId: string, agentIds: string[]): Promise<AgentRow[]> {

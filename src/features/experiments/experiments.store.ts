@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 
-import { columnList, type JsonColumnType, jsonTextList, selectJsonRows } from '../../db/json-rows.js';
+import { compiledOnce } from '../../db/compiled-once.js';
+import { columnList, type JsonColumnType, jsonRows, jsonTextList, selectJsonRows, selectJsonText } from '../../db/json-rows.js';
 import type {
   Database,
   ExperimentMetricTable,
@@ -72,6 +73,25 @@ const EXPOSURE_CELL_COLUMNS: Record<keyof ExposureCellTable, JsonColumnType> = {
   units_with_outcomes: 'integer',
 };
 
+// The exposure flush's statements, compiled once (db/compiled-once.ts): each runs once a batch.
+const findLog = compiledOnce((db, agentId: string) => db.selectFrom('exposure_logs').selectAll().where('agent_id', '=', agentId));
+const saveLog = compiledOnce((db, agentId: string, lastSeq: number, lastArm: number, unexposedValueUnits: number) =>
+  db
+    .insertInto('exposure_logs')
+    .values({ agent_id: agentId, last_seq: lastSeq, last_arm: lastArm, unexposed_value_units: unexposedValueUnits })
+    .onConflict((conflict) => conflict.column('agent_id').doUpdateSet({ last_seq: lastSeq, last_arm: lastArm, unexposed_value_units: unexposedValueUnits })),
+);
+const insertSegment = compiledOnce((db, agentId: string, seq: number, day: number, units: number, body: string) =>
+  db.insertInto('exposure_segments').values({ agent_id: agentId, seq, day, units, body }),
+);
+const addToExposureCells = compiledOnce(
+  (db, json: string) =>
+    sql`
+      insert into exposure_cells ${columnList(EXPOSURE_CELL_COLUMNS)} ${selectJsonText(db, EXPOSURE_CELL_COLUMNS, json)}
+      on conflict (agent_id, deployment_id, branch_id, day) do update set exposures = exposure_cells.exposures + excluded.exposures,
+        units_with_outcomes = exposure_cells.units_with_outcomes + excluded.units_with_outcomes`.compile(db),
+);
+
 function chunks<T>(rows: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let start = 0; start < rows.length; start += size) out.push(rows.slice(start, start + size));
@@ -106,16 +126,12 @@ export function experimentsStore(db: Kysely<Database>) {
 
     // Exposures (segments: exposure-log.ts) ------------------------------------------------------
 
-    findLog(agentId: string): Promise<LogRow | undefined> {
-      return db.selectFrom('exposure_logs').selectAll().where('agent_id', '=', agentId).executeTakeFirst();
+    async findLog(agentId: string): Promise<LogRow | undefined> {
+      return (await findLog(db, agentId)).rows[0];
     },
 
     async saveLog(row: LogRow): Promise<void> {
-      await db
-        .insertInto('exposure_logs')
-        .values(row)
-        .onConflict((conflict) => conflict.column('agent_id').doUpdateSet({ last_seq: row.last_seq, last_arm: row.last_arm, unexposed_value_units: row.unexposed_value_units }))
-        .execute();
+      await saveLog(db, row.agent_id, row.last_seq, row.last_arm, row.unexposed_value_units);
     },
 
     armsAfter(agentId: string, afterArm: number): Promise<ArmRow[]> {
@@ -127,8 +143,10 @@ export function experimentsStore(db: Kysely<Database>) {
     },
 
     async insertSegments(rows: readonly SegmentRow[]): Promise<void> {
-      // A few rows a batch (a thousand units each); five columns each stay far from bind limits.
-      for (const chunk of chunks(rows, 100)) await db.insertInto('exposure_segments').values(chunk).execute();
+      // A batch's: one row (a thousand units at most), two when it spans midnight.
+      if (rows.length <= 2) for (const row of rows) await insertSegment(db, row.agent_id, row.seq, row.day, row.units, row.body);
+      // Five columns a row stay far from bind limits.
+      else for (const chunk of chunks(rows, 100)) await db.insertInto('exposure_segments').values(chunk).execute();
     },
 
     /** The agent's segments after `afterSeq`, in order, `limit` at most. */
@@ -191,10 +209,7 @@ export function experimentsStore(db: Kysely<Database>) {
 
     async addToExposureCells(deltas: readonly ExposureCellDelta[]): Promise<void> {
       for (const chunk of chunks(deltas, ROWS_PER_STATEMENT)) {
-        await sql`
-          insert into exposure_cells ${columnList(EXPOSURE_CELL_COLUMNS)} ${selectJsonRows(db, EXPOSURE_CELL_COLUMNS, chunk)}
-          on conflict (agent_id, deployment_id, branch_id, day) do update set exposures = exposure_cells.exposures + excluded.exposures,
-            units_with_outcomes = exposure_cells.units_with_outcomes + excluded.units_with_outcomes`.execute(db);
+        await addToExposureCells(db, jsonRows(EXPOSURE_CELL_COLUMNS, chunk));
       }
     },
 
