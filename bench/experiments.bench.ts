@@ -43,7 +43,10 @@ async function exposureCost(seconds: number, windows: number, processes: number,
     let child: ChildProcess | undefined;
     try {
       const { agentId } = await seed(database.options);
-      const [port, controlPort] = [await freePort(), await freePort()];
+      // Two probes in a row may be handed the same free port.
+      const port = await freePort();
+      let controlPort = await freePort();
+      while (controlPort === port) controlPort = await freePort();
       const base = `http://127.0.0.1:${port}`;
       child = await startProcess(
         process.execPath,
