@@ -400,6 +400,11 @@ describe('merge proposals', () => {
     expect(stored.reviews).toEqual([expect.objectContaining({ state: 'approved', comment: 'Looks right.' })]);
     expect(stored.comments).toEqual([expect.objectContaining({ body: 'Ship it after lunch.' })]);
 
+    // The users' names arrive last: the proposal waits for them rather than show ids first.
+    await author.route('**/v1/convai/workspace/users', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      await route.fallback();
+    });
     await author.reload();
     await author.getByText('Looks right.').waitFor();
     expect(await author.getByRole('listitem').filter({ hasText: 'Looks right.' }).textContent()).toMatch(/Approved by reviewer-user/);

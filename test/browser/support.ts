@@ -170,8 +170,9 @@ export async function startDashboard(): Promise<Dashboard> {
  * arrived passes almost always and fails once in a few hundred runs (a form's select read before
  * its options came). Each read waits a different while, so answers also arrive out of order:
  * a screen must show loaded data only, whatever the timing, and the tests wait for it.
+ * `BRANCHWISE_TEST_API_READ_DELAY_MS` sets another bound, to hunt such races with longer delays.
  */
-const API_READ_DELAY_MS = 120;
+const API_READ_DELAY_MS = Number(process.env.BRANCHWISE_TEST_API_READ_DELAY_MS ?? 120);
 
 async function delayApiReads(context: BrowserContext): Promise<void> {
   await context.route(

@@ -35,3 +35,12 @@ export function useApi<T>(path: string | undefined, query?: ApiOptions['query'])
   const reload = useCallback(() => setAttempt((count) => count + 1), []);
   return { data: state.data, error: state.error, loading: state.loading, reload };
 }
+
+/**
+ * Whether each of `loads` has its answer or its error. A screen that shows names or labels looked
+ * up in other reads (a user's name, a branch's) shows them once those reads are settled, never an
+ * id first and a name a moment later (a user, or a test, reading in that moment sees the id).
+ */
+export function settled(...loads: Loaded<unknown>[]): boolean {
+  return loads.every((load) => load.data !== undefined || load.error !== undefined);
+}

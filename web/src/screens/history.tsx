@@ -8,7 +8,7 @@ import { useAgentHistory } from '../history/use-agent-history';
 import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
 import { Button, ErrorPanel, Loading, Page, RelativeTime } from '../ui';
-import { useApi } from '../use-api';
+import { settled, useApi } from '../use-api';
 
 /** Rows drawn above and below the visible ones, so a quick scroll or Tab finds them ready. */
 const OVERSCAN = 12;
@@ -27,14 +27,16 @@ export function HistoryScreen({ agent_id: agentId }: { agent_id: string }) {
   const [branchFrom, setBranchFrom] = useState<BranchTarget>();
   const writable = session ? canWrite(session.who.role) : false;
 
+  const ready = settled(agent, branches);
   const branchName = useMemo(() => new Map((branches.data?.results ?? []).map((branch) => [branch.id, branch.name])), [branches.data]);
   // The lane order so far, so a page of older versions never moves a lane.
   const lanes = useRef<string[]>([]);
   const layout = useMemo(() => {
-    const laid = layoutGraph(history.versions, agent.data?.main_branch_id ?? undefined, lanes.current);
+    // Not before main's id is known: the first lanes laid stay where they are.
+    const laid = layoutGraph(ready ? history.versions : [], agent.data?.main_branch_id ?? undefined, lanes.current);
     lanes.current = [...laid.laneOf.keys()];
     return laid;
-  }, [history.versions, agent.data?.main_branch_id]);
+  }, [history.versions, agent.data?.main_branch_id, ready]);
 
   const selected = [query.a, query.b].filter((id): id is string => Boolean(id));
   const toggle = (versionId: string) => {
@@ -79,8 +81,9 @@ export function HistoryScreen({ agent_id: agentId }: { agent_id: string }) {
     >
       {agent.error && <ErrorPanel error={agent.error} title="The agent could not be loaded" onRetry={agent.reload} />}
       {history.error && <ErrorPanel error={history.error} title="The history could not be loaded" onRetry={history.versions.length ? history.loadOlder : history.reload} />}
-      {history.versions.length === 0 && history.loading && <Loading label="Loading history…" />}
-      {history.versions.length > 0 && (
+      {/* Lanes are laid out from main's; rows name their branches: shown once both are known. */}
+      {!(history.versions.length > 0 && ready) && (history.loading || !ready) && !history.error && <Loading label="Loading history…" />}
+      {history.versions.length > 0 && ready && (
         <GraphList
           layout={layout}
           versions={history.versions}
@@ -94,7 +97,7 @@ export function HistoryScreen({ agent_id: agentId }: { agent_id: string }) {
           nearEnd={history.loadOlder}
         />
       )}
-      {history.versions.length > 0 && (
+      {history.versions.length > 0 && ready && (
         <div class="pager">
           <span class="muted small" role="status">
             {history.loading ? 'Loading older versions…' : `${history.versions.length} versions shown${history.hasMore ? '' : ' (all of them)'}`}

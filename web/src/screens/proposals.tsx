@@ -22,7 +22,7 @@ import {
 } from '../api/edit';
 import { canWrite, type Session, useSession } from '../session';
 import { Button, type Column, Confirm, describeError, ErrorPanel, Loading, Page, RelativeTime, Table, useNotice } from '../ui';
-import { useApi } from '../use-api';
+import { settled, useApi } from '../use-api';
 import { ChangesTable } from './changes';
 import { configChanges } from '../config-patch';
 
@@ -41,7 +41,7 @@ function useNames(session: Session | undefined): { users: WorkspaceUser[]; users
     return session && userId === session.who.user_id ? `${name} (you)` : name;
   };
   // An answer or an error: either way the list is as complete as it will get.
-  return { users: list, usersLoaded: users.data !== undefined || users.error !== undefined, who };
+  return { users: list, usersLoaded: settled(users), who };
 }
 
 function branchName(branches: Branch[] | undefined, id: string): string {
@@ -142,8 +142,9 @@ export function ProposalsScreen({ agent_id: agentId }: { agent_id: string }) {
         </nav>
       </div>
       {proposals.error && <ErrorPanel error={proposals.error} title="The proposals could not be loaded" onRetry={proposals.reload} />}
-      {!proposals.data && proposals.loading && <Loading label="Loading proposals…" />}
-      {proposals.data && (
+      {/* Rows name their authors and branches: shown once those are known, never ids first. */}
+      {!(proposals.data && usersLoaded && settled(branches)) && !proposals.error && <Loading label="Loading proposals…" />}
+      {proposals.data && usersLoaded && settled(branches) && (
         <div aria-busy={proposals.loading}>
           <Table caption="Merge proposals" columns={columns} rows={proposals.data.results} rowKey={(proposal) => proposal.id} empty={state ? `No ${state} proposals.` : 'No proposals yet.'} />
           {(cursor || proposals.data.has_more) && (
@@ -249,7 +250,7 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
   const writable = session ? canWrite(session.who.role) : false;
   const mayReview = session ? session.who.role !== 'viewer' : false;
   const loaded = useApi<Proposal>(paths.proposal(agentId, proposalId));
-  const { who } = useNames(session);
+  const { usersLoaded, who } = useNames(session);
   const branches = useApi<{ results: Branch[] }>(paths.branches(agentId), { include_archived: true });
   const [proposal, setProposal] = useState<Proposal>();
   useEffect(() => setProposal(loaded.data), [loaded.data]);
@@ -321,7 +322,8 @@ export function ProposalScreen({ agent_id: agentId, merge_proposal_id: proposalI
       </Page>
     );
   }
-  if (!proposal) {
+  // The proposal names users and branches: shown once those are known, never ids first.
+  if (!proposal || !usersLoaded || !settled(branches)) {
     return (
       <Page title="Merge proposal">
         <Loading label="Loading the proposal…" />

@@ -16,7 +16,7 @@ import { BranchFromVersion, type BranchTarget } from '../history/BranchFromVersi
 import { screenPaths } from '../history/paths';
 import { canWrite, useSession } from '../session';
 import { BranchOptions, Button, ErrorPanel, Loading, Page, RelativeTime, useNotice } from '../ui';
-import { useApi } from '../use-api';
+import { settled, useApi } from '../use-api';
 
 const CONFIG_SECTIONS: [keyof AgentConfig, string][] = [
   ['conversation_config', 'Conversation config'],
@@ -39,7 +39,8 @@ export function VersionScreen({ agent_id: agentId, version_id: versionId }: { ag
   const [branchFrom, setBranchFrom] = useState<BranchTarget>();
   const writable = session ? canWrite(session.who.role) : false;
 
-  const version = metadata.data;
+  // The version is labelled by its branch's name: shown once the branches are known, never an id first.
+  const version = settled(branches) ? metadata.data : undefined;
   const branchList = branches.data?.results ?? [];
   const branchName = (branchId: string) => branchList.find((branch) => branch.id === branchId)?.name ?? branchId;
   const ontoId = query.onto ?? version?.branch_id;
@@ -91,7 +92,7 @@ export function VersionScreen({ agent_id: agentId, version_id: versionId }: { ag
       }
     >
       {metadata.error && <ErrorPanel error={metadata.error} title="The version could not be loaded" onRetry={metadata.reload} />}
-      {!version && metadata.loading && <Loading label="Loading the version…" />}
+      {!version && !metadata.error && <Loading label="Loading the version…" />}
       {version && (
         <div class="card version-facts">
           <dl class="facts">
