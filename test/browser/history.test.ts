@@ -268,6 +268,11 @@ describe('history, diff, restore', () => {
     await commit(agentId, mainId, { first_message: 'Newer hello' });
     const page = await pageAt('editor', `/agents/${agentId}/history`);
     await page.getByRole('button', { name: 'Branch from #1 on Main' }).click();
+    // The branches' new list arrives after the new history: the new lane is still named, not shown by its id first.
+    await page.route(`**/v1/convai/agents/${agentId}/branches?*`, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      await route.fallback();
+    });
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel('Branch name').fill('from-the-start');
     await dialog.getByRole('button', { name: 'Create branch' }).click();

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 
 import { api, type ApiError, type ApiOptions } from './api';
 
@@ -6,8 +6,12 @@ export interface Loaded<T> {
   data: T | undefined;
   error: ApiError | undefined;
   loading: boolean;
-  /** Loads again (after a change), keeping the current data on screen meanwhile. */
-  reload: () => void;
+  /**
+   * Loads again (after a change), keeping the current data on screen meanwhile. Resolves once that
+   * load has its answer or its error: a screen whose other reads name what this one lists (a new
+   * branch) reloads those after it, so that they never show a name not yet known.
+   */
+  reload: () => Promise<void>;
 }
 
 /**
@@ -17,22 +21,38 @@ export interface Loaded<T> {
 export function useApi<T>(path: string | undefined, query?: ApiOptions['query']): Loaded<T> {
   const [state, setState] = useState<{ data?: T; error?: ApiError; loading: boolean }>({ loading: path !== undefined });
   const [attempt, setAttempt] = useState(0);
+  // Who waits for the next load to settle (`reload`'s promises).
+  const waiting = useRef<(() => void)[]>([]);
   const queryKey = JSON.stringify(query ?? {});
   useEffect(() => {
-    if (path === undefined) return;
+    const settle = () => {
+      for (const resolve of waiting.current.splice(0)) resolve();
+    };
+    if (path === undefined) return settle();
     const controller = new AbortController();
     setState((previous) => ({ data: previous.data, loading: true }));
     api<T>('GET', path, undefined, { query, signal: controller.signal }).then(
-      (data) => setState({ data, loading: false }),
+      (data) => {
+        setState({ data, loading: false });
+        settle();
+      },
       (error: unknown) => {
         if (controller.signal.aborted) return;
         setState((previous) => ({ data: previous.data, error: error as ApiError, loading: false }));
+        settle();
       },
     );
     return () => controller.abort();
     // `query` is compared by value, through queryKey.
   }, [path, queryKey, attempt]);
-  const reload = useCallback(() => setAttempt((count) => count + 1), []);
+  const reload = useCallback(
+    () =>
+      new Promise<void>((resolve) => {
+        waiting.current.push(resolve);
+        setAttempt((count) => count + 1);
+      }),
+    [],
+  );
   return { data: state.data, error: state.error, loading: state.loading, reload };
 }
 

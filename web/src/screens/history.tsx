@@ -114,8 +114,8 @@ export function HistoryScreen({ agent_id: agentId }: { agent_id: string }) {
         target={branchFrom}
         onClose={() => setBranchFrom(undefined)}
         onCreated={() => {
-          history.reload();
-          branches.reload();
+          // The new branch's name first, then the history that shows its version.
+          void branches.reload().then(history.reload);
         }}
       />
     </Page>
