@@ -40,6 +40,10 @@ export default defineConfig({
     // state between apps that a test relies on (every test starts its own app and database).
     isolate: false,
     hookTimeout: patient(60_000),
+    // expect.poll waits for what a screen shows after an action: its write and the reads that
+    // follow, each delayed in the browser tests (test/browser/support.ts). A second (vitest's
+    // default) was less than that takes on a loaded machine. Tests that time something give their own.
+    expect: { poll: { timeout: patient(10_000) } },
     projects: [
       {
         extends: true,
