@@ -147,6 +147,29 @@ describe('the exposure log across processes', () => {
     expect(seen).toBeUndefined();
   });
 
+  it("keeps an agent's log whose map alone is past the memory budget, rather than read it back for every write", async () => {
+    const { agentId, mainBranchId } = await agentWithBranch();
+    const deployment = await testApp.store.db.selectFrom('deployments').select('id').where('agent_id', '=', agentId).where('is_active', '=', 1).executeTakeFirstOrThrow();
+    const logs = new ExposureLogs({ retentionDays: 90, now: () => Date.now(), maxBytes: 1_024 });
+    const write = async (units: string[]) => {
+      const committed: (() => void)[] = [];
+      const added = await testApp.store.db.transaction().execute(async (trx) => {
+        const exposures = await logs.open({ trx, afterCommit: (callback) => committed.push(callback), afterRollback: () => {} }, agentId);
+        const rows = units.map((unit): ExposureRow => ({ agent_id: agentId, unit_id: unit, branch_id: mainBranchId, version_id: 'v', deployment_id: deployment.id, probability: 1, exposed_at_ms: Date.now(), source: 'reported' }));
+        const result = await exposures.add(trx, agentId, ExposureBatch.fromRows(rows));
+        await exposures.save(trx, agentId);
+        return result.added.length;
+      });
+      for (const callback of committed) callback();
+      return added;
+    };
+    expect(await write(Array.from({ length: 300 }, (_, i) => `big-${i}`))).toBe(300);
+    // Kept, past the budget (refused, it was 0: every open read all the segments back).
+    expect(logs.bytes).toBeGreaterThan(1_024);
+    expect(await write(['big-0', 'big-300'])).toBe(1);
+    expect(logs.bytes).toBeGreaterThan(1_024);
+  });
+
   it('a process that starts later reads the log back from the segments (3,500 units)', async () => {
     const { agentId, mainBranchId } = await agentWithBranch();
     for (let start = 0; start < 3_500; start += 500) {

@@ -1,9 +1,15 @@
 export interface LruLimits<V> {
   /** Most entries kept. */
   maxEntries: number;
-  /** Most bytes kept, as `sizeOf` counts them; an entry larger than this is not kept at all. */
+  /** Most bytes kept, as `sizeOf` counts them; an entry larger than this is not kept at all (but see `keepOversized`). */
   maxBytes?: number;
   sizeOf?: (value: V) => number;
+  /**
+   * An entry larger than `maxBytes` is kept alone (every other goes) rather than not at all: for
+   * values that are costly to build again and used again at once, where refusing one would
+   * rebuild it on every use.
+   */
+  keepOversized?: boolean;
 }
 
 /**
@@ -15,6 +21,7 @@ export class LruCache<K, V> {
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly sizeOf?: (value: V) => number;
+  private readonly keepOversized: boolean;
   private byteCount = 0;
   /** The most recently used key (when `hasNewest`): reading it again moves nothing. */
   private newest: K | undefined;
@@ -28,6 +35,7 @@ export class LruCache<K, V> {
     this.maxEntries = resolved.maxEntries;
     this.maxBytes = resolved.maxBytes ?? Number.POSITIVE_INFINITY;
     this.sizeOf = resolved.sizeOf;
+    this.keepOversized = resolved.keepOversized ?? false;
   }
 
   get(key: K): V | undefined {
@@ -55,14 +63,15 @@ export class LruCache<K, V> {
   set(key: K, value: V): void {
     this.delete(key);
     const size = this.sizeOf ? this.sizeOf(value) : 0;
-    if (size > this.maxBytes) return;
+    if (size > this.maxBytes && !this.keepOversized) return;
     this.byteCount += size;
     this.entries.set(key, { value, size });
     this.newest = key;
     this.hasNewest = true;
     while (this.entries.size > this.maxEntries || this.byteCount > this.maxBytes) {
       const oldest = this.entries.keys().next();
-      if (oldest.done) break;
+      // The entry just set is the newest: it is reached last, when it is oversized alone.
+      if (oldest.done || (this.keepOversized && oldest.value === key)) break;
       this.delete(oldest.value);
     }
   }

@@ -329,7 +329,9 @@ export class ExposureLogs {
 
   constructor(private readonly options: { retentionDays: number; now: () => number; maxBytes?: number }) {
     this.retentionDays = options.retentionDays;
-    this.logs = new LruCache({ maxEntries: 100_000, maxBytes: options.maxBytes ?? 512 * 1024 * 1024, sizeOf: (log) => log.bytes });
+    // An agent whose map alone is past the budget keeps it (the others go): refused, it would be
+    // read back from all of its segments for every batch written.
+    this.logs = new LruCache({ maxEntries: 100_000, maxBytes: options.maxBytes ?? 512 * 1024 * 1024, sizeOf: (log) => log.bytes, keepOversized: true });
   }
 
   /** Bytes held by the logs in memory. */
