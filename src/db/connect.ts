@@ -21,6 +21,7 @@ import * as guardedRollouts from './migrations/0011_guarded_rollouts.js';
 import * as exposuresWithoutTimeIndex from './migrations/0012_exposures_without_time_index.js';
 import * as exposureSegments from './migrations/0013_exposure_segments.js';
 import * as unexposedValueUnits from './migrations/0014_unexposed_value_units.js';
+import * as segmentCompression from './migrations/0015_segment_compression.js';
 import type { Database } from './schema.js';
 import { assertNoWriteInProgress } from './write.js';
 
@@ -70,6 +71,7 @@ export const migrations: Record<string, Migration> = {
   '0012_exposures_without_time_index': exposuresWithoutTimeIndex,
   '0013_exposure_segments': exposureSegments,
   '0014_unexposed_value_units': unexposedValueUnits,
+  '0015_segment_compression': segmentCompression,
 };
 
 /** Any lock key unique to branchwise: serializes migrations across processes starting together. */
