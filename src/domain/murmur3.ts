@@ -29,8 +29,8 @@ export function murmur3(text: string, seed = 0): number {
  */
 export function murmur3Pair(text: string, seedA: number, seedB: number, out: Uint32Array): void {
   if (!isAscii(text)) {
-    out[0] = murmur3(text, seedA);
-    out[1] = murmur3(text, seedB);
+    const bytes = encoder.encode(text);
+    murmur3PairBytes(bytes, 0, bytes.length, seedA, seedB, out);
     return;
   }
   let a = seedA >>> 0;
@@ -44,6 +44,26 @@ export function murmur3Pair(text: string, seedA: number, seedB: number, out: Uin
   }
   let tail = 0;
   for (let i = blocks; i < length; i++) tail |= text.charCodeAt(i) << (8 * (i - blocks));
+  out[0] = finalize(length & 3 ? mixTail(a, tail) : a, length);
+  out[1] = finalize(length & 3 ? mixTail(b, tail) : b, length);
+}
+
+/**
+ * `murmur3Pair` of the text whose UTF-8 bytes are `bytes[start, end)`: the same two hashes, from
+ * the bytes as they are (no string, no copy).
+ */
+export function murmur3PairBytes(bytes: Uint8Array, start: number, end: number, seedA: number, seedB: number, out: Uint32Array): void {
+  let a = seedA >>> 0;
+  let b = seedB >>> 0;
+  const length = end - start;
+  const blocksEnd = start + (length & ~3);
+  for (let i = start; i < blocksEnd; i += 4) {
+    const block = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+    a = mixBlock(a, block);
+    b = mixBlock(b, block);
+  }
+  let tail = 0;
+  for (let i = blocksEnd; i < end; i++) tail |= bytes[i] << (8 * (i - blocksEnd));
   out[0] = finalize(length & 3 ? mixTail(a, tail) : a, length);
   out[1] = finalize(length & 3 ? mixTail(b, tail) : b, length);
 }

@@ -1,4 +1,4 @@
-import { murmur3Pair } from './murmur3.js';
+import { murmur3Pair, murmur3PairBytes } from './murmur3.js';
 
 // Two seeds of MurmurHash3: a unit is known by 64 bits of hash. Two units of one agent collide
 // with a chance of about n² / 2⁶⁵ (n = 1,000,000: 3 in 100,000,000); the second is then taken
@@ -42,6 +42,12 @@ export class UnitMap {
   /** The unit's 64-bit key, in a shared array valid until the next call. */
   static key(unit: string): Uint32Array {
     murmur3Pair(unit, SEED_LOW, SEED_HIGH, KEY);
+    return KEY;
+  }
+
+  /** `UnitMap.key` of the unit whose UTF-8 bytes are `bytes[start, end)`, in the same shared array. */
+  static keyOfBytes(bytes: Uint8Array, start: number, end: number): Uint32Array {
+    murmur3PairBytes(bytes, start, end, SEED_LOW, SEED_HIGH, KEY);
     return KEY;
   }
 
@@ -155,61 +161,6 @@ export class UnitMap {
       this.slots[to + 1] = old[base + 1];
       this.slots[to + 2] = old[base + 2];
       this.slots[to + 3] = old[base + 3];
-    }
-  }
-}
-
-/**
- * A set of 64-bit keys (two 32-bit halves, computed by the caller) in one Uint32Array, at most
- * half full: what a hot path remembers about millions of units without keeping their strings.
- * `clear` empties it in place.
- */
-export class HashSet64 {
-  private readonly slots: Uint32Array;
-  private readonly mask: number;
-  private count = 0;
-
-  /** Room for `capacity` keys (rounded up to a power of two, times two). */
-  constructor(readonly capacity: number) {
-    let slots = MIN_SLOTS;
-    while (slots < capacity * 2) slots *= 2;
-    this.slots = new Uint32Array(slots * 2);
-    this.mask = slots - 1;
-  }
-
-  get size(): number {
-    return this.count;
-  }
-
-  /** Whether the key is in the set. The key (0, 0) is taken as (0, 1). */
-  has(low: number, high: number): boolean {
-    return this.slots[this.find(low >>> 0, high >>> 0 || 1) * 2 + 1] !== 0;
-  }
-
-  /** Adds the key: whether it was new. Full (`capacity` keys): nothing is added, and false. */
-  add(low: number, high: number): boolean {
-    const l = low >>> 0;
-    const h = high >>> 0 || 1;
-    const index = this.find(l, h);
-    if (this.slots[index * 2 + 1] !== 0 || this.count >= this.capacity) return false;
-    this.slots[index * 2] = l;
-    this.slots[index * 2 + 1] = h;
-    this.count++;
-    return true;
-  }
-
-  clear(): void {
-    this.slots.fill(0);
-    this.count = 0;
-  }
-
-  /** The key's slot, or the empty one it would take (the high half is never 0 in a used slot). */
-  private find(low: number, high: number): number {
-    let index = low & this.mask;
-    for (;;) {
-      const stored = this.slots[index * 2 + 1];
-      if (stored === 0 || (stored === high && this.slots[index * 2] === low)) return index;
-      index = (index + 1) & this.mask;
     }
   }
 }

@@ -142,7 +142,7 @@ export function agentsService(context: AppContext) {
       response = await renderAt(caller, entry.agent, { id: head.versionId, branch_id: branchId, document_hash: head.documentHash });
       context.routing.addResponse(agentId, entry, key, response);
     }
-    context.routing.onRouted?.(agentId, routingKey, branchId, head.versionId, entry.deployment);
+    context.routing.onRouted?.(entry.agent.id, routingKey, branchId, head.versionId, entry.deployment);
     return response;
   }
 

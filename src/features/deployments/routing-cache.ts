@@ -144,7 +144,8 @@ export class RoutingCache {
       head.lastCaller = caller;
     }
     const body = entry.responses.get(head.lastKey as string);
-    if (body !== undefined) this.onRouted?.(agentId, routingKey, branchId, head.versionId, entry.deployment);
+    // The entry's own id: the same string read after read (the exposure recorder compares by identity first).
+    if (body !== undefined) this.onRouted?.(entry.agent.id, routingKey, branchId, head.versionId, entry.deployment);
     return body;
   }
 

@@ -22,13 +22,13 @@ export class ExposureBatch {
   constructor(
     /** Unit i is `bytes[i === 0 ? 0 : ends[i - 1], ends[i])`. */
     readonly bytes: Buffer,
-    readonly ends: readonly number[],
+    readonly ends: ArrayLike<number>,
     /** Unit i's key halves at `2i` and `2i + 1`. */
-    readonly keys: readonly number[],
+    readonly keys: ArrayLike<number>,
     /** Unit i's arm: an index into `arms`. */
-    readonly armIndexes: readonly number[],
+    readonly armIndexes: ArrayLike<number>,
     readonly arms: readonly BatchArm[],
-    readonly times: readonly number[],
+    readonly times: ArrayLike<number>,
   ) {}
 
   get length(): number {
