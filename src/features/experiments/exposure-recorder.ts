@@ -36,10 +36,10 @@ const INITIAL_UNIT_BYTES = 64 * 1024;
  * is buffered (SIGTERM); a SIGKILL loses at most the last interval.
  */
 export class ExposureRecorder {
-  // The buffer, in columns: a row object per exposure, kept until its batch is written, outlived
-  // young-generation collections and made old-generation garbage (measured: a tenth of the routed
-  // read's CPU with nothing written at all). The units are kept as bytes, not strings: a unit
-  // string is a slice of its request's URL and would keep all of it alive.
+  // The buffer is numbers and bytes, no object per exposure: a row object, kept until its batch is
+  // written, outlived young-generation collections and made old-generation garbage (measured: a
+  // tenth of the routed read's CPU with nothing written at all). The units are kept as bytes, not
+  // strings: a unit string is a slice of its request's URL and would keep all of it alive.
   /** The buffered units' UTF-8 bytes, one after the other. */
   private unitBytes = Buffer.allocUnsafe(INITIAL_UNIT_BYTES);
   private unitBytesUsed = 0;
