@@ -10,7 +10,7 @@ import { experimentRuntimeOf } from '../src/features/experiments/experiments.run
 import { openStore } from '../src/db/connect.js';
 import { recountedCells, storedCells } from './support/experiments.js';
 import { createAgent } from './support/fixtures.js';
-import { injectAs, listen, okJson, startTestApp, type TestApp } from './support/test-app.js';
+import { injectAs, listen, okJson, startOtherApp, startTestApp, type TestApp } from './support/test-app.js';
 import { buildApp } from '../src/app.js';
 
 // Issue 20: the routed read records who was routed where, buffered, without slowing the read.
@@ -187,6 +187,72 @@ describe('routed reads record exposures', () => {
     }
     expect(new Set(rows.map((exposure) => exposure.branch_id)).size).toBe(2);
     expect(await storedCells(testApp.store, agent.agentId)).toEqual(await recountedCells(testApp.store, agent.agentId));
+  });
+
+  // The routed read buffers every read; the agent's exposure log keeps a unit's first exposure, in
+  // the order batches commit, whichever process wrote them and whatever branch a later read got.
+  it('generated reads of a few units through two processes, redeployed between them: each unit once, the first written wins', async () => {
+    // Batches are written when the test says only (a timer's write between two steps would commit
+    // reads before the model does).
+    const config = { recordExposures: true, exposureFlushIntervalMs: 3_600_000 };
+    const first = await startTestApp({ config });
+    const firstUrl = await listen(first);
+    const other = await startOtherApp(first, { config });
+    try {
+      const step = fc.oneof(
+        { arbitrary: fc.record({ kind: fc.constant('read' as const), through: fc.integer({ min: 0, max: 1 }), unit: fc.integer({ min: 0, max: 5 }) }), weight: 6 },
+        { arbitrary: fc.record({ kind: fc.constant('flush' as const), through: fc.integer({ min: 0, max: 1 }) }), weight: 2 },
+        { arbitrary: fc.record({ kind: fc.constant('redeploy' as const) }), weight: 1 },
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 5, maxLength: 30 }), async (steps) => {
+          const agent = await createAgent(first);
+          const { created_branch_id: branchId } = okJson<{ created_branch_id: string }>(
+            await injectAs(first, 'POST', `/v1/convai/agents/${agent.agentId}/branches`, first.keys.admin, { parent_version_id: agent.versionId, name: 'B', description: '' }),
+          );
+          const apps = [
+            { url: firstUrl, recorder: experimentRuntimeOf(first.app.context).recorder },
+            { url: other.url, recorder: experimentRuntimeOf(other.app.context).recorder },
+          ];
+          // The model: reads buffered per process, units as their batches commit.
+          const pending: [string, string][][] = [[], []];
+          const firstExposure = new Map<string, string>();
+          const flush = async (through: number) => {
+            await apps[through].recorder.flush();
+            for (const [unit, branch] of pending[through]) if (!firstExposure.has(unit)) firstExposure.set(unit, branch);
+            pending[through] = [];
+          };
+          let toBranch = true;
+          for (const one of steps) {
+            if (one.kind === 'read') {
+              const unit = `${agent.agentId}-u${one.unit}`;
+              const response = await fetch(`${apps[one.through].url}/v1/convai/agents/${agent.agentId}?conversation_id=${unit}`, { headers: { 'xi-api-key': first.keys.admin } });
+              expect(response.status).toBe(200);
+              pending[one.through].push([unit, ((await response.json()) as { branch_id: string }).branch_id]);
+            } else if (one.kind === 'flush') await flush(one.through);
+            else {
+              const to = toBranch ? branchId : agent.mainBranchId;
+              toBranch = !toBranch;
+              okJson(
+                await injectAs(first, 'POST', `/v1/convai/agents/${agent.agentId}/deployments`, first.keys.admin, {
+                  deployment_request: { requests: [{ branch_id: to, deployment_strategy: { type: 'percentage', traffic_percentage: 100 } }] },
+                }),
+              );
+            }
+          }
+          await flush(0);
+          await flush(1);
+          const stored = (await experimentsStore(first.store.db).exposureRows(agent.agentId)).map((exposure) => [exposure.unit_id, exposure.branch_id]);
+          const byUnit = ([a]: string[], [b]: string[]) => (a < b ? -1 : a > b ? 1 : 0);
+          expect(stored.sort(byUnit)).toEqual([...firstExposure].sort(byUnit));
+          expect(await storedCells(first.store, agent.agentId)).toEqual(await recountedCells(first.store, agent.agentId));
+        }),
+        { numRuns: 15 },
+      );
+    } finally {
+      await other.close();
+      await first.close();
+    }
   });
 
   it('a read refused (another workspace, pinned to a branch) records nothing', async () => {

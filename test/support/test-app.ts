@@ -97,9 +97,10 @@ export interface OtherApp {
  * feed: another server process, as the database sees it (SQLite: another connection that commits;
  * PostgreSQL: another LISTEN).
  */
-export async function startOtherApp(testApp: TestApp, options: { now?: () => number } = {}): Promise<OtherApp> {
+export async function startOtherApp(testApp: TestApp, options: { now?: () => number; config?: Partial<AppOptions['config']> } = {}): Promise<OtherApp> {
   const store = await openStore(testApp.database.options);
-  const app = await buildApp({ config: { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', recordExposures: false }, store, now: options.now, logger: false });
+  const config = { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', recordExposures: false, ...options.config };
+  const app = await buildApp({ config, store, now: options.now, logger: false });
   const url = await app.server.listen({ host: '127.0.0.1', port: 0 });
   return {
     app,
