@@ -52,16 +52,22 @@ export interface TestApp {
 }
 
 /** A real app on its own database of the current dialect, with a key for every role. */
+/**
+ * A test app's config: `overrides` over the defaults. Routed reads record exposures, written a
+ * flush interval later (issue 20): a test comparing snapshots around routed reads would see them
+ * land at any moment. Off unless a test turns it on (test/experiments-exposures.test.ts,
+ * test/e2e/experiments.sdk.test.ts); servers run with it on.
+ */
+function testConfig(overrides: Partial<AppOptions['config']> = {}): AppOptions['config'] {
+  return { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', recordExposures: false, ...overrides };
+}
+
 export async function startTestApp(
   options: { config?: Partial<AppOptions['config']>; now?: () => number; dashboardDir?: string } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
   const store = await openStore(database.options);
-  // Routed reads record exposures, written a flush interval later (issue 20): a test comparing
-  // snapshots around routed reads would see them land at any moment. Off unless a test turns it on
-  // (test/experiments-exposures.test.ts, test/e2e/experiments.sdk.test.ts); servers run with it on.
-  const config = { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', recordExposures: false, ...options.config };
-  const app = await buildApp({ config, store, now: options.now, logger: false, dashboardDir: options.dashboardDir });
+  const app = await buildApp({ config: testConfig(options.config), store, now: options.now, logger: false, dashboardDir: options.dashboardDir });
   const admin = await app.workspaces.bootstrap(undefined);
   if (!admin) throw new Error('bootstrap did not create a key on an empty store');
   const keys = { admin: admin.key } as Record<Role, string>;
@@ -99,8 +105,7 @@ export interface OtherApp {
  */
 export async function startOtherApp(testApp: TestApp, options: { now?: () => number; config?: Partial<AppOptions['config']> } = {}): Promise<OtherApp> {
   const store = await openStore(testApp.database.options);
-  const config = { bodyLimitBytes: 2 * 1024 * 1024, logLevel: 'silent', recordExposures: false, ...options.config };
-  const app = await buildApp({ config, store, now: options.now, logger: false });
+  const app = await buildApp({ config: testConfig(options.config), store, now: options.now, logger: false });
   const url = await app.server.listen({ host: '127.0.0.1', port: 0 });
   return {
     app,
